@@ -1,0 +1,249 @@
+//! `cli`: argument parsing, output and exit codes. Thin: every command is a call into
+//! [`crate::lab`].
+
+mod graph;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::lab::{self, Lab, LabError};
+
+#[derive(Parser)]
+#[command(name = "topo", version, about = "Declarative network labs on one Linux host")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check a topology file (no kernel access); exit 2 on errors
+    Validate { file: PathBuf },
+    /// Show what `up` would create, change and delete, against the live kernel
+    Plan {
+        file: PathBuf,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Make the kernel match the file (idempotent; applies only the difference)
+    Up {
+        file: PathBuf,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Remove everything of a lab, and nothing else
+    Down {
+        /// The topology file (its `name` says which lab)
+        file: Option<PathBuf>,
+        /// The lab's name, when the file is gone
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+    },
+    /// Nodes, interfaces, addresses, routes and processes of a lab
+    Status {
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Run a command inside a node; exits with the command's status
+    Exec {
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+        node: String,
+        /// The command and its arguments (after `--`); default: an interactive shell
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print the topology as a DOT or Mermaid graph
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+    /// Print the JSON Schema of topology files
+    Schema,
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // Hidden helper modes, dispatched before anything starts a thread (see `node`).
+    match args.get(1).map(String::as_str) {
+        Some("__init") => return crate::node::init::main(args.get(2).map(String::as_str).unwrap_or("")),
+        Some("__enter") => return crate::node::enter::main(&args[2..]),
+        _ => {}
+    }
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", render_error(&e));
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOPO_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn render_error(e: &LabError) -> String {
+    match e {
+        LabError::Spec(d) => d.to_string(),
+        other => format!("topo: error: {other}"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LabError::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+fn run(command: Command) -> Result<i32, LabError> {
+    match command {
+        Command::Validate { file } => {
+            let lab = Lab::load(&file)?;
+            let t = &lab.topology;
+            println!("{}: ok: lab {}, {} nodes, {} links, {} bridges", file.display(), t.name, t.nodes.len(), t.links.len(), t.bridges.len());
+            Ok(0)
+        }
+        Command::Plan { file, output } => {
+            let lab = Lab::load(&file)?;
+            let plan = runtime()?.block_on(lab.plan())?;
+            match output {
+                Output::Json => print_json(&plan),
+                Output::Text if plan.is_empty() => println!("lab {}: no changes", lab.name()),
+                Output::Text => print!("{plan}"),
+            }
+            Ok(0)
+        }
+        Command::Up { file, output } => {
+            let lab = Lab::load(&file)?;
+            let report = runtime()?.block_on(lab.up())?;
+            match output {
+                Output::Json => print_json(&report.plan),
+                Output::Text => {
+                    print!("{}", report.plan);
+                    let n = report.plan.visible().count();
+                    if n == 0 {
+                        println!("lab {}: up to date, no changes ({:.2}s)", lab.name(), report.elapsed.as_secs_f64());
+                    } else {
+                        println!("lab {}: up, {n} changes ({:.2}s)", lab.name(), report.elapsed.as_secs_f64());
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Down { file, lab } => {
+            let name = lab_name(file, lab)?;
+            let report = runtime()?.block_on(lab::down(&name))?;
+            println!(
+                "lab {name}: down ({} namespaces, {} host links, {} node processes removed)",
+                report.namespaces.len(),
+                report.host_links.len(),
+                report.processes
+            );
+            for f in &report.foreign {
+                eprintln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+            }
+            Ok(0)
+        }
+        Command::Status { file, lab, output } => {
+            let name = lab_name(file, lab)?;
+            let status = runtime()?.block_on(lab::status(&name))?;
+            match output {
+                Output::Json => print_json(&status),
+                Output::Text => print_status(&status),
+            }
+            Ok(0)
+        }
+        Command::Exec { file, lab, node, command } => {
+            let name = lab_name(file, lab)?;
+            let argv = if command.is_empty() {
+                vec!["/bin/sh".to_string()]
+            } else {
+                command
+            };
+            let _ = std::io::stdin().is_terminal();
+            lab::exec(&name, &node, &argv)
+        }
+        Command::Graph { file, format } => {
+            let lab = Lab::load(&file)?;
+            let text = match format {
+                GraphFormat::Dot => graph::dot(&lab.topology),
+                GraphFormat::Mermaid => graph::mermaid(&lab.topology),
+            };
+            print!("{text}");
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", crate::spec::json_schema());
+            Ok(0)
+        }
+    }
+}
+
+/// The lab a command is about: named, from a file, or the only one that is up.
+fn lab_name(file: Option<PathBuf>, lab: Option<String>) -> Result<String, LabError> {
+    match (file, lab) {
+        (_, Some(name)) => Ok(name),
+        (Some(file), None) => Ok(Lab::load(&file)?.topology.name),
+        (None, None) => lab::only_lab(),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("topo: cannot encode JSON: {e}"),
+    }
+}
+
+fn print_status(s: &lab::Status) {
+    println!("lab {}{}", s.lab, s.file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default());
+    for n in &s.nodes {
+        let proc_ = match (n.init_pid, n.running) {
+            (Some(pid), true) => format!("init pid {pid}"),
+            (Some(pid), false) => format!("init pid {pid} NOT RUNNING"),
+            (None, _) => "no init".into(),
+        };
+        println!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
+        for i in &n.interfaces {
+            let state = if i.up { "up" } else { "DOWN" };
+            println!("    {:<15} {:<4} mtu {:<5} {}", i.name, state, i.mtu, i.addresses.join(" "));
+        }
+        for r in &n.routes {
+            println!("    route {r}");
+        }
+        for sv in &n.services {
+            let st = if sv.running { format!("pid {}", sv.pid) } else { "NOT RUNNING".into() };
+            println!("    service {:<10} {st:<12} {}  log {}", sv.name, sv.command, sv.log);
+        }
+    }
+    for h in &s.host_interfaces {
+        println!("  host {:<15} {} mtu {}", h.name, if h.up { "up" } else { "DOWN" }, h.mtu);
+    }
+}

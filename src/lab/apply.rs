@@ -1,0 +1,380 @@
+//! Apply: runs a plan's actions against the kernel, phase by phase (the plan's order), the
+//! actions of one phase concurrently. The first error stops the run; what was done is
+//! recorded, and the next `up` observes it and finishes the work.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::{Lab, LabError};
+use crate::net::link::{LinkChange, VethEnd};
+use crate::net::observe::{NsConn, Session, PARALLEL};
+use crate::net::{self, netns, NetError};
+use crate::node::{self, InitConfig, NodeError, ProcId};
+use crate::plan::{names, Action, Desired, IfaceKind, Plan};
+use crate::state::{NodeRecord, RunDir, ServiceRecord, State};
+
+pub(super) struct Applier<'a> {
+    lab: &'a Lab,
+    desired: &'a Desired,
+    session: &'a mut Session,
+    run: &'a RunDir,
+    state: &'a mut State,
+    index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
+}
+
+/// How long a killed process may take to disappear.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl<'a> Applier<'a> {
+    pub fn new(lab: &'a Lab, desired: &'a Desired, session: &'a mut Session, run: &'a RunDir, state: &'a mut State) -> Self {
+        Applier { lab, desired, session, run, state, index_cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn run(mut self, plan: &Plan) -> Result<(), LabError> {
+        let mut i = 0;
+        while i < plan.actions.len() {
+            let kind = std::mem::discriminant(&plan.actions[i]);
+            let end = plan.actions[i..].iter().position(|a| std::mem::discriminant(a) != kind).map_or(plan.actions.len(), |n| i + n);
+            self.phase(&plan.actions[i..end]).await?;
+            i = end;
+        }
+        Ok(())
+    }
+
+    async fn phase(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        match &actions[0] {
+            Action::StopService { .. } | Action::StopNode { .. } => self.stop(actions).await,
+            Action::DeleteNetns { .. } => self.delete_netns(actions),
+            Action::CreateNetns { .. } => self.create_netns(actions),
+            Action::StartNode { .. } => self.start_nodes(actions).await,
+            Action::SetSysctl { .. } => self.sysctls(actions),
+            Action::RunExec { .. } => self.exec(actions).await,
+            Action::StartService { .. } => self.services(actions).await,
+            _ => {
+                let this = &*self;
+                stream::iter(actions).map(|a| this.kernel(a)).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut victims = Vec::new();
+        for a in actions {
+            match a {
+                Action::StopService { node, service, .. } => {
+                    if let Some(rec) = self.state.nodes.get_mut(node).and_then(|n| n.services.remove(service)) {
+                        victims.push(rec.proc);
+                    }
+                }
+                Action::StopNode { node, .. } => {
+                    if let Some(rec) = self.state.nodes.remove(node) {
+                        victims.push(rec.init);
+                    }
+                }
+                _ => {}
+            }
+        }
+        kill_all(victims).await
+    }
+
+    fn delete_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        for a in actions {
+            if let Action::DeleteNetns { ns, .. } = a {
+                self.session.ns.remove(ns);
+                netns::delete(ns)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the namespaces on one dedicated thread, opening a socket in each and marking
+    /// its loopback at once, so that a crash right after leaves a namespace `down` knows.
+    fn create_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        netns::ensure_dir()?;
+        let names_: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateNetns { ns, .. } => Some(ns.clone()),
+                _ => None,
+            })
+            .collect();
+        let rt = self.session.rt.clone();
+        let lab = self.lab.name().to_string();
+        let list = names_.clone();
+        let created = std::thread::spawn(move || {
+            netns::create_each(&list, |name, _| {
+                let handle = net::connect_here(&rt)?;
+                let change = LinkChange { alias: Some(names::ns_marker(&lab, name)), up: Some(true), ..LinkChange::default() };
+                rt.block_on(net::link::set(&handle, 1, &format!("{name}:lo"), &change))?;
+                Ok(handle)
+            })
+        })
+        .join()
+        .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
+        for (name, (file, handle)) in names_.into_iter().zip(created) {
+            self.session.ns.insert(name, NsConn { file, handle });
+        }
+        Ok(())
+    }
+
+    async fn start_nodes(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut jobs = Vec::new();
+        for a in actions {
+            let Action::StartNode { node } = a else { continue };
+            let Some(spec) = self.lab.topology.nodes.get(node) else { continue };
+            let ns = names::node_netns(self.lab.name(), node);
+            let inode = match self.session.ns.get(&ns) {
+                Some(c) => netns::inode(&c.file)?,
+                None => continue,
+            };
+            let config = InitConfig {
+                lab: self.lab.name().to_string(),
+                node: node.clone(),
+                netns: netns::path(&ns),
+                hosts: self.run.hosts_path(),
+                binds: spec.binds.clone(),
+            };
+            let log = self.run.open_log(&format!("{node}.init"))?;
+            let mut env = node::base_env(self.lab.name(), node);
+            env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            jobs.push((node.clone(), config, log, inode, env));
+        }
+        let started: Vec<(String, ProcId, u64, Vec<(String, String)>)> = stream::iter(jobs)
+            .map(|(node, config, log, inode, env)| async move {
+                let id = tokio::task::spawn_blocking(move || node::spawn::start_init(&config, log))
+                    .await
+                    .map_err(|e| NodeError::sys("init thread", std::io::Error::other(e)))??;
+                Ok::<_, LabError>((node, id, inode, env))
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        for (node, init, netns_inode, env) in started {
+            self.state.nodes.insert(node, NodeRecord { init, netns_inode, env, services: BTreeMap::new() });
+        }
+        self.run.save(self.state)?;
+        Ok(())
+    }
+
+    /// Writes sysctls on one dedicated thread that enters each namespace in turn.
+    fn sysctls(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut by_ns: BTreeMap<&str, Vec<(&str, &str, &str)>> = BTreeMap::new();
+        for a in actions {
+            if let Action::SetSysctl { ns, who, key, to, .. } = a {
+                by_ns.entry(ns.as_str()).or_default().push((key.as_str(), to.as_str(), who.as_str()));
+            }
+        }
+        let mut files = Vec::new();
+        let mut work = Vec::new();
+        for (ns, items) in by_ns {
+            let conn = self.session.ns.get(ns).ok_or_else(|| NetError::io(format!("netns {ns}"), std::io::Error::from_raw_os_error(libc::ENOENT)))?;
+            files.push(conn.file.try_clone().map_err(|e| NetError::io("dup netns fd", e))?);
+            work.push(items.into_iter().map(|(k, v, w)| (k.to_string(), v.to_string(), w.to_string())).collect::<Vec<_>>());
+        }
+        std::thread::spawn(move || {
+            let refs: Vec<&File> = files.iter().collect();
+            netns::enter_each(&refs, |i| {
+                for (key, value, who) in &work[i] {
+                    net::sysctl::write_here(key, value, who)?;
+                }
+                Ok(())
+            })
+        })
+        .join()
+        .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
+        Ok(())
+    }
+
+    /// One netlink action.
+    async fn kernel(&self, a: &Action) -> Result<(), LabError> {
+        match a {
+            Action::DeleteLink { ns, who, name, index } => {
+                net::link::del(self.session.handle(ns.as_deref())?, *index, &format!("{who}:{name}")).await?;
+            }
+            Action::CreateBridge { ns, name } => {
+                let spec = self.iface(Some(ns), name);
+                let mtu = spec.and_then(|s| s.mtu).unwrap_or(crate::plan::desired::DEFAULT_MTU);
+                let mac = spec.and_then(|s| s.mac).unwrap_or_else(|| names::mac(self.lab.name(), ns, name));
+                net::link::add_bridge(self.session.handle(Some(ns))?, name, mtu, mac).await?;
+            }
+            Action::CreateVeth { veth } => self.create_veth(veth).await?,
+            Action::SetLink { ns, who, name, spec, .. } => {
+                let handle = self.session.handle(ns.as_deref())?;
+                let index = self.index(ns.as_deref(), name).await?;
+                let controller = match &spec.controller {
+                    Some(c) => Some(self.index(ns.as_deref(), c).await?),
+                    None => None,
+                };
+                let change = LinkChange { mtu: spec.mtu, up: Some(spec.up), alias: Some(spec.marker.clone()), controller, mac: if spec.kind == IfaceKind::Loopback { None } else { spec.mac } };
+                net::link::set(handle, index, &format!("{who}:{name}"), &change).await?;
+            }
+            Action::AddAddress { ns, who, iface, addr } => {
+                let index = self.index(ns.as_deref(), iface).await?;
+                net::addr::add(self.session.handle(ns.as_deref())?, index, *addr, &format!("{who}:{iface}")).await?;
+            }
+            Action::DelAddress { ns, who, iface, addr } => {
+                let index = self.index(ns.as_deref(), iface).await?;
+                net::addr::del(self.session.handle(ns.as_deref())?, index, *addr, &format!("{who}:{iface}")).await?;
+            }
+            Action::AddRoute { ns, who, route, replace } => {
+                let oif = match &route.dev {
+                    Some(dev) => Some(self.index(Some(ns), dev).await?),
+                    None => None,
+                };
+                let msg = net::route::message(route, oif)?;
+                net::route::add(self.session.handle(Some(ns))?, msg, *replace, &format!("{who}: {route}")).await?;
+            }
+            Action::DelRoute { ns, who, route } => {
+                net::route::del(self.session.handle(Some(ns))?, route.dst, route.metric, &format!("{who}: {route}")).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn create_veth(&self, v: &crate::plan::VethSpec) -> Result<(), LabError> {
+        let fd_of = |ns: &Option<String>| -> Result<Option<std::os::fd::BorrowedFd<'_>>, NetError> {
+            match ns {
+                None => Ok(None),
+                Some(ns) => self.session.ns.get(ns).map(|c| Some(c.file.as_fd())).ok_or_else(|| NetError::io(format!("netns {ns}"), std::io::Error::from_raw_os_error(libc::ENOENT))),
+            }
+        };
+        let spec_a = self.iface(v.a.ns.as_deref(), &v.a.name);
+        let spec_b = self.iface(v.b.ns.as_deref(), &v.b.name);
+        let a = VethEnd { name: &v.a.name, netns: fd_of(&v.a.ns)?, mac: spec_a.and_then(|s| s.mac).unwrap_or_default() };
+        let b = VethEnd { name: &v.b.name, netns: fd_of(&v.b.ns)?, mac: spec_b.and_then(|s| s.mac).unwrap_or_default() };
+        let mtu = spec_a.and_then(|s| s.mtu).unwrap_or(crate::plan::desired::DEFAULT_MTU);
+        let up = spec_a.is_none_or(|s| s.up);
+        // Sent on the host's socket; both ends go straight to their namespaces.
+        net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?;
+        Ok(())
+    }
+
+    fn iface(&self, ns: Option<&str>, name: &str) -> Option<&crate::plan::IfaceSpec> {
+        match ns {
+            None => self.desired.host_ifaces.get(name),
+            Some(ns) => self.desired.namespaces.get(ns).and_then(|s| s.ifaces.get(name)),
+        }
+    }
+
+    /// The ifindex of an interface by name, asked of the kernel once per run.
+    async fn index(&self, ns: Option<&str>, name: &str) -> Result<u32, LabError> {
+        let key = (ns.map(str::to_string), name.to_string());
+        if let Some(i) = self.index_cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+            return Ok(i);
+        }
+        let handle = self.session.handle(ns)?;
+        let what = format!("{}:{name}", ns.unwrap_or("host"));
+        let mut links = handle.link().get().match_name(name.to_string()).execute();
+        let msg = links
+            .try_next()
+            .await
+            .map_err(net::nl_err(format!("find interface {what}")))?
+            .ok_or_else(|| NetError::io(format!("find interface {what}"), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+        let index = msg.header.index;
+        if let Ok(mut c) = self.index_cache.lock() {
+            c.insert(key, index);
+        }
+        Ok(index)
+    }
+
+    async fn exec(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut jobs = Vec::new();
+        for a in actions {
+            let Action::RunExec { node, .. } = a else { continue };
+            let (Some(spec), Some(rec)) = (self.lab.topology.nodes.get(node), self.state.nodes.get(node)) else { continue };
+            let log_path = self.run.log_path(&format!("{node}.exec"));
+            let log = self.run.open_log(&format!("{node}.exec"))?;
+            jobs.push((node.clone(), spec.exec.clone(), rec.init, rec.env.clone(), log, log_path));
+        }
+        stream::iter(jobs)
+            .map(|(node, commands, init, env, log, log_path)| async move {
+                tokio::task::spawn_blocking(move || run_commands(&node, &commands, init, &env, &log, &log_path))
+                    .await
+                    .map_err(|e| LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e))))?
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn services(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut jobs = Vec::new();
+        for a in actions {
+            let Action::StartService { node, service, command } = a else { continue };
+            let Some(rec) = self.state.nodes.get(node) else { continue };
+            let log = self.run.open_log(&format!("{node}.{service}"))?;
+            jobs.push((node.clone(), service.clone(), command.clone(), rec.init, rec.env.clone(), log));
+        }
+        let started: Vec<(String, String, String, ProcId)> = stream::iter(jobs)
+            .map(|(node, service, command, init, env, log)| async move {
+                let cmd = command.clone();
+                let id = tokio::task::spawn_blocking(move || node::spawn::start_service(init, &env, &cmd, log))
+                    .await
+                    .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
+                Ok::<_, LabError>((node, service, command, id))
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        for (node, service, command, proc_) in started {
+            if let Some(rec) = self.state.nodes.get_mut(&node) {
+                rec.services.insert(service, ServiceRecord { proc: proc_, command });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_commands(node: &str, commands: &[String], init: ProcId, env: &[(String, String)], log: &File, log_path: &std::path::Path) -> Result<(), LabError> {
+    use std::io::Write;
+    for command in commands {
+        let mut l = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
+        let _ = writeln!(l, "$ {command}");
+        let code = node::spawn::run_shell(init, env, command, l)?;
+        if code != 0 {
+            return Err(LabError::ExecFailed { node: node.to_string(), command: command.clone(), code, tail: tail(log_path, 20) });
+        }
+    }
+    Ok(())
+}
+
+/// The last `n` lines of a log, indented, for an error message.
+pub(super) fn tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let mut out = format!("  last output ({}):", path.display());
+    for l in &lines[start..] {
+        out.push_str("\n    ");
+        out.push_str(l);
+    }
+    out
+}
+
+/// Kills processes (each checked by PID and start time) and waits until all are gone.
+pub(super) async fn kill_all(victims: Vec<ProcId>) -> Result<(), LabError> {
+    if victims.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        for v in &victims {
+            if v.alive() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(v.pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        for v in &victims {
+            node::spawn::kill_and_wait(*v, KILL_TIMEOUT)?;
+        }
+        Ok::<_, LabError>(())
+    })
+    .await
+    .map_err(|e| NodeError::sys("kill thread", std::io::Error::other(e)))?
+}

@@ -1,0 +1,105 @@
+//! `down`: removes everything of a lab, and nothing else. What is removed is decided on the
+//! kernel objects themselves (the lab's marker on each namespace's loopback and on host
+//! links), so a lost or corrupt run directory never makes `down` touch a foreign object.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::apply::kill_all;
+use super::LabError;
+use crate::net::observe::{observe, Session};
+use crate::net::{link, netns};
+use crate::node::ProcId;
+use crate::plan::{names, NsObserved};
+use crate::state::RunDir;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownReport {
+    pub namespaces: Vec<String>,
+    pub host_links: Vec<String>,
+    pub processes: usize,
+    /// Namespaces with the lab's prefix that are not the lab's, left alone.
+    pub foreign: Vec<String>,
+}
+
+pub async fn down(lab: &str) -> Result<DownReport, LabError> {
+    check_lab_name(lab)?;
+    let run = RunDir::lock(lab, true)?;
+    let state = run.load();
+    let mut session = Session::new(tokio::runtime::Handle::current())?;
+    let observed = observe(&mut session, lab, None).await?;
+    let mut report = DownReport::default();
+    let mut inodes = BTreeSet::new();
+    for (name, o) in &observed.namespaces {
+        match o {
+            NsObserved::Ours(_) => {
+                report.namespaces.push(name.clone());
+                if let Some(c) = session.ns.get(name) {
+                    inodes.insert(netns::inode(&c.file)?);
+                }
+            }
+            NsObserved::Foreign { .. } => report.foreign.push(name.clone()),
+        }
+    }
+    // The node inits: those recorded, and any init of a PID namespace whose network
+    // namespace is one of ours (found even when the record is lost). Killing an init kills
+    // every process of its node.
+    let mut victims: Vec<ProcId> = state.nodes.values().map(|n| n.init).filter(ProcId::alive).collect();
+    for id in find_inits(&inodes) {
+        if !victims.iter().any(|v| v.pid == id.pid) {
+            victims.push(id);
+        }
+    }
+    report.processes = victims.len();
+    kill_all(victims).await?;
+    let prefix = names::marker_prefix(lab);
+    for l in &observed.host_links {
+        if l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
+            link::del(&session.host, l.index, &format!("host:{}", l.name)).await?;
+            report.host_links.push(l.name.clone());
+        }
+    }
+    // Close our handles first so nothing of ours holds a namespace.
+    session.ns.clear();
+    for name in &report.namespaces {
+        netns::delete(name)?;
+    }
+    run.remove()?;
+    Ok(report)
+}
+
+/// Refuses lab names that could escape the run directory or match other labs' objects.
+pub(super) fn check_lab_name(lab: &str) -> Result<(), LabError> {
+    let ok = !lab.is_empty() && lab.len() <= 12 && lab.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::Usage(format!("'{lab}' is not a lab name (1 to 12 characters of a-z, 0-9 and -)")))
+    }
+}
+
+/// Processes that are PID 1 of a nested PID namespace and live in one of the given network
+/// namespaces: node inits.
+fn find_inits(netns_inodes: &BTreeSet<u64>) -> Vec<ProcId> {
+    if netns_inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(ino) = crate::node::procfs::ns_inode(pid, "net") else { continue };
+        if !netns_inodes.contains(&ino) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let nspid: Vec<&str> = status.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().skip(1).collect()).unwrap_or_default();
+        if nspid.len() > 1 && nspid.last() == Some(&"1") {
+            if let Some(id) = ProcId::of(pid) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! `Lab`: the library API that the CLI and Rust tests share. `up` observes the kernel, plans
+//! the difference and applies it; `down` removes everything of the lab; `exec` runs a
+//! command in a node.
+
+mod apply;
+mod down;
+mod hosts;
+mod status;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::net::observe::{observe, Session};
+use crate::net::NetError;
+use crate::node::{NodeError, ProcId};
+use crate::plan::{self, names, Desired, NodeObs, Observed, Plan, ServiceObs};
+use crate::spec::{Diagnostics, Topology};
+use crate::state::{RunDir, State, StateError};
+
+pub use down::{down, DownReport};
+pub use status::{status, Status};
+
+#[derive(Debug, Error)]
+pub enum LabError {
+    #[error("{0}")]
+    Spec(#[from] Diagnostics),
+    #[error("{0}")]
+    Net(#[from] NetError),
+    #[error("{0}")]
+    Node(#[from] NodeError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("objects in the way that are not this lab's:\n  {}", .0.join("\n  "))]
+    Conflicts(Vec<String>),
+    #[error("node {node}: command `{command}` exited with status {code}\n{tail}")]
+    ExecFailed { node: String, command: String, code: i32, tail: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl LabError {
+    /// The process exit status for this error: 2 for bad input, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::Spec(_) | LabError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A lab as a topology file describes it.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub topology: Topology,
+    pub file: PathBuf,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    pub plan: Plan,
+    pub elapsed: Duration,
+}
+
+impl Lab {
+    /// Loads and validates a topology file (no kernel access).
+    pub fn load(path: &Path) -> Result<Lab, LabError> {
+        let topology = crate::spec::load(path)?;
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(Lab { topology, file })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.topology.name
+    }
+
+    /// The difference between the file and the kernel, without changing anything.
+    pub async fn plan(&self) -> Result<Plan, LabError> {
+        let run = RunDir::lock(self.name(), true)?;
+        let desired = plan::compile(&self.topology);
+        let mut session = Session::new(tokio::runtime::Handle::current())?;
+        let observed = observe_all(&mut session, &run, &desired).await?;
+        Ok(plan::diff(&self.topology, &desired, &observed))
+    }
+
+    /// Makes the kernel match the file: observe, plan, apply only the difference.
+    pub async fn up(&self) -> Result<UpReport, LabError> {
+        let started = Instant::now();
+        let run = RunDir::lock(self.name(), true)?;
+        let desired = plan::compile(&self.topology);
+        let mut session = Session::new(tokio::runtime::Handle::current())?;
+        let observed = observe_all(&mut session, &run, &desired).await?;
+        let plan = plan::diff(&self.topology, &desired, &observed);
+        if !plan.conflicts.is_empty() {
+            return Err(LabError::Conflicts(plan.conflicts));
+        }
+        run.write_hosts(&hosts::render(&self.topology))?;
+        let mut state = run.load();
+        state.lab = self.name().to_string();
+        state.file = Some(self.file.clone());
+        let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state).run(&plan).await;
+        run.save(&state)?;
+        result?;
+        Ok(UpReport { plan, elapsed: started.elapsed() })
+    }
+
+    /// Brings the lab up and returns a guard that brings it down when dropped (for tests).
+    pub async fn up_guarded(&self) -> Result<(UpReport, LabGuard), LabError> {
+        let guard = LabGuard { lab: self.name().to_string() };
+        let report = self.up().await?;
+        Ok((report, guard))
+    }
+
+    /// Runs `argv` in a node and waits for it; its standard streams are this process's.
+    pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
+        exec(self.name(), node, argv)
+    }
+}
+
+/// Brings its lab down when dropped, even when a test fails.
+pub struct LabGuard {
+    lab: String,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let lab = self.lab.clone();
+        // A fresh runtime on a fresh thread: drop may run inside another runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            if let Ok(rt) = rt {
+                if let Err(e) = rt.block_on(down(&lab)) {
+                    eprintln!("topo: down {lab} failed: {e}");
+                }
+            }
+        })
+        .join();
+    }
+}
+
+/// Observes the kernel and the recorded processes.
+async fn observe_all(session: &mut Session, run: &RunDir, desired: &Desired) -> Result<Observed, LabError> {
+    let mut observed = observe(session, &run.lab, Some(desired)).await?;
+    let state = run.load();
+    for (name, rec) in &state.nodes {
+        let ns = names::node_netns(&run.lab, name);
+        let current = session.ns.get(&ns).and_then(|c| crate::net::netns::inode(&c.file).ok());
+        let init_alive = rec.init.alive() && current == Some(rec.netns_inode);
+        let services = rec
+            .services
+            .iter()
+            .map(|(s, r)| (s.clone(), ServiceObs { pid: r.proc.pid, command: r.command.clone(), alive: init_alive && r.proc.alive() }))
+            .collect();
+        observed.nodes.insert(name.clone(), NodeObs { init_alive, init_pid: rec.init.alive().then_some(rec.init.pid), services });
+    }
+    Ok(observed)
+}
+
+/// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
+pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
+    let (target, env) = node_target(lab, node)?;
+    let status = crate::node::spawn::enter_command(target, &env, false, argv)?
+        .status()
+        .map_err(|e| NodeError::sys("run the command", e))?;
+    Ok(status.code().unwrap_or(128))
+}
+
+/// The init and environment of a running node, from the lab's record.
+pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, Vec<(String, String)>), LabError> {
+    let path = crate::state::root().join(lab).join("state.json");
+    let state: State = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up (no {})", path.display())))?;
+    let rec = state.nodes.get(node).ok_or_else(|| {
+        LabError::Usage(format!("lab {lab} has no node {node}; nodes: {}", state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")))
+    })?;
+    if !rec.init.alive() {
+        return Err(LabError::Usage(format!("node {node} of lab {lab} is not running; run `topo up` to restart it")));
+    }
+    Ok((rec.init, rec.env.clone()))
+}
+
+/// The lab meant when a command names none: the only one that is up.
+pub fn only_lab() -> Result<String, LabError> {
+    let labs = crate::state::labs();
+    match labs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(LabError::Usage("no lab is up; name one with --lab NAME or -f FILE".into())),
+        many => Err(LabError::Usage(format!("several labs are up ({}); name one with --lab NAME or -f FILE", many.join(", ")))),
+    }
+}

@@ -1,0 +1,112 @@
+//! `status`: the lab as the kernel has it — nodes, interfaces, addresses, routes, processes.
+
+use serde::Serialize;
+
+use super::down::check_lab_name;
+use super::LabError;
+use crate::net::observe::{observe, Session};
+use crate::plan::{names, NsObserved};
+use crate::state::RunDir;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub lab: String,
+    pub file: Option<String>,
+    pub nodes: Vec<NodeStatus>,
+    /// Host-side interfaces of `host:` links.
+    pub host_interfaces: Vec<IfaceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub netns: String,
+    pub init_pid: Option<i32>,
+    pub running: bool,
+    pub interfaces: Vec<IfaceStatus>,
+    pub routes: Vec<String>,
+    pub services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IfaceStatus {
+    pub name: String,
+    pub index: u32,
+    pub up: bool,
+    pub mtu: u32,
+    pub mac: Option<String>,
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub pid: i32,
+    pub running: bool,
+    pub command: String,
+    pub log: String,
+}
+
+pub async fn status(lab: &str) -> Result<Status, LabError> {
+    check_lab_name(lab)?;
+    let run = RunDir::lock(lab, true)?;
+    let state = run.load();
+    let mut session = Session::new(tokio::runtime::Handle::current())?;
+    let observed = observe(&mut session, lab, None).await?;
+    let prefix = names::netns_prefix(lab);
+    let mut nodes = Vec::new();
+    for (ns, o) in &observed.namespaces {
+        let NsObserved::Ours(st) = o else { continue };
+        let name = if *ns == names::bridge_netns(lab) { "(bridges)".to_string() } else { ns.strip_prefix(&prefix).unwrap_or(ns).to_string() };
+        let rec = state.nodes.get(&name);
+        let interfaces = st
+            .links
+            .iter()
+            .map(|l| IfaceStatus {
+                name: l.name.clone(),
+                index: l.index,
+                up: l.up,
+                mtu: l.mtu,
+                mac: l.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+                addresses: st.addrs.iter().filter(|a| a.index == l.index).map(|a| a.addr.to_string()).collect(),
+            })
+            .collect();
+        let routes = st
+            .routes
+            .iter()
+            .map(|r| {
+                let spec = crate::plan::RouteSpec { dst: r.dst, via: r.via.clone(), dev: None, metric: r.metric };
+                spec.to_string()
+            })
+            .collect();
+        let services = rec
+            .map(|r| {
+                r.services
+                    .iter()
+                    .map(|(s, sr)| ServiceStatus {
+                        name: s.clone(),
+                        pid: sr.proc.pid,
+                        running: sr.proc.alive(),
+                        command: sr.command.clone(),
+                        log: run.log_path(&format!("{name}.{s}")).display().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        nodes.push(NodeStatus {
+            name,
+            netns: ns.clone(),
+            init_pid: rec.map(|r| r.init.pid),
+            running: rec.is_some_and(|r| r.init.alive()),
+            interfaces,
+            routes,
+            services,
+        });
+    }
+    let host_interfaces = observed
+        .host_links
+        .iter()
+        .map(|l| IfaceStatus { name: l.name.clone(), index: l.index, up: l.up, mtu: l.mtu, mac: None, addresses: Vec::new() })
+        .collect();
+    Ok(Status { lab: lab.to_string(), file: state.file.map(|f| f.display().to_string()), nodes, host_interfaces })
+}

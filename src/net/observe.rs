@@ -1,0 +1,188 @@
+//! Observation: one dump of links, addresses and routes per namespace of the lab, in
+//! parallel, through sockets opened once and kept for the apply that follows.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use rtnetlink::Handle;
+
+use super::{addr, connect_here, link, netns, route, sysctl, NetError};
+use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed};
+
+/// How many namespaces are dumped or configured at once.
+pub const PARALLEL: usize = 64;
+
+/// An open namespace: its file (keeps it open for veth creation by fd) and its socket.
+pub struct NsConn {
+    pub file: File,
+    pub handle: Handle,
+}
+
+/// Netlink sockets of a lab run: the host's and one per namespace.
+pub struct Session {
+    pub rt: tokio::runtime::Handle,
+    pub host: Handle,
+    pub ns: BTreeMap<String, NsConn>,
+}
+
+impl Session {
+    pub fn new(rt: tokio::runtime::Handle) -> Result<Self, NetError> {
+        let host = connect_here(&rt)?;
+        Ok(Session {
+            rt,
+            host,
+            ns: BTreeMap::new(),
+        })
+    }
+
+    /// The socket of a namespace, or the host's for `None`.
+    pub fn handle(&self, ns: Option<&str>) -> Result<&Handle, NetError> {
+        match ns {
+            None => Ok(&self.host),
+            Some(ns) => self.ns.get(ns).map(|c| &c.handle).ok_or_else(|| NetError::Netlink {
+                what: format!("use netns {ns}"),
+                errno: Some(libc::ENOENT),
+                message: "the namespace is not open".into(),
+            }),
+        }
+    }
+}
+
+/// Every namespace name that belongs or may belong to the lab: the desired ones and those on
+/// disk with the lab's prefix (whose ownership the loopback marker then decides).
+pub fn candidate_namespaces(lab: &str, desired: Option<&Desired>) -> Result<Vec<String>, NetError> {
+    let mut names_found = netns::list_with_prefix(&names::netns_prefix(lab))?;
+    let br = names::bridge_netns(lab);
+    if netns::path(&br).exists() {
+        names_found.push(br);
+    }
+    if let Some(d) = desired {
+        names_found.extend(d.namespaces.keys().cloned());
+    }
+    names_found.sort();
+    names_found.dedup();
+    Ok(names_found)
+}
+
+/// Opens the namespaces that exist among `candidates`, with a socket in each, and reads the
+/// desired sysctls of each while inside it.
+pub fn open_namespaces(
+    session: &mut Session,
+    candidates: &[String],
+    desired: Option<&Desired>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
+    let mut files = Vec::new();
+    let mut which = Vec::new();
+    for name in candidates {
+        if session.ns.contains_key(name) {
+            continue;
+        }
+        if let Some(f) = netns::open(name)? {
+            files.push(f);
+            which.push(name.clone());
+        }
+    }
+    let keys: Vec<Vec<String>> = which
+        .iter()
+        .map(|n| {
+            desired
+                .and_then(|d| d.namespaces.get(n))
+                .map(|s| s.sysctls.keys().cloned().collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let rt = session.rt.clone();
+    let opened = std::thread::spawn(move || {
+        let refs: Vec<&File> = files.iter().collect();
+        let per_ns = netns::enter_each(&refs, |i| {
+            let handle = connect_here(&rt)?;
+            let k: Vec<&String> = keys[i].iter().collect();
+            Ok((handle, sysctl::read_here(&k)))
+        })?;
+        Ok::<_, NetError>(files.into_iter().zip(per_ns).collect::<Vec<_>>())
+    })
+    .join()
+    .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
+    let mut sysctls = BTreeMap::new();
+    for (name, (file, (handle, values))) in which.into_iter().zip(opened) {
+        session.ns.insert(name.clone(), NsConn { file, handle });
+        sysctls.insert(name, values);
+    }
+    Ok(sysctls)
+}
+
+/// Observes the lab: which namespaces exist and are ours, and their links, addresses,
+/// routes and sysctls; and the host links that are ours or in the way of ours.
+pub async fn observe(
+    session: &mut Session,
+    lab: &str,
+    desired: Option<&Desired>,
+) -> Result<Observed, NetError> {
+    let candidates = candidate_namespaces(lab, desired)?;
+    let mut sysctls = open_namespaces(session, &candidates, desired)?;
+    let marker_prefix = names::marker_prefix(lab);
+    let jobs: Vec<(String, Handle)> = session
+        .ns
+        .iter()
+        .filter(|(n, _)| candidates.contains(n))
+        .map(|(n, c)| (n.clone(), c.handle.clone()))
+        .collect();
+    let results: Vec<(String, NsObserved)> = stream::iter(jobs)
+        .map(|(name, handle)| {
+            let expected = names::ns_marker(lab, &name);
+            async move {
+                let observed = observe_ns(&handle, &expected).await?;
+                Ok::<_, NetError>((name, observed))
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await?;
+    let mut out = Observed::default();
+    for (name, mut o) in results {
+        if let NsObserved::Ours(state) = &mut o {
+            state.sysctls = sysctls.remove(&name).unwrap_or_default();
+        }
+        out.namespaces.insert(name, o);
+    }
+    let host_names: Vec<&String> = desired.map(|d| d.host_ifaces.keys().collect()).unwrap_or_default();
+    out.host_links = link::dump(&session.host)
+        .await?
+        .iter()
+        .map(to_obs)
+        .filter(|l| {
+            l.alias.as_deref().is_some_and(|a| a.starts_with(&marker_prefix)) || host_names.contains(&&l.name)
+        })
+        .collect();
+    Ok(out)
+}
+
+async fn observe_ns(handle: &Handle, expected_marker: &str) -> Result<NsObserved, NetError> {
+    let links: Vec<LinkObs> = link::dump(handle).await?.iter().map(to_obs).collect();
+    let lo_alias = links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.clone());
+    if lo_alias.as_deref() != Some(expected_marker) {
+        return Ok(NsObserved::Foreign { marker: lo_alias });
+    }
+    let addrs = addr::dump(handle).await?;
+    let routes = route::dump(handle).await?;
+    Ok(NsObserved::Ours(NsState {
+        links,
+        addrs,
+        routes,
+        sysctls: BTreeMap::new(),
+    }))
+}
+
+pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {
+    LinkObs {
+        index: m.header.index,
+        name: link::name_of(m).unwrap_or_default().to_string(),
+        alias: link::alias_of(m).map(str::to_string),
+        mtu: link::mtu_of(m).unwrap_or(0),
+        up: link::is_up(m),
+        mac: link::mac_of(m),
+        controller: link::controller_of(m),
+        kind: link::kind_of(m),
+    }
+}

@@ -1,0 +1,148 @@
+//! `topo __init CONFIG`: becomes a node's init.
+//!
+//! The process joins the node's network namespace, unshares a PID namespace and forks: the
+//! child is PID 1 of the new PID namespace. The child unshares mount, UTS and IPC namespaces,
+//! sets the node up (mounts, hostname), reports on a pipe, and then only reaps zombies until it is
+//! told to stop; when it exits the kernel kills everything else in the node. The parent
+//! prints the child's host PID and start time and exits, so the init is nobody's child in
+//! `topo` and outlives it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
+
+use super::{mounts, InitConfig, NodeError, ProcId};
+
+/// Entry point of `topo __init`. Returns the process exit code.
+pub fn main(config_json: &str) -> i32 {
+    let config: InitConfig = match serde_json::from_str(config_json) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("topo __init: bad configuration: {e}");
+            return 2;
+        }
+    };
+    match start(&config) {
+        Ok(id) => {
+            println!("{} {}", id.pid, id.start);
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
+    let netns = File::open(&config.netns)
+        .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
+    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NodeError::sys("join the node's netns", e))?;
+    drop(netns);
+    // The PID namespace applies to the children of the caller; the others are unshared by
+    // the child itself, so that its fresh /proc never replaces the one this parent reads.
+    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
+    // SAFETY: `topo __init` runs before any thread is started (no tokio runtime exists in
+    // this mode), so the child may run arbitrary code after fork.
+    match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
+        ForkResult::Child => {
+            drop(rd);
+            let code = be_init(config, wr);
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            wait_ready(config, rd, child)
+        }
+    }
+}
+
+fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, NodeError> {
+    let mut report = String::new();
+    File::from(rd)
+        .read_to_string(&mut report)
+        .map_err(|e| NodeError::sys("read the init's report", e))?;
+    if report.trim() == "ok" {
+        if let Some(id) = ProcId::of(child.as_raw()) {
+            return Ok(id);
+        }
+    }
+    let _ = kill(child, Signal::SIGKILL);
+    let _ = waitpid(child, None);
+    Err(NodeError::Failed {
+        node: config.node.clone(),
+        message: if report.is_empty() { "init exited during set-up".into() } else { report.trim().to_string() },
+    })
+}
+
+/// PID 1 of the node. Sets the node up, reports, then reaps until told to stop.
+fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
+    // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    let _ = setsid();
+    // What `ps` shows for PID 1 inside the node.
+    let _ = nix::sys::prctl::set_name(c"topo-init");
+    let mut report = File::from(report);
+    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    let set_up = unshare(flags)
+        .map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))
+        .and_then(|()| mounts::set_up(config)).and_then(|()| {
+        nix::unistd::sethostname(&config.node).map_err(|e| NodeError::sys("sethostname", e))
+    });
+    let signals = init_signals();
+    let ready = set_up.and_then(|()| signals.thread_block().map_err(|e| NodeError::sys("block signals", e)));
+    match ready {
+        Ok(()) => {
+            let _ = report.write_all(b"ok\n");
+        }
+        Err(e) => {
+            let _ = writeln!(report, "{e}");
+            return 1;
+        }
+    }
+    drop(report);
+    let _ = nix::unistd::chdir("/");
+    reap_loop(&signals)
+}
+
+fn init_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set
+}
+
+/// Waits for signals: reaps children on SIGCHLD; on SIGTERM, SIGINT or SIGHUP, asks every
+/// process of the node to stop and exits (the kernel then kills what is left).
+fn reap_loop(signals: &SigSet) -> i32 {
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => reap_all(),
+            Ok(_) => {
+                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+                return 0;
+            }
+            Err(_) => reap_all(),
+        }
+    }
+}
+
+fn reap_all() {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

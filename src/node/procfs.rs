@@ -1,0 +1,62 @@
+//! Reading `/proc` about processes: identity (PID plus start time, so a reused PID is never
+//! mistaken for ours), liveness and namespaces.
+
+use std::os::unix::fs::MetadataExt;
+
+/// A process as `topo` records it: its PID in the host namespace and its start time in clock
+/// ticks since boot (field 22 of `/proc/PID/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+/// Start time and state letter of a process, from `/proc/PID/stat`.
+pub fn stat(pid: i32) -> Option<(u64, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?.chars().next()?;
+    // `rest` starts at field 3; field 22 is index 19.
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, state))
+}
+
+impl ProcId {
+    pub fn of(pid: i32) -> Option<ProcId> {
+        stat(pid).map(|(start, _)| ProcId { pid, start })
+    }
+
+    /// The same process is still running (not a zombie, not a reused PID).
+    pub fn alive(&self) -> bool {
+        matches!(stat(self.pid), Some((start, state)) if start == self.start && state != 'Z' && state != 'X')
+    }
+}
+
+/// Inode of a process's namespace of the given kind (`net`, `pid`, `mnt`, …).
+pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok().map(|m| m.ino())
+}
+
+/// Proportional set size of a process in KiB, from `smaps_rollup`.
+pub fn pss_kib(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_identified() {
+        let me = ProcId::of(std::process::id() as i32).expect("own stat");
+        assert!(me.alive());
+        let other = ProcId { pid: me.pid, start: me.start + 1 };
+        assert!(!other.alive(), "a different start time is a different process");
+    }
+}

@@ -1,0 +1,119 @@
+//! Starting and stopping node processes from `topo`'s side: the init, one-shot commands and
+//! services, all through the hidden `__init` / `__enter` modes of the `topo` binary.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::{InitConfig, NodeError, ProcId};
+
+/// The `topo` binary that provides the hidden helper modes: `$TOPO_EXE`, else this program if
+/// it is `topo`, else a `topo` next to it or one directory up (how cargo lays out test
+/// binaries), else `topo` on `PATH`.
+pub fn helper_exe() -> Result<PathBuf, NodeError> {
+    if let Some(p) = std::env::var_os("TOPO_EXE") {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe().map_err(|e| NodeError::sys("find own executable", e))?;
+    if me.file_name().is_some_and(|n| n == "topo") {
+        return Ok(me);
+    }
+    let mut dirs: Vec<PathBuf> = me.ancestors().skip(1).take(2).map(PathBuf::from).collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("topo"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| NodeError::sys("find the topo binary (set TOPO_EXE)", std::io::Error::from_raw_os_error(libc::ENOENT)))
+}
+
+/// Starts a node's init (blocking: run it on a blocking thread). `log` receives the init's
+/// own error output.
+pub fn start_init(config: &InitConfig, log: File) -> Result<ProcId, NodeError> {
+    let json = serde_json::to_string(config).map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
+    let out = Command::new(helper_exe()?)
+        .arg("__init")
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .output()
+        .map_err(|e| NodeError::sys("start the node init", e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_proc_id(&text).ok_or_else(|| NodeError::Failed {
+        node: config.node.clone(),
+        message: format!("init did not start (exit {}); see the node's init.log in the run directory", out.status),
+    })
+}
+
+fn parse_proc_id(text: &str) -> Option<ProcId> {
+    let mut it = text.split_whitespace();
+    Some(ProcId { pid: it.next()?.parse().ok()?, start: it.next()?.parse().ok()? })
+}
+
+/// A command that runs `argv` inside the node whose init is `target`.
+pub fn enter_command(target: ProcId, env: &[(String, String)], detach: bool, argv: &[String]) -> Result<Command, NodeError> {
+    let mut c = Command::new(helper_exe()?);
+    c.arg("__enter").arg(target.pid.to_string()).arg(target.start.to_string());
+    if detach {
+        c.arg("--detach");
+    }
+    for (k, v) in env {
+        c.arg("--env").arg(format!("{k}={v}"));
+    }
+    c.arg("--").args(argv);
+    Ok(c)
+}
+
+/// Runs `/bin/sh -c COMMAND` in a node, its output appended to `log`, and returns its exit
+/// status (blocking).
+pub fn run_shell(target: ProcId, env: &[(String, String)], command: &str, log: File) -> Result<i32, NodeError> {
+    let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+    let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
+    let status = enter_command(target, env, false, &argv)?
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .status()
+        .map_err(|e| NodeError::sys("run a command in the node", e))?;
+    Ok(status.code().unwrap_or(128))
+}
+
+/// Starts `/bin/sh -c COMMAND` in a node as a detached service writing to `log`.
+pub fn start_service(target: ProcId, env: &[(String, String)], command: &str, log: File) -> Result<ProcId, NodeError> {
+    let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+    let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
+    let out = enter_command(target, env, true, &argv)?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .output()
+        .map_err(|e| NodeError::sys("start a service in the node", e))?;
+    let _ = log;
+    parse_proc_id(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| NodeError::sys("start a service", std::io::Error::other(format!("helper exited with {}", out.status))))
+}
+
+/// Kills a process if it is still the one recorded, and waits (bounded) until it is gone.
+/// Killing a node's init kills every process of the node with it.
+pub fn kill_and_wait(id: ProcId, timeout: Duration) -> Result<(), NodeError> {
+    if !id.alive() {
+        return Ok(());
+    }
+    match kill(Pid::from_raw(id.pid), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => return Err(NodeError::sys(format!("kill pid {}", id.pid), e)),
+    }
+    let deadline = Instant::now() + timeout;
+    while id.alive() {
+        if Instant::now() > deadline {
+            return Err(NodeError::sys(format!("wait for pid {} to end", id.pid), std::io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}

@@ -1,0 +1,580 @@
+//! The diff: desired vs observed, to actions. Objects are matched by name and by the marker
+//! they carry, never by position, so an unchanged object is never touched and keeps its
+//! ifindex.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+use super::desired::{Desired, IfaceSpec, NsSpec, RouteSpec, VethSpec};
+use super::names;
+use super::observed::{LinkObs, NsObserved, NsState, Observed};
+use crate::spec::Topology;
+
+/// One step of a plan. `ns` is a network namespace name; `who` is how people know it (the
+/// node's name, `host`, or `bridges`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    StopService { node: String, service: String, pid: i32 },
+    StopNode { node: String, pid: i32 },
+    DeleteNetns { ns: String, who: String },
+    DeleteLink { ns: Option<String>, who: String, name: String, index: u32 },
+    CreateNetns { ns: String, who: String },
+    StartNode { node: String },
+    CreateBridge { ns: String, name: String },
+    CreateVeth { veth: VethSpec },
+    /// `implied`: the second half of creating the interface (its marker, state and bridge
+    /// membership), not a change of its own; `plan` does not list it.
+    SetLink { ns: Option<String>, who: String, name: String, changes: Vec<String>, spec: IfaceSpec, implied: bool },
+    SetSysctl { ns: String, who: String, key: String, from: Option<String>, to: String },
+    DelAddress { ns: Option<String>, who: String, iface: String, addr: IpNetwork },
+    AddAddress { ns: Option<String>, who: String, iface: String, addr: IpNetwork },
+    DelRoute { ns: String, who: String, route: RouteSpec },
+    AddRoute { ns: String, who: String, route: RouteSpec, replace: bool },
+    RunExec { node: String, commands: usize },
+    StartService { node: String, service: String, command: String },
+}
+
+impl Action {
+    /// `+` creates, `-` removes, `~` changes in place.
+    pub fn sign(&self) -> char {
+        match self {
+            Action::StopService { .. }
+            | Action::StopNode { .. }
+            | Action::DeleteNetns { .. }
+            | Action::DeleteLink { .. }
+            | Action::DelAddress { .. }
+            | Action::DelRoute { .. } => '-',
+            Action::SetLink { .. } | Action::SetSysctl { .. } => '~',
+            Action::AddRoute { replace: true, .. } => '~',
+            _ => '+',
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.sign())?;
+        match self {
+            Action::StopService { node, service, pid } => write!(f, "service {node}/{service} (pid {pid})"),
+            Action::StopNode { node, pid } => write!(f, "node {node} init (pid {pid})"),
+            Action::DeleteNetns { ns, who } => write!(f, "netns {ns} ({who})"),
+            Action::DeleteLink { who, name, .. } => write!(f, "link {who}:{name}"),
+            Action::CreateNetns { ns, who } => write!(f, "netns {ns} ({who})"),
+            Action::StartNode { node } => write!(f, "node {node} init"),
+            Action::CreateBridge { name, .. } => write!(f, "bridge {name}"),
+            Action::CreateVeth { veth } => write!(f, "veth {}", veth.label),
+            Action::SetLink { who, name, changes, .. } => write!(f, "link {who}:{name} {}", changes.join(", ")),
+            Action::SetSysctl { who, key, from, to, .. } => match from {
+                Some(from) => write!(f, "sysctl {who} {key} {from} -> {to}"),
+                None => write!(f, "sysctl {who} {key} = {to}"),
+            },
+            Action::DelAddress { who, iface, addr, .. } | Action::AddAddress { who, iface, addr, .. } => {
+                write!(f, "address {who}:{iface} {addr}")
+            }
+            Action::DelRoute { who, route, .. } | Action::AddRoute { who, route, .. } => write!(f, "route {who} {route}"),
+            Action::RunExec { node, commands } => write!(f, "exec {node} ({commands} commands)"),
+            Action::StartService { node, service, command } => write!(f, "service {node}/{service}: {command}"),
+        }
+    }
+}
+
+/// Ordered actions, and objects in the way that are not ours (nothing is done if any).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub conflicts: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.conflicts.is_empty()
+    }
+
+    /// The actions people see: all but the implied halves of creations.
+    pub fn visible(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| !matches!(a, Action::SetLink { implied: true, .. }))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.conflicts {
+            writeln!(f, "! {c}")?;
+        }
+        for a in self.visible() {
+            writeln!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Computes the actions that make `observed` match `desired`, in the order they must run.
+pub fn diff(topology: &Topology, desired: &Desired, observed: &Observed) -> Plan {
+    let mut p = Planner {
+        d: desired,
+        o: observed,
+        plan: Plan::default(),
+        fresh: BTreeSet::new(),
+        empty: NsState::default(),
+    };
+    p.namespaces();
+    p.veths();
+    p.stale_links();
+    p.interfaces();
+    p.processes(topology);
+    p.plan.actions.sort_by_key(phase);
+    p.plan
+}
+
+/// The order actions run in: removals first, then creation from the bottom up.
+fn phase(a: &Action) -> u8 {
+    match a {
+        Action::StopService { .. } => 0,
+        Action::StopNode { .. } => 1,
+        Action::DeleteNetns { .. } => 2,
+        Action::DeleteLink { .. } => 3,
+        Action::CreateNetns { .. } => 4,
+        Action::StartNode { .. } => 5,
+        Action::CreateBridge { .. } => 6,
+        Action::CreateVeth { .. } => 7,
+        Action::SetLink { .. } => 8,
+        Action::SetSysctl { .. } => 9,
+        Action::DelAddress { .. } => 10,
+        Action::AddAddress { .. } => 11,
+        Action::DelRoute { .. } => 12,
+        Action::AddRoute { .. } => 13,
+        Action::RunExec { .. } => 14,
+        Action::StartService { .. } => 15,
+    }
+}
+
+struct Planner<'a> {
+    d: &'a Desired,
+    o: &'a Observed,
+    plan: Plan,
+    /// Namespaces (or `host`) whose state is rebuilt from nothing in this plan.
+    fresh: BTreeSet<String>,
+    empty: NsState,
+}
+
+impl<'a> Planner<'a> {
+    fn who(&self, ns: Option<&str>) -> String {
+        match ns {
+            None => "host".into(),
+            Some(ns) => match self.d.namespaces.get(ns).and_then(|s| s.node.clone()) {
+                Some(node) => node,
+                None if ns == names::bridge_netns(&self.d.lab) => "bridges".into(),
+                None => ns.to_string(),
+            },
+        }
+    }
+
+    /// The observed state of a namespace that we may change (empty if it is created now).
+    fn state(&self, ns: Option<&str>) -> Option<&NsState> {
+        match ns {
+            None => None,
+            Some(ns) if self.fresh.contains(ns) => Some(&self.empty),
+            Some(ns) => match self.o.namespaces.get(ns) {
+                Some(NsObserved::Ours(s)) => Some(s),
+                _ => None,
+            },
+        }
+    }
+
+    fn links_in(&self, ns: Option<&str>) -> &[LinkObs] {
+        match ns {
+            None => &self.o.host_links,
+            Some(_) => self.state(ns).map(|s| s.links.as_slice()).unwrap_or(&[]),
+        }
+    }
+
+    fn namespaces(&mut self) {
+        let prefix = names::marker_prefix(&self.d.lab);
+        for (ns, spec) in &self.d.namespaces {
+            let who = self.who(Some(ns));
+            match self.o.namespaces.get(ns) {
+                None => {
+                    self.plan.actions.push(Action::CreateNetns { ns: ns.clone(), who });
+                    self.fresh.insert(ns.clone());
+                }
+                Some(NsObserved::Foreign { marker }) => self.plan.conflicts.push(format!(
+                    "network namespace {ns} exists but is not this lab's ({}); \
+                     remove it or rename the lab or node {who}",
+                    match marker {
+                        Some(m) => format!("its loopback alias is '{m}'"),
+                        None => "it carries no topo marker".into(),
+                    }
+                )),
+                Some(NsObserved::Ours(_)) => {}
+            }
+            let _ = spec;
+        }
+        for (ns, o) in &self.o.namespaces {
+            if self.d.namespaces.contains_key(ns) {
+                continue;
+            }
+            if let NsObserved::Ours(_) = o {
+                let who = ns.strip_prefix(&names::netns_prefix(&self.d.lab)).unwrap_or(ns).to_string();
+                self.plan.actions.push(Action::DeleteNetns { ns: ns.clone(), who });
+            }
+        }
+        let _ = prefix;
+    }
+
+    /// Veth pairs: kept when both ends exist with the pair's marker, else (re)created.
+    fn veths(&mut self) {
+        for v in &self.d.veths {
+            let ends = [&v.a, &v.b];
+            let mut intact = true;
+            for end in ends {
+                match self.find(end.ns.as_deref(), &end.name) {
+                    Some(l) if l.alias.as_deref() == Some(v.marker.as_str()) => {}
+                    Some(l) if self.is_ours(l) => {
+                        intact = false;
+                        self.delete_link(end.ns.as_deref(), l.clone());
+                    }
+                    Some(l) => {
+                        intact = false;
+                        let who = self.who(end.ns.as_deref());
+                        self.plan.conflicts.push(format!(
+                            "interface {who}:{} exists but is not this lab's ({}); remove it or \
+                             choose another interface name",
+                            l.name,
+                            l.alias.as_deref().map(|a| format!("alias '{a}'")).unwrap_or_else(|| "no topo marker".into())
+                        ));
+                    }
+                    None => intact = false,
+                }
+            }
+            if !intact {
+                // A surviving end of a broken pair goes first (deleting it frees its name).
+                for end in ends {
+                    if let Some(l) = self.find(end.ns.as_deref(), &end.name) {
+                        if l.alias.as_deref() == Some(v.marker.as_str()) {
+                            self.delete_link(end.ns.as_deref(), l.clone());
+                        }
+                    }
+                }
+                self.plan.actions.push(Action::CreateVeth { veth: v.clone() });
+                for end in ends {
+                    self.fresh.insert(iface_key(end.ns.as_deref(), &end.name));
+                }
+            }
+        }
+    }
+
+    /// Links that carry this lab's marker but that the file no longer declares.
+    fn stale_links(&mut self) {
+        let mut doomed = Vec::new();
+        let mut scopes: Vec<Option<&str>> = vec![None];
+        scopes.extend(self.d.namespaces.keys().map(|k| Some(k.as_str())));
+        for ns in scopes {
+            for l in self.links_in(ns) {
+                if !self.is_ours(l) || l.name == "lo" {
+                    continue;
+                }
+                let wanted = self.iface_spec(ns, &l.name).map(|s| s.marker.as_str());
+                if wanted != l.alias.as_deref() && !self.already_deleted(ns, l.index) {
+                    doomed.push((ns.map(str::to_string), l.clone()));
+                }
+            }
+        }
+        for (ns, l) in doomed {
+            self.delete_link(ns.as_deref(), l);
+        }
+    }
+
+    fn interfaces(&mut self) {
+        let mut scopes: Vec<(Option<String>, &BTreeMap<String, IfaceSpec>)> =
+            vec![(None, &self.d.host_ifaces)];
+        for (ns, spec) in &self.d.namespaces {
+            scopes.push((Some(ns.clone()), &spec.ifaces));
+        }
+        for (ns, ifaces) in scopes {
+            let ns = ns.as_deref();
+            if ns.is_some() && self.state(ns).is_none() {
+                continue; // foreign namespace: reported as a conflict
+            }
+            for (name, spec) in ifaces {
+                if spec.kind == super::IfaceKind::Bridge {
+                    self.bridge(ns, name, spec);
+                }
+                self.link_attrs(ns, name, spec);
+                if ns.is_some() {
+                    self.addresses(ns, name, spec);
+                }
+            }
+            if let Some(ns) = ns {
+                if let Some(spec) = self.d.namespaces.get(ns) {
+                    self.routes(ns, spec);
+                    self.sysctls(ns, spec);
+                }
+            }
+        }
+    }
+
+    fn bridge(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
+        let Some(ns) = ns else { return };
+        match self.find(Some(ns), name) {
+            Some(l) if l.alias.as_deref() == Some(spec.marker.as_str()) => {}
+            Some(l) if self.is_ours(l) => {
+                self.delete_link(Some(ns), l.clone());
+                self.create_bridge(ns, name);
+            }
+            Some(_) => self.plan.conflicts.push(format!("interface {name} in {ns} is not this lab's")),
+            None => self.create_bridge(ns, name),
+        }
+    }
+
+    fn create_bridge(&mut self, ns: &str, name: &str) {
+        self.plan.actions.push(Action::CreateBridge { ns: ns.to_string(), name: name.to_string() });
+        self.fresh.insert(iface_key(Some(ns), name));
+    }
+
+    /// MTU, admin state, MAC, alias and bridge membership of an interface.
+    fn link_attrs(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
+        let fresh = self.fresh.contains(&iface_key(ns, name));
+        let observed = if fresh { None } else { self.find(ns, name) };
+        let mut changes = Vec::new();
+        match observed {
+            Some(l) => {
+                if let Some(mtu) = spec.mtu.filter(|m| *m != l.mtu) {
+                    changes.push(format!("mtu {} -> {mtu}", l.mtu));
+                }
+                if spec.up != l.up {
+                    changes.push(if spec.up { "up".into() } else { "down".into() });
+                }
+                if let Some(mac) = spec.mac.filter(|m| Some(*m) != l.mac) {
+                    changes.push(format!("mac {}", fmt_mac(&mac)));
+                }
+                if l.alias.as_deref() != Some(spec.marker.as_str()) {
+                    changes.push("marker".into());
+                }
+                if let Some(ctrl) = &spec.controller {
+                    let ctrl_index = self.find(ns, ctrl).map(|c| c.index);
+                    if ctrl_index.is_none() || ctrl_index != l.controller {
+                        changes.push(format!("master {ctrl}"));
+                    }
+                }
+            }
+            None if spec.kind == super::IfaceKind::Loopback => {
+                changes.push("up".into());
+                changes.push("marker".into());
+                if let Some(mtu) = spec.mtu {
+                    changes.push(format!("mtu {mtu}"));
+                }
+            }
+            None => {
+                // Created by CreateVeth/CreateBridge with MTU, MAC and state; the marker and
+                // the bridge membership need a second request.
+                changes.push("marker".into());
+                if let Some(ctrl) = &spec.controller {
+                    changes.push(format!("master {ctrl}"));
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let who = self.who(ns);
+            self.plan.actions.push(Action::SetLink {
+                ns: ns.map(str::to_string),
+                who,
+                name: name.to_string(),
+                changes,
+                spec: spec.clone(),
+                implied: observed.is_none(),
+            });
+        }
+    }
+
+    fn addresses(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
+        let fresh = self.fresh.contains(&iface_key(ns, name));
+        let state = self.state(ns).cloned().unwrap_or_default();
+        let index = if fresh { None } else { state.link(name).map(|l| l.index) };
+        let on_iface: Vec<_> = state.addrs.iter().filter(|a| Some(a.index) == index).collect();
+        let who = self.who(ns);
+        for a in on_iface.iter().filter(|a| a.ours && !spec.addresses.contains(&a.addr)) {
+            self.plan.actions.push(Action::DelAddress {
+                ns: ns.map(str::to_string),
+                who: who.clone(),
+                iface: name.to_string(),
+                addr: a.addr,
+            });
+        }
+        for addr in &spec.addresses {
+            if !on_iface.iter().any(|a| a.addr == *addr) {
+                self.plan.actions.push(Action::AddAddress {
+                    ns: ns.map(str::to_string),
+                    who: who.clone(),
+                    iface: name.to_string(),
+                    addr: *addr,
+                });
+            }
+        }
+    }
+
+    fn routes(&mut self, ns: &str, spec: &NsSpec) {
+        let state = self.state(Some(ns)).cloned().unwrap_or_default();
+        let who = self.who(Some(ns));
+        // A route through an interface that is recreated now disappears with it.
+        let recreated: BTreeSet<u32> = state
+            .links
+            .iter()
+            .filter(|l| self.fresh.contains(&iface_key(Some(ns), &l.name)) || self.already_deleted(Some(ns), l.index))
+            .map(|l| l.index)
+            .collect();
+        let live: Vec<_> = state
+            .routes
+            .iter()
+            .filter(|r| !r.oifs.iter().any(|i| recreated.contains(i)))
+            .collect();
+        for r in &live {
+            if !spec.routes.iter().any(|d| d.key() == (r.dst, r.metric)) {
+                let route = RouteSpec { dst: r.dst, via: r.via.clone(), dev: None, metric: r.metric };
+                self.plan.actions.push(Action::DelRoute { ns: ns.to_string(), who: who.clone(), route });
+            }
+        }
+        for d in &spec.routes {
+            match live.iter().find(|r| (r.dst, r.metric) == d.key()) {
+                None => self.plan.actions.push(Action::AddRoute {
+                    ns: ns.to_string(),
+                    who: who.clone(),
+                    route: d.clone(),
+                    replace: false,
+                }),
+                Some(r) => {
+                    let same_via = sorted(&r.via) == sorted(&d.via);
+                    let same_dev = match &d.dev {
+                        None => true,
+                        Some(dev) => {
+                            let idx = state.link(dev).map(|l| l.index);
+                            idx.is_some() && r.oifs.iter().all(|o| Some(*o) == idx)
+                        }
+                    };
+                    if !same_via || !same_dev {
+                        self.plan.actions.push(Action::AddRoute {
+                            ns: ns.to_string(),
+                            who: who.clone(),
+                            route: d.clone(),
+                            replace: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn sysctls(&mut self, ns: &str, spec: &NsSpec) {
+        let state = self.state(Some(ns)).cloned().unwrap_or_default();
+        let who = self.who(Some(ns));
+        for (key, want) in &spec.sysctls {
+            let have = state.sysctls.get(key);
+            if have.map(|h| normalise(h)) != Some(normalise(want)) {
+                self.plan.actions.push(Action::SetSysctl {
+                    ns: ns.to_string(),
+                    who: who.clone(),
+                    key: key.clone(),
+                    from: have.cloned(),
+                    to: want.clone(),
+                });
+            }
+        }
+    }
+
+    fn processes(&mut self, t: &Topology) {
+        for (name, node) in &t.nodes {
+            let ns = names::node_netns(&self.d.lab, name);
+            if self.state(Some(&ns)).is_none() {
+                continue;
+            }
+            let obs = self.o.nodes.get(name);
+            let alive = !self.fresh.contains(&ns) && obs.is_some_and(|o| o.init_alive);
+            if !alive {
+                if let Some(pid) = obs.and_then(|o| o.init_pid) {
+                    self.plan.actions.push(Action::StopNode { node: name.clone(), pid });
+                }
+                self.plan.actions.push(Action::StartNode { node: name.clone() });
+                if !node.exec.is_empty() {
+                    self.plan.actions.push(Action::RunExec { node: name.clone(), commands: node.exec.len() });
+                }
+            }
+            let running = if alive { obs.map(|o| o.services.clone()).unwrap_or_default() } else { BTreeMap::new() };
+            for (svc, obs) in &running {
+                let wanted = node.services.get(svc);
+                if obs.alive && wanted != Some(&obs.command) {
+                    self.plan.actions.push(Action::StopService { node: name.clone(), service: svc.clone(), pid: obs.pid });
+                }
+            }
+            for (svc, command) in &node.services {
+                let ok = running.get(svc).is_some_and(|o| o.alive && &o.command == command);
+                if !ok {
+                    self.plan.actions.push(Action::StartService {
+                        node: name.clone(),
+                        service: svc.clone(),
+                        command: command.clone(),
+                    });
+                }
+            }
+        }
+        for (name, obs) in &self.o.nodes {
+            if t.nodes.contains_key(name) {
+                continue;
+            }
+            if let (true, Some(pid)) = (obs.init_alive, obs.init_pid) {
+                self.plan.actions.push(Action::StopNode { node: name.clone(), pid });
+            }
+        }
+    }
+
+    // --- helpers
+
+    fn find(&self, ns: Option<&str>, name: &str) -> Option<&LinkObs> {
+        self.links_in(ns).iter().find(|l| l.name == name)
+    }
+
+    fn is_ours(&self, l: &LinkObs) -> bool {
+        l.alias.as_deref().is_some_and(|a| a.starts_with(&names::marker_prefix(&self.d.lab)))
+    }
+
+    fn iface_spec(&self, ns: Option<&str>, name: &str) -> Option<&IfaceSpec> {
+        match ns {
+            None => self.d.host_ifaces.get(name),
+            Some(ns) => self.d.namespaces.get(ns).and_then(|s| s.ifaces.get(name)),
+        }
+    }
+
+    fn already_deleted(&self, ns: Option<&str>, index: u32) -> bool {
+        self.plan.actions.iter().any(|a| {
+            matches!(a, Action::DeleteLink { ns: n, index: i, .. } if n.as_deref() == ns && *i == index)
+        })
+    }
+
+    fn delete_link(&mut self, ns: Option<&str>, l: LinkObs) {
+        if self.already_deleted(ns, l.index) {
+            return;
+        }
+        let who = self.who(ns);
+        self.plan.actions.push(Action::DeleteLink { ns: ns.map(str::to_string), who, name: l.name, index: l.index });
+    }
+}
+
+fn iface_key(ns: Option<&str>, name: &str) -> String {
+    format!("{}\0{name}", ns.unwrap_or("host"))
+}
+
+fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}

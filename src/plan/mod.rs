@@ -1,0 +1,12 @@
+//! `plan`: the difference between the desired lab and what the kernel holds, as an ordered
+//! list of actions. Pure: the same inputs always give the same plan, and no syscall is made.
+
+pub mod desired;
+pub mod names;
+pub mod observed;
+
+mod diff;
+
+pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
+pub use diff::{diff, Action, Plan};
+pub use observed::{AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, RouteObs, ServiceObs};

@@ -1,0 +1,109 @@
+//! How kernel objects of a lab are named and marked. Pure functions of the lab, node and
+//! interface names, so `up`, `plan` and `down` agree on them without any stored state.
+
+use std::net::IpAddr;
+
+/// Name of a node's network namespace under `/run/netns` (DESIGN §4).
+pub fn node_netns(lab: &str, node: &str) -> String {
+    format!("{lab}-{node}")
+}
+
+/// Prefix shared by every namespace name of a lab (nodes and bridges).
+pub fn netns_prefix(lab: &str) -> String {
+    format!("{lab}-")
+}
+
+/// The lab's hidden namespace that holds its bridges. Node names cannot contain a dot, so
+/// this never collides with a node's namespace.
+pub fn bridge_netns(lab: &str) -> String {
+    format!("{lab}.br")
+}
+
+/// Every interface `topo` creates carries an alias that starts with this marker; the rest
+/// of the alias says which declared object it implements.
+pub fn marker_prefix(lab: &str) -> String {
+    format!("topo/{lab} ")
+}
+
+/// Alias of a namespace's loopback: marks the whole namespace as this lab's.
+pub fn ns_marker(lab: &str, ns: &str) -> String {
+    format!("{}ns {ns}", marker_prefix(lab))
+}
+
+/// Alias of both ends of a veth pair: the two ends in a fixed order, so a link whose ends
+/// change gets a different alias and is recreated rather than silently reused.
+pub fn veth_marker(lab: &str, a: &str, b: &str) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("{}veth {x}={y}", marker_prefix(lab))
+}
+
+pub fn bridge_marker(lab: &str, bridge: &str) -> String {
+    format!("{}bridge {bridge}", marker_prefix(lab))
+}
+
+/// Name of a bridge's port (the bridge-side end of a member's veth) in the bridge namespace:
+/// `node.iface` when it fits in 15 bytes (node names have no dot, so it is unambiguous),
+/// else a stable hash.
+pub fn bridge_port(node: &str, iface: &str) -> String {
+    let readable = format!("{node}.{iface}");
+    if readable.len() <= 15 {
+        readable
+    } else {
+        format!("p{:014x}", fnv1a(readable.as_bytes()) & 0x00ff_ffff_ffff_ffff)
+    }
+}
+
+/// A deterministic, locally administered unicast MAC for an interface of a lab.
+pub fn mac(lab: &str, ns: &str, iface: &str) -> [u8; 6] {
+    let h = fnv1a(format!("{lab}\0{ns}\0{iface}").as_bytes()).to_be_bytes();
+    [(h[0] & 0xfc) | 0x02, h[1], h[2], h[3], h[4], h[5]]
+}
+
+/// FNV-1a, 64 bit: stable across Rust releases, unlike `DefaultHasher`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `/proc/sys` path of a sysctl key (`net.ipv4.ip_forward` → `net/ipv4/ip_forward`).
+pub fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}
+
+pub fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "ipv4"
+    } else {
+        "ipv6"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_local_unicast_and_stable() {
+        let m = mac("lab", "lab-r1", "eth1");
+        assert_eq!(m[0] & 0x03, 0x02);
+        assert_eq!(m, mac("lab", "lab-r1", "eth1"));
+        assert_ne!(m, mac("lab", "lab-r1", "eth2"));
+    }
+
+    #[test]
+    fn veth_marker_does_not_depend_on_end_order() {
+        assert_eq!(veth_marker("l", "a:x", "b:y"), veth_marker("l", "b:y", "a:x"));
+    }
+
+    #[test]
+    fn bridge_ports_fit_in_ifnamsiz() {
+        assert_eq!(bridge_port("h1", "eth0"), "h1.eth0");
+        let long = bridge_port("a-very-long-node", "eth0");
+        assert_eq!(long.len(), 15);
+        assert_ne!(long, bridge_port("a-very-long-node", "eth1"));
+    }
+}

@@ -1,0 +1,90 @@
+//! What the kernel holds for a lab, as plain data: filled by `net::observe` and the node
+//! module, compared by `diff`. Nothing here talks to the kernel.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observed {
+    /// Namespaces of the lab's naming scheme that exist, by name.
+    pub namespaces: BTreeMap<String, NsObserved>,
+    /// Host links that carry this lab's marker or have the name of a desired host interface.
+    pub host_links: Vec<LinkObs>,
+    /// Node processes, by node name.
+    pub nodes: BTreeMap<String, NodeObs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "owner", rename_all = "lowercase")]
+pub enum NsObserved {
+    /// Exists, but its loopback does not carry this lab's marker: not ours, never touched.
+    Foreign { marker: Option<String> },
+    Ours(NsState),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NsState {
+    pub links: Vec<LinkObs>,
+    pub addrs: Vec<AddrObs>,
+    /// Routes of the main table with `topo`'s protocol number only.
+    pub routes: Vec<RouteObs>,
+    /// Values of the sysctls the file declares for this namespace.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+impl NsState {
+    pub fn link(&self, name: &str) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    pub fn link_by_index(&self, index: u32) -> Option<&LinkObs> {
+        self.links.iter().find(|l| l.index == index)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkObs {
+    pub index: u32,
+    pub name: String,
+    pub alias: Option<String>,
+    pub mtu: u32,
+    pub up: bool,
+    pub mac: Option<[u8; 6]>,
+    pub controller: Option<u32>,
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddrObs {
+    pub index: u32,
+    pub addr: IpNetwork,
+    /// Added by `topo` (address protocol `IFAPROT_TOPO`).
+    pub ours: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteObs {
+    pub dst: IpNetwork,
+    pub via: Vec<IpAddr>,
+    pub oifs: Vec<u32>,
+    pub metric: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeObs {
+    /// The init process is alive and holds the node's current network namespace.
+    pub init_alive: bool,
+    pub init_pid: Option<i32>,
+    /// Running services and the command each was started with.
+    pub services: BTreeMap<String, ServiceObs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceObs {
+    pub pid: i32,
+    pub command: String,
+    pub alive: bool,
+}

@@ -1,0 +1,289 @@
+//! The desired state of a lab, as the topology file declares it (schema v1).
+//!
+//! These types are the output of `spec::load`: defaults are already merged into every node,
+//! units are already converted (bytes, bits per second, microseconds, parts per million), and
+//! relative paths are already resolved against the topology file's directory. They are plain
+//! data: no syscalls, no I/O. The JSON Schema shipped in `docs/topology.schema.json` is
+//! generated from them, so the `schemars` attributes describe the *file* form of each field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The pseudo node name that stands for the host's own network namespace in an endpoint.
+pub const HOST: &str = "host";
+
+/// A whole topology file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Lab name: `[a-z0-9-]`, 1..12 characters; prefixes every kernel object of the lab.
+    pub name: String,
+    /// Merged into every node; a node's own keys win (maps are merged key by key).
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The nodes, by name (`[a-z0-9-]`, starting with a letter or digit).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, Node>,
+    /// Point-to-point veth pairs.
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// L2 segments; each bridge lives in the lab's hidden bridge namespace.
+    #[serde(default)]
+    pub bridges: BTreeMap<String, Bridge>,
+}
+
+/// Keys that `defaults:` may set for every node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, SysctlValue>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub seccomp: Option<Seccomp>,
+    #[serde(default)]
+    pub userns: Option<bool>,
+}
+
+/// One node: an isolated process tree with its own network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Configuration of the node's interfaces (links and bridges only wire them).
+    #[serde(default)]
+    pub interfaces: BTreeMap<String, Interface>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Per-network-namespace sysctls (`net.*` keys only).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, SysctlValue>,
+    /// `host-path:node-path[:ro]`, the host path relative to the topology file.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub binds: Vec<Bind>,
+    /// The node's own root filesystem (a directory, relative to the topology file).
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
+    /// Landlock filesystem policy.
+    #[serde(default)]
+    pub filesystem: Option<Filesystem>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// One-shot commands, run in order with `/bin/sh -c` after the node is wired.
+    #[serde(default)]
+    pub exec: Vec<String>,
+    /// Long-running commands, by name, started after `exec`, logged to the run directory.
+    #[serde(default)]
+    pub services: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub seccomp: Option<Seccomp>,
+    #[serde(default)]
+    pub userns: Option<bool>,
+}
+
+/// A sysctl value as written in the file (numbers and strings both allowed), kept as text
+/// because that is what `/proc/sys` reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Int(i64),
+    Text(String),
+}
+
+impl fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysctlValue::Int(n) => write!(f, "{n}"),
+            SysctlValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Addresses with prefix length, IPv4 or IPv6 (`10.0.0.1/31`, `2001:db8::1/64`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<IpNetwork>,
+    /// MTU in bytes; overrides the link's `mtu`.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination prefix, or `default`.
+    #[schemars(with = "String")]
+    pub to: RouteDest,
+    /// Gateway address, or a list of them for ECMP.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub via: Vec<IpAddr>,
+    /// Output interface, for a route without a gateway (or to pin the gateway's interface).
+    #[serde(default)]
+    pub dev: Option<String>,
+    #[serde(default)]
+    pub metric: Option<u32>,
+}
+
+/// A route's destination; `default` takes its family from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteDest {
+    Default,
+    Prefix(IpNetwork),
+}
+
+/// A bind mount from the host into a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Bind {
+    /// Absolute host path (resolved against the topology file's directory).
+    pub host: PathBuf,
+    /// Absolute path inside the node.
+    pub node: PathBuf,
+    pub read_only: bool,
+}
+
+/// Landlock policy: which paths the node's processes may read and write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    #[serde(default)]
+    pub read_only: Vec<PathBuf>,
+    #[serde(default)]
+    pub read_write: Vec<PathBuf>,
+}
+
+/// Resource limits of a node's cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory in bytes (file form: `128Mi`, `1Gi`, `65536`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<u64>,
+    /// Maximum number of tasks.
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// CPUs (fractions allowed: `0.5`).
+    #[serde(default)]
+    pub cpu: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Capability names without `CAP_` (`NET_ADMIN`) or `ALL`.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    #[serde(default)]
+    pub add: Vec<String>,
+}
+
+/// `default`, `unconfined`, or a path to an OCI/Docker-format JSON profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    Default,
+    Unconfined,
+    Profile(PathBuf),
+}
+
+/// `node:interface`; `node` may be `host` for a veth end left in the host namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub node: String,
+    pub iface: String,
+}
+
+impl Endpoint {
+    pub fn is_host(&self) -> bool {
+        self.node == HOST
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node, self.iface)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    #[default]
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// Exactly two `node:interface` ends.
+    #[schemars(with = "[String; 2]")]
+    pub endpoints: [Endpoint; 2],
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub impair: Option<Impair>,
+    #[serde(default)]
+    pub state: LinkState,
+}
+
+/// Link impairment (netem / tbf), applied in both directions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Impair {
+    /// Delay in microseconds (file form: `10ms`, `500us`, `1s`).
+    #[serde(default, rename = "delay")]
+    #[schemars(with = "Option<String>")]
+    pub delay_us: Option<u64>,
+    #[serde(default, rename = "jitter")]
+    #[schemars(with = "Option<String>")]
+    pub jitter_us: Option<u64>,
+    /// Loss in parts per million (file form: `0.5%`).
+    #[serde(default, rename = "loss")]
+    #[schemars(with = "Option<String>")]
+    pub loss_ppm: Option<u32>,
+    #[serde(default, rename = "corrupt")]
+    #[schemars(with = "Option<String>")]
+    pub corrupt_ppm: Option<u32>,
+    #[serde(default, rename = "duplicate")]
+    #[schemars(with = "Option<String>")]
+    pub duplicate_ppm: Option<u32>,
+    #[serde(default, rename = "reorder")]
+    #[schemars(with = "Option<String>")]
+    pub reorder_ppm: Option<u32>,
+    /// Rate in bits per second (file form: `100mbit`).
+    #[serde(default, rename = "rate")]
+    #[schemars(with = "Option<String>")]
+    pub rate_bps: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bridge {
+    /// `node:interface` ports of this L2 segment.
+    #[schemars(with = "Vec<String>")]
+    pub members: Vec<Endpoint>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}

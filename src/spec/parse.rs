@@ -1,0 +1,1742 @@
+//! From the spanned YAML tree to the typed model: keys, types, names, units and value ranges
+//! are checked here, each problem recorded with its position, and reading goes on after an
+//! error wherever possible (the faulty value is left out). Cross-references (endpoints,
+//! wiring, gateways, host paths) are checked afterwards by `validate`.
+//!
+//! Defaults are merged into every node here; the positions of inherited values are copied
+//! to the node's paths so that later checks point at the line in `defaults:`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+
+use super::diag::{Diagnostic, Diagnostics};
+use super::model::{
+    Bind, Bridge, Capabilities, Defaults, Endpoint, Filesystem, Impair, Interface, Limits, Link,
+    LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Topology, HOST,
+};
+use super::units::{self, UnitError};
+use super::yaml::{self, Node as Yaml, Pos};
+
+const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "links", "bridges"];
+const DEFAULT_KEYS: &[&str] = &[
+    "sysctls",
+    "env",
+    "limits",
+    "capabilities",
+    "seccomp",
+    "userns",
+];
+const NODE_KEYS: &[&str] = &[
+    "interfaces",
+    "routes",
+    "sysctls",
+    "binds",
+    "rootfs",
+    "filesystem",
+    "env",
+    "exec",
+    "services",
+    "limits",
+    "capabilities",
+    "seccomp",
+    "userns",
+];
+const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
+const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric"];
+const FILESYSTEM_KEYS: &[&str] = &["read_only", "read_write"];
+const LIMIT_KEYS: &[&str] = &["memory", "pids", "cpu"];
+const CAPABILITY_KEYS: &[&str] = &["drop", "add"];
+const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state"];
+const IMPAIR_KEYS: &[&str] = &[
+    "delay",
+    "jitter",
+    "loss",
+    "corrupt",
+    "duplicate",
+    "reorder",
+    "rate",
+];
+const BRIDGE_KEYS: &[&str] = &["members", "mtu"];
+
+/// Linux capabilities, without `CAP_`, in kernel order (through `CAP_CHECKPOINT_RESTORE`).
+pub const CAPABILITIES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Where a key and its value are in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub key: Pos,
+    pub value: Pos,
+}
+
+/// Positions of everything read, by path: `name`, `nodes.r1`, `nodes.r1.interfaces.eth1`,
+/// `nodes.r1.routes[0].via[1]`, `links[2].endpoints[0]`, `bridges.lan1.members[0]`,
+/// `defaults.sysctls.net.ipv4.ip_forward` (map keys are used as written, dots included).
+/// List items have the same key and value position.
+#[derive(Debug, Clone, Default)]
+pub struct Spans {
+    map: BTreeMap<String, Span>,
+    /// Endpoints of links that could not be built (wrong count, a bad end): they still count
+    /// as wired, so that one mistake does not also make its interfaces "unwired".
+    pub(crate) orphan_endpoints: Vec<(Endpoint, String)>,
+    /// Nodes with a refused address: their gateways are not checked against their subnets.
+    pub(crate) tainted_nodes: BTreeSet<String>,
+}
+
+impl Spans {
+    /// The span of `path`, or of its nearest recorded parent; 1:1 when nothing matches.
+    pub fn span(&self, path: &str) -> Span {
+        let mut p = path;
+        loop {
+            if let Some(s) = self.map.get(p) {
+                return *s;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => {
+                    let start = Pos::new(1, 1);
+                    return Span {
+                        key: start,
+                        value: start,
+                    };
+                }
+            }
+        }
+    }
+
+    pub fn key(&self, path: &str) -> Pos {
+        self.span(path).key
+    }
+
+    pub fn value(&self, path: &str) -> Pos {
+        self.span(path).value
+    }
+
+    fn record(&mut self, path: &str, key: Pos, value: Pos) {
+        self.map.insert(path.to_string(), Span { key, value });
+    }
+
+    /// Copies the spans of `from` and everything under it to `to`, keeping existing ones.
+    fn copy_prefix(&mut self, from: &str, to: &str) {
+        let copied: Vec<(String, Span)> = self
+            .map
+            .range(from.to_string()..)
+            .take_while(|(k, _)| k.starts_with(from))
+            .filter_map(|(k, s)| {
+                let rest = k.get(from.len()..)?;
+                let under = rest.is_empty() || rest.starts_with(['.', '[']);
+                under.then(|| (format!("{to}{rest}"), *s))
+            })
+            .collect();
+        for (k, s) in copied {
+            self.map.entry(k).or_insert(s);
+        }
+    }
+}
+
+/// Reads topology text. `Err` only when nothing usable could be read (a YAML syntax error,
+/// an empty file, a top level that is not a mapping).
+pub fn parse(src: &str, path: &Path) -> Result<(Topology, Spans, Diagnostics), Diagnostics> {
+    let mut reader = Reader::new(path);
+    let root = match yaml::parse(src) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            reader.error(
+                Pos::new(1, 1),
+                "the topology file is empty".to_string(),
+                "start with 'name: mylab' and a 'nodes:' mapping".to_string(),
+            );
+            return Err(reader.diags);
+        }
+        Err(e) => {
+            reader.error(e.pos, e.message, e.hint);
+            return Err(reader.diags);
+        }
+    };
+    match reader.topology(&root) {
+        Some(topology) => Ok((topology, reader.spans, reader.diags)),
+        None => Err(reader.diags),
+    }
+}
+
+/// A mapping entry whose key is a string, with the path of its value.
+struct Entry<'n> {
+    key: String,
+    key_pos: Pos,
+    value: &'n Yaml,
+    path: String,
+}
+
+struct Reader<'a> {
+    file: &'a Path,
+    /// Absolute directory of the topology file, for relative paths in it.
+    base: PathBuf,
+    diags: Diagnostics,
+    spans: Spans,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_hint(expected: &str) -> &'static str {
+    match expected {
+        "a mapping" => "write 'key: value' entries on indented lines below, or {key: value}",
+        "a list" => "write '- item' lines below, or [item, item]",
+        "a boolean" => "write true or false",
+        "a number" | "an integer" => "write a plain number, without quotes",
+        _ => "write a single value (quote it if it contains special characters)",
+    }
+}
+
+impl<'a> Reader<'a> {
+    fn new(file: &'a Path) -> Reader<'a> {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::path::absolute(&dir).unwrap_or(dir);
+        Reader {
+            file,
+            base: normalize(&base),
+            diags: Diagnostics::default(),
+            spans: Spans::default(),
+        }
+    }
+
+    fn error(&mut self, pos: Pos, message: String, hint: String) {
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            message,
+            hint: Some(hint),
+        });
+    }
+
+    fn wrong_type(&mut self, node: &Yaml, expected: &str, path: &str) {
+        let what = if path.is_empty() {
+            "the top level".to_string()
+        } else {
+            format!("'{path}'")
+        };
+        self.error(
+            node.pos,
+            format!("expected {expected} for {what}, found {}", node.type_name()),
+            type_hint(expected).to_string(),
+        );
+    }
+
+    fn resolve(&self, text: &str) -> PathBuf {
+        normalize(&self.base.join(text))
+    }
+
+    // ---- generic readers -------------------------------------------------------------
+
+    /// The entries of a mapping (null reads as empty), duplicates reported and left out.
+    fn entries<'n>(&mut self, node: &'n Yaml, path: &str, place: &str) -> Vec<Entry<'n>> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(map) = node.as_map() else {
+            self.wrong_type(node, "a mapping", path);
+            return Vec::new();
+        };
+        let mut seen: HashMap<&str, Pos> = HashMap::new();
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let Some(key) = k.as_str() else {
+                self.error(
+                    k.pos,
+                    format!("expected a name as key {place}, found {}", k.type_name()),
+                    "keys are plain names, e.g. 'r1:'".to_string(),
+                );
+                continue;
+            };
+            if let Some(first) = seen.get(key) {
+                self.error(
+                    k.pos,
+                    format!("duplicate key '{key}' {place}"),
+                    format!(
+                        "'{key}' is already defined at line {}, column {}; remove or rename one",
+                        first.line, first.column
+                    ),
+                );
+                continue;
+            }
+            seen.insert(key, k.pos);
+            let child = join(path, key);
+            self.spans.record(&child, k.pos, v.pos);
+            out.push(Entry {
+                key: key.to_string(),
+                key_pos: k.pos,
+                value: v,
+                path: child,
+            });
+        }
+        out
+    }
+
+    /// Like `entries`, with unknown keys reported and left out.
+    fn fields<'n>(
+        &mut self,
+        node: &'n Yaml,
+        path: &str,
+        place: &str,
+        allowed: &[&str],
+    ) -> Vec<Entry<'n>> {
+        let mut entries = self.entries(node, path, place);
+        entries.retain(|e| {
+            let known = allowed.contains(&e.key.as_str());
+            if !known {
+                let mut hint = did_you_mean(&e.key, allowed.iter().copied())
+                    .map(|s| format!("did you mean '{s}'? "))
+                    .unwrap_or_default();
+                hint.push_str(&format!("allowed keys: {}", allowed.join(", ")));
+                self.error(e.key_pos, format!("unknown key '{}' {place}", e.key), hint);
+            }
+            known
+        });
+        entries
+    }
+
+    /// The items of a list (null reads as empty) with their paths.
+    fn items<'n>(&mut self, node: &'n Yaml, path: &str) -> Vec<(String, &'n Yaml)> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(seq) = node.as_seq() else {
+            self.wrong_type(node, "a list", path);
+            return Vec::new();
+        };
+        seq.iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let p = format!("{path}[{i}]");
+                self.spans.record(&p, item.pos, item.pos);
+                (p, item)
+            })
+            .collect()
+    }
+
+    fn string(&mut self, node: &Yaml, path: &str) -> Option<String> {
+        match node.as_str() {
+            Some(s) if node.as_map().is_none() => Some(s.to_string()),
+            _ => {
+                self.wrong_type(node, "a string", path);
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Yaml, path: &str) -> Vec<String> {
+        self.items(node, path)
+            .into_iter()
+            .filter_map(|(p, item)| self.string(item, &p))
+            .collect()
+    }
+
+    fn boolean(&mut self, node: &Yaml, path: &str) -> Option<bool> {
+        let value = node.as_bool();
+        if value.is_none() {
+            self.wrong_type(node, "a boolean", path);
+        }
+        value
+    }
+
+    /// An integer in `min..=max`; `what` names it in the range message.
+    fn integer(&mut self, node: &Yaml, path: &str, what: &str, range: (i64, i64)) -> Option<i64> {
+        let Some(n) = node.as_i64() else {
+            self.wrong_type(node, "an integer", path);
+            return None;
+        };
+        let (min, max) = range;
+        if n < min || n > max {
+            self.error(
+                node.pos,
+                format!("{what} {n} is out of range"),
+                format!("{what} is from {min} to {max}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    fn mtu(&mut self, node: &Yaml, path: &str) -> Option<u32> {
+        self.integer(node, path, "mtu", (68, 65535))
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// A scalar read with a unit parser.
+    fn unit<T>(
+        &mut self,
+        node: &Yaml,
+        path: &str,
+        parse: fn(&str) -> Result<T, UnitError>,
+    ) -> Option<T> {
+        let text = self.string(node, path)?;
+        match parse(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(node.pos, e.message, e.hint);
+                None
+            }
+        }
+    }
+
+    /// Reports a name problem (message, hint) at `pos`; true when the name is fine.
+    fn check(&mut self, pos: Pos, problem: Option<(String, String)>) -> bool {
+        match problem {
+            Some((message, hint)) => {
+                self.error(pos, message, hint);
+                false
+            }
+            None => true,
+        }
+    }
+
+    // ---- the document ----------------------------------------------------------------
+
+    fn topology(&mut self, root: &Yaml) -> Option<Topology> {
+        if root.as_map().is_none() {
+            self.wrong_type(root, "a mapping", "");
+            return None;
+        }
+        let mut topo = Topology {
+            name: String::new(),
+            defaults: Defaults::default(),
+            nodes: BTreeMap::new(),
+            links: Vec::new(),
+            bridges: BTreeMap::new(),
+        };
+        let mut has_name = false;
+        for e in self.fields(root, "", "at the top level", TOP_KEYS) {
+            match e.key.as_str() {
+                "name" => {
+                    has_name = true;
+                    if let Some(name) = self.string(e.value, &e.path) {
+                        self.check(e.value.pos, lab_name_problem(&name));
+                        topo.name = name;
+                    }
+                }
+                "defaults" => topo.defaults = self.defaults(e.value),
+                "nodes" => topo.nodes = self.nodes(e.value),
+                "links" => topo.links = self.links(e.value),
+                "bridges" => topo.bridges = self.bridges(e.value),
+                _ => {}
+            }
+        }
+        if !has_name {
+            self.error(
+                root.pos,
+                "missing required key 'name'".to_string(),
+                "add 'name: mylab' (1 to 12 characters from a-z, 0-9 and '-')".to_string(),
+            );
+        }
+        self.merge_defaults(&mut topo);
+        Some(topo)
+    }
+
+    fn defaults(&mut self, value: &Yaml) -> Defaults {
+        let mut out = Defaults::default();
+        for e in self.fields(value, "defaults", "in 'defaults'", DEFAULT_KEYS) {
+            self.common(&e, &mut out);
+        }
+        out
+    }
+
+    /// The keys that both `defaults:` and a node take.
+    fn common(&mut self, e: &Entry<'_>, out: &mut Defaults) {
+        match e.key.as_str() {
+            "sysctls" => out.sysctls = self.sysctls(e.value, &e.path),
+            "env" => out.env = self.env(e.value, &e.path),
+            "limits" => out.limits = self.limits(e.value, &e.path),
+            "capabilities" => out.capabilities = Some(self.capabilities(e.value, &e.path)),
+            "seccomp" => out.seccomp = self.seccomp(e.value, &e.path),
+            "userns" => out.userns = self.boolean(e.value, &e.path),
+            _ => {}
+        }
+    }
+
+    fn nodes(&mut self, value: &Yaml) -> BTreeMap<String, Node> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, "nodes", "in 'nodes'") {
+            // A node with a bad name is kept, so that references to it still resolve.
+            self.check(e.key_pos, node_name_problem(&e.key));
+            let node = self.node(&e.key, e.value, &e.path);
+            out.insert(e.key, node);
+        }
+        out
+    }
+
+    fn node(&mut self, name: &str, value: &Yaml, path: &str) -> Node {
+        let mut node = Node::default();
+        let mut own = Defaults::default();
+        let place = format!("in node {name}");
+        for e in self.fields(value, path, &place, NODE_KEYS) {
+            match e.key.as_str() {
+                "interfaces" => node.interfaces = self.interfaces(name, e.value, &e.path),
+                "routes" => node.routes = self.routes(name, e.value, &e.path),
+                "binds" => node.binds = self.binds(e.value, &e.path),
+                "rootfs" => node.rootfs = self.string(e.value, &e.path).map(|s| self.resolve(&s)),
+                "filesystem" => node.filesystem = Some(self.filesystem(name, e.value, &e.path)),
+                "exec" => node.exec = self.strings(e.value, &e.path),
+                "services" => node.services = self.services(name, e.value, &e.path),
+                _ => self.common(&e, &mut own),
+            }
+        }
+        node.sysctls = own.sysctls;
+        node.env = own.env;
+        node.limits = own.limits;
+        node.capabilities = own.capabilities;
+        node.seccomp = own.seccomp;
+        node.userns = own.userns;
+        node
+    }
+
+    fn interfaces(&mut self, node: &str, value: &Yaml, path: &str) -> BTreeMap<String, Interface> {
+        let place = format!("in the interfaces of node {node}");
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, path, &place) {
+            self.check(e.key_pos, ifname_problem("interface", &e.key));
+            let iface = self.interface(node, &e);
+            out.insert(e.key, iface);
+        }
+        out
+    }
+
+    fn interface(&mut self, node: &str, e: &Entry<'_>) -> Interface {
+        let mut out = Interface::default();
+        let place = format!("in interface {node}:{}", e.key);
+        for f in self.fields(e.value, &e.path, &place, INTERFACE_KEYS) {
+            match f.key.as_str() {
+                "addresses" => out.addresses = self.addresses(node, f.value, &f.path),
+                "mtu" => out.mtu = self.mtu(f.value, &f.path),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn addresses(&mut self, node: &str, value: &Yaml, path: &str) -> Vec<IpNetwork> {
+        let mut out = Vec::new();
+        for (p, item) in self.items(value, path) {
+            let parsed = self.string(item, &p).map(|s| parse_cidr(&s));
+            match parsed {
+                Some(Ok(net)) => out.push(net),
+                Some(Err((message, hint))) => {
+                    self.error(item.pos, message, hint);
+                    self.spans.tainted_nodes.insert(node.to_string());
+                }
+                None => {
+                    self.spans.tainted_nodes.insert(node.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn routes(&mut self, node: &str, value: &Yaml, path: &str) -> Vec<Route> {
+        let items = self.items(value, path);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, (p, item)) in items.into_iter().enumerate() {
+            if let Some(route) = self.route(node, i, item, &p) {
+                out.push(route);
+            }
+        }
+        out
+    }
+
+    fn route(&mut self, node: &str, index: usize, value: &Yaml, path: &str) -> Option<Route> {
+        let place = format!("in route {} of node {node}", index + 1);
+        if value.as_map().is_none() {
+            self.wrong_type(value, "a mapping", path);
+            return None;
+        }
+        let errors_before = self.diags.len();
+        let mut to = None;
+        let mut has_to = false;
+        let mut route = Route {
+            to: RouteDest::Default,
+            via: Vec::new(),
+            dev: None,
+            metric: None,
+        };
+        for e in self.fields(value, path, &place, ROUTE_KEYS) {
+            match e.key.as_str() {
+                "to" => {
+                    has_to = true;
+                    to = self.destination(e.value, &e.path);
+                }
+                "via" => route.via = self.gateways(e.value, &e.path),
+                "dev" => {
+                    route.dev = self.string(e.value, &e.path);
+                    if let Some(dev) = &route.dev {
+                        self.check(e.value.pos, ifname_problem("interface", dev));
+                    }
+                }
+                "metric" => {
+                    route.metric = self
+                        .integer(e.value, &e.path, "metric", (0, i64::from(u32::MAX)))
+                        .and_then(|m| u32::try_from(m).ok());
+                }
+                _ => {}
+            }
+        }
+        if !has_to {
+            self.error(
+                value.pos,
+                format!("route {} of node {node} has no 'to'", index + 1),
+                "add 'to: default' or 'to: <prefix>', e.g. 'to: 10.0.0.0/24'".to_string(),
+            );
+        }
+        // A route with a refused part is left out whole, so that later checks do not
+        // report what is only a consequence of the refused part.
+        if self.diags.len() > errors_before {
+            return None;
+        }
+        route.to = to?;
+        Some(route)
+    }
+
+    fn destination(&mut self, value: &Yaml, path: &str) -> Option<RouteDest> {
+        let text = self.string(value, path)?;
+        if text == "default" {
+            return Some(RouteDest::Default);
+        }
+        let net = match parse_cidr(&text) {
+            Ok(net) => net,
+            Err((message, hint)) => {
+                self.error(value.pos, message, hint);
+                return None;
+            }
+        };
+        if net.network() != net.ip() {
+            self.error(
+                value.pos,
+                format!("route destination '{text}' has host bits set"),
+                format!(
+                    "write the network address: '{}/{}'",
+                    net.network(),
+                    net.prefix()
+                ),
+            );
+            return None;
+        }
+        Some(RouteDest::Prefix(net))
+    }
+
+    fn gateways(&mut self, value: &Yaml, path: &str) -> Vec<IpAddr> {
+        let items: Vec<(String, &Yaml)> = if value.as_seq().is_some() {
+            self.items(value, path)
+        } else {
+            vec![(path.to_string(), value)]
+        };
+        let mut out = Vec::new();
+        for (p, item) in items {
+            let Some(text) = self.string(item, &p) else {
+                continue;
+            };
+            match gateway(&text) {
+                Ok(ip) => out.push(ip),
+                Err((message, hint)) => self.error(item.pos, message, hint),
+            }
+        }
+        out
+    }
+
+    fn binds(&mut self, value: &Yaml, path: &str) -> Vec<Bind> {
+        let mut out = Vec::new();
+        for (p, item) in self.items(value, path) {
+            let Some(text) = self.string(item, &p) else {
+                continue;
+            };
+            match split_bind(&text) {
+                Ok((host, node, read_only)) => out.push(Bind {
+                    host: self.resolve(host),
+                    node: PathBuf::from(node),
+                    read_only,
+                }),
+                Err((message, hint)) => self.error(item.pos, message, hint),
+            }
+        }
+        out
+    }
+
+    fn filesystem(&mut self, node: &str, value: &Yaml, path: &str) -> Filesystem {
+        let mut out = Filesystem::default();
+        let place = format!("in the filesystem of node {node}");
+        for e in self.fields(value, path, &place, FILESYSTEM_KEYS) {
+            let paths = self.absolute_paths(e.value, &e.path);
+            match e.key.as_str() {
+                "read_only" => out.read_only = paths,
+                _ => out.read_write = paths,
+            }
+        }
+        out
+    }
+
+    fn absolute_paths(&mut self, value: &Yaml, path: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for (p, item) in self.items(value, path) {
+            let Some(text) = self.string(item, &p) else {
+                continue;
+            };
+            if text.starts_with('/') {
+                out.push(PathBuf::from(text));
+            } else {
+                self.error(
+                    item.pos,
+                    format!("path '{text}' is not absolute"),
+                    format!("paths inside the node start with '/', e.g. '/{text}'"),
+                );
+            }
+        }
+        out
+    }
+
+    fn services(&mut self, node: &str, value: &Yaml, path: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, path, &format!("in the services of node {node}")) {
+            self.check(e.key_pos, service_name_problem(&e.key));
+            if let Some(command) = self.string(e.value, &e.path) {
+                out.insert(e.key, command);
+            }
+        }
+        out
+    }
+
+    fn sysctls(&mut self, value: &Yaml, path: &str) -> BTreeMap<String, SysctlValue> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, path, "in 'sysctls'") {
+            if !self.check(e.key_pos, sysctl_key_problem(&e.key)) {
+                continue;
+            }
+            if let Some(v) = self.sysctl_value(&e) {
+                out.insert(e.key, v);
+            }
+        }
+        out
+    }
+
+    fn sysctl_value(&mut self, e: &Entry<'_>) -> Option<SysctlValue> {
+        if let Some(b) = e.value.as_bool() {
+            return Some(SysctlValue::Int(i64::from(b)));
+        }
+        if let Some(n) = e.value.as_i64() {
+            return Some(SysctlValue::Int(n));
+        }
+        let text = self.string(e.value, &e.path)?;
+        if text.contains(['\n', '\r', '\0']) {
+            self.error(
+                e.value.pos,
+                format!("value of sysctl '{}' has a line break", e.key),
+                "sysctl values are a single line".to_string(),
+            );
+            return None;
+        }
+        Some(SysctlValue::Text(text))
+    }
+
+    fn env(&mut self, value: &Yaml, path: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, path, "in 'env'") {
+            self.check(e.key_pos, env_key_problem(&e.key));
+            let Some(text) = self.string(e.value, &e.path) else {
+                continue;
+            };
+            if text.contains('\0') {
+                self.error(
+                    e.value.pos,
+                    format!("value of environment variable '{}' has a NUL byte", e.key),
+                    "remove the \\0 from the value".to_string(),
+                );
+                continue;
+            }
+            out.insert(e.key, text);
+        }
+        out
+    }
+
+    fn limits(&mut self, value: &Yaml, path: &str) -> Limits {
+        let mut out = Limits::default();
+        for e in self.fields(value, path, "in 'limits'", LIMIT_KEYS) {
+            match e.key.as_str() {
+                "memory" => out.memory = self.memory(e.value, &e.path),
+                "pids" => {
+                    out.pids = self
+                        .integer(e.value, &e.path, "pids limit", (1, i64::MAX))
+                        .and_then(|n| u64::try_from(n).ok());
+                }
+                _ => out.cpu = self.cpu(e.value, &e.path),
+            }
+        }
+        out
+    }
+
+    fn memory(&mut self, value: &Yaml, path: &str) -> Option<u64> {
+        let bytes = self.unit(value, path, units::parse_size)?;
+        if bytes == 0 {
+            self.error(
+                value.pos,
+                "memory limit is zero".to_string(),
+                "give a size above zero, e.g. '128Mi', or remove the limit".to_string(),
+            );
+            return None;
+        }
+        Some(bytes)
+    }
+
+    fn cpu(&mut self, value: &Yaml, path: &str) -> Option<f64> {
+        let Some(cpu) = value.as_f64() else {
+            self.wrong_type(value, "a number", path);
+            return None;
+        };
+        if cpu <= 0.0 || cpu > 1024.0 {
+            self.error(
+                value.pos,
+                format!("cpu limit {cpu} is out of range"),
+                "cpu is a number of CPUs above 0 and at most 1024, e.g. 0.5".to_string(),
+            );
+            return None;
+        }
+        Some(cpu)
+    }
+
+    fn capabilities(&mut self, value: &Yaml, path: &str) -> Capabilities {
+        let mut out = Capabilities::default();
+        for e in self.fields(value, path, "in 'capabilities'", CAPABILITY_KEYS) {
+            let mut names = Vec::new();
+            for (p, item) in self.items(e.value, &e.path) {
+                let Some(name) = self.string(item, &p) else {
+                    continue;
+                };
+                if self.check(item.pos, capability_problem(&name)) {
+                    names.push(name);
+                }
+            }
+            match e.key.as_str() {
+                "drop" => out.drop = names,
+                _ => out.add = names,
+            }
+        }
+        out
+    }
+
+    fn seccomp(&mut self, value: &Yaml, path: &str) -> Option<Seccomp> {
+        let text = self.string(value, path)?;
+        Some(match text.as_str() {
+            "default" => Seccomp::Default,
+            "unconfined" => Seccomp::Unconfined,
+            // Whether the profile exists is checked by `validate`.
+            _ => Seccomp::Profile(self.resolve(&text)),
+        })
+    }
+
+    fn links(&mut self, value: &Yaml) -> Vec<Link> {
+        let mut out = Vec::new();
+        for (i, (p, item)) in self.items(value, "links").into_iter().enumerate() {
+            if let Some(link) = self.link(i, item, &p) {
+                out.push(link);
+            }
+        }
+        out
+    }
+
+    fn link(&mut self, index: usize, value: &Yaml, path: &str) -> Option<Link> {
+        if value.as_map().is_none() {
+            self.wrong_type(value, "a mapping", path);
+            return None;
+        }
+        let number = index + 1;
+        let place = format!("in link {number}");
+        let mut ends = None;
+        let mut link_mtu = None;
+        let mut impair = None;
+        let mut state = LinkState::Up;
+        for e in self.fields(value, path, &place, LINK_KEYS) {
+            match e.key.as_str() {
+                "endpoints" => ends = Some(self.link_endpoints(number, e.value, &e.path)),
+                "mtu" => link_mtu = self.mtu(e.value, &e.path),
+                "impair" => impair = Some(self.impair(number, e.value, &e.path)),
+                _ => state = self.state(e.value, &e.path).unwrap_or(state),
+            }
+        }
+        let Some(ends) = ends else {
+            self.error(
+                value.pos,
+                format!("link {number} has no 'endpoints'"),
+                "add 'endpoints: [node1:eth1, node2:eth1]'".to_string(),
+            );
+            return None;
+        };
+        let endpoints: [Endpoint; 2] = ends?;
+        Some(Link {
+            endpoints,
+            mtu: link_mtu,
+            impair,
+            state,
+        })
+    }
+
+    /// The two ends of a link; `None` when there are not exactly two good ones (the good
+    /// ones are then kept as orphans, still counted as wired).
+    fn link_endpoints(&mut self, number: usize, value: &Yaml, path: &str) -> Option<[Endpoint; 2]> {
+        let items = self.items(value, path);
+        let count = items.len();
+        let mut good = Vec::new();
+        let mut all_good = true;
+        for (p, item) in items {
+            match self.endpoint(item, &p) {
+                Some(ep) => good.push((ep, p)),
+                None => all_good = false,
+            }
+        }
+        if count != 2 && (value.as_seq().is_some() || value.is_null()) {
+            self.error(
+                value.pos,
+                format!("link {number} has {count} endpoints, a link has exactly 2"),
+                "a link joins two interfaces; use a bridge to join more".to_string(),
+            );
+        }
+        if count == 2 && all_good {
+            let mut ends = good.into_iter().map(|(ep, _)| ep);
+            if let (Some(a), Some(b)) = (ends.next(), ends.next()) {
+                return Some([a, b]);
+            }
+            return None;
+        }
+        self.spans.orphan_endpoints.extend(good);
+        None
+    }
+
+    fn endpoint(&mut self, value: &Yaml, path: &str) -> Option<Endpoint> {
+        let text = self.string(value, path)?;
+        let Some((node, iface)) = text.split_once(':') else {
+            self.error(
+                value.pos,
+                format!("endpoint '{text}' is not node:interface"),
+                format!("write it as node:interface, e.g. '{text}:eth1'"),
+            );
+            return None;
+        };
+        if node.is_empty() {
+            self.error(
+                value.pos,
+                format!("endpoint '{text}' has no node name"),
+                "write it as node:interface, e.g. 'r1:eth1'".to_string(),
+            );
+            return None;
+        }
+        if !self.check(value.pos, ifname_problem("interface", iface)) {
+            return None;
+        }
+        Some(Endpoint {
+            node: node.to_string(),
+            iface: iface.to_string(),
+        })
+    }
+
+    fn impair(&mut self, number: usize, value: &Yaml, path: &str) -> Impair {
+        let mut out = Impair::default();
+        let place = format!("in 'impair' of link {number}");
+        let mut delay_given = false;
+        let mut needs_delay = Vec::new();
+        for e in self.fields(value, path, &place, IMPAIR_KEYS) {
+            let (v, p) = (e.value, e.path.as_str());
+            match e.key.as_str() {
+                "delay" => {
+                    delay_given = true;
+                    out.delay_us = self.unit(v, p, units::parse_duration_us);
+                }
+                "jitter" => out.jitter_us = self.unit(v, p, units::parse_duration_us),
+                "loss" => out.loss_ppm = self.unit(v, p, units::parse_ppm),
+                "corrupt" => out.corrupt_ppm = self.unit(v, p, units::parse_ppm),
+                "duplicate" => out.duplicate_ppm = self.unit(v, p, units::parse_ppm),
+                "reorder" => out.reorder_ppm = self.unit(v, p, units::parse_ppm),
+                _ => out.rate_bps = self.unit(v, p, units::parse_rate),
+            }
+            if matches!(e.key.as_str(), "jitter" | "reorder") {
+                needs_delay.push((e.key.clone(), e.key_pos));
+            }
+        }
+        if !delay_given {
+            for (key, pos) in needs_delay {
+                self.error(
+                    pos,
+                    format!("'{key}' needs 'delay' in link {number}"),
+                    format!("netem applies {key} to a delay: add 'delay', e.g. 'delay: 10ms'"),
+                );
+            }
+        }
+        out
+    }
+
+    fn state(&mut self, value: &Yaml, path: &str) -> Option<LinkState> {
+        match self.string(value, path)?.as_str() {
+            "up" => Some(LinkState::Up),
+            "down" => Some(LinkState::Down),
+            other => {
+                self.error(
+                    value.pos,
+                    format!("invalid link state '{other}'"),
+                    "write 'up' or 'down'".to_string(),
+                );
+                None
+            }
+        }
+    }
+
+    fn bridges(&mut self, value: &Yaml) -> BTreeMap<String, Bridge> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, "bridges", "in 'bridges'") {
+            self.check(e.key_pos, ifname_problem("bridge", &e.key));
+            let bridge = self.bridge(&e);
+            out.insert(e.key, bridge);
+        }
+        out
+    }
+
+    fn bridge(&mut self, e: &Entry<'_>) -> Bridge {
+        let mut out = Bridge::default();
+        let place = format!("in bridge {}", e.key);
+        for f in self.fields(e.value, &e.path, &place, BRIDGE_KEYS) {
+            match f.key.as_str() {
+                "members" => {
+                    for (p, item) in self.items(f.value, &f.path) {
+                        if let Some(ep) = self.endpoint(item, &p) {
+                            out.members.push(ep);
+                        }
+                    }
+                }
+                _ => out.mtu = self.mtu(f.value, &f.path),
+            }
+        }
+        out
+    }
+
+    // ---- defaults ----------------------------------------------------------------------
+
+    /// Node keys win; sysctls and env merge key by key, limits field by field.
+    fn merge_defaults(&mut self, topo: &mut Topology) {
+        let d = &topo.defaults;
+        for (name, node) in &mut topo.nodes {
+            let to = format!("nodes.{name}");
+            for (k, v) in &d.sysctls {
+                if !node.sysctls.contains_key(k) {
+                    node.sysctls.insert(k.clone(), v.clone());
+                    self.inherit(&format!("sysctls.{k}"), &to);
+                }
+            }
+            for (k, v) in &d.env {
+                if !node.env.contains_key(k) {
+                    node.env.insert(k.clone(), v.clone());
+                    self.inherit(&format!("env.{k}"), &to);
+                }
+            }
+            if node.limits.memory.is_none() && d.limits.memory.is_some() {
+                node.limits.memory = d.limits.memory;
+                self.inherit("limits.memory", &to);
+            }
+            if node.limits.pids.is_none() && d.limits.pids.is_some() {
+                node.limits.pids = d.limits.pids;
+                self.inherit("limits.pids", &to);
+            }
+            if node.limits.cpu.is_none() && d.limits.cpu.is_some() {
+                node.limits.cpu = d.limits.cpu;
+                self.inherit("limits.cpu", &to);
+            }
+            if node.capabilities.is_none() && d.capabilities.is_some() {
+                node.capabilities = d.capabilities.clone();
+                self.inherit("capabilities", &to);
+            }
+            if node.seccomp.is_none() && d.seccomp.is_some() {
+                node.seccomp = d.seccomp.clone();
+                self.inherit("seccomp", &to);
+            }
+            if node.userns.is_none() && d.userns.is_some() {
+                node.userns = d.userns;
+                self.inherit("userns", &to);
+            }
+        }
+    }
+
+    fn inherit(&mut self, key: &str, node_path: &str) {
+        self.spans
+            .copy_prefix(&format!("defaults.{key}"), &format!("{node_path}.{key}"));
+    }
+}
+
+/// Joins without resolving `..` (that would need the file system); drops `.` components.
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+// ---- value checks: each returns (message, hint) --------------------------------------------
+
+type Problem = (String, String);
+
+/// `10.0.0.1/24` or `2001:db8::1/64`; the prefix length is required.
+pub(crate) fn parse_cidr(text: &str) -> Result<IpNetwork, Problem> {
+    let general = || {
+        (
+            format!("invalid address '{text}'"),
+            "write an address with its prefix length, e.g. '10.0.0.1/24' or '2001:db8::1/64'"
+                .to_string(),
+        )
+    };
+    let Some((addr, prefix)) = text.split_once('/') else {
+        return match text.parse::<IpAddr>() {
+            Ok(ip) => Err((
+                format!("address '{text}' has no prefix length"),
+                format!(
+                    "write '{text}/{}' for a single address, or add the subnet's prefix length",
+                    if ip.is_ipv4() { 32 } else { 128 }
+                ),
+            )),
+            Err(_) => Err(general()),
+        };
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| general())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = match prefix.parse() {
+        Ok(p) if p <= max && prefix.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => {
+            return Err((
+                format!("invalid prefix length in '{text}'"),
+                format!("the prefix length is a number from 0 to {max}"),
+            ))
+        }
+    };
+    IpNetwork::new(ip, prefix).map_err(|_| general())
+}
+
+fn gateway(text: &str) -> Result<IpAddr, Problem> {
+    if let Some((addr, _)) = text.split_once('/') {
+        return Err((
+            format!("gateway '{text}' has a prefix length"),
+            format!("write the gateway address alone: '{addr}'"),
+        ));
+    }
+    text.parse().map_err(|_| {
+        (
+            format!("invalid gateway address '{text}'"),
+            "write an IPv4 or IPv6 address, e.g. '10.0.0.1'".to_string(),
+        )
+    })
+}
+
+/// `host:node[:ro|:rw]` into (host, node, read_only).
+fn split_bind(text: &str) -> Result<(&str, &str, bool), Problem> {
+    let shape = || {
+        (
+            format!("bind '{text}' is not host-path:node-path[:ro|:rw]"),
+            "write e.g. './r1/frr:/etc/frr' or './shared:/srv:ro'".to_string(),
+        )
+    };
+    let (rest, read_only) = match text.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (text, false),
+    };
+    let (host, node) = rest.split_once(':').ok_or_else(shape)?;
+    if host.is_empty() || node.is_empty() || node.contains(':') {
+        return Err(shape());
+    }
+    if !node.starts_with('/') {
+        return Err((
+            format!("bind target '{node}' is not an absolute path"),
+            format!("the path inside the node starts with '/', e.g. '{host}:/{node}'"),
+        ));
+    }
+    Ok((host, node, read_only))
+}
+
+pub(crate) fn lab_name_problem(name: &str) -> Option<Problem> {
+    let rule = "the lab name is 1 to 12 characters from a-z, 0-9 and '-'";
+    if name.is_empty() {
+        return Some(("lab name is empty".to_string(), rule.to_string()));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        let lower = name.to_ascii_lowercase();
+        let hint = if lower
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            format!("{rule}: write '{lower}'")
+        } else {
+            rule.to_string()
+        };
+        return Some((
+            format!("lab name '{name}' has characters other than a-z, 0-9 and '-'"),
+            hint,
+        ));
+    }
+    if name.len() > 12 {
+        return Some((
+            format!("lab name '{name}' is longer than 12 characters"),
+            format!("{rule} (it prefixes kernel object names)"),
+        ));
+    }
+    None
+}
+
+pub(crate) fn node_name_problem(name: &str) -> Option<Problem> {
+    if name == HOST {
+        return Some((
+            "node name 'host' is reserved".to_string(),
+            "'host' stands for the host's namespace in link endpoints; rename the node".to_string(),
+        ));
+    }
+    let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    let valid =
+        !name.is_empty() && name.len() <= 32 && !name.starts_with('-') && name.bytes().all(ok_char);
+    if valid {
+        return None;
+    }
+    let rule = "node names are 1 to 32 characters from a-z, 0-9 and '-', not starting with '-'";
+    let lower = name.to_ascii_lowercase();
+    let hint = if lower.len() <= 32 && !lower.starts_with('-') && lower.bytes().all(ok_char) {
+        format!("{rule}: write '{lower}'")
+    } else {
+        rule.to_string()
+    };
+    Some((format!("invalid node name '{name}'"), hint))
+}
+
+/// Interface and bridge names: what the kernel accepts as a link name.
+pub(crate) fn ifname_problem(what: &str, name: &str) -> Option<Problem> {
+    let rule =
+        format!("{what} names are 1 to 15 bytes, without '/', ':', spaces or control characters");
+    let message = if name.is_empty() {
+        format!("{what} name is empty")
+    } else if name.len() > 15 {
+        format!("{what} name '{name}' is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        format!("{what} name '{name}' is not allowed")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        format!("{what} name '{name}' has a forbidden character")
+    } else {
+        return None;
+    };
+    Some((message, rule))
+}
+
+fn service_name_problem(name: &str) -> Option<Problem> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    (!valid).then(|| {
+        (
+            format!("invalid service name '{name}'"),
+            "service names are 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'".to_string(),
+        )
+    })
+}
+
+fn env_key_problem(key: &str) -> Option<Problem> {
+    let mut bytes = key.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let valid = first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (!valid).then(|| {
+        (
+            format!("invalid environment variable name '{key}'"),
+            "names are letters, digits and '_', not starting with a digit, e.g. 'ROLE'".to_string(),
+        )
+    })
+}
+
+fn sysctl_key_problem(key: &str) -> Option<Problem> {
+    let hint = "only per-network-namespace 'net.*' sysctls can be set, e.g. 'net.ipv4.ip_forward'";
+    if key.contains('/') {
+        return Some((
+            format!("sysctl '{key}' uses '/' separators"),
+            format!(
+                "write it with dots: '{}'",
+                key.trim_matches('/').replace('/', ".")
+            ),
+        ));
+    }
+    if !key.starts_with("net.") {
+        let first = key.split('.').next().unwrap_or(key);
+        let message = if matches!(
+            first,
+            "kernel" | "vm" | "fs" | "dev" | "user" | "abi" | "debug" | "crypto" | "sunrpc"
+        ) {
+            format!("sysctl '{key}' is host-wide")
+        } else {
+            format!("sysctl '{key}' is not a 'net.*' key")
+        };
+        return Some((message, hint.to_string()));
+    }
+    let chars_ok = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !chars_ok || key.split('.').any(str::is_empty) {
+        return Some((
+            format!("invalid sysctl key '{key}'"),
+            "sysctl keys are letters, digits, '_' and '-' separated by single dots".to_string(),
+        ));
+    }
+    None
+}
+
+fn capability_problem(name: &str) -> Option<Problem> {
+    if name == "ALL" || CAPABILITIES.contains(&name) {
+        return None;
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    let rule = "capabilities are written without 'CAP_', in capitals, e.g. 'NET_ADMIN', or 'ALL'";
+    if bare == "ALL" || CAPABILITIES.contains(&bare) {
+        return Some((
+            format!("capability '{name}' is not spelled as topo expects"),
+            format!("write '{bare}' ({rule})"),
+        ));
+    }
+    let hint = match did_you_mean(bare, CAPABILITIES.iter().copied()) {
+        Some(s) => format!("did you mean '{s}'? {rule}"),
+        None => rule.to_string(),
+    };
+    Some((format!("unknown capability '{name}'"), hint))
+}
+
+/// The closest candidate, when it is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    if word.len() > 64 {
+        return None;
+    }
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev + usize::from(ca != *cb);
+            prev = row[j + 1];
+            row[j + 1] = sub.min(prev + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(src: &str) -> (Topology, Spans, Diagnostics) {
+        parse(src, Path::new("/lab/t.yaml")).unwrap()
+    }
+
+    #[test]
+    fn distance_and_suggestions() {
+        assert_eq!(edit_distance("adresses", "addresses"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            did_you_mean("adresses", INTERFACE_KEYS.iter().copied()),
+            Some("addresses")
+        );
+        assert_eq!(did_you_mean("zzzzzz", INTERFACE_KEYS.iter().copied()), None);
+    }
+
+    #[test]
+    fn cidr() {
+        assert!(parse_cidr("10.0.0.1/24").is_ok());
+        assert!(parse_cidr("2001:db8::1/64").is_ok());
+        assert!(parse_cidr("10.0.0.1")
+            .unwrap_err()
+            .1
+            .contains("10.0.0.1/32"));
+        assert!(parse_cidr("10.0.0.1/33").is_err());
+        assert!(parse_cidr("10.0.0/24").is_err());
+        assert!(parse_cidr("10.0.0.1/+8").is_err());
+    }
+
+    #[test]
+    fn binds_split() {
+        assert_eq!(split_bind("./a:/b"), Ok(("./a", "/b", false)));
+        assert_eq!(split_bind("./a:/b:ro"), Ok(("./a", "/b", true)));
+        assert_eq!(split_bind("/a:/b:rw"), Ok(("/a", "/b", false)));
+        assert!(split_bind("./a:b")
+            .unwrap_err()
+            .0
+            .contains("not an absolute path"));
+        assert!(split_bind("./a").is_err());
+        assert!(split_bind("./a:/b:xx").is_err());
+    }
+
+    #[test]
+    fn capability_spelling() {
+        assert!(capability_problem("NET_ADMIN").is_none());
+        assert!(capability_problem("ALL").is_none());
+        assert!(capability_problem("CAP_NET_ADMIN")
+            .unwrap()
+            .1
+            .contains("'NET_ADMIN'"));
+        assert!(capability_problem("net_admin")
+            .unwrap()
+            .1
+            .contains("'NET_ADMIN'"));
+        assert!(capability_problem("NET_ADMN")
+            .unwrap()
+            .1
+            .contains("did you mean"));
+        assert_eq!(CAPABILITIES.len(), 41);
+    }
+
+    #[test]
+    fn defaults_merge() {
+        let src = "\
+name: t
+defaults:
+  sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: true}
+  env: {A: b, C: d}
+  limits: {memory: 128Mi, pids: 256}
+  seccomp: unconfined
+  userns: false
+nodes:
+  a:
+    sysctls: {net.ipv4.ip_forward: 0}
+    env: {C: own}
+    limits: {pids: 10, cpu: 2}
+    userns: true
+  b: {}
+";
+        let (t, spans, diags) = read(src);
+        assert!(diags.is_empty(), "{diags}");
+        let a = &t.nodes["a"];
+        assert_eq!(a.sysctls["net.ipv4.ip_forward"], SysctlValue::Int(0));
+        assert_eq!(
+            a.sysctls["net.ipv6.conf.all.forwarding"],
+            SysctlValue::Int(1)
+        );
+        assert_eq!(a.env["A"], "b");
+        assert_eq!(a.env["C"], "own");
+        assert_eq!(a.limits.memory, Some(128 << 20));
+        assert_eq!(a.limits.pids, Some(10));
+        assert_eq!(a.limits.cpu, Some(2.0));
+        assert_eq!(a.seccomp, Some(Seccomp::Unconfined));
+        assert_eq!(a.userns, Some(true));
+        let b = &t.nodes["b"];
+        assert_eq!(b.limits.pids, Some(256));
+        assert_eq!(b.userns, Some(false));
+        assert_eq!(b.env.len(), 2);
+        // Inherited values point at the defaults.
+        assert_eq!(spans.value("nodes.b.limits.pids"), Pos::new(5, 33));
+        assert_eq!(spans.value("nodes.b.seccomp"), Pos::new(6, 12));
+        assert_eq!(spans.key("nodes.a.limits.pids"), Pos::new(12, 14));
+    }
+
+    #[test]
+    fn spans_fall_back_to_parents() {
+        let (_, spans, _) =
+            read("name: t\nnodes:\n  r1:\n    routes: [{to: default, via: 10.0.0.1}]\n");
+        assert_eq!(spans.value("nodes.r1.routes[0].via"), Pos::new(4, 33));
+        assert_eq!(spans.value("nodes.r1.routes[0].via[0]"), Pos::new(4, 33));
+        assert_eq!(spans.key("nodes.r1"), Pos::new(3, 3));
+        assert_eq!(spans.key("nowhere"), Pos::new(1, 1));
+    }
+
+    #[test]
+    fn keeps_going_after_errors() {
+        let src =
+            "name: T\nnodes:\n  r1: {interfaces: {eth1: {adresses: [x]}}}\n  r1: {}\nlinkz: []\n";
+        let (_, _, diags) = read(src);
+        let mut lines: Vec<usize> = diags.iter().map(|d| d.line).collect();
+        lines.sort();
+        assert_eq!(lines, vec![1, 3, 4, 5], "{diags}");
+    }
+
+    fn net(s: &str) -> IpNetwork {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn ep(node: &str, iface: &str) -> Endpoint {
+        Endpoint {
+            node: node.into(),
+            iface: iface.into(),
+        }
+    }
+
+    fn iface(addrs: &[&str], mtu: Option<u32>) -> Interface {
+        Interface {
+            addresses: addrs.iter().map(|a| net(a)).collect(),
+            mtu,
+        }
+    }
+
+    fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn route(to: Option<&str>, via: &[&str], dev: Option<&str>, metric: Option<u32>) -> Route {
+        Route {
+            to: to.map_or(RouteDest::Default, |t| RouteDest::Prefix(net(t))),
+            via: via.iter().map(|v| ip(v)).collect(),
+            dev: dev.map(String::from),
+            metric,
+        }
+    }
+
+    /// tests/good/triangle.yaml, read into exactly the expected model.
+    #[test]
+    fn full_file_model() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
+        let got = crate::spec::load(&dir.join("triangle.yaml")).unwrap();
+        let forwarding = map(&[
+            ("net.ipv4.ip_forward", SysctlValue::Int(1)),
+            ("net.ipv6.conf.all.forwarding", SysctlValue::Int(1)),
+        ]);
+        let caps = Capabilities {
+            drop: vec!["ALL".into()],
+            add: vec![
+                "NET_ADMIN".into(),
+                "NET_RAW".into(),
+                "NET_BIND_SERVICE".into(),
+            ],
+        };
+        let limits = Limits {
+            memory: Some(128 << 20),
+            pids: Some(256),
+            cpu: Some(0.5),
+        };
+        let defaults = Defaults {
+            sysctls: forwarding.clone(),
+            env: map(&[("A", "b".to_string())]),
+            limits: limits.clone(),
+            capabilities: Some(caps.clone()),
+            seccomp: Some(Seccomp::Default),
+            userns: Some(false),
+        };
+        let inherited = Node {
+            sysctls: forwarding.clone(),
+            env: defaults.env.clone(),
+            limits: limits.clone(),
+            capabilities: Some(caps.clone()),
+            seccomp: Some(Seccomp::Default),
+            userns: Some(false),
+            ..Node::default()
+        };
+        let r1 = Node {
+            interfaces: map(&[
+                ("lo", iface(&["10.255.0.1/32", "2001:db8:ff::1/128"], None)),
+                ("eth1", iface(&["10.0.12.1/31"], Some(9000))),
+                ("eth2", iface(&["10.0.13.1/31"], None)),
+                ("eth3", iface(&["192.0.2.1/24"], None)),
+            ]),
+            routes: vec![
+                route(Some("10.255.0.2/32"), &["10.0.12.0"], None, None),
+                route(None, &["10.0.12.0", "10.0.13.0"], None, None),
+                route(Some("10.9.0.0/16"), &[], Some("eth1"), Some(20)),
+            ],
+            binds: vec![
+                Bind {
+                    host: dir.join("r1/frr"),
+                    node: "/etc/frr".into(),
+                    read_only: false,
+                },
+                Bind {
+                    host: dir.join("shared"),
+                    node: "/srv".into(),
+                    read_only: true,
+                },
+            ],
+            rootfs: Some(dir.join("rootfs/busybox")),
+            filesystem: Some(Filesystem {
+                read_only: vec!["/etc".into()],
+                read_write: vec!["/var/lib/frr".into()],
+            }),
+            env: map(&[("A", "b".to_string()), ("ROLE", "core".to_string())]),
+            exec: vec!["sysctl -q net.ipv4.conf.all.rp_filter".into()],
+            services: map(&[("zebra", "/usr/lib/frr/zebra -A 127.0.0.1".to_string())]),
+            limits: Limits {
+                memory: Some(256 << 20),
+                ..limits.clone()
+            },
+            seccomp: Some(Seccomp::Profile(dir.join("seccomp.json"))),
+            userns: Some(true),
+            ..inherited.clone()
+        };
+        let r2 = Node {
+            interfaces: map(&[("eth1", iface(&["10.0.12.0/31"], None))]),
+            ..inherited.clone()
+        };
+        let r3 = Node {
+            interfaces: map(&[("eth1", iface(&["10.0.13.0/31", "2001:db8:13::2/64"], None))]),
+            routes: vec![
+                route(Some("2001:db8::/32"), &["2001:db8:13::1"], None, None),
+                route(Some("::/0"), &["fe80::1"], Some("eth1"), None),
+            ],
+            sysctls: map(&[
+                ("net.ipv4.ip_forward", SysctlValue::Int(0)),
+                (
+                    "net.ipv4.tcp_rmem",
+                    SysctlValue::Text("4096 87380 6291456".into()),
+                ),
+                ("net.ipv6.conf.all.forwarding", SysctlValue::Int(1)),
+            ]),
+            capabilities: Some(Capabilities {
+                drop: vec![],
+                add: vec!["SYS_ADMIN".into()],
+            }),
+            ..inherited.clone()
+        };
+        let h1 = Node {
+            interfaces: map(&[("eth0", iface(&["192.0.2.10/24"], None))]),
+            routes: vec![route(None, &["192.0.2.1"], None, None)],
+            ..inherited.clone()
+        };
+        let expected = Topology {
+            name: "triangle".into(),
+            defaults,
+            nodes: map(&[("r1", r1), ("r2", r2), ("r3", r3), ("h1", h1)]),
+            links: vec![
+                Link {
+                    endpoints: [ep("r1", "eth1"), ep("r2", "eth1")],
+                    mtu: None,
+                    impair: None,
+                    state: LinkState::Up,
+                },
+                Link {
+                    endpoints: [ep("r1", "eth2"), ep("r3", "eth1")],
+                    mtu: Some(1500),
+                    impair: Some(Impair {
+                        delay_us: Some(10_000),
+                        jitter_us: Some(1_000),
+                        loss_ppm: Some(5_000),
+                        corrupt_ppm: Some(1_000),
+                        duplicate_ppm: Some(10_000),
+                        reorder_ppm: Some(250_000),
+                        rate_bps: Some(100_000_000),
+                    }),
+                    state: LinkState::Up,
+                },
+                Link {
+                    endpoints: [ep("r2", "eth9"), ep("host", "tp-r2")],
+                    mtu: None,
+                    impair: None,
+                    state: LinkState::Down,
+                },
+            ],
+            bridges: map(&[(
+                "lan1",
+                Bridge {
+                    members: vec![ep("h1", "eth0"), ep("r1", "eth3")],
+                    mtu: Some(1500),
+                },
+            )]),
+        };
+        assert_eq!(got.name, expected.name);
+        assert_eq!(got.defaults, expected.defaults);
+        for (name, node) in &expected.nodes {
+            assert_eq!(&got.nodes[name], node, "node {name}");
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        let samples = [
+            "",
+            "~",
+            "[]",
+            "- a",
+            "name: [",
+            "{",
+            "name: !!binary abc",
+            "? [a]\n: b",
+            "name: t\nnodes: {r1: [1]}",
+            "name: t\nlinks: [{endpoints: [a, ':', 'b:', ':c']}]",
+            "name: t\nnodes: {r1: {routes: [1, {to: x}, {via: []}]}}",
+            "*a",
+            "&a [*a]",
+            "name: t\nbridges: {'': {members: ~}}",
+            "name: \"\\0\"",
+            "name: t\nnodes: {r1: {binds: [':', '::', ':/:ro']}}",
+        ];
+        for s in samples {
+            let _ = parse(s, Path::new("x.yaml"));
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Checks across the whole topology, after parsing: endpoints and wiring, addresses, routes
+//! against the node's subnets, and host paths (binds, rootfs, seccomp profiles).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+
+use super::diag::{Diagnostic, Diagnostics};
+use super::model::{Endpoint, Node, Route, RouteDest, Seccomp, Topology};
+use super::parse::{did_you_mean, ifname_problem, Spans};
+use super::yaml::Pos;
+
+/// Adds a diagnostic for every cross-reference problem of `topo`.
+pub fn validate(topo: &Topology, spans: &Spans, file: &Path, diags: &mut Diagnostics) {
+    let mut v = Validator {
+        topo,
+        spans,
+        file,
+        diags,
+    };
+    let wired = v.wiring();
+    for (name, node) in &topo.nodes {
+        v.unwired(name, node, &wired);
+        v.duplicate_addresses(name, node);
+        v.routes(name, node, &wired);
+        v.host_paths(name, node);
+    }
+    if let Some(Seccomp::Profile(p)) = &topo.defaults.seccomp {
+        v.seccomp_profile(p, "defaults.seccomp");
+    }
+}
+
+struct Validator<'a> {
+    topo: &'a Topology,
+    spans: &'a Spans,
+    file: &'a Path,
+    diags: &'a mut Diagnostics,
+}
+
+/// Where an endpoint is used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Link,
+    Bridge,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, pos: Pos, message: String, hint: String) {
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            message,
+            hint: Some(hint),
+        });
+    }
+
+    // ---- wiring ------------------------------------------------------------------------
+
+    /// Checks every endpoint of links and bridges; returns the wired interfaces.
+    fn wiring(&mut self) -> BTreeSet<Endpoint> {
+        let mut uses: Vec<(&Endpoint, String, Use)> = Vec::new();
+        for (i, link) in self.topo.links.iter().enumerate() {
+            let [a, b] = &link.endpoints;
+            let path = format!("links[{i}].endpoints");
+            if a.is_host() && b.is_host() {
+                self.error(
+                    self.spans.value(&format!("{path}[0]")),
+                    format!("link {} has 'host' at both ends", i + 1),
+                    "one end of a link must be a node of the lab".to_string(),
+                );
+                continue;
+            }
+            if a == b {
+                self.error(
+                    self.spans.value(&format!("{path}[1]")),
+                    format!("link {} joins {a} to itself", i + 1),
+                    "a link's two ends must be different interfaces".to_string(),
+                );
+                uses.push((a, format!("{path}[0]"), Use::Link));
+                continue;
+            }
+            uses.push((a, format!("{path}[0]"), Use::Link));
+            uses.push((b, format!("{path}[1]"), Use::Link));
+        }
+        for (ep, path) in &self.spans.orphan_endpoints {
+            uses.push((ep, path.clone(), Use::Link));
+        }
+        for (name, bridge) in &self.topo.bridges {
+            for (j, ep) in bridge.members.iter().enumerate() {
+                uses.push((ep, format!("bridges.{name}.members[{j}]"), Use::Bridge));
+            }
+        }
+        // File order, so that "wired twice" points at the second use.
+        uses.sort_by_key(|(_, path, _)| self.spans.value(path));
+        let mut first: HashMap<&Endpoint, Pos> = HashMap::new();
+        for (ep, path, kind) in uses {
+            let pos = self.spans.value(&path);
+            if !self.endpoint(ep, pos, kind) {
+                continue;
+            }
+            match first.get(ep) {
+                Some(at) => self.error(
+                    pos,
+                    format!("interface {ep} is wired twice"),
+                    format!(
+                        "it is already wired at line {}, column {}; an interface belongs to \
+                         one link or bridge only",
+                        at.line, at.column
+                    ),
+                ),
+                None => {
+                    first.insert(ep, pos);
+                }
+            }
+        }
+        first.into_keys().cloned().collect()
+    }
+
+    /// Checks one endpoint on its own; false when it names nothing that can be wired.
+    fn endpoint(&mut self, ep: &Endpoint, pos: Pos, kind: Use) -> bool {
+        if ep.iface == "lo" {
+            self.error(
+                pos,
+                format!("endpoint {ep} is a loopback interface"),
+                "'lo' exists in every node and cannot be wired; use another interface name"
+                    .to_string(),
+            );
+            return false;
+        }
+        if ep.is_host() {
+            if kind == Use::Bridge {
+                self.error(
+                    pos,
+                    format!("bridge member {ep} is in the host namespace"),
+                    "bridges join lab nodes; connect the host to a node with a link".to_string(),
+                );
+                return false;
+            }
+            return true;
+        }
+        if !self.topo.nodes.contains_key(&ep.node) {
+            let known = self.topo.nodes.keys().map(String::as_str);
+            let hint = match did_you_mean(&ep.node, known) {
+                Some(s) => format!("did you mean '{s}'? declare the node under 'nodes:'"),
+                None => "declare the node under 'nodes:', or fix the name".to_string(),
+            };
+            self.error(
+                pos,
+                format!("endpoint {ep} names unknown node '{}'", ep.node),
+                hint,
+            );
+            return false;
+        }
+        true
+    }
+
+    fn unwired(&mut self, name: &str, node: &Node, wired: &BTreeSet<Endpoint>) {
+        for iface in node.interfaces.keys() {
+            let ep = Endpoint {
+                node: name.to_string(),
+                iface: iface.clone(),
+            };
+            // A badly named interface already has its diagnostic.
+            let bad_name = ifname_problem("interface", iface).is_some();
+            if iface == "lo" || bad_name || wired.contains(&ep) {
+                continue;
+            }
+            self.error(
+                self.spans.key(&format!("nodes.{name}.interfaces.{iface}")),
+                format!("interface {ep} is configured but not wired"),
+                format!("add a link or a bridge member '{ep}', or remove the interface"),
+            );
+        }
+    }
+
+    // ---- addresses and routes --------------------------------------------------------
+
+    fn duplicate_addresses(&mut self, name: &str, node: &Node) {
+        let mut all: Vec<(Pos, IpAddr)> = Vec::new();
+        for (iface, cfg) in &node.interfaces {
+            for (j, net) in cfg.addresses.iter().enumerate() {
+                let path = format!("nodes.{name}.interfaces.{iface}.addresses[{j}]");
+                all.push((self.spans.value(&path), net.ip()));
+            }
+        }
+        all.sort();
+        let mut seen: HashMap<IpAddr, Pos> = HashMap::new();
+        for (pos, ip) in all {
+            if let Some(first) = seen.get(&ip) {
+                let hint = format!(
+                    "it is already configured at line {}, column {}; remove one",
+                    first.line, first.column
+                );
+                self.error(
+                    pos,
+                    format!("address {ip} is configured twice on node {name}"),
+                    hint,
+                );
+            } else {
+                seen.insert(ip, pos);
+            }
+        }
+    }
+
+    fn routes(&mut self, name: &str, node: &Node, wired: &BTreeSet<Endpoint>) {
+        let mut ifaces: BTreeSet<&str> = node.interfaces.keys().map(String::as_str).collect();
+        ifaces.insert("lo");
+        let from = Endpoint {
+            node: name.to_string(),
+            iface: String::new(),
+        };
+        let own = wired.range(from..).take_while(|e| e.node == name);
+        ifaces.extend(own.map(|e| e.iface.as_str()));
+        let nets: Vec<IpNetwork> = node
+            .interfaces
+            .values()
+            .flat_map(|i| i.addresses.iter().copied())
+            .collect();
+        let check_subnets = !self.spans.tainted_nodes.contains(name);
+        let mut seen: HashMap<String, Pos> = HashMap::new();
+        for (i, route) in node.routes.iter().enumerate() {
+            let path = format!("nodes.{name}.routes[{i}]");
+            self.route(
+                name,
+                route,
+                &path,
+                &ifaces,
+                check_subnets.then_some(&nets[..]),
+            );
+            self.duplicate_route(route, &path, &mut seen);
+        }
+    }
+
+    fn route(
+        &mut self,
+        name: &str,
+        route: &Route,
+        path: &str,
+        ifaces: &BTreeSet<&str>,
+        nets: Option<&[IpNetwork]>,
+    ) {
+        let to = dest_text(route);
+        if route.via.is_empty() && route.dev.is_none() {
+            self.error(
+                self.spans.value(path),
+                format!("route to {to} on node {name} has neither 'via' nor 'dev'"),
+                "add 'via: <gateway>' or 'dev: <interface>'".to_string(),
+            );
+        }
+        if let Some(dev) = &route.dev {
+            if !ifaces.contains(dev.as_str()) {
+                let list: Vec<&str> = ifaces.iter().copied().collect();
+                self.error(
+                    self.spans.value(&format!("{path}.dev")),
+                    format!("route device '{dev}' is not an interface of node {name}"),
+                    format!("interfaces of {name}: {}", list.join(", ")),
+                );
+            }
+        }
+        // `default` takes its family from its first gateway. A `default` route with only
+        // `dev` is the IPv4 default route; an IPv6 one is written `to: ::/0`.
+        let family = match route.to {
+            RouteDest::Prefix(net) => Some(net.is_ipv4()),
+            RouteDest::Default => route.via.first().map(IpAddr::is_ipv4),
+        };
+        for (j, gw) in route.via.iter().enumerate() {
+            let pos = self.spans.value(&format!("{path}.via[{j}]"));
+            if family != Some(gw.is_ipv4()) {
+                self.error(
+                    pos,
+                    format!(
+                        "gateway {gw} is {} but the route to {to} is {}",
+                        family_name(gw.is_ipv4()),
+                        family_name(!gw.is_ipv4())
+                    ),
+                    "all gateways of a route have the family of its destination".to_string(),
+                );
+                continue;
+            }
+            self.gateway(name, *gw, route, pos, nets);
+        }
+    }
+
+    fn gateway(
+        &mut self,
+        name: &str,
+        gw: IpAddr,
+        route: &Route,
+        pos: Pos,
+        nets: Option<&[IpNetwork]>,
+    ) {
+        if let IpAddr::V6(v6) = gw {
+            if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                if route.dev.is_none() {
+                    self.error(
+                        pos,
+                        format!("link-local gateway {gw} needs 'dev'"),
+                        "add 'dev: <interface>' to say which link the gateway is on".to_string(),
+                    );
+                }
+                return;
+            }
+        }
+        let Some(nets) = nets else {
+            return;
+        };
+        if nets.iter().any(|n| n.contains(gw) && n.ip() != gw) {
+            return;
+        }
+        if nets.iter().any(|n| n.ip() == gw) {
+            self.error(
+                pos,
+                format!("gateway {gw} is an address of node {name} itself"),
+                "the gateway is the neighbour's address on a shared subnet".to_string(),
+            );
+            return;
+        }
+        let subnets: Vec<String> = nets
+            .iter()
+            .filter(|n| n.is_ipv4() == gw.is_ipv4())
+            .map(|n| format!("{}/{}", n.network(), n.prefix()))
+            .collect();
+        let known = if subnets.is_empty() {
+            format!("node {name} has no {} address", family_name(gw.is_ipv4()))
+        } else {
+            format!("subnets of {name}: {}", subnets.join(", "))
+        };
+        self.error(
+            pos,
+            format!("gateway {gw} is not on a connected subnet of node {name}"),
+            format!("{known}; add an address in the gateway's subnet, or fix the gateway"),
+        );
+    }
+
+    fn duplicate_route(&mut self, route: &Route, path: &str, seen: &mut HashMap<String, Pos>) {
+        let family = match route.to {
+            RouteDest::Prefix(net) => net.is_ipv4(),
+            // `default` takes its family from the first gateway; with only `dev` it is the
+            // IPv4 default route (write `to: ::/0` for an IPv6 default through a device).
+            RouteDest::Default => route.via.first().is_none_or(IpAddr::is_ipv4),
+        };
+        let key = format!(
+            "{} {} {:?}",
+            dest_text(route),
+            family_name(family),
+            route.metric
+        );
+        let pos = self.spans.value(&format!("{path}.to"));
+        match seen.get(&key) {
+            Some(first) => {
+                let hint = format!(
+                    "a route to the same destination with the same metric is at line {}, column \
+                     {}; merge them (several gateways: 'via: [a, b]') or set different metrics",
+                    first.line, first.column
+                );
+                self.error(
+                    pos,
+                    format!("duplicate route to {}", dest_text(route)),
+                    hint,
+                );
+            }
+            None => {
+                seen.insert(key, pos);
+            }
+        }
+    }
+
+    // ---- host paths ------------------------------------------------------------------
+
+    fn host_paths(&mut self, name: &str, node: &Node) {
+        for (j, bind) in node.binds.iter().enumerate() {
+            if !bind.host.exists() {
+                self.error(
+                    self.spans.value(&format!("nodes.{name}.binds[{j}]")),
+                    format!("bind source '{}' does not exist", bind.host.display()),
+                    "create it, or fix the path (relative paths start from the topology \
+                     file's directory)"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(rootfs) = &node.rootfs {
+            if !rootfs.is_dir() {
+                self.error(
+                    self.spans.value(&format!("nodes.{name}.rootfs")),
+                    format!("rootfs '{}' is not an existing directory", rootfs.display()),
+                    "point it at a directory holding the node's root filesystem (relative \
+                     paths start from the topology file's directory)"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(Seccomp::Profile(p)) = &node.seccomp {
+            self.seccomp_profile(p, &format!("nodes.{name}.seccomp"));
+        }
+    }
+
+    /// The message names no node, so that a profile inherited from `defaults` by many nodes
+    /// gives one diagnostic (identical diagnostics are merged).
+    fn seccomp_profile(&mut self, profile: &Path, path: &str) {
+        if profile.is_file() {
+            return;
+        }
+        self.error(
+            self.spans.value(path),
+            format!(
+                "seccomp '{}' is neither 'default', 'unconfined' nor an existing file",
+                profile.display()
+            ),
+            "write 'default', 'unconfined', or the path of a JSON profile (relative paths \
+             start from the topology file's directory)"
+                .to_string(),
+        );
+    }
+}
+
+fn dest_text(route: &Route) -> String {
+    match route.to {
+        RouteDest::Default => "default".to_string(),
+        RouteDest::Prefix(net) => format!("{}/{}", net.ip(), net.prefix()),
+    }
+}
+
+fn family_name(ipv4: bool) -> &'static str {
+    if ipv4 {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}

@@ -1,0 +1,45 @@
+//! Inside a node: its own PID namespace with topo's init as PID 1, its own hostname, and a
+//! private /tmp.
+
+use crate::common::*;
+
+const YAML: &str = "name: tn-iso\nnodes:\n  n1: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  n2: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [n1:eth0, n2:eth0]\n";
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn node_has_own_pid1_hostname_proc_and_tmp() {
+    if !root_or_skip("isolation") {
+        return;
+    }
+    let lab = TestLab::new("tn-iso", YAML);
+    lab.up();
+    // PID 1 in the node is topo's init.
+    let cmdline = stdout(&lab.exec("n1", &["sh", "-c", "tr '\\0' ' ' </proc/1/cmdline"]));
+    assert!(cmdline.contains("__init"), "PID 1 is the node init, got: {cmdline}");
+    // Only the node's processes are visible: init, the shell and ls.
+    let pids = stdout(&lab.exec("n1", &["sh", "-c", "ls /proc | grep -c '^[0-9]'"]));
+    let n: u32 = pids.parse().expect("count");
+    assert!(n <= 4, "the node sees only its own processes, saw {n}");
+    assert_eq!(stdout(&lab.exec("n1", &["hostname"])), "n1");
+    assert_eq!(stdout(&lab.exec("n2", &["cat", "/proc/sys/kernel/hostname"])), "n2");
+    // The node's network namespace is the one at /run/netns/tn-iso-n1.
+    let inside = stdout(&lab.exec("n1", &["readlink", "/proc/self/ns/net"]));
+    let named = std::fs::metadata("/run/netns/tn-iso-n1").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).expect("netns");
+    assert_eq!(inside, format!("net:[{named}]"));
+    // /etc/hosts lists the lab's nodes.
+    let hosts = stdout(&lab.exec("n1", &["cat", "/etc/hosts"]));
+    assert!(hosts.contains("192.0.2.2\tn2-eth0 n2"), "{hosts}");
+    // A file in one node's /tmp is invisible on the host and in the other node.
+    let marker = "/tmp/topo-iso-marker";
+    stdout(&lab.exec("n1", &["sh", "-c", &format!("echo secret > {marker}")]));
+    assert_eq!(stdout(&lab.exec("n1", &["cat", marker])), "secret");
+    assert!(!std::path::Path::new(marker).exists(), "node /tmp leaked to the host");
+    let other = lab.exec("n2", &["cat", marker]);
+    assert!(!other.status.success(), "node /tmp leaked to another node");
+    // exec exits with the command's status.
+    assert_eq!(lab.exec("n1", &["sh", "-c", "exit 7"]).status.code(), Some(7));
+}

@@ -1,0 +1,10 @@
+//! Integration tests on the real kernel: each builds a lab with the `topo` binary and asserts
+//! on what the kernel holds. They need root; without it each says so and passes nothing.
+
+mod common;
+
+mod bad_input;
+mod concurrency;
+mod core;
+mod isolation;
+mod services;
