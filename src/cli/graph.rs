@@ -11,13 +11,25 @@ pub fn dot(t: &Topology) -> String {
     }
     for l in &t.links {
         let [a, b] = &l.endpoints;
-        let style = if l.state == crate::spec::LinkState::Down { ", style=dashed" } else { "" };
-        let _ = writeln!(s, "  \"{}\" -- \"{}\" [taillabel=\"{}\", headlabel=\"{}\"{style}];", a.node, b.node, a.iface, b.iface);
+        let style = if l.state == crate::spec::LinkState::Down {
+            ", style=dashed"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  \"{}\" -- \"{}\" [taillabel=\"{}\", headlabel=\"{}\"{style}];",
+            a.node, b.node, a.iface, b.iface
+        );
     }
     for (br, b) in &t.bridges {
         let _ = writeln!(s, "  \"{br}\" [shape=ellipse];");
         for m in &b.members {
-            let _ = writeln!(s, "  \"{}\" -- \"{br}\" [taillabel=\"{}\"];", m.node, m.iface);
+            let _ = writeln!(
+                s,
+                "  \"{}\" -- \"{br}\" [taillabel=\"{}\"];",
+                m.node, m.iface
+            );
         }
     }
     s.push_str("}\n");
@@ -31,8 +43,16 @@ pub fn mermaid(t: &Topology) -> String {
     }
     for l in &t.links {
         let [a, b] = &l.endpoints;
-        let arrow = if l.state == crate::spec::LinkState::Down { "-.-" } else { "---" };
-        let _ = writeln!(s, "  {} {arrow}|{}:{}| {}", a.node, a.iface, b.iface, b.node);
+        let arrow = if l.state == crate::spec::LinkState::Down {
+            "-.-"
+        } else {
+            "---"
+        };
+        let _ = writeln!(
+            s,
+            "  {} {arrow}|{}:{}| {}",
+            a.node, a.iface, b.iface, b.node
+        );
     }
     for (br, b) in &t.bridges {
         let _ = writeln!(s, "  {br}(({br}))");

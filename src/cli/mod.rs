@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::lab::{self, Lab, LabError};
 
 #[derive(Parser)]
-#[command(name = "topo", version, about = "Declarative network labs on one Linux host")]
+#[command(
+    name = "topo",
+    version,
+    about = "Declarative network labs on one Linux host"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,7 +92,9 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
-        Some("__init") => return crate::node::init::main(args.get(2).map(String::as_str).unwrap_or("")),
+        Some("__init") => {
+            return crate::node::init::main(args.get(2).map(String::as_str).unwrap_or(""))
+        }
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         _ => {}
     }
@@ -104,8 +110,12 @@ pub fn main() -> i32 {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOPO_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOPO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn render_error(e: &LabError) -> String {
@@ -127,7 +137,14 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Validate { file } => {
             let lab = Lab::load(&file)?;
             let t = &lab.topology;
-            println!("{}: ok: lab {}, {} nodes, {} links, {} bridges", file.display(), t.name, t.nodes.len(), t.links.len(), t.bridges.len());
+            println!(
+                "{}: ok: lab {}, {} nodes, {} links, {} bridges",
+                file.display(),
+                t.name,
+                t.nodes.len(),
+                t.links.len(),
+                t.bridges.len()
+            );
             Ok(0)
         }
         Command::Plan { file, output } => {
@@ -149,9 +166,17 @@ fn run(command: Command) -> Result<i32, LabError> {
                     print!("{}", report.plan);
                     let n = report.plan.visible().count();
                     if n == 0 {
-                        println!("lab {}: up to date, no changes ({:.2}s)", lab.name(), report.elapsed.as_secs_f64());
+                        println!(
+                            "lab {}: up to date, no changes ({:.2}s)",
+                            lab.name(),
+                            report.elapsed.as_secs_f64()
+                        );
                     } else {
-                        println!("lab {}: up, {n} changes ({:.2}s)", lab.name(), report.elapsed.as_secs_f64());
+                        println!(
+                            "lab {}: up, {n} changes ({:.2}s)",
+                            lab.name(),
+                            report.elapsed.as_secs_f64()
+                        );
                     }
                 }
             }
@@ -167,7 +192,9 @@ fn run(command: Command) -> Result<i32, LabError> {
                 report.processes
             );
             for f in &report.foreign {
-                eprintln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+                eprintln!(
+                    "topo: note: left {f} alone: it has the lab's prefix but is not this lab's"
+                );
             }
             Ok(0)
         }
@@ -180,7 +207,12 @@ fn run(command: Command) -> Result<i32, LabError> {
             }
             Ok(0)
         }
-        Command::Exec { file, lab, node, command } => {
+        Command::Exec {
+            file,
+            lab,
+            node,
+            command,
+        } => {
             let name = lab_name(file, lab)?;
             let argv = if command.is_empty() {
                 vec!["/bin/sh".to_string()]
@@ -223,7 +255,14 @@ fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 fn print_status(s: &lab::Status) {
-    println!("lab {}{}", s.lab, s.file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default());
+    println!(
+        "lab {}{}",
+        s.lab,
+        s.file
+            .as_ref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default()
+    );
     for n in &s.nodes {
         let proc_ = match (n.init_pid, n.running) {
             (Some(pid), true) => format!("init pid {pid}"),
@@ -233,17 +272,35 @@ fn print_status(s: &lab::Status) {
         println!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
         for i in &n.interfaces {
             let state = if i.up { "up" } else { "DOWN" };
-            println!("    {:<15} {:<4} mtu {:<5} {}", i.name, state, i.mtu, i.addresses.join(" "));
+            println!(
+                "    {:<15} {:<4} mtu {:<5} {}",
+                i.name,
+                state,
+                i.mtu,
+                i.addresses.join(" ")
+            );
         }
         for r in &n.routes {
             println!("    route {r}");
         }
         for sv in &n.services {
-            let st = if sv.running { format!("pid {}", sv.pid) } else { "NOT RUNNING".into() };
-            println!("    service {:<10} {st:<12} {}  log {}", sv.name, sv.command, sv.log);
+            let st = if sv.running {
+                format!("pid {}", sv.pid)
+            } else {
+                "NOT RUNNING".into()
+            };
+            println!(
+                "    service {:<10} {st:<12} {}  log {}",
+                sv.name, sv.command, sv.log
+            );
         }
     }
     for h in &s.host_interfaces {
-        println!("  host {:<15} {} mtu {}", h.name, if h.up { "up" } else { "DOWN" }, h.mtu);
+        println!(
+            "  host {:<15} {} mtu {}",
+            h.name,
+            if h.up { "up" } else { "DOWN" },
+            h.mtu
+        );
     }
 }

@@ -27,19 +27,51 @@ pub(super) struct Applier<'a> {
     index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
 }
 
+/// Set in every namespace `topo` creates, before any interface exists (see
+/// `docs/file-format.md`); a node's own `sysctls` override them.
+const NETNS_SYSCTLS: [(&str, &str); 4] = [
+    // Addresses in a lab are unique (the validator checks), so duplicate address detection
+    // would only delay IPv6 by seconds.
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    // Removing an interface's primary IPv4 address promotes a secondary one instead of
+    // deleting every address of the subnet (and the routes through it).
+    ("net.ipv4.conf.all.promote_secondaries", "1"),
+    ("net.ipv4.conf.default.promote_secondaries", "1"),
+];
+
+/// A node's environment: `(name, value)` pairs.
+type Env = Vec<(String, String)>;
+
 /// How long a killed process may take to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<'a> Applier<'a> {
-    pub fn new(lab: &'a Lab, desired: &'a Desired, session: &'a mut Session, run: &'a RunDir, state: &'a mut State) -> Self {
-        Applier { lab, desired, session, run, state, index_cache: Mutex::new(HashMap::new()) }
+    pub fn new(
+        lab: &'a Lab,
+        desired: &'a Desired,
+        session: &'a mut Session,
+        run: &'a RunDir,
+        state: &'a mut State,
+    ) -> Self {
+        Applier {
+            lab,
+            desired,
+            session,
+            run,
+            state,
+            index_cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn run(mut self, plan: &Plan) -> Result<(), LabError> {
         let mut i = 0;
         while i < plan.actions.len() {
             let kind = std::mem::discriminant(&plan.actions[i]);
-            let end = plan.actions[i..].iter().position(|a| std::mem::discriminant(a) != kind).map_or(plan.actions.len(), |n| i + n);
+            let end = plan.actions[i..]
+                .iter()
+                .position(|a| std::mem::discriminant(a) != kind)
+                .map_or(plan.actions.len(), |n| i + n);
             self.phase(&plan.actions[i..end]).await?;
             i = end;
         }
@@ -57,7 +89,11 @@ impl<'a> Applier<'a> {
             Action::StartService { .. } => self.services(actions).await,
             _ => {
                 let this = &*self;
-                stream::iter(actions).map(|a| this.kernel(a)).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+                stream::iter(actions)
+                    .map(|a| this.kernel(a))
+                    .buffer_unordered(PARALLEL)
+                    .try_collect::<Vec<()>>()
+                    .await?;
                 Ok(())
             }
         }
@@ -68,7 +104,12 @@ impl<'a> Applier<'a> {
         for a in actions {
             match a {
                 Action::StopService { node, service, .. } => {
-                    if let Some(rec) = self.state.nodes.get_mut(node).and_then(|n| n.services.remove(service)) {
+                    if let Some(rec) = self
+                        .state
+                        .nodes
+                        .get_mut(node)
+                        .and_then(|n| n.services.remove(service))
+                    {
                         victims.push(rec.proc);
                     }
                 }
@@ -109,8 +150,15 @@ impl<'a> Applier<'a> {
         let list = names_.clone();
         let created = std::thread::spawn(move || {
             netns::create_each(&list, |name, _| {
+                for (key, value) in NETNS_SYSCTLS {
+                    net::sysctl::write_here(key, value, name)?;
+                }
                 let handle = net::connect_here(&rt)?;
-                let change = LinkChange { alias: Some(names::ns_marker(&lab, name)), up: Some(true), ..LinkChange::default() };
+                let change = LinkChange {
+                    alias: Some(names::ns_marker(&lab, name)),
+                    up: Some(true),
+                    ..LinkChange::default()
+                };
                 rt.block_on(net::link::set(&handle, 1, &format!("{name}:lo"), &change))?;
                 Ok(handle)
             })
@@ -126,8 +174,12 @@ impl<'a> Applier<'a> {
     async fn start_nodes(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let mut jobs = Vec::new();
         for a in actions {
-            let Action::StartNode { node } = a else { continue };
-            let Some(spec) = self.lab.topology.nodes.get(node) else { continue };
+            let Action::StartNode { node } = a else {
+                continue;
+            };
+            let Some(spec) = self.lab.topology.nodes.get(node) else {
+                continue;
+            };
             let ns = names::node_netns(self.lab.name(), node);
             let inode = match self.session.ns.get(&ns) {
                 Some(c) => netns::inode(&c.file)?,
@@ -145,7 +197,7 @@ impl<'a> Applier<'a> {
             env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             jobs.push((node.clone(), config, log, inode, env));
         }
-        let started: Vec<(String, ProcId, u64, Vec<(String, String)>)> = stream::iter(jobs)
+        let started: Vec<(String, ProcId, u64, Env)> = stream::iter(jobs)
             .map(|(node, config, log, inode, env)| async move {
                 let id = tokio::task::spawn_blocking(move || node::spawn::start_init(&config, log))
                     .await
@@ -156,7 +208,15 @@ impl<'a> Applier<'a> {
             .try_collect()
             .await?;
         for (node, init, netns_inode, env) in started {
-            self.state.nodes.insert(node, NodeRecord { init, netns_inode, env, services: BTreeMap::new() });
+            self.state.nodes.insert(
+                node,
+                NodeRecord {
+                    init,
+                    netns_inode,
+                    env,
+                    services: BTreeMap::new(),
+                },
+            );
         }
         self.run.save(self.state)?;
         Ok(())
@@ -166,16 +226,37 @@ impl<'a> Applier<'a> {
     fn sysctls(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let mut by_ns: BTreeMap<&str, Vec<(&str, &str, &str)>> = BTreeMap::new();
         for a in actions {
-            if let Action::SetSysctl { ns, who, key, to, .. } = a {
-                by_ns.entry(ns.as_str()).or_default().push((key.as_str(), to.as_str(), who.as_str()));
+            if let Action::SetSysctl {
+                ns, who, key, to, ..
+            } = a
+            {
+                by_ns.entry(ns.as_str()).or_default().push((
+                    key.as_str(),
+                    to.as_str(),
+                    who.as_str(),
+                ));
             }
         }
         let mut files = Vec::new();
         let mut work = Vec::new();
         for (ns, items) in by_ns {
-            let conn = self.session.ns.get(ns).ok_or_else(|| NetError::io(format!("netns {ns}"), std::io::Error::from_raw_os_error(libc::ENOENT)))?;
-            files.push(conn.file.try_clone().map_err(|e| NetError::io("dup netns fd", e))?);
-            work.push(items.into_iter().map(|(k, v, w)| (k.to_string(), v.to_string(), w.to_string())).collect::<Vec<_>>());
+            let conn = self.session.ns.get(ns).ok_or_else(|| {
+                NetError::io(
+                    format!("netns {ns}"),
+                    std::io::Error::from_raw_os_error(libc::ENOENT),
+                )
+            })?;
+            files.push(
+                conn.file
+                    .try_clone()
+                    .map_err(|e| NetError::io("dup netns fd", e))?,
+            );
+            work.push(
+                items
+                    .into_iter()
+                    .map(|(k, v, w)| (k.to_string(), v.to_string(), w.to_string()))
+                    .collect::<Vec<_>>(),
+            );
         }
         std::thread::spawn(move || {
             let refs: Vec<&File> = files.iter().collect();
@@ -194,44 +275,113 @@ impl<'a> Applier<'a> {
     /// One netlink action.
     async fn kernel(&self, a: &Action) -> Result<(), LabError> {
         match a {
-            Action::DeleteLink { ns, who, name, index } => {
-                net::link::del(self.session.handle(ns.as_deref())?, *index, &format!("{who}:{name}")).await?;
+            Action::DeleteLink {
+                ns,
+                who,
+                name,
+                index,
+            } => {
+                net::link::del(
+                    self.session.handle(ns.as_deref())?,
+                    *index,
+                    &format!("{who}:{name}"),
+                )
+                .await?;
             }
             Action::CreateBridge { ns, name } => {
                 let spec = self.iface(Some(ns), name);
-                let mtu = spec.and_then(|s| s.mtu).unwrap_or(crate::plan::desired::DEFAULT_MTU);
-                let mac = spec.and_then(|s| s.mac).unwrap_or_else(|| names::mac(self.lab.name(), ns, name));
+                let mtu = spec
+                    .and_then(|s| s.mtu)
+                    .unwrap_or(crate::plan::desired::DEFAULT_MTU);
+                let mac = spec
+                    .and_then(|s| s.mac)
+                    .unwrap_or_else(|| names::mac(self.lab.name(), ns, name));
                 net::link::add_bridge(self.session.handle(Some(ns))?, name, mtu, mac).await?;
             }
             Action::CreateVeth { veth } => self.create_veth(veth).await?,
-            Action::SetLink { ns, who, name, spec, .. } => {
+            Action::SetLink {
+                ns,
+                who,
+                name,
+                spec,
+                ..
+            } => {
                 let handle = self.session.handle(ns.as_deref())?;
                 let index = self.index(ns.as_deref(), name).await?;
                 let controller = match &spec.controller {
                     Some(c) => Some(self.index(ns.as_deref(), c).await?),
                     None => None,
                 };
-                let change = LinkChange { mtu: spec.mtu, up: Some(spec.up), alias: Some(spec.marker.clone()), controller, mac: if spec.kind == IfaceKind::Loopback { None } else { spec.mac } };
+                let change = LinkChange {
+                    mtu: spec.mtu,
+                    up: Some(spec.up),
+                    alias: Some(spec.marker.clone()),
+                    controller,
+                    mac: if spec.kind == IfaceKind::Loopback {
+                        None
+                    } else {
+                        spec.mac
+                    },
+                };
                 net::link::set(handle, index, &format!("{who}:{name}"), &change).await?;
             }
-            Action::AddAddress { ns, who, iface, addr } => {
+            Action::AddAddress {
+                ns,
+                who,
+                iface,
+                addr,
+            } => {
                 let index = self.index(ns.as_deref(), iface).await?;
-                net::addr::add(self.session.handle(ns.as_deref())?, index, *addr, &format!("{who}:{iface}")).await?;
+                net::addr::add(
+                    self.session.handle(ns.as_deref())?,
+                    index,
+                    *addr,
+                    &format!("{who}:{iface}"),
+                )
+                .await?;
             }
-            Action::DelAddress { ns, who, iface, addr } => {
+            Action::DelAddress {
+                ns,
+                who,
+                iface,
+                addr,
+            } => {
                 let index = self.index(ns.as_deref(), iface).await?;
-                net::addr::del(self.session.handle(ns.as_deref())?, index, *addr, &format!("{who}:{iface}")).await?;
+                net::addr::del(
+                    self.session.handle(ns.as_deref())?,
+                    index,
+                    *addr,
+                    &format!("{who}:{iface}"),
+                )
+                .await?;
             }
-            Action::AddRoute { ns, who, route, replace } => {
+            Action::AddRoute {
+                ns,
+                who,
+                route,
+                replace,
+            } => {
                 let oif = match &route.dev {
                     Some(dev) => Some(self.index(Some(ns), dev).await?),
                     None => None,
                 };
                 let msg = net::route::message(route, oif)?;
-                net::route::add(self.session.handle(Some(ns))?, msg, *replace, &format!("{who}: {route}")).await?;
+                net::route::add(
+                    self.session.handle(Some(ns))?,
+                    msg,
+                    *replace,
+                    &format!("{who}: {route}"),
+                )
+                .await?;
             }
             Action::DelRoute { ns, who, route } => {
-                net::route::del(self.session.handle(Some(ns))?, route.dst, route.metric, &format!("{who}: {route}")).await?;
+                net::route::del(
+                    self.session.handle(Some(ns))?,
+                    route.dst,
+                    route.metric,
+                    &format!("{who}: {route}"),
+                )
+                .await?;
             }
             _ => {}
         }
@@ -242,14 +392,34 @@ impl<'a> Applier<'a> {
         let fd_of = |ns: &Option<String>| -> Result<Option<std::os::fd::BorrowedFd<'_>>, NetError> {
             match ns {
                 None => Ok(None),
-                Some(ns) => self.session.ns.get(ns).map(|c| Some(c.file.as_fd())).ok_or_else(|| NetError::io(format!("netns {ns}"), std::io::Error::from_raw_os_error(libc::ENOENT))),
+                Some(ns) => self
+                    .session
+                    .ns
+                    .get(ns)
+                    .map(|c| Some(c.file.as_fd()))
+                    .ok_or_else(|| {
+                        NetError::io(
+                            format!("netns {ns}"),
+                            std::io::Error::from_raw_os_error(libc::ENOENT),
+                        )
+                    }),
             }
         };
         let spec_a = self.iface(v.a.ns.as_deref(), &v.a.name);
         let spec_b = self.iface(v.b.ns.as_deref(), &v.b.name);
-        let a = VethEnd { name: &v.a.name, netns: fd_of(&v.a.ns)?, mac: spec_a.and_then(|s| s.mac).unwrap_or_default() };
-        let b = VethEnd { name: &v.b.name, netns: fd_of(&v.b.ns)?, mac: spec_b.and_then(|s| s.mac).unwrap_or_default() };
-        let mtu = spec_a.and_then(|s| s.mtu).unwrap_or(crate::plan::desired::DEFAULT_MTU);
+        let a = VethEnd {
+            name: &v.a.name,
+            netns: fd_of(&v.a.ns)?,
+            mac: spec_a.and_then(|s| s.mac).unwrap_or_default(),
+        };
+        let b = VethEnd {
+            name: &v.b.name,
+            netns: fd_of(&v.b.ns)?,
+            mac: spec_b.and_then(|s| s.mac).unwrap_or_default(),
+        };
+        let mtu = spec_a
+            .and_then(|s| s.mtu)
+            .unwrap_or(crate::plan::desired::DEFAULT_MTU);
         let up = spec_a.is_none_or(|s| s.up);
         // Sent on the host's socket; both ends go straight to their namespaces.
         net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?;
@@ -259,14 +429,23 @@ impl<'a> Applier<'a> {
     fn iface(&self, ns: Option<&str>, name: &str) -> Option<&crate::plan::IfaceSpec> {
         match ns {
             None => self.desired.host_ifaces.get(name),
-            Some(ns) => self.desired.namespaces.get(ns).and_then(|s| s.ifaces.get(name)),
+            Some(ns) => self
+                .desired
+                .namespaces
+                .get(ns)
+                .and_then(|s| s.ifaces.get(name)),
         }
     }
 
     /// The ifindex of an interface by name, asked of the kernel once per run.
     async fn index(&self, ns: Option<&str>, name: &str) -> Result<u32, LabError> {
         let key = (ns.map(str::to_string), name.to_string());
-        if let Some(i) = self.index_cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+        if let Some(i) = self
+            .index_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+        {
             return Ok(i);
         }
         let handle = self.session.handle(ns)?;
@@ -276,7 +455,12 @@ impl<'a> Applier<'a> {
             .try_next()
             .await
             .map_err(net::nl_err(format!("find interface {what}")))?
-            .ok_or_else(|| NetError::io(format!("find interface {what}"), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+            .ok_or_else(|| {
+                NetError::io(
+                    format!("find interface {what}"),
+                    std::io::Error::from_raw_os_error(libc::ENODEV),
+                )
+            })?;
         let index = msg.header.index;
         if let Ok(mut c) = self.index_cache.lock() {
             c.insert(key, index);
@@ -287,17 +471,35 @@ impl<'a> Applier<'a> {
     async fn exec(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let mut jobs = Vec::new();
         for a in actions {
-            let Action::RunExec { node, .. } = a else { continue };
-            let (Some(spec), Some(rec)) = (self.lab.topology.nodes.get(node), self.state.nodes.get(node)) else { continue };
+            let Action::RunExec { node, .. } = a else {
+                continue;
+            };
+            let (Some(spec), Some(rec)) = (
+                self.lab.topology.nodes.get(node),
+                self.state.nodes.get(node),
+            ) else {
+                continue;
+            };
             let log_path = self.run.log_path(&format!("{node}.exec"));
             let log = self.run.open_log(&format!("{node}.exec"))?;
-            jobs.push((node.clone(), spec.exec.clone(), rec.init, rec.env.clone(), log, log_path));
+            jobs.push((
+                node.clone(),
+                spec.exec.clone(),
+                rec.init,
+                rec.env.clone(),
+                log,
+                log_path,
+            ));
         }
         stream::iter(jobs)
             .map(|(node, commands, init, env, log, log_path)| async move {
-                tokio::task::spawn_blocking(move || run_commands(&node, &commands, init, &env, &log, &log_path))
-                    .await
-                    .map_err(|e| LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e))))?
+                tokio::task::spawn_blocking(move || {
+                    run_commands(&node, &commands, init, &env, &log, &log_path)
+                })
+                .await
+                .map_err(|e| {
+                    LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e)))
+                })?
             })
             .buffer_unordered(PARALLEL)
             .try_collect::<Vec<()>>()
@@ -308,17 +510,35 @@ impl<'a> Applier<'a> {
     async fn services(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let mut jobs = Vec::new();
         for a in actions {
-            let Action::StartService { node, service, command } = a else { continue };
-            let Some(rec) = self.state.nodes.get(node) else { continue };
+            let Action::StartService {
+                node,
+                service,
+                command,
+            } = a
+            else {
+                continue;
+            };
+            let Some(rec) = self.state.nodes.get(node) else {
+                continue;
+            };
             let log = self.run.open_log(&format!("{node}.{service}"))?;
-            jobs.push((node.clone(), service.clone(), command.clone(), rec.init, rec.env.clone(), log));
+            jobs.push((
+                node.clone(),
+                service.clone(),
+                command.clone(),
+                rec.init,
+                rec.env.clone(),
+                log,
+            ));
         }
         let started: Vec<(String, String, String, ProcId)> = stream::iter(jobs)
             .map(|(node, service, command, init, env, log)| async move {
                 let cmd = command.clone();
-                let id = tokio::task::spawn_blocking(move || node::spawn::start_service(init, &env, &cmd, log))
-                    .await
-                    .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
+                let id = tokio::task::spawn_blocking(move || {
+                    node::spawn::start_service(init, &env, &cmd, log)
+                })
+                .await
+                .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
                 Ok::<_, LabError>((node, service, command, id))
             })
             .buffer_unordered(PARALLEL)
@@ -326,21 +546,39 @@ impl<'a> Applier<'a> {
             .await?;
         for (node, service, command, proc_) in started {
             if let Some(rec) = self.state.nodes.get_mut(&node) {
-                rec.services.insert(service, ServiceRecord { proc: proc_, command });
+                rec.services.insert(
+                    service,
+                    ServiceRecord {
+                        proc: proc_,
+                        command,
+                    },
+                );
             }
         }
         Ok(())
     }
 }
 
-fn run_commands(node: &str, commands: &[String], init: ProcId, env: &[(String, String)], log: &File, log_path: &std::path::Path) -> Result<(), LabError> {
+fn run_commands(
+    node: &str,
+    commands: &[String],
+    init: ProcId,
+    env: &[(String, String)],
+    log: &File,
+    log_path: &std::path::Path,
+) -> Result<(), LabError> {
     use std::io::Write;
     for command in commands {
         let mut l = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
         let _ = writeln!(l, "$ {command}");
         let code = node::spawn::run_shell(init, env, command, l)?;
         if code != 0 {
-            return Err(LabError::ExecFailed { node: node.to_string(), command: command.clone(), code, tail: tail(log_path, 20) });
+            return Err(LabError::ExecFailed {
+                node: node.to_string(),
+                command: command.clone(),
+                code,
+                tail: tail(log_path, 20),
+            });
         }
     }
     Ok(())
@@ -367,7 +605,10 @@ pub(super) async fn kill_all(victims: Vec<ProcId>) -> Result<(), LabError> {
     tokio::task::spawn_blocking(move || {
         for v in &victims {
             if v.alive() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(v.pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(v.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         for v in &victims {

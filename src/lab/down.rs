@@ -45,7 +45,12 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     // The node inits: those recorded, and any init of a PID namespace whose network
     // namespace is one of ours (found even when the record is lost). Killing an init kills
     // every process of its node.
-    let mut victims: Vec<ProcId> = state.nodes.values().map(|n| n.init).filter(ProcId::alive).collect();
+    let mut victims: Vec<ProcId> = state
+        .nodes
+        .values()
+        .map(|n| n.init)
+        .filter(ProcId::alive)
+        .collect();
     for id in find_inits(&inodes) {
         if !victims.iter().any(|v| v.pid == id.pid) {
             victims.push(id);
@@ -71,11 +76,17 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
 
 /// Refuses lab names that could escape the run directory or match other labs' objects.
 pub(super) fn check_lab_name(lab: &str) -> Result<(), LabError> {
-    let ok = !lab.is_empty() && lab.len() <= 12 && lab.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = !lab.is_empty()
+        && lab.len() <= 12
+        && lab
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(LabError::Usage(format!("'{lab}' is not a lab name (1 to 12 characters of a-z, 0-9 and -)")))
+        Err(LabError::Usage(format!(
+            "'{lab}' is not a lab name (1 to 12 characters of a-z, 0-9 and -)"
+        )))
     }
 }
 
@@ -85,16 +96,26 @@ fn find_inits(netns_inodes: &BTreeSet<u64>) -> Vec<ProcId> {
     if netns_inodes.is_empty() {
         return Vec::new();
     }
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Some(ino) = crate::node::procfs::ns_inode(pid, "net") else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some(ino) = crate::node::procfs::ns_inode(pid, "net") else {
+            continue;
+        };
         if !netns_inodes.contains(&ino) {
             continue;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let nspid: Vec<&str> = status.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().skip(1).collect()).unwrap_or_default();
+        let nspid: Vec<&str> = status
+            .lines()
+            .find(|l| l.starts_with("NSpid:"))
+            .map(|l| l.split_whitespace().skip(1).collect())
+            .unwrap_or_default();
         if nspid.len() > 1 && nspid.last() == Some(&"1") {
             if let Some(id) = ProcId::of(pid) {
                 out.push(id);

@@ -17,7 +17,11 @@ pub fn render(t: &Topology) -> String {
         ifaces.sort_by_key(|(name, _)| (name.as_str() != "lo", name.as_str().to_string()));
         for (iface, i) in ifaces {
             for a in &i.addresses {
-                let first = if a.is_ipv4() { !std::mem::replace(&mut named_v4, true) } else { !std::mem::replace(&mut named_v6, true) };
+                let first = if a.is_ipv4() {
+                    !std::mem::replace(&mut named_v4, true)
+                } else {
+                    !std::mem::replace(&mut named_v6, true)
+                };
                 let _ = write!(out, "{}\t{node}-{iface}", a.ip());
                 if first {
                     let _ = write!(out, " {node}");

@@ -35,7 +35,12 @@ pub enum LabError {
     #[error("objects in the way that are not this lab's:\n  {}", .0.join("\n  "))]
     Conflicts(Vec<String>),
     #[error("node {node}: command `{command}` exited with status {code}\n{tail}")]
-    ExecFailed { node: String, command: String, code: i32, tail: String },
+    ExecFailed {
+        node: String,
+        command: String,
+        code: i32,
+        tail: String,
+    },
     #[error("{0}")]
     Usage(String),
 }
@@ -100,15 +105,22 @@ impl Lab {
         let mut state = run.load();
         state.lab = self.name().to_string();
         state.file = Some(self.file.clone());
-        let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state).run(&plan).await;
+        let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state)
+            .run(&plan)
+            .await;
         run.save(&state)?;
         result?;
-        Ok(UpReport { plan, elapsed: started.elapsed() })
+        Ok(UpReport {
+            plan,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Brings the lab up and returns a guard that brings it down when dropped (for tests).
     pub async fn up_guarded(&self) -> Result<(UpReport, LabGuard), LabError> {
-        let guard = LabGuard { lab: self.name().to_string() };
+        let guard = LabGuard {
+            lab: self.name().to_string(),
+        };
         let report = self.up().await?;
         Ok((report, guard))
     }
@@ -129,7 +141,10 @@ impl Drop for LabGuard {
         let lab = self.lab.clone();
         // A fresh runtime on a fresh thread: drop may run inside another runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 if let Err(e) = rt.block_on(down(&lab)) {
                     eprintln!("topo: down {lab} failed: {e}");
@@ -141,19 +156,42 @@ impl Drop for LabGuard {
 }
 
 /// Observes the kernel and the recorded processes.
-async fn observe_all(session: &mut Session, run: &RunDir, desired: &Desired) -> Result<Observed, LabError> {
+async fn observe_all(
+    session: &mut Session,
+    run: &RunDir,
+    desired: &Desired,
+) -> Result<Observed, LabError> {
     let mut observed = observe(session, &run.lab, Some(desired)).await?;
     let state = run.load();
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(&run.lab, name);
-        let current = session.ns.get(&ns).and_then(|c| crate::net::netns::inode(&c.file).ok());
+        let current = session
+            .ns
+            .get(&ns)
+            .and_then(|c| crate::net::netns::inode(&c.file).ok());
         let init_alive = rec.init.alive() && current == Some(rec.netns_inode);
         let services = rec
             .services
             .iter()
-            .map(|(s, r)| (s.clone(), ServiceObs { pid: r.proc.pid, command: r.command.clone(), alive: init_alive && r.proc.alive() }))
+            .map(|(s, r)| {
+                (
+                    s.clone(),
+                    ServiceObs {
+                        pid: r.proc.pid,
+                        command: r.command.clone(),
+                        alive: init_alive && r.proc.alive(),
+                    },
+                )
+            })
             .collect();
-        observed.nodes.insert(name.clone(), NodeObs { init_alive, init_pid: rec.init.alive().then_some(rec.init.pid), services });
+        observed.nodes.insert(
+            name.clone(),
+            NodeObs {
+                init_alive,
+                init_pid: rec.init.alive().then_some(rec.init.pid),
+                services,
+            },
+        );
     }
     Ok(observed)
 }
@@ -175,10 +213,15 @@ pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, Vec<(String, String
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up (no {})", path.display())))?;
     let rec = state.nodes.get(node).ok_or_else(|| {
-        LabError::Usage(format!("lab {lab} has no node {node}; nodes: {}", state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")))
+        LabError::Usage(format!(
+            "lab {lab} has no node {node}; nodes: {}",
+            state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
     })?;
     if !rec.init.alive() {
-        return Err(LabError::Usage(format!("node {node} of lab {lab} is not running; run `topo up` to restart it")));
+        return Err(LabError::Usage(format!(
+            "node {node} of lab {lab} is not running; run `topo up` to restart it"
+        )));
     }
     Ok((rec.init, rec.env.clone()))
 }
@@ -188,7 +231,12 @@ pub fn only_lab() -> Result<String, LabError> {
     let labs = crate::state::labs();
     match labs.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(LabError::Usage("no lab is up; name one with --lab NAME or -f FILE".into())),
-        many => Err(LabError::Usage(format!("several labs are up ({}); name one with --lab NAME or -f FILE", many.join(", ")))),
+        [] => Err(LabError::Usage(
+            "no lab is up; name one with --lab NAME or -f FILE".into(),
+        )),
+        many => Err(LabError::Usage(format!(
+            "several labs are up ({}); name one with --lab NAME or -f FILE",
+            many.join(", ")
+        ))),
     }
 }

@@ -57,7 +57,11 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     let mut nodes = Vec::new();
     for (ns, o) in &observed.namespaces {
         let NsObserved::Ours(st) = o else { continue };
-        let name = if *ns == names::bridge_netns(lab) { "(bridges)".to_string() } else { ns.strip_prefix(&prefix).unwrap_or(ns).to_string() };
+        let name = if *ns == names::bridge_netns(lab) {
+            "(bridges)".to_string()
+        } else {
+            ns.strip_prefix(&prefix).unwrap_or(ns).to_string()
+        };
         let rec = state.nodes.get(&name);
         let interfaces = st
             .links
@@ -67,15 +71,30 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                 index: l.index,
                 up: l.up,
                 mtu: l.mtu,
-                mac: l.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
-                addresses: st.addrs.iter().filter(|a| a.index == l.index).map(|a| a.addr.to_string()).collect(),
+                mac: l.mac.map(|m| {
+                    m.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                }),
+                addresses: st
+                    .addrs
+                    .iter()
+                    .filter(|a| a.index == l.index)
+                    .map(|a| a.addr.to_string())
+                    .collect(),
             })
             .collect();
         let routes = st
             .routes
             .iter()
             .map(|r| {
-                let spec = crate::plan::RouteSpec { dst: r.dst, via: r.via.clone(), dev: None, metric: r.metric };
+                let spec = crate::plan::RouteSpec {
+                    dst: r.dst,
+                    via: r.via.clone(),
+                    dev: None,
+                    metric: r.metric,
+                };
                 spec.to_string()
             })
             .collect();
@@ -106,7 +125,19 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     let host_interfaces = observed
         .host_links
         .iter()
-        .map(|l| IfaceStatus { name: l.name.clone(), index: l.index, up: l.up, mtu: l.mtu, mac: None, addresses: Vec::new() })
+        .map(|l| IfaceStatus {
+            name: l.name.clone(),
+            index: l.index,
+            up: l.up,
+            mtu: l.mtu,
+            mac: None,
+            addresses: Vec::new(),
+        })
         .collect();
-    Ok(Status { lab: lab.to_string(), file: state.file.map(|f| f.display().to_string()), nodes, host_interfaces })
+    Ok(Status {
+        lab: lab.to_string(),
+        file: state.file.map(|f| f.display().to_string()),
+        nodes,
+        host_interfaces,
+    })
 }

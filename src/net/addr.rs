@@ -17,8 +17,12 @@ pub async fn add(handle: &Handle, index: u32, addr: IpNetwork, what: &str) -> Re
     let mut req = handle.address().add(index, addr.ip(), addr.prefix());
     let msg = req.message_mut();
     msg.header.flags = AddressHeaderFlags::Nodad;
-    msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
-    msg.attributes.push(AddressAttribute::Protocol(AddressProtocol::Other(IFAPROT_TOPO)));
+    msg.attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    msg.attributes
+        .push(AddressAttribute::Protocol(AddressProtocol::Other(
+            IFAPROT_TOPO,
+        )));
     match req.execute().await {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -39,7 +39,10 @@ pub async fn add_veth(
         .add(main.build())
         .execute()
         .await
-        .map_err(nl_err(format!("create veth pair {} <-> {}", a.name, b.name)))
+        .map_err(nl_err(format!(
+            "create veth pair {} <-> {}",
+            a.name, b.name
+        )))
 }
 
 fn end_message(
@@ -59,8 +62,17 @@ fn end_message(
 }
 
 /// Creates a bridge (`ip link add NAME type bridge`), up.
-pub async fn add_bridge(handle: &Handle, name: &str, mtu: u32, mac: [u8; 6]) -> Result<(), NetError> {
-    let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).up().build();
+pub async fn add_bridge(
+    handle: &Handle,
+    name: &str,
+    mtu: u32,
+    mac: [u8; 6],
+) -> Result<(), NetError> {
+    let msg = LinkBridge::new(name)
+        .mtu(mtu)
+        .address(mac.to_vec())
+        .up()
+        .build();
     handle
         .link()
         .add(msg)
@@ -80,7 +92,12 @@ pub struct LinkChange {
 }
 
 /// Changes attributes of a link in place (`ip link set dev IDX …`); the ifindex is kept.
-pub async fn set(handle: &Handle, index: u32, name: &str, change: &LinkChange) -> Result<(), NetError> {
+pub async fn set(
+    handle: &Handle,
+    index: u32,
+    name: &str,
+    change: &LinkChange,
+) -> Result<(), NetError> {
     let mut m = LinkUnspec::new_with_index(index);
     if let Some(mtu) = change.mtu {
         m = m.mtu(mtu);

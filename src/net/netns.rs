@@ -50,7 +50,8 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<String>, NetError> {
 /// Makes `/run/netns` a shared mount point, as iproute2 does, so that removing a namespace's
 /// bind mount also removes the copies that node mount namespaces received.
 pub fn ensure_dir() -> Result<(), NetError> {
-    std::fs::create_dir_all(NETNS_DIR).map_err(|e| NetError::io(format!("mkdir {NETNS_DIR}"), e))?;
+    std::fs::create_dir_all(NETNS_DIR)
+        .map_err(|e| NetError::io(format!("mkdir {NETNS_DIR}"), e))?;
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     match mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),
@@ -75,8 +76,8 @@ pub fn create_each<T>(
     names: &[String],
     mut each: impl FnMut(&str, &File) -> Result<T, NetError>,
 ) -> Result<Vec<(File, T)>, NetError> {
-    let home = File::open("/proc/thread-self/ns/net")
-        .map_err(|e| NetError::io("open own netns", e))?;
+    let home =
+        File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
     let mut out = Vec::with_capacity(names.len());
     let result = (|| {
         for name in names {
@@ -124,8 +125,8 @@ pub fn enter_each<T>(
     namespaces: &[&File],
     mut each: impl FnMut(usize) -> Result<T, NetError>,
 ) -> Result<Vec<T>, NetError> {
-    let home = File::open("/proc/thread-self/ns/net")
-        .map_err(|e| NetError::io("open own netns", e))?;
+    let home =
+        File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
     let mut out = Vec::with_capacity(namespaces.len());
     let result = (|| {
         for (i, ns) in namespaces.iter().enumerate() {
@@ -146,7 +147,12 @@ pub fn delete(name: &str) -> Result<(), NetError> {
     let target = path(name);
     match umount2(&target, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(NetError::io(format!("umount {}", target.display()), e.into())),
+        Err(e) => {
+            return Err(NetError::io(
+                format!("umount {}", target.display()),
+                e.into(),
+            ))
+        }
     }
     match std::fs::remove_file(&target) {
         Ok(()) => Ok(()),

@@ -40,11 +40,15 @@ impl Session {
     pub fn handle(&self, ns: Option<&str>) -> Result<&Handle, NetError> {
         match ns {
             None => Ok(&self.host),
-            Some(ns) => self.ns.get(ns).map(|c| &c.handle).ok_or_else(|| NetError::Netlink {
-                what: format!("use netns {ns}"),
-                errno: Some(libc::ENOENT),
-                message: "the namespace is not open".into(),
-            }),
+            Some(ns) => self
+                .ns
+                .get(ns)
+                .map(|c| &c.handle)
+                .ok_or_else(|| NetError::Netlink {
+                    what: format!("use netns {ns}"),
+                    errno: Some(libc::ENOENT),
+                    message: "the namespace is not open".into(),
+                }),
         }
     }
 }
@@ -146,13 +150,18 @@ pub async fn observe(
         }
         out.namespaces.insert(name, o);
     }
-    let host_names: Vec<&String> = desired.map(|d| d.host_ifaces.keys().collect()).unwrap_or_default();
+    let host_names: Vec<&String> = desired
+        .map(|d| d.host_ifaces.keys().collect())
+        .unwrap_or_default();
     out.host_links = link::dump(&session.host)
         .await?
         .iter()
         .map(to_obs)
         .filter(|l| {
-            l.alias.as_deref().is_some_and(|a| a.starts_with(&marker_prefix)) || host_names.contains(&&l.name)
+            l.alias
+                .as_deref()
+                .is_some_and(|a| a.starts_with(&marker_prefix))
+                || host_names.contains(&&l.name)
         })
         .collect();
     Ok(out)
@@ -160,7 +169,10 @@ pub async fn observe(
 
 async fn observe_ns(handle: &Handle, expected_marker: &str) -> Result<NsObserved, NetError> {
     let links: Vec<LinkObs> = link::dump(handle).await?.iter().map(to_obs).collect();
-    let lo_alias = links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.clone());
+    let lo_alias = links
+        .iter()
+        .find(|l| l.name == "lo")
+        .and_then(|l| l.alias.clone());
     if lo_alias.as_deref() != Some(expected_marker) {
         return Ok(NsObserved::Foreign { marker: lo_alias });
     }

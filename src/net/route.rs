@@ -61,12 +61,19 @@ fn invalid<E: std::fmt::Display>(route: &RouteSpec) -> impl Fn(E) -> NetError + 
 
 /// Adds a route, or replaces the one with the same destination and metric
 /// (`ip route add|replace …`).
-pub async fn add(handle: &Handle, msg: RouteMessage, replace: bool, what: &str) -> Result<(), NetError> {
+pub async fn add(
+    handle: &Handle,
+    msg: RouteMessage,
+    replace: bool,
+    what: &str,
+) -> Result<(), NetError> {
     let mut req = handle.route().add(msg);
     if replace {
         req = req.replace();
     }
-    req.execute().await.map_err(nl_err(format!("add route {what}")))
+    req.execute()
+        .await
+        .map_err(nl_err(format!("add route {what}")))
 }
 
 /// Deletes our route to `dst` with `metric` (`ip route del DST metric M proto 200`).
@@ -118,7 +125,10 @@ pub async fn dump(handle: &Handle) -> Result<Vec<RouteObs>, NetError> {
                 continue;
             }
             if let Some(obs) = to_obs(&r) {
-                match out.iter_mut().find(|o| o.dst == obs.dst && o.metric == obs.metric) {
+                match out
+                    .iter_mut()
+                    .find(|o| o.dst == obs.dst && o.metric == obs.metric)
+                {
                     Some(o) => {
                         o.via.extend(obs.via);
                         o.oifs.extend(obs.oifs);

@@ -29,9 +29,20 @@ pub struct EnterArgs {
 /// Parses the hidden subcommand's arguments (everything after `__enter`).
 pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
     let mut it = args.iter();
-    let pid = it.next().and_then(|s| s.parse().ok()).ok_or("missing PID")?;
-    let start = it.next().and_then(|s| s.parse().ok()).ok_or("missing start time")?;
-    let mut out = EnterArgs { target: ProcId { pid, start }, detach: false, env: Vec::new(), argv: Vec::new() };
+    let pid = it
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("missing PID")?;
+    let start = it
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("missing start time")?;
+    let mut out = EnterArgs {
+        target: ProcId { pid, start },
+        detach: false,
+        env: Vec::new(),
+        argv: Vec::new(),
+    };
     while let Some(a) = it.next() {
         match a.as_str() {
             "--detach" => out.detach = true,
@@ -81,7 +92,8 @@ const BEFORE_FORK: [(&str, CloneFlags); 4] = [
 ];
 
 fn open_ns(pid: i32, kind: &str) -> Result<File, NodeError> {
-    File::open(format!("/proc/{pid}/ns/{kind}")).map_err(|e| NodeError::sys(format!("open the node's {kind} namespace"), e))
+    File::open(format!("/proc/{pid}/ns/{kind}"))
+        .map_err(|e| NodeError::sys(format!("open the node's {kind} namespace"), e))
 }
 
 fn run(args: &EnterArgs) -> Result<i32, NodeError> {
@@ -93,13 +105,24 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     }
     // Checked after opening: the files now pin these namespaces, whatever happens to the PID.
     if !args.target.alive() {
-        return Err(NodeError::Failed { node: format!("pid {pid}"), message: "the node's init is not running".into() });
+        return Err(NodeError::Failed {
+            node: format!("pid {pid}"),
+            message: "the node's init is not running".into(),
+        });
     }
     for (file, flag, kind) in &others {
-        setns(file.as_fd(), *flag).map_err(|e| NodeError::sys(format!("join the node's {kind} namespace"), e))?;
+        setns(file.as_fd(), *flag)
+            .map_err(|e| NodeError::sys(format!("join the node's {kind} namespace"), e))?;
     }
     let argv = cstrings(args.argv.iter().map(String::as_str))?;
-    let env = cstrings(args.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().iter().map(String::as_str))?;
+    let env = cstrings(
+        args.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    )?;
     // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
@@ -110,7 +133,10 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
         }
         ForkResult::Parent { child } => {
             if args.detach {
-                let id = ProcId::of(child.as_raw()).unwrap_or(ProcId { pid: child.as_raw(), start: 0 });
+                let id = ProcId::of(child.as_raw()).unwrap_or(ProcId {
+                    pid: child.as_raw(),
+                    start: 0,
+                });
                 println!("{} {}", id.pid, id.start);
                 return Ok(0);
             }
@@ -173,6 +199,13 @@ extern "C" fn forward(sig: libc::c_int) {
 
 fn cstrings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>, NodeError> {
     items
-        .map(|s| CString::new(s).map_err(|_| NodeError::sys("argument with a NUL byte", std::io::Error::from_raw_os_error(libc::EINVAL))))
+        .map(|s| {
+            CString::new(s).map_err(|_| {
+                NodeError::sys(
+                    "argument with a NUL byte",
+                    std::io::Error::from_raw_os_error(libc::EINVAL),
+                )
+            })
+        })
         .collect()
 }

@@ -43,11 +43,13 @@ pub fn main(config_json: &str) -> i32 {
 fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
     let netns = File::open(&config.netns)
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
-    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| NodeError::sys("join the node's netns", e))?;
+    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NodeError::sys("join the node's netns", e))?;
     drop(netns);
     // The PID namespace applies to the children of the caller; the others are unshared by
     // the child itself, so that its fresh /proc never replaces the one this parent reads.
-    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
+    unshare(CloneFlags::CLONE_NEWPID)
+        .map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
     // SAFETY: `topo __init` runs before any thread is started (no tokio runtime exists in
     // this mode), so the child may run arbitrary code after fork.
@@ -78,7 +80,11 @@ fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, No
     let _ = waitpid(child, None);
     Err(NodeError::Failed {
         node: config.node.clone(),
-        message: if report.is_empty() { "init exited during set-up".into() } else { report.trim().to_string() },
+        message: if report.is_empty() {
+            "init exited during set-up".into()
+        } else {
+            report.trim().to_string()
+        },
     })
 }
 
@@ -96,11 +102,16 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
     let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     let set_up = unshare(flags)
         .map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))
-        .and_then(|()| mounts::set_up(config)).and_then(|()| {
-        nix::unistd::sethostname(&config.node).map_err(|e| NodeError::sys("sethostname", e))
-    });
+        .and_then(|()| mounts::set_up(config))
+        .and_then(|()| {
+            nix::unistd::sethostname(&config.node).map_err(|e| NodeError::sys("sethostname", e))
+        });
     let signals = init_signals();
-    let ready = set_up.and_then(|()| signals.thread_block().map_err(|e| NodeError::sys("block signals", e)));
+    let ready = set_up.and_then(|()| {
+        signals
+            .thread_block()
+            .map_err(|e| NodeError::sys("block signals", e))
+    });
     match ready {
         Ok(()) => {
             let _ = report.write_all(b"ok\n");
@@ -117,7 +128,12 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
 
 fn init_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
         set.add(s);
     }
     set

@@ -63,7 +63,10 @@ pub struct InitConfig {
 /// The environment every process in a node starts with, before the node's own `env`.
 pub fn base_env(lab: &str, node: &str) -> Vec<(String, String)> {
     vec![
-        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        (
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
         ("HOME".into(), "/root".into()),
         ("HOSTNAME".into(), node.into()),
         ("TOPO_LAB".into(), lab.into()),

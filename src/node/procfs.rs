@@ -36,7 +36,9 @@ impl ProcId {
 
 /// Inode of a process's namespace of the given kind (`net`, `pid`, `mnt`, …).
 pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok().map(|m| m.ino())
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// Proportional set size of a process in KiB, from `smaps_rollup`.
@@ -56,7 +58,13 @@ mod tests {
     fn own_process_is_alive_and_identified() {
         let me = ProcId::of(std::process::id() as i32).expect("own stat");
         assert!(me.alive());
-        let other = ProcId { pid: me.pid, start: me.start + 1 };
-        assert!(!other.alive(), "a different start time is a different process");
+        let other = ProcId {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        assert!(
+            !other.alive(),
+            "a different start time is a different process"
+        );
     }
 }

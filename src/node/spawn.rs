@@ -29,13 +29,19 @@ pub fn helper_exe() -> Result<PathBuf, NodeError> {
     dirs.into_iter()
         .map(|d| d.join("topo"))
         .find(|p| p.is_file())
-        .ok_or_else(|| NodeError::sys("find the topo binary (set TOPO_EXE)", std::io::Error::from_raw_os_error(libc::ENOENT)))
+        .ok_or_else(|| {
+            NodeError::sys(
+                "find the topo binary (set TOPO_EXE)",
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            )
+        })
 }
 
 /// Starts a node's init (blocking: run it on a blocking thread). `log` receives the init's
 /// own error output.
 pub fn start_init(config: &InitConfig, log: File) -> Result<ProcId, NodeError> {
-    let json = serde_json::to_string(config).map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
+    let json = serde_json::to_string(config)
+        .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
     let out = Command::new(helper_exe()?)
         .arg("__init")
         .arg(json)
@@ -47,19 +53,32 @@ pub fn start_init(config: &InitConfig, log: File) -> Result<ProcId, NodeError> {
     let text = String::from_utf8_lossy(&out.stdout);
     parse_proc_id(&text).ok_or_else(|| NodeError::Failed {
         node: config.node.clone(),
-        message: format!("init did not start (exit {}); see the node's init.log in the run directory", out.status),
+        message: format!(
+            "init did not start (exit {}); see the node's init.log in the run directory",
+            out.status
+        ),
     })
 }
 
 fn parse_proc_id(text: &str) -> Option<ProcId> {
     let mut it = text.split_whitespace();
-    Some(ProcId { pid: it.next()?.parse().ok()?, start: it.next()?.parse().ok()? })
+    Some(ProcId {
+        pid: it.next()?.parse().ok()?,
+        start: it.next()?.parse().ok()?,
+    })
 }
 
 /// A command that runs `argv` inside the node whose init is `target`.
-pub fn enter_command(target: ProcId, env: &[(String, String)], detach: bool, argv: &[String]) -> Result<Command, NodeError> {
+pub fn enter_command(
+    target: ProcId,
+    env: &[(String, String)],
+    detach: bool,
+    argv: &[String],
+) -> Result<Command, NodeError> {
     let mut c = Command::new(helper_exe()?);
-    c.arg("__enter").arg(target.pid.to_string()).arg(target.start.to_string());
+    c.arg("__enter")
+        .arg(target.pid.to_string())
+        .arg(target.start.to_string());
     if detach {
         c.arg("--detach");
     }
@@ -72,7 +91,12 @@ pub fn enter_command(target: ProcId, env: &[(String, String)], detach: bool, arg
 
 /// Runs `/bin/sh -c COMMAND` in a node, its output appended to `log`, and returns its exit
 /// status (blocking).
-pub fn run_shell(target: ProcId, env: &[(String, String)], command: &str, log: File) -> Result<i32, NodeError> {
+pub fn run_shell(
+    target: ProcId,
+    env: &[(String, String)],
+    command: &str,
+    log: File,
+) -> Result<i32, NodeError> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
     let status = enter_command(target, env, false, &argv)?
@@ -85,7 +109,12 @@ pub fn run_shell(target: ProcId, env: &[(String, String)], command: &str, log: F
 }
 
 /// Starts `/bin/sh -c COMMAND` in a node as a detached service writing to `log`.
-pub fn start_service(target: ProcId, env: &[(String, String)], command: &str, log: File) -> Result<ProcId, NodeError> {
+pub fn start_service(
+    target: ProcId,
+    env: &[(String, String)],
+    command: &str,
+    log: File,
+) -> Result<ProcId, NodeError> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
     let out = enter_command(target, env, true, &argv)?
@@ -95,7 +124,12 @@ pub fn start_service(target: ProcId, env: &[(String, String)], command: &str, lo
         .output()
         .map_err(|e| NodeError::sys("start a service in the node", e))?;
     let _ = log;
-    parse_proc_id(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| NodeError::sys("start a service", std::io::Error::other(format!("helper exited with {}", out.status))))
+    parse_proc_id(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
+        NodeError::sys(
+            "start a service",
+            std::io::Error::other(format!("helper exited with {}", out.status)),
+        )
+    })
 }
 
 /// Kills a process if it is still the one recorded, and waits (bounded) until it is gone.
@@ -111,7 +145,10 @@ pub fn kill_and_wait(id: ProcId, timeout: Duration) -> Result<(), NodeError> {
     let deadline = Instant::now() + timeout;
     while id.alive() {
         if Instant::now() > deadline {
-            return Err(NodeError::sys(format!("wait for pid {} to end", id.pid), std::io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+            return Err(NodeError::sys(
+                format!("wait for pid {} to end", id.pid),
+                std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -125,7 +125,10 @@ pub fn compile(t: &Topology) -> Desired {
         let ns = names::node_netns(lab, name);
         let mut ifaces = BTreeMap::new();
         let lo_mtu = node.interfaces.get("lo").and_then(|i| i.mtu);
-        ifaces.insert("lo".to_string(), loopback(lab, &ns, lo_mtu, node_addrs(node, "lo")));
+        ifaces.insert(
+            "lo".to_string(),
+            loopback(lab, &ns, lo_mtu, node_addrs(node, "lo")),
+        );
         let routes = node.routes.iter().map(route_spec).collect();
         let sysctls = node
             .sysctls
@@ -208,7 +211,10 @@ fn end_iface(
     up: bool,
     mac: [u8; 6],
 ) -> IfaceSpec {
-    let declared = t.nodes.get(&ep.node).and_then(|n| n.interfaces.get(&ep.iface));
+    let declared = t
+        .nodes
+        .get(&ep.node)
+        .and_then(|n| n.interfaces.get(&ep.iface));
     IfaceSpec {
         kind: IfaceKind::Veth,
         marker: marker.to_string(),

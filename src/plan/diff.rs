@@ -18,24 +18,88 @@ use crate::spec::Topology;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    StopService { node: String, service: String, pid: i32 },
-    StopNode { node: String, pid: i32 },
-    DeleteNetns { ns: String, who: String },
-    DeleteLink { ns: Option<String>, who: String, name: String, index: u32 },
-    CreateNetns { ns: String, who: String },
-    StartNode { node: String },
-    CreateBridge { ns: String, name: String },
-    CreateVeth { veth: VethSpec },
+    StopService {
+        node: String,
+        service: String,
+        pid: i32,
+    },
+    StopNode {
+        node: String,
+        pid: i32,
+    },
+    DeleteNetns {
+        ns: String,
+        who: String,
+    },
+    DeleteLink {
+        ns: Option<String>,
+        who: String,
+        name: String,
+        index: u32,
+    },
+    CreateNetns {
+        ns: String,
+        who: String,
+    },
+    StartNode {
+        node: String,
+    },
+    CreateBridge {
+        ns: String,
+        name: String,
+    },
+    CreateVeth {
+        veth: VethSpec,
+    },
     /// `implied`: the second half of creating the interface (its marker, state and bridge
     /// membership), not a change of its own; `plan` does not list it.
-    SetLink { ns: Option<String>, who: String, name: String, changes: Vec<String>, spec: IfaceSpec, implied: bool },
-    SetSysctl { ns: String, who: String, key: String, from: Option<String>, to: String },
-    DelAddress { ns: Option<String>, who: String, iface: String, addr: IpNetwork },
-    AddAddress { ns: Option<String>, who: String, iface: String, addr: IpNetwork },
-    DelRoute { ns: String, who: String, route: RouteSpec },
-    AddRoute { ns: String, who: String, route: RouteSpec, replace: bool },
-    RunExec { node: String, commands: usize },
-    StartService { node: String, service: String, command: String },
+    SetLink {
+        ns: Option<String>,
+        who: String,
+        name: String,
+        changes: Vec<String>,
+        spec: IfaceSpec,
+        implied: bool,
+    },
+    SetSysctl {
+        ns: String,
+        who: String,
+        key: String,
+        from: Option<String>,
+        to: String,
+    },
+    DelAddress {
+        ns: Option<String>,
+        who: String,
+        iface: String,
+        addr: IpNetwork,
+    },
+    AddAddress {
+        ns: Option<String>,
+        who: String,
+        iface: String,
+        addr: IpNetwork,
+    },
+    DelRoute {
+        ns: String,
+        who: String,
+        route: RouteSpec,
+    },
+    AddRoute {
+        ns: String,
+        who: String,
+        route: RouteSpec,
+        replace: bool,
+    },
+    RunExec {
+        node: String,
+        commands: usize,
+    },
+    StartService {
+        node: String,
+        service: String,
+        command: String,
+    },
 }
 
 impl Action {
@@ -59,7 +123,9 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.sign())?;
         match self {
-            Action::StopService { node, service, pid } => write!(f, "service {node}/{service} (pid {pid})"),
+            Action::StopService { node, service, pid } => {
+                write!(f, "service {node}/{service} (pid {pid})")
+            }
             Action::StopNode { node, pid } => write!(f, "node {node} init (pid {pid})"),
             Action::DeleteNetns { ns, who } => write!(f, "netns {ns} ({who})"),
             Action::DeleteLink { who, name, .. } => write!(f, "link {who}:{name}"),
@@ -67,17 +133,32 @@ impl fmt::Display for Action {
             Action::StartNode { node } => write!(f, "node {node} init"),
             Action::CreateBridge { name, .. } => write!(f, "bridge {name}"),
             Action::CreateVeth { veth } => write!(f, "veth {}", veth.label),
-            Action::SetLink { who, name, changes, .. } => write!(f, "link {who}:{name} {}", changes.join(", ")),
-            Action::SetSysctl { who, key, from, to, .. } => match from {
+            Action::SetLink {
+                who, name, changes, ..
+            } => write!(f, "link {who}:{name} {}", changes.join(", ")),
+            Action::SetSysctl {
+                who, key, from, to, ..
+            } => match from {
                 Some(from) => write!(f, "sysctl {who} {key} {from} -> {to}"),
                 None => write!(f, "sysctl {who} {key} = {to}"),
             },
-            Action::DelAddress { who, iface, addr, .. } | Action::AddAddress { who, iface, addr, .. } => {
+            Action::DelAddress {
+                who, iface, addr, ..
+            }
+            | Action::AddAddress {
+                who, iface, addr, ..
+            } => {
                 write!(f, "address {who}:{iface} {addr}")
             }
-            Action::DelRoute { who, route, .. } | Action::AddRoute { who, route, .. } => write!(f, "route {who} {route}"),
+            Action::DelRoute { who, route, .. } | Action::AddRoute { who, route, .. } => {
+                write!(f, "route {who} {route}")
+            }
             Action::RunExec { node, commands } => write!(f, "exec {node} ({commands} commands)"),
-            Action::StartService { node, service, command } => write!(f, "service {node}/{service}: {command}"),
+            Action::StartService {
+                node,
+                service,
+                command,
+            } => write!(f, "service {node}/{service}: {command}"),
         }
     }
 }
@@ -96,7 +177,9 @@ impl Plan {
 
     /// The actions people see: all but the implied halves of creations.
     pub fn visible(&self) -> impl Iterator<Item = &Action> {
-        self.actions.iter().filter(|a| !matches!(a, Action::SetLink { implied: true, .. }))
+        self.actions
+            .iter()
+            .filter(|a| !matches!(a, Action::SetLink { implied: true, .. }))
     }
 }
 
@@ -143,8 +226,10 @@ fn phase(a: &Action) -> u8 {
         Action::CreateVeth { .. } => 7,
         Action::SetLink { .. } => 8,
         Action::SetSysctl { .. } => 9,
-        Action::DelAddress { .. } => 10,
-        Action::AddAddress { .. } => 11,
+        // New addresses first: a subnet never loses its last address on the way, so routes
+        // through it survive a renumbering.
+        Action::AddAddress { .. } => 10,
+        Action::DelAddress { .. } => 11,
         Action::DelRoute { .. } => 12,
         Action::AddRoute { .. } => 13,
         Action::RunExec { .. } => 14,
@@ -198,7 +283,10 @@ impl<'a> Planner<'a> {
             let who = self.who(Some(ns));
             match self.o.namespaces.get(ns) {
                 None => {
-                    self.plan.actions.push(Action::CreateNetns { ns: ns.clone(), who });
+                    self.plan.actions.push(Action::CreateNetns {
+                        ns: ns.clone(),
+                        who,
+                    });
                     self.fresh.insert(ns.clone());
                 }
                 Some(NsObserved::Foreign { marker }) => self.plan.conflicts.push(format!(
@@ -218,8 +306,14 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if let NsObserved::Ours(_) = o {
-                let who = ns.strip_prefix(&names::netns_prefix(&self.d.lab)).unwrap_or(ns).to_string();
-                self.plan.actions.push(Action::DeleteNetns { ns: ns.clone(), who });
+                let who = ns
+                    .strip_prefix(&names::netns_prefix(&self.d.lab))
+                    .unwrap_or(ns)
+                    .to_string();
+                self.plan.actions.push(Action::DeleteNetns {
+                    ns: ns.clone(),
+                    who,
+                });
             }
         }
         let _ = prefix;
@@ -244,7 +338,10 @@ impl<'a> Planner<'a> {
                             "interface {who}:{} exists but is not this lab's ({}); remove it or \
                              choose another interface name",
                             l.name,
-                            l.alias.as_deref().map(|a| format!("alias '{a}'")).unwrap_or_else(|| "no topo marker".into())
+                            l.alias
+                                .as_deref()
+                                .map(|a| format!("alias '{a}'"))
+                                .unwrap_or_else(|| "no topo marker".into())
                         ));
                     }
                     None => intact = false,
@@ -259,7 +356,9 @@ impl<'a> Planner<'a> {
                         }
                     }
                 }
-                self.plan.actions.push(Action::CreateVeth { veth: v.clone() });
+                self.plan
+                    .actions
+                    .push(Action::CreateVeth { veth: v.clone() });
                 for end in ends {
                     self.fresh.insert(iface_key(end.ns.as_deref(), &end.name));
                 }
@@ -325,13 +424,19 @@ impl<'a> Planner<'a> {
                 self.delete_link(Some(ns), l.clone());
                 self.create_bridge(ns, name);
             }
-            Some(_) => self.plan.conflicts.push(format!("interface {name} in {ns} is not this lab's")),
+            Some(_) => self
+                .plan
+                .conflicts
+                .push(format!("interface {name} in {ns} is not this lab's")),
             None => self.create_bridge(ns, name),
         }
     }
 
     fn create_bridge(&mut self, ns: &str, name: &str) {
-        self.plan.actions.push(Action::CreateBridge { ns: ns.to_string(), name: name.to_string() });
+        self.plan.actions.push(Action::CreateBridge {
+            ns: ns.to_string(),
+            name: name.to_string(),
+        });
         self.fresh.insert(iface_key(Some(ns), name));
     }
 
@@ -393,10 +498,21 @@ impl<'a> Planner<'a> {
     fn addresses(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
         let fresh = self.fresh.contains(&iface_key(ns, name));
         let state = self.state(ns).cloned().unwrap_or_default();
-        let index = if fresh { None } else { state.link(name).map(|l| l.index) };
-        let on_iface: Vec<_> = state.addrs.iter().filter(|a| Some(a.index) == index).collect();
+        let index = if fresh {
+            None
+        } else {
+            state.link(name).map(|l| l.index)
+        };
+        let on_iface: Vec<_> = state
+            .addrs
+            .iter()
+            .filter(|a| Some(a.index) == index)
+            .collect();
         let who = self.who(ns);
-        for a in on_iface.iter().filter(|a| a.ours && !spec.addresses.contains(&a.addr)) {
+        for a in on_iface
+            .iter()
+            .filter(|a| a.ours && !spec.addresses.contains(&a.addr))
+        {
             self.plan.actions.push(Action::DelAddress {
                 ns: ns.map(str::to_string),
                 who: who.clone(),
@@ -423,7 +539,10 @@ impl<'a> Planner<'a> {
         let recreated: BTreeSet<u32> = state
             .links
             .iter()
-            .filter(|l| self.fresh.contains(&iface_key(Some(ns), &l.name)) || self.already_deleted(Some(ns), l.index))
+            .filter(|l| {
+                self.fresh.contains(&iface_key(Some(ns), &l.name))
+                    || self.already_deleted(Some(ns), l.index)
+            })
             .map(|l| l.index)
             .collect();
         let live: Vec<_> = state
@@ -433,8 +552,17 @@ impl<'a> Planner<'a> {
             .collect();
         for r in &live {
             if !spec.routes.iter().any(|d| d.key() == (r.dst, r.metric)) {
-                let route = RouteSpec { dst: r.dst, via: r.via.clone(), dev: None, metric: r.metric };
-                self.plan.actions.push(Action::DelRoute { ns: ns.to_string(), who: who.clone(), route });
+                let route = RouteSpec {
+                    dst: r.dst,
+                    via: r.via.clone(),
+                    dev: None,
+                    metric: r.metric,
+                };
+                self.plan.actions.push(Action::DelRoute {
+                    ns: ns.to_string(),
+                    who: who.clone(),
+                    route,
+                });
             }
         }
         for d in &spec.routes {
@@ -494,22 +622,40 @@ impl<'a> Planner<'a> {
             let alive = !self.fresh.contains(&ns) && obs.is_some_and(|o| o.init_alive);
             if !alive {
                 if let Some(pid) = obs.and_then(|o| o.init_pid) {
-                    self.plan.actions.push(Action::StopNode { node: name.clone(), pid });
+                    self.plan.actions.push(Action::StopNode {
+                        node: name.clone(),
+                        pid,
+                    });
                 }
-                self.plan.actions.push(Action::StartNode { node: name.clone() });
+                self.plan
+                    .actions
+                    .push(Action::StartNode { node: name.clone() });
                 if !node.exec.is_empty() {
-                    self.plan.actions.push(Action::RunExec { node: name.clone(), commands: node.exec.len() });
+                    self.plan.actions.push(Action::RunExec {
+                        node: name.clone(),
+                        commands: node.exec.len(),
+                    });
                 }
             }
-            let running = if alive { obs.map(|o| o.services.clone()).unwrap_or_default() } else { BTreeMap::new() };
+            let running = if alive {
+                obs.map(|o| o.services.clone()).unwrap_or_default()
+            } else {
+                BTreeMap::new()
+            };
             for (svc, obs) in &running {
                 let wanted = node.services.get(svc);
                 if obs.alive && wanted != Some(&obs.command) {
-                    self.plan.actions.push(Action::StopService { node: name.clone(), service: svc.clone(), pid: obs.pid });
+                    self.plan.actions.push(Action::StopService {
+                        node: name.clone(),
+                        service: svc.clone(),
+                        pid: obs.pid,
+                    });
                 }
             }
             for (svc, command) in &node.services {
-                let ok = running.get(svc).is_some_and(|o| o.alive && &o.command == command);
+                let ok = running
+                    .get(svc)
+                    .is_some_and(|o| o.alive && &o.command == command);
                 if !ok {
                     self.plan.actions.push(Action::StartService {
                         node: name.clone(),
@@ -524,7 +670,10 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if let (true, Some(pid)) = (obs.init_alive, obs.init_pid) {
-                self.plan.actions.push(Action::StopNode { node: name.clone(), pid });
+                self.plan.actions.push(Action::StopNode {
+                    node: name.clone(),
+                    pid,
+                });
             }
         }
     }
@@ -536,7 +685,9 @@ impl<'a> Planner<'a> {
     }
 
     fn is_ours(&self, l: &LinkObs) -> bool {
-        l.alias.as_deref().is_some_and(|a| a.starts_with(&names::marker_prefix(&self.d.lab)))
+        l.alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with(&names::marker_prefix(&self.d.lab)))
     }
 
     fn iface_spec(&self, ns: Option<&str>, name: &str) -> Option<&IfaceSpec> {
@@ -557,7 +708,12 @@ impl<'a> Planner<'a> {
             return;
         }
         let who = self.who(ns);
-        self.plan.actions.push(Action::DeleteLink { ns: ns.map(str::to_string), who, name: l.name, index: l.index });
+        self.plan.actions.push(Action::DeleteLink {
+            ns: ns.map(str::to_string),
+            who,
+            name: l.name,
+            index: l.index,
+        });
     }
 }
 
@@ -576,5 +732,8 @@ fn normalise(s: &str) -> String {
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -9,4 +9,6 @@ mod diff;
 
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
 pub use diff::{diff, Action, Plan};
-pub use observed::{AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, RouteObs, ServiceObs};
+pub use observed::{
+    AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, RouteObs, ServiceObs,
+};

@@ -49,7 +49,10 @@ pub fn bridge_port(node: &str, iface: &str) -> String {
     if readable.len() <= 15 {
         readable
     } else {
-        format!("p{:014x}", fnv1a(readable.as_bytes()) & 0x00ff_ffff_ffff_ffff)
+        format!(
+            "p{:014x}",
+            fnv1a(readable.as_bytes()) & 0x00ff_ffff_ffff_ffff
+        )
     }
 }
 
@@ -96,7 +99,10 @@ mod tests {
 
     #[test]
     fn veth_marker_does_not_depend_on_end_order() {
-        assert_eq!(veth_marker("l", "a:x", "b:y"), veth_marker("l", "b:y", "a:x"));
+        assert_eq!(
+            veth_marker("l", "a:x", "b:y"),
+            veth_marker("l", "b:y", "a:x")
+        );
     }
 
     #[test]

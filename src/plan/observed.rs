@@ -21,7 +21,9 @@ pub struct Observed {
 #[serde(tag = "owner", rename_all = "lowercase")]
 pub enum NsObserved {
     /// Exists, but its loopback does not carry this lab's marker: not ours, never touched.
-    Foreign { marker: Option<String> },
+    Foreign {
+        marker: Option<String>,
+    },
     Ours(NsState),
 }
 

@@ -34,7 +34,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
 
 /// The directory that holds every lab's run directory.
 pub fn root() -> PathBuf {
-    std::env::var_os("TOPO_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/topo"))
+    std::env::var_os("TOPO_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/topo"))
 }
 
 /// What `topo` remembers about a lab between runs.
@@ -77,7 +79,8 @@ impl RunDir {
     pub fn lock(lab: &str, wait: bool) -> Result<RunDir, StateError> {
         let path = root().join(lab);
         loop {
-            std::fs::create_dir_all(path.join("logs")).map_err(io(format!("create {}", path.display())))?;
+            std::fs::create_dir_all(path.join("logs"))
+                .map_err(io(format!("create {}", path.display())))?;
             let lock_path = path.join("lock");
             let file = OpenOptions::new()
                 .create(true)
@@ -85,11 +88,18 @@ impl RunDir {
                 .write(true)
                 .open(&lock_path)
                 .map_err(io(format!("open {}", lock_path.display())))?;
-            let arg = if wait { FlockArg::LockExclusive } else { FlockArg::LockExclusiveNonblock };
+            let arg = if wait {
+                FlockArg::LockExclusive
+            } else {
+                FlockArg::LockExclusiveNonblock
+            };
             let lock = match Flock::lock(file, arg) {
                 Ok(l) => l,
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    return Err(StateError::Busy { lab: lab.to_string(), path: lock_path });
+                    return Err(StateError::Busy {
+                        lab: lab.to_string(),
+                        path: lock_path,
+                    });
                 }
                 Err((_, e)) => return Err(io(format!("lock {}", lock_path.display()))(e.into())),
             };
@@ -100,7 +110,11 @@ impl RunDir {
                 _ => false,
             };
             if same {
-                return Ok(RunDir { lab: lab.to_string(), path, _lock: lock });
+                return Ok(RunDir {
+                    lab: lab.to_string(),
+                    path,
+                    _lock: lock,
+                });
             }
         }
     }
@@ -119,7 +133,11 @@ impl RunDir {
 
     pub fn open_log(&self, name: &str) -> Result<File, StateError> {
         let p = self.log_path(name);
-        OpenOptions::new().create(true).append(true).open(&p).map_err(io(format!("open {}", p.display())))
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io(format!("open {}", p.display())))
     }
 
     /// The recorded state; an unreadable or corrupt record counts as none (ownership is
@@ -128,12 +146,16 @@ impl RunDir {
         std::fs::read(self.state_path())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| State { lab: self.lab.clone(), ..State::default() })
+            .unwrap_or_else(|| State {
+                lab: self.lab.clone(),
+                ..State::default()
+            })
     }
 
     /// Saves the state atomically: write a temporary file, fsync, rename over the old one.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let json = serde_json::to_vec_pretty(state).map_err(|e| io("encode state")(std::io::Error::other(e)))?;
+        let json = serde_json::to_vec_pretty(state)
+            .map_err(|e| io("encode state")(std::io::Error::other(e)))?;
         write_atomic(&self.state_path(), &json)
     }
 
@@ -156,7 +178,12 @@ impl RunDir {
 /// Labs that have a run directory.
 pub fn labs() -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root())
-        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -165,8 +192,10 @@ pub fn labs() -> Vec<String> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-    f.write_all(bytes).map_err(io(format!("write {}", tmp.display())))?;
-    f.sync_all().map_err(io(format!("fsync {}", tmp.display())))?;
+    f.write_all(bytes)
+        .map_err(io(format!("write {}", tmp.display())))?;
+    f.sync_all()
+        .map_err(io(format!("fsync {}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(io(format!("rename to {}", path.display())))
 }
 
@@ -180,12 +209,24 @@ mod tests {
         std::env::set_var("TOPO_RUN_DIR", &dir);
         let run = RunDir::lock("t1", false).expect("lock");
         std::fs::write(run.path.join("state.json"), b"{ truncated").expect("write");
-        assert_eq!(run.load(), State { lab: "t1".into(), ..State::default() });
-        let mut s = State { lab: "t1".into(), ..State::default() };
+        assert_eq!(
+            run.load(),
+            State {
+                lab: "t1".into(),
+                ..State::default()
+            }
+        );
+        let mut s = State {
+            lab: "t1".into(),
+            ..State::default()
+        };
         s.file = Some("/x.yaml".into());
         run.save(&s).expect("save");
         assert_eq!(run.load(), s);
-        assert!(matches!(RunDir::lock("t1", false), Err(StateError::Busy { .. })), "second lock must fail");
+        assert!(
+            matches!(RunDir::lock("t1", false), Err(StateError::Busy { .. })),
+            "second lock must fail"
+        );
         run.remove().expect("remove");
         let _ = std::fs::remove_dir_all(&dir);
     }

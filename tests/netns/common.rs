@@ -41,7 +41,11 @@ impl TestLab {
         std::fs::create_dir_all(&dir).expect("create test dir");
         let file = dir.join("lab.yaml");
         std::fs::write(&file, yaml).expect("write topology");
-        let lab = TestLab { name: name.to_string(), dir, file };
+        let lab = TestLab {
+            name: name.to_string(),
+            dir,
+            file,
+        };
         let _ = topo(&["down", "--lab", name]);
         lab
     }
@@ -97,7 +101,12 @@ pub fn topo(args: &[&str]) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("status: {}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// `ip -j [-n NS] ARGS…` parsed as JSON (iproute2 reads the kernel over its own netlink).
@@ -118,7 +127,12 @@ pub fn ifindexes(ns: &str) -> Vec<(String, u64)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|l| (l["ifname"].as_str().unwrap_or("").to_string(), l["ifindex"].as_u64().unwrap_or(0)))
+        .map(|l| {
+            (
+                l["ifname"].as_str().unwrap_or("").to_string(),
+                l["ifindex"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -140,7 +154,11 @@ pub fn addresses(ns: &str, dev: &str) -> Vec<String> {
 
 /// Runs a command inside a namespace with `ip netns exec` (network namespace only).
 pub fn netns_exec(ns: &str, argv: &[&str]) -> Output {
-    Command::new("ip").args(["netns", "exec", ns]).args(argv).output().expect("ip netns exec")
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .output()
+        .expect("ip netns exec")
 }
 
 pub fn ping(ns: &str, addr: &str) -> bool {
@@ -151,7 +169,12 @@ pub fn ping(ns: &str, addr: &str) -> bool {
 /// Named network namespaces whose name starts with `prefix`.
 pub fn netns_with_prefix(prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).filter(|n| n.starts_with(prefix)).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -174,7 +197,8 @@ pub fn tcp_request(ns: &str, to: SocketAddr, request: &[u8]) -> std::io::Result<
     let request = request.to_vec();
     std::thread::spawn(move || {
         let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
-        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.write_all(&request)?;

@@ -22,7 +22,10 @@ fn two_labs_with_the_same_addresses_do_not_see_each_other() {
     let out = two.exec("b", &["ip", "link", "set", "eth0", "down"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(ping(&one.ns("a"), "203.0.113.2"), "lab one is unaffected");
-    assert!(!ping(&two.ns("a"), "203.0.113.2"), "lab two's b is unreachable");
+    assert!(
+        !ping(&two.ns("a"), "203.0.113.2"),
+        "lab two's b is unreachable"
+    );
     let mac_one = ip_json(Some(&one.ns("a")), &["link", "show", "eth0"])[0]["address"].clone();
     let mac_two = ip_json(Some(&two.ns("a")), &["link", "show", "eth0"])[0]["address"].clone();
     assert_ne!(mac_one, mac_two, "MACs are derived from the lab name too");
@@ -38,7 +41,11 @@ fn two_concurrent_ups_of_one_lab_end_in_one_correct_lab() {
         return;
     }
     let lab = TestLab::new("tn-race", &pair("tn-race"));
-    let spawn = || std::process::Command::new(TOPO).args(["up", path(&lab.file)]).output();
+    let spawn = || {
+        std::process::Command::new(TOPO)
+            .args(["up", path(&lab.file)])
+            .output()
+    };
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(spawn);
         let b = s.spawn(spawn);
@@ -46,16 +53,31 @@ fn two_concurrent_ups_of_one_lab_end_in_one_correct_lab() {
     });
     let a = a.expect("thread").expect("run");
     let b = b.expect("thread").expect("run");
-    assert!(a.status.success() && b.status.success(), "{}\n{}", text(&a), text(&b));
-    let outs = [String::from_utf8_lossy(&a.stdout).to_string(), String::from_utf8_lossy(&b.stdout).to_string()];
-    assert_eq!(outs.iter().filter(|o| o.contains("no changes")).count(), 1, "one built it, the other found it done: {outs:?}");
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    let outs = [
+        String::from_utf8_lossy(&a.stdout).to_string(),
+        String::from_utf8_lossy(&b.stdout).to_string(),
+    ];
+    assert_eq!(
+        outs.iter().filter(|o| o.contains("no changes")).count(),
+        1,
+        "one built it, the other found it done: {outs:?}"
+    );
     assert!(ping(&lab.ns("a"), "203.0.113.2"));
     assert!(lab.plan().contains("no changes"));
     // Exactly one init per node.
     let inits = std::fs::read_dir("/proc")
         .expect("proc")
         .flatten()
-        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("\"lab\":\"tn-race\"")))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\"lab\":\"tn-race\""))
+        })
         .count();
     assert_eq!(inits, 2, "one init per node");
 }

@@ -19,16 +19,24 @@ fn node_has_own_pid1_hostname_proc_and_tmp() {
     lab.up();
     // PID 1 in the node is topo's init.
     let cmdline = stdout(&lab.exec("n1", &["sh", "-c", "tr '\\0' ' ' </proc/1/cmdline"]));
-    assert!(cmdline.contains("__init"), "PID 1 is the node init, got: {cmdline}");
+    assert!(
+        cmdline.contains("__init"),
+        "PID 1 is the node init, got: {cmdline}"
+    );
     // Only the node's processes are visible: init, the shell and ls.
     let pids = stdout(&lab.exec("n1", &["sh", "-c", "ls /proc | grep -c '^[0-9]'"]));
     let n: u32 = pids.parse().expect("count");
     assert!(n <= 4, "the node sees only its own processes, saw {n}");
     assert_eq!(stdout(&lab.exec("n1", &["hostname"])), "n1");
-    assert_eq!(stdout(&lab.exec("n2", &["cat", "/proc/sys/kernel/hostname"])), "n2");
+    assert_eq!(
+        stdout(&lab.exec("n2", &["cat", "/proc/sys/kernel/hostname"])),
+        "n2"
+    );
     // The node's network namespace is the one at /run/netns/tn-iso-n1.
     let inside = stdout(&lab.exec("n1", &["readlink", "/proc/self/ns/net"]));
-    let named = std::fs::metadata("/run/netns/tn-iso-n1").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).expect("netns");
+    let named = std::fs::metadata("/run/netns/tn-iso-n1")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("netns");
     assert_eq!(inside, format!("net:[{named}]"));
     // /etc/hosts lists the lab's nodes.
     let hosts = stdout(&lab.exec("n1", &["cat", "/etc/hosts"]));
@@ -37,9 +45,15 @@ fn node_has_own_pid1_hostname_proc_and_tmp() {
     let marker = "/tmp/topo-iso-marker";
     stdout(&lab.exec("n1", &["sh", "-c", &format!("echo secret > {marker}")]));
     assert_eq!(stdout(&lab.exec("n1", &["cat", marker])), "secret");
-    assert!(!std::path::Path::new(marker).exists(), "node /tmp leaked to the host");
+    assert!(
+        !std::path::Path::new(marker).exists(),
+        "node /tmp leaked to the host"
+    );
     let other = lab.exec("n2", &["cat", marker]);
     assert!(!other.status.success(), "node /tmp leaked to another node");
     // exec exits with the command's status.
-    assert_eq!(lab.exec("n1", &["sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(
+        lab.exec("n1", &["sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
 }
