@@ -14,7 +14,8 @@ use super::{Lab, LabError};
 use crate::net::link::{LinkChange, VethEnd};
 use crate::net::observe::{NsConn, Session, PARALLEL};
 use crate::net::{self, netns, NetError};
-use crate::node::{self, InitConfig, NodeError, ProcId};
+use crate::node::security::Security;
+use crate::node::{self, InitConfig, NodeContext, NodeError, ProcId};
 use crate::plan::{names, Action, Desired, IfaceKind, Plan};
 use crate::state::{NodeRecord, RunDir, ServiceRecord, State};
 
@@ -39,9 +40,6 @@ const NETNS_SYSCTLS: [(&str, &str); 4] = [
     ("net.ipv4.conf.all.promote_secondaries", "1"),
     ("net.ipv4.conf.default.promote_secondaries", "1"),
 ];
-
-/// A node's environment: `(name, value)` pairs.
-type Env = Vec<(String, String)>;
 
 /// How long a killed process may take to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,35 +183,42 @@ impl<'a> Applier<'a> {
                 Some(c) => netns::inode(&c.file)?,
                 None => continue,
             };
+            let mut env = node::base_env(self.lab.name(), node);
+            env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let security = Security::resolve(spec.capabilities.as_ref(), spec.seccomp.as_ref());
+            let ctx = NodeContext {
+                env,
+                security,
+                cgroups: Vec::new(),
+            };
             let config = InitConfig {
                 lab: self.lab.name().to_string(),
                 node: node.clone(),
                 netns: netns::path(&ns),
                 hosts: self.run.hosts_path(),
                 binds: spec.binds.clone(),
+                ctx: ctx.clone(),
             };
             let log = self.run.open_log(&format!("{node}.init"))?;
-            let mut env = node::base_env(self.lab.name(), node);
-            env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            jobs.push((node.clone(), config, log, inode, env));
+            jobs.push((node.clone(), config, log, inode, ctx));
         }
-        let started: Vec<(String, ProcId, u64, Env)> = stream::iter(jobs)
-            .map(|(node, config, log, inode, env)| async move {
+        let started: Vec<(String, ProcId, u64, NodeContext)> = stream::iter(jobs)
+            .map(|(node, config, log, inode, ctx)| async move {
                 let id = tokio::task::spawn_blocking(move || node::spawn::start_init(&config, log))
                     .await
                     .map_err(|e| NodeError::sys("init thread", std::io::Error::other(e)))??;
-                Ok::<_, LabError>((node, id, inode, env))
+                Ok::<_, LabError>((node, id, inode, ctx))
             })
             .buffer_unordered(PARALLEL)
             .try_collect()
             .await?;
-        for (node, init, netns_inode, env) in started {
+        for (node, init, netns_inode, ctx) in started {
             self.state.nodes.insert(
                 node,
                 NodeRecord {
                     init,
                     netns_inode,
-                    env,
+                    ctx,
                     services: BTreeMap::new(),
                 },
             );
@@ -486,15 +491,15 @@ impl<'a> Applier<'a> {
                 node.clone(),
                 spec.exec.clone(),
                 rec.init,
-                rec.env.clone(),
+                rec.ctx.clone(),
                 log,
                 log_path,
             ));
         }
         stream::iter(jobs)
-            .map(|(node, commands, init, env, log, log_path)| async move {
+            .map(|(node, commands, init, ctx, log, log_path)| async move {
                 tokio::task::spawn_blocking(move || {
-                    run_commands(&node, &commands, init, &env, &log, &log_path)
+                    run_commands(&node, &commands, init, &ctx, &log, &log_path)
                 })
                 .await
                 .map_err(|e| {
@@ -527,15 +532,15 @@ impl<'a> Applier<'a> {
                 service.clone(),
                 command.clone(),
                 rec.init,
-                rec.env.clone(),
+                rec.ctx.clone(),
                 log,
             ));
         }
         let started: Vec<(String, String, String, ProcId)> = stream::iter(jobs)
-            .map(|(node, service, command, init, env, log)| async move {
+            .map(|(node, service, command, init, ctx, log)| async move {
                 let cmd = command.clone();
                 let id = tokio::task::spawn_blocking(move || {
-                    node::spawn::start_service(init, &env, &cmd, log)
+                    node::spawn::start_service(init, &ctx, &cmd, log)
                 })
                 .await
                 .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
@@ -563,7 +568,7 @@ fn run_commands(
     node: &str,
     commands: &[String],
     init: ProcId,
-    env: &[(String, String)],
+    ctx: &NodeContext,
     log: &File,
     log_path: &std::path::Path,
 ) -> Result<(), LabError> {
@@ -571,7 +576,7 @@ fn run_commands(
     for command in commands {
         let mut l = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
         let _ = writeln!(l, "$ {command}");
-        let code = node::spawn::run_shell(init, env, command, l)?;
+        let code = node::spawn::run_shell(init, ctx, command, l)?;
         if code != 0 {
             return Err(LabError::ExecFailed {
                 node: node.to_string(),

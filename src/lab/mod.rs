@@ -198,15 +198,15 @@ async fn observe_all(
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
 pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
-    let (target, env) = node_target(lab, node)?;
-    let status = crate::node::spawn::enter_command(target, &env, false, argv)?
+    let (target, ctx) = node_target(lab, node)?;
+    let status = crate::node::spawn::enter_command(target, &ctx, false, argv)?
         .status()
         .map_err(|e| NodeError::sys("run the command", e))?;
     Ok(status.code().unwrap_or(128))
 }
 
 /// The init and environment of a running node, from the lab's record.
-pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, Vec<(String, String)>), LabError> {
+pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, crate::node::NodeContext), LabError> {
     let path = crate::state::root().join(lab).join("state.json");
     let state: State = std::fs::read(&path)
         .ok()
@@ -223,7 +223,7 @@ pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, Vec<(String, String
             "node {node} of lab {lab} is not running; run `topo up` to restart it"
         )));
     }
-    Ok((rec.init, rec.env.clone()))
+    Ok((rec.init, rec.ctx.clone()))
 }
 
 /// The lab meant when a command names none: the only one that is up.

@@ -17,12 +17,17 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execvpe, fork, ForkResult, Pid};
 
+use super::security::{self, Security, Steps};
 use super::{NodeError, ProcId};
 
 pub struct EnterArgs {
     pub target: ProcId,
     pub detach: bool,
     pub env: Vec<(String, String)>,
+    /// The node's security profile (JSON of [`Security`]); the default profile if absent.
+    pub security: Security,
+    /// `cgroup.procs` files of the node's cgroups, joined before anything else.
+    pub cgroups: Vec<String>,
     pub argv: Vec<String>,
 }
 
@@ -41,6 +46,8 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
         target: ProcId { pid, start },
         detach: false,
         env: Vec::new(),
+        security: Security::default(),
+        cgroups: Vec::new(),
         argv: Vec::new(),
     };
     while let Some(a) = it.next() {
@@ -51,6 +58,14 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
                 let (k, v) = kv.split_once('=').ok_or("--env needs K=V")?;
                 out.env.push((k.to_string(), v.to_string()));
             }
+            "--security" => {
+                let json = it.next().ok_or("--security needs a JSON value")?;
+                out.security =
+                    serde_json::from_str(json).map_err(|e| format!("bad --security: {e}"))?;
+            }
+            "--cgroup" => out
+                .cgroups
+                .push(it.next().ok_or("--cgroup needs a path")?.clone()),
             "--" => {
                 out.argv = it.cloned().collect();
                 break;
@@ -114,6 +129,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
         setns(file.as_fd(), *flag)
             .map_err(|e| NodeError::sys(format!("join the node's {kind} namespace"), e))?;
     }
+    let mut steps = ChildSteps::prepare(args, mnt)?;
     let argv = cstrings(args.argv.iter().map(String::as_str))?;
     let env = cstrings(
         args.env
@@ -127,7 +143,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
         ForkResult::Child => {
-            let err = child(&mnt, args.detach, &argv, &env);
+            let err = child(&mut steps, &args.security, args.detach, &argv, &env);
             eprintln!("topo: {err}");
             std::process::exit(127)
         }
@@ -145,12 +161,83 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     }
 }
 
-fn child(mnt: &File, detach: bool, argv: &[CString], env: &[CString]) -> NodeError {
-    if let Err(e) = setns(mnt.as_fd(), CloneFlags::CLONE_NEWNS) {
-        return NodeError::sys("join the node's mount namespace", e);
+/// The real [`Steps`] of a process entering a node: everything that allocates or opens files
+/// is prepared before the fork.
+struct ChildSteps {
+    cgroups: Vec<File>,
+    mnt: File,
+    seccomp: Option<super::seccomp::BpfProgram>,
+}
+
+impl ChildSteps {
+    fn prepare(args: &EnterArgs, mnt: File) -> Result<ChildSteps, NodeError> {
+        let mut cgroups = Vec::new();
+        for p in &args.cgroups {
+            cgroups.push(
+                File::options()
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| NodeError::sys(format!("open {p}"), e))?,
+            );
+        }
+        let seccomp = super::seccomp::compile(&args.security.seccomp)
+            .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
+        Ok(ChildSteps {
+            cgroups,
+            mnt,
+            seccomp,
+        })
     }
-    if let Err(e) = nix::unistd::chdir("/") {
-        return NodeError::sys("chdir /", e);
+}
+
+impl Steps for ChildSteps {
+    fn join_cgroup(&mut self) -> Result<(), NodeError> {
+        use std::io::Write;
+        for f in &mut self.cgroups {
+            f.write_all(b"0")
+                .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
+        }
+        Ok(())
+    }
+    fn enter_mounts(&mut self) -> Result<(), NodeError> {
+        setns(self.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
+            .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
+        nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))
+    }
+    fn no_new_privs(&mut self) -> Result<(), NodeError> {
+        security::no_new_privs()
+    }
+    fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::limit_bounding(keep)
+    }
+    fn set_caps(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::set_caps(keep)
+    }
+    fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::set_ambient(keep)
+    }
+    fn seccomp(&mut self) -> Result<(), NodeError> {
+        match &self.seccomp {
+            Some(p) => super::seccomp::install(p).map_err(|e| {
+                NodeError::sys(
+                    "install the seccomp filter",
+                    std::io::Error::other(e.to_string()),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn child(
+    steps: &mut ChildSteps,
+    sec: &Security,
+    detach: bool,
+    argv: &[CString],
+    env: &[CString],
+) -> NodeError {
+    if let Err(e) = security::harden(steps, sec) {
+        return e;
     }
     if detach {
         // A service: its own session, and its standard output goes where its errors go (the

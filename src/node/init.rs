@@ -17,6 +17,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 
+use super::security::{self, Steps};
 use super::{mounts, InitConfig, NodeError, ProcId};
 
 /// Entry point of `topo __init`. Returns the process exit code.
@@ -99,15 +100,8 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
     // What `ps` shows for PID 1 inside the node.
     let _ = nix::sys::prctl::set_name(c"topo-init");
     let mut report = File::from(report);
-    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-    let set_up = unshare(flags)
-        .map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))
-        .and_then(|()| mounts::set_up(config))
-        .and_then(|()| {
-            nix::unistd::sethostname(&config.node).map_err(|e| NodeError::sys("sethostname", e))
-        });
     let signals = init_signals();
-    let ready = set_up.and_then(|()| {
+    let ready = security::harden(&mut InitSteps { config }, &config.ctx.security).and_then(|()| {
         signals
             .thread_block()
             .map_err(|e| NodeError::sys("block signals", e))
@@ -124,6 +118,53 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
     drop(report);
     let _ = nix::unistd::chdir("/");
     reap_loop(&signals)
+}
+
+/// The init's own [`Steps`]: it joins the node's cgroups, makes the node's mount, UTS and
+/// IPC namespaces, and is then held to the node's capabilities and seccomp filter.
+struct InitSteps<'a> {
+    config: &'a InitConfig,
+}
+
+impl Steps for InitSteps<'_> {
+    fn join_cgroup(&mut self) -> Result<(), NodeError> {
+        for p in &self.config.ctx.cgroups {
+            std::fs::write(p, b"0")
+                .map_err(|e| NodeError::sys(format!("join cgroup {}", p.display()), e))?;
+        }
+        Ok(())
+    }
+    fn enter_mounts(&mut self) -> Result<(), NodeError> {
+        let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+        unshare(flags).map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))?;
+        mounts::set_up(self.config)?;
+        nix::unistd::sethostname(&self.config.node).map_err(|e| NodeError::sys("sethostname", e))
+    }
+    fn no_new_privs(&mut self) -> Result<(), NodeError> {
+        security::no_new_privs()
+    }
+    fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::limit_bounding(keep)
+    }
+    fn set_caps(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::set_caps(keep)
+    }
+    fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        security::set_ambient(keep)
+    }
+    fn seccomp(&mut self) -> Result<(), NodeError> {
+        let prog = super::seccomp::compile(&self.config.ctx.security.seccomp)
+            .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
+        match prog {
+            Some(p) => super::seccomp::install(&p).map_err(|e| {
+                NodeError::sys(
+                    "install the seccomp filter",
+                    std::io::Error::other(e.to_string()),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 fn init_signals() -> SigSet {

@@ -12,6 +12,8 @@ pub mod enter;
 pub mod init;
 pub mod mounts;
 pub mod procfs;
+pub mod seccomp;
+pub mod security;
 pub mod spawn;
 
 use std::path::PathBuf;
@@ -58,6 +60,22 @@ pub struct InitConfig {
     /// The lab's hosts file, bind-mounted read-only on the node's `/etc/hosts`.
     pub hosts: PathBuf,
     pub binds: Vec<crate::spec::Bind>,
+    /// The node's security profile and cgroups; the init is held to them like every other
+    /// process of the node.
+    #[serde(default)]
+    pub ctx: NodeContext,
+}
+
+/// What every process started in a node gets: its environment, its security profile and its
+/// cgroups. Recorded per node in the run directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeContext {
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub security: security::Security,
+    /// `cgroup.procs` files of the node's groups (one per hierarchy in use).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// The environment every process in a node starts with, before the node's own `env`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{InitConfig, NodeError, ProcId};
+use super::{InitConfig, NodeContext, NodeError, ProcId};
 
 /// The `topo` binary that provides the hidden helper modes: `$TOPO_EXE`, else this program if
 /// it is `topo`, else a `topo` next to it or one directory up (how cargo lays out test
@@ -71,7 +71,7 @@ fn parse_proc_id(text: &str) -> Option<ProcId> {
 /// A command that runs `argv` inside the node whose init is `target`.
 pub fn enter_command(
     target: ProcId,
-    env: &[(String, String)],
+    ctx: &NodeContext,
     detach: bool,
     argv: &[String],
 ) -> Result<Command, NodeError> {
@@ -82,8 +82,14 @@ pub fn enter_command(
     if detach {
         c.arg("--detach");
     }
-    for (k, v) in env {
+    for (k, v) in &ctx.env {
         c.arg("--env").arg(format!("{k}={v}"));
+    }
+    let security = serde_json::to_string(&ctx.security)
+        .map_err(|e| NodeError::sys("encode security profile", std::io::Error::other(e)))?;
+    c.arg("--security").arg(security);
+    for p in &ctx.cgroups {
+        c.arg("--cgroup").arg(p);
     }
     c.arg("--").args(argv);
     Ok(c)
@@ -93,13 +99,13 @@ pub fn enter_command(
 /// status (blocking).
 pub fn run_shell(
     target: ProcId,
-    env: &[(String, String)],
+    ctx: &NodeContext,
     command: &str,
     log: File,
 ) -> Result<i32, NodeError> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
-    let status = enter_command(target, env, false, &argv)?
+    let status = enter_command(target, ctx, false, &argv)?
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -111,13 +117,13 @@ pub fn run_shell(
 /// Starts `/bin/sh -c COMMAND` in a node as a detached service writing to `log`.
 pub fn start_service(
     target: ProcId,
-    env: &[(String, String)],
+    ctx: &NodeContext,
     command: &str,
     log: File,
 ) -> Result<ProcId, NodeError> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
-    let out = enter_command(target, env, true, &argv)?
+    let out = enter_command(target, ctx, true, &argv)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)

@@ -53,9 +53,9 @@ pub struct NodeRecord {
     pub init: ProcId,
     /// Inode of the network namespace the init was started in.
     pub netns_inode: u64,
-    /// The environment of processes started in the node (`topo exec` needs it without the file).
+    /// What processes started in the node get (`topo exec` needs it without the file).
     #[serde(default)]
-    pub env: Vec<(String, String)>,
+    pub ctx: crate::node::NodeContext,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceRecord>,
 }

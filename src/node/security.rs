@@ -1,0 +1,247 @@
+//! What a node's processes may do, and the order in which it is imposed.
+//!
+//! Every process of a node (its init, `exec:` commands, services, `topo exec`) goes through
+//! the same steps, in the order runc, youki and crun use (DESIGN §4): join the node's cgroup,
+//! enter its mounts, set `no_new_privs`, drop capabilities (bounding set, then effective,
+//! permitted and inheritable, then ambient), install the seccomp filter last, then exec.
+//! The steps go through the [`Steps`] seam, so the order is unit-tested without root; the
+//! real implementation lives where the process is (`init`, `enter`).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use serde::{Deserialize, Serialize};
+
+use super::NodeError;
+use crate::spec::{Capabilities, Seccomp};
+
+/// The capabilities a node keeps when its file says nothing: what a routing daemon, ping,
+/// tcpdump and a server on a privileged port need, and the ordinary root-in-a-container set
+/// (Docker's default, less MKNOD), nothing that reaches beyond the node (no SYS_ADMIN,
+/// SYS_MODULE, SYS_BOOT, SYS_TIME, SYS_PTRACE, SYS_RAWIO, …). `docs/security.md` explains
+/// each.
+pub const DEFAULT_CAPS: [Capability; 15] = [
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_NET_BROADCAST,
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
+    Capability::CAP_KILL,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_AUDIT_WRITE,
+    Capability::CAP_SETFCAP,
+];
+
+/// A node's security profile, resolved from its file keys; recorded in the run directory so
+/// `topo exec` applies it without the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Security {
+    /// Capability names without `CAP_`, sorted.
+    pub capabilities: BTreeSet<String>,
+    pub seccomp: Seccomp,
+    pub no_new_privs: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            capabilities: DEFAULT_CAPS.iter().map(cap_name).collect(),
+            seccomp: Seccomp::Default,
+            no_new_privs: true,
+        }
+    }
+}
+
+fn cap_name(c: &Capability) -> String {
+    c.to_string().trim_start_matches("CAP_").to_string()
+}
+
+impl Security {
+    /// Resolves a node's keys: the default set, less `drop` (`ALL` drops everything), plus
+    /// `add` (`ALL` adds everything).
+    pub fn resolve(caps: Option<&Capabilities>, seccomp: Option<&Seccomp>) -> Security {
+        let mut s = Security::default();
+        if let Some(c) = caps {
+            for d in &c.drop {
+                if d == "ALL" {
+                    s.capabilities.clear();
+                } else {
+                    s.capabilities.remove(d);
+                }
+            }
+            for a in &c.add {
+                if a == "ALL" {
+                    s.capabilities.extend(caps::all().iter().map(cap_name));
+                } else {
+                    s.capabilities.insert(a.clone());
+                }
+            }
+        }
+        if let Some(sc) = seccomp {
+            s.seccomp = sc.clone();
+        }
+        s
+    }
+
+    /// The capability set as the kernel names it; unknown names (validated earlier) are
+    /// skipped.
+    pub fn cap_set(&self) -> CapsHashSet {
+        self.capabilities
+            .iter()
+            .filter_map(|n| Capability::from_str(&format!("CAP_{n}")).ok())
+            .collect()
+    }
+
+    /// Bit mask as `/proc/PID/status` shows it (`CapEff` etc.), for status and tests.
+    pub fn cap_mask(&self) -> u64 {
+        self.cap_set().iter().fold(0, |m, c| m | c.bitmask())
+    }
+}
+
+/// The privileged steps a node process takes before exec, one method each.
+pub trait Steps {
+    fn join_cgroup(&mut self) -> Result<(), NodeError>;
+    fn enter_mounts(&mut self) -> Result<(), NodeError>;
+    fn no_new_privs(&mut self) -> Result<(), NodeError>;
+    fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError>;
+    fn set_caps(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
+    fn set_ambient(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
+    fn seccomp(&mut self) -> Result<(), NodeError>;
+}
+
+/// Takes the steps in the one right order. Each step may need what the one before still
+/// allows: mounts need CAP_SYS_ADMIN (so they come before capabilities are dropped), and
+/// the seccomp filter would block the capability calls (so it comes last).
+pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeError> {
+    steps.join_cgroup()?;
+    steps.enter_mounts()?;
+    if security.no_new_privs {
+        steps.no_new_privs()?;
+    }
+    let keep = security.cap_set();
+    steps.limit_bounding(&keep)?;
+    steps.set_caps(&keep)?;
+    steps.set_ambient(&keep)?;
+    steps.seccomp()
+}
+
+/// The capability steps on the calling thread (a single-threaded process about to exec).
+pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
+    for c in caps::all() {
+        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, c)
+                .map_err(|e| cap_err("drop from the bounding set", e))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn set_caps(keep: &CapsHashSet) -> Result<(), NodeError> {
+    // Effective first: it must stay a subset of permitted at every step.
+    caps::set(None, CapSet::Effective, keep)
+        .map_err(|e| cap_err("set effective capabilities", e))?;
+    caps::set(None, CapSet::Inheritable, keep)
+        .map_err(|e| cap_err("set inheritable capabilities", e))?;
+    caps::set(None, CapSet::Permitted, keep).map_err(|e| cap_err("set permitted capabilities", e))
+}
+
+pub fn set_ambient(keep: &CapsHashSet) -> Result<(), NodeError> {
+    caps::set(None, CapSet::Ambient, keep).map_err(|e| cap_err("set ambient capabilities", e))
+}
+
+pub fn no_new_privs() -> Result<(), NodeError> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| NodeError::sys("set no_new_privs", e))
+}
+
+fn cap_err(what: &str, e: caps::errors::CapsError) -> NodeError {
+    NodeError::sys(what, std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Steps for Recorder {
+        fn join_cgroup(&mut self) -> Result<(), NodeError> {
+            self.0.push("cgroup".into());
+            Ok(())
+        }
+        fn enter_mounts(&mut self) -> Result<(), NodeError> {
+            self.0.push("mounts".into());
+            Ok(())
+        }
+        fn no_new_privs(&mut self) -> Result<(), NodeError> {
+            self.0.push("no_new_privs".into());
+            Ok(())
+        }
+        fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+            self.0.push(format!("bounding {}", keep.len()));
+            Ok(())
+        }
+        fn set_caps(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+            self.0.push(format!("caps {}", keep.len()));
+            Ok(())
+        }
+        fn set_ambient(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+            self.0.push(format!("ambient {}", keep.len()));
+            Ok(())
+        }
+        fn seccomp(&mut self) -> Result<(), NodeError> {
+            self.0.push("seccomp".into());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn steps_run_in_the_documented_order() {
+        let mut r = Recorder::default();
+        harden(&mut r, &Security::default()).expect("harden");
+        assert_eq!(
+            r.0,
+            [
+                "cgroup",
+                "mounts",
+                "no_new_privs",
+                "bounding 15",
+                "caps 15",
+                "ambient 15",
+                "seccomp"
+            ]
+        );
+    }
+
+    #[test]
+    fn drop_all_then_add_keeps_exactly_the_added() {
+        let c = Capabilities {
+            drop: vec!["ALL".into()],
+            add: vec!["NET_ADMIN".into(), "NET_RAW".into()],
+        };
+        let s = Security::resolve(Some(&c), None);
+        assert_eq!(
+            s.capabilities.iter().cloned().collect::<Vec<_>>(),
+            ["NET_ADMIN", "NET_RAW"]
+        );
+        assert_eq!(s.cap_mask(), (1 << 12) | (1 << 13));
+    }
+
+    #[test]
+    fn add_sys_admin_to_the_default_set() {
+        let c = Capabilities {
+            drop: vec![],
+            add: vec!["SYS_ADMIN".into()],
+        };
+        let s = Security::resolve(Some(&c), Some(&Seccomp::Unconfined));
+        assert!(s.capabilities.contains("SYS_ADMIN") && s.capabilities.contains("NET_ADMIN"));
+        assert_eq!(s.seccomp, Seccomp::Unconfined);
+    }
+}
