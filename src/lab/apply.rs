@@ -185,7 +185,11 @@ impl<'a> Applier<'a> {
             };
             let mut env = node::base_env(self.lab.name(), node);
             env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let security = Security::resolve(spec.capabilities.as_ref(), spec.seccomp.as_ref());
+            let security = Security::resolve(
+                spec.capabilities.as_ref(),
+                spec.seccomp.as_ref(),
+                spec.filesystem.as_ref(),
+            );
             let ctx = NodeContext {
                 env,
                 security,
@@ -197,6 +201,7 @@ impl<'a> Applier<'a> {
                 netns: netns::path(&ns),
                 hosts: self.run.hosts_path(),
                 binds: spec.binds.clone(),
+                rootfs: spec.rootfs.clone(),
                 ctx: ctx.clone(),
             };
             let log = self.run.open_log(&format!("{node}.init"))?;

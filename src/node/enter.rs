@@ -216,6 +216,9 @@ impl Steps for ChildSteps {
     fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
         security::set_ambient(keep)
     }
+    fn landlock(&mut self, policy: &crate::spec::Filesystem) -> Result<(), NodeError> {
+        super::landlock::restrict(policy)
+    }
     fn seccomp(&mut self) -> Result<(), NodeError> {
         match &self.seccomp {
             Some(p) => super::seccomp::install(p).map_err(|e| {

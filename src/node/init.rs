@@ -152,6 +152,9 @@ impl Steps for InitSteps<'_> {
     fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
         security::set_ambient(keep)
     }
+    fn landlock(&mut self, policy: &crate::spec::Filesystem) -> Result<(), NodeError> {
+        super::landlock::restrict(policy)
+    }
     fn seccomp(&mut self) -> Result<(), NodeError> {
         let prog = super::seccomp::compile(&self.config.ctx.security.seccomp)
             .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;

@@ -10,6 +10,7 @@
 
 pub mod enter;
 pub mod init;
+pub mod landlock;
 pub mod mounts;
 pub mod procfs;
 pub mod seccomp;
@@ -60,6 +61,9 @@ pub struct InitConfig {
     /// The lab's hosts file, bind-mounted read-only on the node's `/etc/hosts`.
     pub hosts: PathBuf,
     pub binds: Vec<crate::spec::Bind>,
+    /// The node's own root filesystem (`rootfs:`); `None`: the host's, read-only.
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
     /// The node's security profile and cgroups; the init is held to them like every other
     /// process of the node.
     #[serde(default)]

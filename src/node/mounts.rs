@@ -1,14 +1,20 @@
-//! The node's mount namespace: private `/tmp` and `/run`, a fresh `/proc` for its PID
-//! namespace and a fresh `/sys` for its network namespace, the lab's `/etc/hosts`, and the
-//! declared binds. Runs in the node's PID 1 after `unshare(CLONE_NEWNS)`.
+//! The node's mount namespace. Runs in the node's PID 1 after `unshare(CLONE_NEWNS)`.
+//!
+//! Without `rootfs`, the node sees the host's filesystem **read-only**, with its own `/tmp`,
+//! `/run` and `/dev/shm` (tmpfs), a fresh `/proc` (its PID namespace) and `/sys` (its
+//! network namespace), the lab's `/etc/hosts` and the declared binds. With `rootfs: DIR`,
+//! the node's root is DIR (pivot_root), with the same private mounts and a minimal `/dev`.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::{InitConfig, NodeError};
+
+/// Device nodes a node gets in its minimal `/dev` (bind-mounted from the host's).
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     // Mount events of the host still reach the node (a netns removed on the host is removed
@@ -30,22 +36,53 @@ pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     for b in &config.binds {
         sources.push(open_path(&b.host)?);
     }
+    let root = match &config.rootfs {
+        Some(dir) => {
+            let dir = dir.as_path();
+            bind_path(dir, dir, false)?;
+            dir.to_path_buf()
+        }
+        None => {
+            make_read_only("/")?;
+            PathBuf::from("/")
+        }
+    };
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount_fs("proc", "/proc", "proc", nosuid | MsFlags::MS_NOEXEC, None)?;
+    mount_fs(
+        "proc",
+        &at("/proc"),
+        "proc",
+        nosuid | MsFlags::MS_NOEXEC,
+        None,
+    )?;
     // sysfs shows the network devices of the namespace that mounts it.
     mount_fs(
         "sysfs",
-        "/sys",
+        &at("/sys"),
         "sysfs",
         nosuid | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
         None,
     )?;
-    mount_fs("tmpfs", "/tmp", "tmpfs", nosuid, Some("mode=1777"))?;
-    mount_fs("tmpfs", "/run", "tmpfs", nosuid, Some("mode=755"))?;
-    bind(&hosts, Path::new("/etc/hosts"), true)?;
+    mount_fs("tmpfs", &at("/tmp"), "tmpfs", nosuid, Some("mode=1777"))?;
+    mount_fs("tmpfs", &at("/run"), "tmpfs", nosuid, Some("mode=755"))?;
+    if config.rootfs.is_some() {
+        minimal_dev(&at("/dev"))?;
+    } else {
+        mount_fs("tmpfs", &at("/dev/shm"), "tmpfs", nosuid, Some("mode=1777"))?;
+    }
+    let etc_hosts = at("/etc/hosts");
+    if config.rootfs.is_some() && !etc_hosts.exists() {
+        make_file(&etc_hosts)?;
+    }
+    bind(&hosts, &etc_hosts, true)?;
     for (b, src) in config.binds.iter().zip(&sources) {
-        make_target(&b.node, src)?;
-        bind(src, &b.node, b.read_only)?;
+        let target = at(&b.node.to_string_lossy());
+        make_target(&target, &b.node, src)?;
+        bind(src, &target, b.read_only)?;
+    }
+    if config.rootfs.is_some() {
+        pivot_into(&root)?;
     }
     Ok(())
 }
@@ -61,22 +98,26 @@ fn open_path(p: &Path) -> Result<File, NodeError> {
 
 fn mount_fs(
     src: &str,
-    target: &str,
+    target: &Path,
     fstype: &str,
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), NodeError> {
     mount(Some(src), target, Some(fstype), flags, data)
-        .map_err(|e| NodeError::sys(format!("mount {fstype} on {target}"), e))
+        .map_err(|e| NodeError::sys(format!("mount {fstype} on {}", target.display()), e))
 }
 
 /// Bind-mounts an opened path (through its `/proc/self/fd` link, so the source is the object
 /// opened earlier even if its path is now covered).
 fn bind(src: &File, target: &Path, read_only: bool) -> Result<(), NodeError> {
-    let from = format!("/proc/self/fd/{}", src.as_raw_fd());
+    let from = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
+    bind_path(&from, target, read_only)
+}
+
+fn bind_path(from: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
     let what = || format!("bind mount onto {}", target.display());
     mount(
-        Some(from.as_str()),
+        Some(from),
         target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -91,19 +132,129 @@ fn bind(src: &File, target: &Path, read_only: bool) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// A bind target must exist. Under the node's own `/tmp` and `/run` it is created (a
-/// directory or an empty file, like the source); elsewhere that would write to the host's
-/// filesystem, so a missing target is an error.
-fn make_target(target: &Path, src: &File) -> Result<(), NodeError> {
+/// `mount_setattr(2)` argument (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const SYS_MOUNT_SETATTR: libc::c_long = 442;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Makes every mount at and below `path` read-only in this mount namespace (Linux 5.12+).
+fn make_read_only(path: &str) -> Result<(), NodeError> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| NodeError::sys("path", std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`,
+    // which is a live, properly laid out `struct mount_attr`; `c_path` is NUL-terminated and
+    // outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_MOUNT_SETATTR,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(NodeError::sys(
+            "make the host's filesystem read-only in the node",
+            std::io::Error::last_os_error(),
+        ))
+    }
+}
+
+/// A minimal `/dev`: a tmpfs with the usual device nodes bound from the host, a private
+/// devpts, `/dev/shm`, and the standard links.
+fn minimal_dev(dev: &Path) -> Result<(), NodeError> {
+    std::fs::create_dir_all(dev)
+        .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
+    mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"))?;
+    for d in DEVICES {
+        let target = dev.join(d);
+        make_file(&target)?;
+        bind_path(&Path::new("/dev").join(d), &target, false)?;
+    }
+    let mkdir = |p: PathBuf| {
+        std::fs::create_dir_all(&p)
+            .map_err(|e| NodeError::sys(format!("create {}", p.display()), e))
+    };
+    mkdir(dev.join("pts"))?;
+    mount_fs(
+        "devpts",
+        &dev.join("pts"),
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    mkdir(dev.join("shm"))?;
+    mount_fs(
+        "tmpfs",
+        &dev.join("shm"),
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link))
+            .map_err(|e| NodeError::sys(format!("link /dev/{link}"), e))?;
+    }
+    Ok(())
+}
+
+/// Makes `root` the root of this mount namespace and drops the old root entirely.
+fn pivot_into(root: &Path) -> Result<(), NodeError> {
+    nix::unistd::chdir(root).map_err(|e| NodeError::sys(format!("chdir {}", root.display()), e))?;
+    // pivot_root(".", "."): the old root ends up on top of the new one, and is detached next
+    // (as runc does), so no directory for it is needed in the node's tree.
+    nix::unistd::pivot_root(".", ".")
+        .map_err(|e| NodeError::sys(format!("pivot_root into {}", root.display()), e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| NodeError::sys("detach the old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))
+}
+
+fn make_file(p: &Path) -> Result<(), NodeError> {
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| NodeError::sys(format!("create {}", parent.display()), e))?;
+    }
+    File::create(p)
+        .map(|_| ())
+        .map_err(|e| NodeError::sys(format!("create {}", p.display()), e))
+}
+
+/// A bind target must exist. Under the node's own `/tmp` and `/run` (and anywhere in a
+/// node's own `rootfs`) it is created, a directory or an empty file like the source;
+/// elsewhere that would write to the host's filesystem, so a missing target is an error.
+fn make_target(target: &Path, in_node: &Path, src: &File) -> Result<(), NodeError> {
     if target.exists() {
         return Ok(());
     }
-    let private = target.starts_with("/tmp") || target.starts_with("/run");
+    let private = in_node.starts_with("/tmp") || in_node.starts_with("/run") || target != in_node;
     if !private {
         return Err(NodeError::sys(
             format!(
                 "bind target {} (it must exist in the node, or be under /tmp or /run)",
-                target.display()
+                in_node.display()
             ),
             std::io::Error::from_raw_os_error(libc::ENOENT),
         ));
@@ -111,14 +262,10 @@ fn make_target(target: &Path, src: &File) -> Result<(), NodeError> {
     let is_dir = std::fs::metadata(format!("/proc/self/fd/{}", src.as_raw_fd()))
         .map(|m| m.is_dir())
         .unwrap_or(true);
-    let made = if is_dir {
+    if is_dir {
         std::fs::create_dir_all(target)
+            .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))
     } else {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| NodeError::sys(format!("create {}", parent.display()), e))?;
-        }
-        File::create(target).map(|_| ())
-    };
-    made.map_err(|e| NodeError::sys(format!("create {}", target.display()), e))
+        make_file(target)
+    }
 }

@@ -14,7 +14,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::NodeError;
-use crate::spec::{Capabilities, Seccomp};
+use crate::spec::{Capabilities, Filesystem, Seccomp};
 
 /// The capabilities a node keeps when its file says nothing: what a routing daemon, ping,
 /// tcpdump and a server on a privileged port need, and the ordinary root-in-a-container set
@@ -47,6 +47,9 @@ pub struct Security {
     pub capabilities: BTreeSet<String>,
     pub seccomp: Seccomp,
     pub no_new_privs: bool,
+    /// Landlock policy (`filesystem:`), if any.
+    #[serde(default)]
+    pub filesystem: Option<Filesystem>,
 }
 
 impl Default for Security {
@@ -55,6 +58,7 @@ impl Default for Security {
             capabilities: DEFAULT_CAPS.iter().map(cap_name).collect(),
             seccomp: Seccomp::Default,
             no_new_privs: true,
+            filesystem: None,
         }
     }
 }
@@ -66,7 +70,11 @@ fn cap_name(c: &Capability) -> String {
 impl Security {
     /// Resolves a node's keys: the default set, less `drop` (`ALL` drops everything), plus
     /// `add` (`ALL` adds everything).
-    pub fn resolve(caps: Option<&Capabilities>, seccomp: Option<&Seccomp>) -> Security {
+    pub fn resolve(
+        caps: Option<&Capabilities>,
+        seccomp: Option<&Seccomp>,
+        filesystem: Option<&Filesystem>,
+    ) -> Security {
         let mut s = Security::default();
         if let Some(c) = caps {
             for d in &c.drop {
@@ -87,6 +95,7 @@ impl Security {
         if let Some(sc) = seccomp {
             s.seccomp = sc.clone();
         }
+        s.filesystem = filesystem.cloned();
         s
     }
 
@@ -113,6 +122,7 @@ pub trait Steps {
     fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError>;
     fn set_caps(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
     fn set_ambient(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
+    fn landlock(&mut self, policy: &Filesystem) -> Result<(), NodeError>;
     fn seccomp(&mut self) -> Result<(), NodeError>;
 }
 
@@ -129,6 +139,9 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
     steps.limit_bounding(&keep)?;
     steps.set_caps(&keep)?;
     steps.set_ambient(&keep)?;
+    if let Some(fs) = &security.filesystem {
+        steps.landlock(fs)?;
+    }
     steps.seccomp()
 }
 
@@ -196,6 +209,10 @@ mod tests {
             self.0.push(format!("ambient {}", keep.len()));
             Ok(())
         }
+        fn landlock(&mut self, _: &Filesystem) -> Result<(), NodeError> {
+            self.0.push("landlock".into());
+            Ok(())
+        }
         fn seccomp(&mut self) -> Result<(), NodeError> {
             self.0.push("seccomp".into());
             Ok(())
@@ -205,19 +222,22 @@ mod tests {
     #[test]
     fn steps_run_in_the_documented_order() {
         let mut r = Recorder::default();
-        harden(&mut r, &Security::default()).expect("harden");
-        assert_eq!(
-            r.0,
-            [
-                "cgroup",
-                "mounts",
-                "no_new_privs",
-                "bounding 15",
-                "caps 15",
-                "ambient 15",
-                "seccomp"
-            ]
-        );
+        let sec = Security {
+            filesystem: Some(Filesystem::default()),
+            ..Security::default()
+        };
+        harden(&mut r, &sec).expect("harden");
+        let want = [
+            "cgroup",
+            "mounts",
+            "no_new_privs",
+            "bounding 15",
+            "caps 15",
+            "ambient 15",
+            "landlock",
+            "seccomp",
+        ];
+        assert_eq!(r.0, want);
     }
 
     #[test]
@@ -226,7 +246,7 @@ mod tests {
             drop: vec!["ALL".into()],
             add: vec!["NET_ADMIN".into(), "NET_RAW".into()],
         };
-        let s = Security::resolve(Some(&c), None);
+        let s = Security::resolve(Some(&c), None, None);
         assert_eq!(
             s.capabilities.iter().cloned().collect::<Vec<_>>(),
             ["NET_ADMIN", "NET_RAW"]
@@ -240,7 +260,7 @@ mod tests {
             drop: vec![],
             add: vec!["SYS_ADMIN".into()],
         };
-        let s = Security::resolve(Some(&c), Some(&Seccomp::Unconfined));
+        let s = Security::resolve(Some(&c), Some(&Seccomp::Unconfined), None);
         assert!(s.capabilities.contains("SYS_ADMIN") && s.capabilities.contains("NET_ADMIN"));
         assert_eq!(s.seccomp, Seccomp::Unconfined);
     }
