@@ -185,11 +185,12 @@ impl<'a> Applier<'a> {
             };
             let mut env = node::base_env(self.lab.name(), node);
             env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let security = Security::resolve(
+            let mut security = Security::resolve(
                 spec.capabilities.as_ref(),
                 spec.seccomp.as_ref(),
                 spec.filesystem.as_ref(),
             );
+            security.apparmor = spec.apparmor.clone();
             let ctx = NodeContext {
                 env,
                 security,

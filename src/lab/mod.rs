@@ -43,6 +43,9 @@ pub enum LabError {
     },
     #[error("{0}")]
     Usage(String),
+    /// The kernel lacks something the file needs; nothing was changed.
+    #[error("{0}")]
+    Kernel(String),
 }
 
 impl LabError {
@@ -93,12 +96,21 @@ impl Lab {
     /// Makes the kernel match the file: observe, plan, apply only the difference.
     pub async fn up(&self) -> Result<UpReport, LabError> {
         let started = Instant::now();
+        preflight(&self.topology)?;
         let run = RunDir::lock(self.name(), true)?;
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
         let observed = observe_all(&mut session, &run, &desired).await?;
         let plan = plan::diff(&self.topology, &desired, &observed);
         if !plan.conflicts.is_empty() {
+            // Nothing was made: leave no run directory behind either.
+            let ours = observed
+                .namespaces
+                .values()
+                .any(|o| matches!(o, plan::NsObserved::Ours(_)));
+            if !ours && run.load().nodes.is_empty() {
+                let _ = run.remove();
+            }
             return Err(LabError::Conflicts(plan.conflicts));
         }
         run.write_hosts(&hosts::render(&self.topology))?;
@@ -129,6 +141,21 @@ impl Lab {
     pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
         exec(self.name(), node, argv)
     }
+}
+
+/// What the kernel must offer for the file, checked before anything is changed.
+fn preflight(t: &Topology) -> Result<(), LabError> {
+    let missing = |what: String| Err(LabError::Kernel(what));
+    for (name, node) in &t.nodes {
+        if let Some(profile) = &node.apparmor {
+            if !crate::node::security::apparmor_active() {
+                return missing(format!(
+                    "node {name} asks for AppArmor profile {profile}, but AppArmor is not active on this kernel"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Brings its lab down when dropped, even when a test fails.

@@ -216,6 +216,9 @@ impl Steps for ChildSteps {
     fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
         security::set_ambient(keep)
     }
+    fn apparmor(&mut self, profile: &str) -> Result<(), NodeError> {
+        security::apparmor_on_exec(profile)
+    }
     fn landlock(&mut self, policy: &crate::spec::Filesystem) -> Result<(), NodeError> {
         super::landlock::restrict(policy)
     }

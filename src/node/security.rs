@@ -50,6 +50,9 @@ pub struct Security {
     /// Landlock policy (`filesystem:`), if any.
     #[serde(default)]
     pub filesystem: Option<Filesystem>,
+    /// AppArmor profile the node's programs are confined to at exec, if any.
+    #[serde(default)]
+    pub apparmor: Option<String>,
 }
 
 impl Default for Security {
@@ -59,6 +62,7 @@ impl Default for Security {
             seccomp: Seccomp::Default,
             no_new_privs: true,
             filesystem: None,
+            apparmor: None,
         }
     }
 }
@@ -122,6 +126,7 @@ pub trait Steps {
     fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError>;
     fn set_caps(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
     fn set_ambient(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
+    fn apparmor(&mut self, profile: &str) -> Result<(), NodeError>;
     fn landlock(&mut self, policy: &Filesystem) -> Result<(), NodeError>;
     fn seccomp(&mut self) -> Result<(), NodeError>;
 }
@@ -139,6 +144,9 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
     steps.limit_bounding(&keep)?;
     steps.set_caps(&keep)?;
     steps.set_ambient(&keep)?;
+    if let Some(profile) = &security.apparmor {
+        steps.apparmor(profile)?;
+    }
     if let Some(fs) = &security.filesystem {
         steps.landlock(fs)?;
     }
@@ -167,6 +175,31 @@ pub fn set_caps(keep: &CapsHashSet) -> Result<(), NodeError> {
 
 pub fn set_ambient(keep: &CapsHashSet) -> Result<(), NodeError> {
     caps::set(None, CapSet::Ambient, keep).map_err(|e| cap_err("set ambient capabilities", e))
+}
+
+/// Whether AppArmor is active on this kernel (a node with `apparmor:` is refused otherwise).
+pub fn apparmor_active() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+        && std::path::Path::new("/sys/kernel/security/apparmor").exists()
+}
+
+/// Asks AppArmor to confine the next exec of this thread to `profile` (`aa_change_onexec`).
+pub fn apparmor_on_exec(profile: &str) -> Result<(), NodeError> {
+    let attr = [
+        "/proc/thread-self/attr/apparmor/exec",
+        "/proc/thread-self/attr/exec",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .ok_or_else(|| {
+        NodeError::sys(
+            "apparmor",
+            std::io::Error::other("the kernel has no AppArmor"),
+        )
+    })?;
+    std::fs::write(attr, format!("exec {profile}"))
+        .map_err(|e| NodeError::sys(format!("confine to AppArmor profile {profile}"), e))
 }
 
 pub fn no_new_privs() -> Result<(), NodeError> {
@@ -207,6 +240,10 @@ mod tests {
         }
         fn set_ambient(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
             self.0.push(format!("ambient {}", keep.len()));
+            Ok(())
+        }
+        fn apparmor(&mut self, _: &str) -> Result<(), NodeError> {
+            self.0.push("apparmor".into());
             Ok(())
         }
         fn landlock(&mut self, _: &Filesystem) -> Result<(), NodeError> {

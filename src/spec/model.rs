@@ -55,6 +55,9 @@ pub struct Defaults {
     pub seccomp: Option<Seccomp>,
     #[serde(default)]
     pub userns: Option<bool>,
+    /// AppArmor profile for the node's processes (refused where AppArmor is not active).
+    #[serde(default)]
+    pub apparmor: Option<String>,
 }
 
 /// One node: an isolated process tree with its own network namespace.
@@ -96,6 +99,9 @@ pub struct Node {
     pub seccomp: Option<Seccomp>,
     #[serde(default)]
     pub userns: Option<bool>,
+    /// AppArmor profile for the node's processes (refused where AppArmor is not active).
+    #[serde(default)]
+    pub apparmor: Option<String>,
 }
 
 /// A sysctl value as written in the file (numbers and strings both allowed), kept as text

@@ -28,6 +28,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "capabilities",
     "seccomp",
     "userns",
+    "apparmor",
 ];
 const NODE_KEYS: &[&str] = &[
     "interfaces",
@@ -43,6 +44,7 @@ const NODE_KEYS: &[&str] = &[
     "capabilities",
     "seccomp",
     "userns",
+    "apparmor",
 ];
 const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric"];
@@ -502,6 +504,7 @@ impl<'a> Reader<'a> {
             "capabilities" => out.capabilities = Some(self.capabilities(e.value, &e.path)),
             "seccomp" => out.seccomp = self.seccomp(e.value, &e.path),
             "userns" => out.userns = self.boolean(e.value, &e.path),
+            "apparmor" => out.apparmor = self.string(e.value, &e.path),
             _ => {}
         }
     }
@@ -539,6 +542,7 @@ impl<'a> Reader<'a> {
         node.capabilities = own.capabilities;
         node.seccomp = own.seccomp;
         node.userns = own.userns;
+        node.apparmor = own.apparmor;
         node
     }
 
@@ -1106,6 +1110,10 @@ impl<'a> Reader<'a> {
                 node.userns = d.userns;
                 self.inherit("userns", &to);
             }
+            if node.apparmor.is_none() && d.apparmor.is_some() {
+                node.apparmor = d.apparmor.clone();
+                self.inherit("apparmor", &to);
+            }
         }
     }
 
@@ -1588,6 +1596,7 @@ nodes:
             capabilities: Some(caps.clone()),
             seccomp: Some(Seccomp::Default),
             userns: Some(false),
+            apparmor: None,
         };
         let inherited = Node {
             sysctls: forwarding.clone(),
