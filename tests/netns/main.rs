@@ -7,4 +7,5 @@ mod bad_input;
 mod concurrency;
 mod core;
 mod isolation;
+mod security;
 mod services;

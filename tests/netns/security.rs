@@ -1,0 +1,236 @@
+//! Secure by default: what a process in a node may and may not do, read from the kernel
+//! (/proc/PID/status, errno of real syscalls, cgroup files).
+
+use crate::common::*;
+
+/// The documented default capability set (docs/security.md), as /proc/PID/status shows it.
+const DEFAULT_CAPS: u64 = (1 << 12) // NET_ADMIN
+    | (1 << 13) // NET_RAW
+    | (1 << 10) // NET_BIND_SERVICE
+    | (1 << 11) // NET_BROADCAST
+    | (1 << 0) // CHOWN
+    | (1 << 1) // DAC_OVERRIDE
+    | (1 << 3) // FOWNER
+    | (1 << 4) // FSETID
+    | (1 << 5) // KILL
+    | (1 << 6) // SETGID
+    | (1 << 7) // SETUID
+    | (1 << 8) // SETPCAP
+    | (1 << 18) // SYS_CHROOT
+    | (1 << 29) // AUDIT_WRITE
+    | (1 << 31); // SETFCAP
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+fn out(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn default_node_has_the_documented_caps_no_new_privs_and_seccomp() {
+    if !root_or_skip("default security") {
+        return;
+    }
+    let yaml = "name: tn-sec\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let lab = TestLab::new("tn-sec", yaml);
+    lab.up();
+    let o = lab.exec("a", &["cat", "/proc/self/status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st = String::from_utf8_lossy(&o.stdout).to_string();
+    for key in ["CapEff:", "CapBnd:", "CapAmb:", "CapPrm:"] {
+        let v = u64::from_str_radix(&status_field(&st, key), 16).expect("hex caps");
+        assert_eq!(v, DEFAULT_CAPS, "{key} {v:#x} in:\n{st}");
+    }
+    assert_eq!(status_field(&st, "NoNewPrivs:"), "1");
+    assert_eq!(status_field(&st, "Seccomp:"), "2", "seccomp filter mode");
+    // Not allowed: mounting, keyctl, new namespaces.
+    let m = lab.exec("a", &["mount", "-t", "tmpfs", "none", "/mnt"]);
+    assert!(!m.status.success(), "mount must fail: {}", out(&m));
+    let k = lab.exec("a", &["python3", "-c", "import ctypes,os; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(250,0,0,0,0,0); print(r, ctypes.get_errno())"]);
+    assert_eq!(
+        String::from_utf8_lossy(&k.stdout).trim(),
+        "-1 1",
+        "keyctl gives EPERM: {}",
+        out(&k)
+    );
+    let u = lab.exec("a", &["python3", "-c", "import ctypes; l=ctypes.CDLL(None,use_errno=True); r=l.unshare(0x20000); print(r, ctypes.get_errno())"]);
+    assert_eq!(
+        String::from_utf8_lossy(&u.stdout).trim(),
+        "-1 1",
+        "unshare(CLONE_NEWNS) gives EPERM: {}",
+        out(&u)
+    );
+    // Allowed: ping, a TCP server on a privileged port, ip addr add on its own interface.
+    assert!(
+        lab.exec("a", &["ping", "-c", "1", "-W", "2", "192.0.2.2"])
+            .status
+            .success(),
+        "ping works"
+    );
+    let add = lab.exec("a", &["ip", "addr", "add", "192.0.2.101/24", "dev", "eth0"]);
+    assert!(add.status.success(), "ip addr add: {}", out(&add));
+    assert!(addresses(&lab.ns("a"), "eth0").contains(&"192.0.2.101/24".to_string()));
+    let srv = lab.exec(
+        "b",
+        &[
+            "python3",
+            "-c",
+            "import socket; s=socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(); print('bound')",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&srv.stdout).trim(),
+        "bound",
+        "port 80: {}",
+        out(&srv)
+    );
+}
+
+#[test]
+fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly_its_syscall() {
+    if !root_or_skip("security options") {
+        return;
+    }
+    let lab = TestLab::new("tn-sec2", "name: tn-sec2\nnodes:\n  a: {}\n");
+    let profile = lab.dir.join("deny-getcwd.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .expect("profile");
+    lab.rewrite(&format!(
+        "name: tn-sec2\nnodes:\n  open:\n    seccomp: unconfined\n    capabilities: {{add: [SYS_ADMIN]}}\n  custom:\n    seccomp: {}\n",
+        profile.display()
+    ));
+    lab.up();
+    let st = String::from_utf8_lossy(&lab.exec("open", &["cat", "/proc/self/status"]).stdout)
+        .to_string();
+    assert_eq!(status_field(&st, "Seccomp:"), "0", "unconfined: no filter");
+    let eff = u64::from_str_radix(&status_field(&st, "CapEff:"), 16).expect("hex");
+    assert_eq!(
+        eff,
+        DEFAULT_CAPS | (1 << 21),
+        "SYS_ADMIN added to the default set"
+    );
+    let m = lab.exec("open", &["mount", "-t", "tmpfs", "none", "/mnt"]);
+    assert!(
+        m.status.success(),
+        "with SYS_ADMIN and no filter, mount works: {}",
+        out(&m)
+    );
+    let cwd = lab.exec("custom", &["python3", "-c", "import os\ntry:\n  os.getcwd(); print('ok')\nexcept OSError as e:\n  print(e.errno)\nprint(os.getpid() > 0)"]);
+    assert_eq!(
+        String::from_utf8_lossy(&cwd.stdout).trim(),
+        "13\nTrue",
+        "getcwd denied with EACCES, getpid allowed: {}",
+        out(&cwd)
+    );
+}
+
+#[test]
+fn node_cannot_see_or_signal_host_processes() {
+    if !root_or_skip("pid isolation") {
+        return;
+    }
+    let lab = TestLab::new("tn-hpid", "name: tn-hpid\nnodes:\n  a: {}\n");
+    lab.up();
+    let mut host = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep");
+    let pid = host.id().to_string();
+    let ls = lab.exec("a", &["ls", &format!("/proc/{pid}")]);
+    let kill = lab.exec("a", &["kill", "-9", &pid]);
+    let alive = host.try_wait().expect("wait").is_none();
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(!ls.status.success(), "host pid {pid} visible in the node");
+    assert!(!kill.status.success(), "kill of a host pid succeeded");
+    assert!(alive, "the host process survived");
+}
+
+#[test]
+fn rootfs_gives_the_node_its_own_tree_and_landlock_keeps_etc_read_only() {
+    if !root_or_skip("rootfs") {
+        return;
+    }
+    let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("skipping rootfs: busybox-static is not installed");
+        return;
+    };
+    let lab = TestLab::new("tn-rfs", "name: tn-rfs\nnodes:\n  a: {}\n");
+    let root = lab.dir.join("root");
+    for d in ["bin", "etc", "proc", "sys", "tmp", "run", "dev"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
+    for applet in ["sh", "cat", "ls", "ps", "touch", "echo"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet");
+    }
+    std::fs::write(root.join("only-in-rootfs"), "tree\n").expect("marker");
+    lab.rewrite(
+        "name: tn-rfs\nnodes:\n  a:\n    rootfs: ./root\n    filesystem: {read_only: [/etc]}\n",
+    );
+    lab.up();
+    let marker = lab.exec("a", &["/bin/cat", "/only-in-rootfs"]);
+    assert_eq!(
+        String::from_utf8_lossy(&marker.stdout),
+        "tree\n",
+        "{}",
+        text(&marker)
+    );
+    let host_file = lab.exec("a", &["/bin/cat", "/etc/os-release"]);
+    assert!(
+        !host_file.status.success(),
+        "a host file outside the tree is visible"
+    );
+    let procs = lab.exec("a", &["/bin/sh", "-c", "ls /proc | grep -c '^[0-9]'"]);
+    let n: u32 = String::from_utf8_lossy(&procs.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(99);
+    assert!(n <= 4, "/proc shows only the node's processes, saw {n}");
+    let etc = lab.exec("a", &["/bin/touch", "/etc/new-file"]);
+    assert!(
+        !etc.status.success() && out(&etc).contains("Permission denied"),
+        "Landlock: /etc read-only (EACCES): {}",
+        out(&etc)
+    );
+    assert!(!root.join("etc/new-file").exists());
+    assert!(
+        lab.exec("a", &["/bin/touch", "/tmp/ok"]).status.success(),
+        "/tmp stays writable"
+    );
+}
+
+#[test]
+fn apparmor_is_refused_clearly_where_it_is_not_active() {
+    if !root_or_skip("apparmor") {
+        return;
+    }
+    if std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+        eprintln!("skipping apparmor refusal: AppArmor is active on this kernel");
+        return;
+    }
+    let lab = TestLab::new(
+        "tn-aa",
+        "name: tn-aa\nnodes:\n  a: {apparmor: topo-default}\n",
+    );
+    let o = topo(&["up", path(&lab.file)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("AppArmor is not active"), "{}", out(&o));
+    assert!(netns_with_prefix("tn-aa-").is_empty(), "nothing created");
+}
