@@ -1,0 +1,76 @@
+#!/bin/bash
+# smoke: topo's whole life cycle on Debian 12's stock kernel. Runs as root inside the VM
+# (tests/vm/run.sh boots it): validate, up, a ping across the link, a second up that changes
+# nothing, down, and then nothing of the lab left in the kernel: no namespace, no interface,
+# no mount, no process, no run directory.
+set -euo pipefail
+
+LAB=vmsmoke
+FILE=/root/smoke.yaml
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# PIDs and command lines of processes running the topo binary (node inits, helpers).
+topo_processes() {
+    local d exe
+    for d in /proc/[0-9]*; do
+        exe=$(readlink "$d/exe" 2>/dev/null) || continue
+        if [[ ${exe%" (deleted)"} == */topo ]]; then
+            echo "${d#/proc/} $(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)"
+        fi
+    done
+}
+
+# Interfaces of the root namespace, by name. Not just lo: loading dummy and ifb at boot
+# creates dummy0, ifb0 and ifb1.
+root_links() { ip -o link show | awk -F': ' '{print $2}' | sort; }
+
+cat >"$FILE" <<EOF
+name: $LAB
+nodes:
+  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}
+  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}
+links:
+  - endpoints: [a:eth0, b:eth0]
+EOF
+
+step "kernel $(uname -r), topo $(topo --version)"
+
+links_before=$(root_links)
+
+step "topo validate"
+topo validate "$FILE"
+
+step "topo up"
+topo up "$FILE"
+ip netns list
+[[ $(ip netns list | grep -c "^$LAB-") == 2 ]] || fail "expected 2 namespaces $LAB-a and $LAB-b"
+procs=$(topo_processes)
+echo "$procs"
+[[ -n $procs ]] || fail "no node process after up (the process check below would prove nothing)"
+
+step "ping a -> b across the veth"
+ip -n "$LAB-a" -br addr show dev eth0
+ip netns exec "$LAB-a" ping -c 3 -i 0.2 -W 2 192.0.2.2 || fail "a cannot reach b"
+ip netns exec "$LAB-b" ping -c 1 -W 2 192.0.2.1 || fail "b cannot reach a"
+
+step "topo up again: no changes"
+out=$(topo up "$FILE")
+echo "$out"
+[[ $out == *"no changes"* ]] || fail "second up was not a no-op"
+
+step "topo down"
+topo down "$FILE"
+
+step "nothing left"
+left=$(ip netns list)
+[[ -z $left ]] || fail "namespaces left: $left"
+procs=$(topo_processes)
+[[ -z $procs ]] || fail "processes left: $procs"
+links=$(root_links | grep -vxF -f <(echo "$links_before") || true)
+[[ -z $links ]] || fail "interfaces left in the root namespace: $links"
+mounts=$(grep " /run/netns/$LAB" /proc/mounts || true)
+[[ -z $mounts ]] || fail "namespace mounts left: $mounts"
+[[ ! -e /run/topo/$LAB ]] || fail "run directory left: /run/topo/$LAB"
+echo "SMOKE OK"
