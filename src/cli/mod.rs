@@ -96,6 +96,7 @@ pub fn main() -> i32 {
             return crate::node::init::main(args.get(2).map(String::as_str).unwrap_or(""))
         }
         Some("__enter") => return crate::node::enter::main(&args[2..]),
+        Some("__userns") => return crate::node::userns::helper_main(),
         _ => {}
     }
     let cli = Cli::parse();

@@ -136,18 +136,33 @@ impl<'a> Applier<'a> {
     /// its loopback at once, so that a crash right after leaves a namespace `down` knows.
     fn create_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
         netns::ensure_dir()?;
-        let names_: Vec<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::CreateNetns { ns, .. } => Some(ns.clone()),
-                _ => None,
-            })
-            .collect();
-        let rt = self.session.rt.clone();
         let lab = self.lab.name().to_string();
-        let list = names_.clone();
+        // Nodes with `userns: true` get a namespace owned by their own user namespace.
+        let userns_nodes: Vec<&str> = self
+            .lab
+            .topology
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.userns == Some(true))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let ids = node::userns::allocate(&lab, &userns_nodes);
+        let mut plain = Vec::new();
+        let mut owned = Vec::new();
+        for a in actions {
+            if let Action::CreateNetns { ns, who } = a {
+                match ids.get(who) {
+                    Some(id) if ns == &names::node_netns(&lab, who) => {
+                        owned.push((ns.clone(), *id))
+                    }
+                    _ => plain.push(ns.clone()),
+                }
+            }
+        }
+        let rt = self.session.rt.clone();
         let created = std::thread::spawn(move || {
-            netns::create_each(&list, |name, _| {
+            // Inside each new namespace: the default sysctls, a socket, the marker on lo.
+            let setup = |name: &str| {
                 for (key, value) in NETNS_SYSCTLS {
                     net::sysctl::write_here(key, value, name)?;
                 }
@@ -159,11 +174,35 @@ impl<'a> Applier<'a> {
                 };
                 rt.block_on(net::link::set(&handle, 1, &format!("{name}:lo"), &change))?;
                 Ok(handle)
-            })
+            };
+            let mut out: Vec<(String, (File, rtnetlink::Handle))> = Vec::new();
+            let made = netns::create_each(&plain, |name, _| setup(name))?;
+            out.extend(plain.into_iter().zip(made));
+            let mut files = Vec::new();
+            for (ns, id) in &owned {
+                node::userns::create_netns(&netns::path(ns), *id).map_err(|e| {
+                    NetError::io(
+                        format!("create netns {ns}"),
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+                files.push(netns::open(ns)?.ok_or_else(|| {
+                    NetError::io(
+                        format!("open netns {ns}"),
+                        std::io::Error::from_raw_os_error(libc::ENOENT),
+                    )
+                })?);
+            }
+            let refs: Vec<&File> = files.iter().collect();
+            let handles = netns::enter_each(&refs, |i| setup(&owned[i].0))?;
+            for (((ns, _), file), handle) in owned.into_iter().zip(files).zip(handles) {
+                out.push((ns, (file, handle)));
+            }
+            Ok::<_, NetError>(out)
         })
         .join()
         .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
-        for (name, (file, handle)) in names_.into_iter().zip(created) {
+        for (name, (file, handle)) in created {
             self.session.ns.insert(name, NsConn { file, handle });
         }
         Ok(())
@@ -195,6 +234,7 @@ impl<'a> Applier<'a> {
                 env,
                 security,
                 cgroups: Vec::new(),
+                userns: spec.userns.unwrap_or(false),
             };
             let config = InitConfig {
                 lab: self.lab.name().to_string(),

@@ -28,6 +28,8 @@ pub struct EnterArgs {
     pub security: Security,
     /// `cgroup.procs` files of the node's cgroups, joined before anything else.
     pub cgroups: Vec<String>,
+    /// Join the init's user namespace too (after the cgroup, before the mounts).
+    pub userns: bool,
     pub argv: Vec<String>,
 }
 
@@ -48,6 +50,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
         env: Vec::new(),
         security: Security::default(),
         cgroups: Vec::new(),
+        userns: false,
         argv: Vec::new(),
     };
     while let Some(a) = it.next() {
@@ -63,6 +66,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
                 out.security =
                     serde_json::from_str(json).map_err(|e| format!("bad --security: {e}"))?;
             }
+            "--userns" => out.userns = true,
             "--cgroup" => out
                 .cgroups
                 .push(it.next().ok_or("--cgroup needs a path")?.clone()),
@@ -165,6 +169,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
 /// is prepared before the fork.
 struct ChildSteps {
     cgroups: Vec<File>,
+    user: Option<File>,
     mnt: File,
     seccomp: Option<super::seccomp::BpfProgram>,
 }
@@ -180,10 +185,16 @@ impl ChildSteps {
                     .map_err(|e| NodeError::sys(format!("open {p}"), e))?,
             );
         }
+        let user = if args.userns {
+            Some(open_ns(args.target.pid, "user")?)
+        } else {
+            None
+        };
         let seccomp = super::seccomp::compile(&args.security.seccomp)
             .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
         Ok(ChildSteps {
             cgroups,
+            user,
             mnt,
             seccomp,
         })
@@ -198,6 +209,16 @@ impl Steps for ChildSteps {
                 .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
         }
         Ok(())
+    }
+    fn enter_userns(&mut self) -> Result<(), NodeError> {
+        match &self.user {
+            Some(u) => {
+                setns(u.as_fd(), CloneFlags::CLONE_NEWUSER)
+                    .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
+                super::userns::become_root()
+            }
+            None => Ok(()),
+        }
     }
     fn enter_mounts(&mut self) -> Result<(), NodeError> {
         setns(self.mnt.as_fd(), CloneFlags::CLONE_NEWNS)

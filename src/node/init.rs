@@ -44,6 +44,21 @@ pub fn main(config_json: &str) -> i32 {
 fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
     let netns = File::open(&config.netns)
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
+    // Opened now, while we are still root of the host: the cgroup files are checked against
+    // the credentials they were opened with.
+    let mut cgroups = Vec::new();
+    for p in &config.ctx.cgroups {
+        let f = File::options().write(true).open(p);
+        cgroups.push(f.map_err(|e| NodeError::sys(format!("open {}", p.display()), e))?);
+    }
+    if config.ctx.userns {
+        // The user namespace comes first: the PID, mount, UTS and IPC namespaces made next
+        // are then owned by it, and node root may mount /proc and set the hostname.
+        let user = super::userns::owner(&netns)?;
+        setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
+        super::userns::become_root()?;
+    }
     setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| NodeError::sys("join the node's netns", e))?;
     drop(netns);
@@ -57,7 +72,7 @@ fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
         ForkResult::Child => {
             drop(rd);
-            let code = be_init(config, wr);
+            let code = be_init(config, cgroups, wr);
             std::process::exit(code)
         }
         ForkResult::Parent { child } => {
@@ -90,7 +105,7 @@ fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, No
 }
 
 /// PID 1 of the node. Sets the node up, reports, then reaps until told to stop.
-fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
+fn be_init(config: &InitConfig, cgroups: Vec<File>, report: OwnedFd) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(&null);
@@ -101,11 +116,12 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
     let _ = nix::sys::prctl::set_name(c"topo-init");
     let mut report = File::from(report);
     let signals = init_signals();
-    let ready = security::harden(&mut InitSteps { config }, &config.ctx.security).and_then(|()| {
-        signals
-            .thread_block()
-            .map_err(|e| NodeError::sys("block signals", e))
-    });
+    let ready = security::harden(&mut InitSteps { config, cgroups }, &config.ctx.security)
+        .and_then(|()| {
+            signals
+                .thread_block()
+                .map_err(|e| NodeError::sys("block signals", e))
+        });
     match ready {
         Ok(()) => {
             let _ = report.write_all(b"ok\n");
@@ -124,14 +140,19 @@ fn be_init(config: &InitConfig, report: OwnedFd) -> i32 {
 /// IPC namespaces, and is then held to the node's capabilities and seccomp filter.
 struct InitSteps<'a> {
     config: &'a InitConfig,
+    cgroups: Vec<File>,
 }
 
 impl Steps for InitSteps<'_> {
     fn join_cgroup(&mut self) -> Result<(), NodeError> {
-        for p in &self.config.ctx.cgroups {
-            std::fs::write(p, b"0")
-                .map_err(|e| NodeError::sys(format!("join cgroup {}", p.display()), e))?;
+        for f in &mut self.cgroups {
+            f.write_all(b"0")
+                .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
         }
+        Ok(())
+    }
+    /// Joined before the fork already (see `start`): the PID namespace must be owned by it.
+    fn enter_userns(&mut self) -> Result<(), NodeError> {
         Ok(())
     }
     fn enter_mounts(&mut self) -> Result<(), NodeError> {

@@ -16,6 +16,7 @@ pub mod procfs;
 pub mod seccomp;
 pub mod security;
 pub mod spawn;
+pub mod userns;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,9 @@ pub struct NodeContext {
     /// `cgroup.procs` files of the node's groups (one per hierarchy in use).
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// The node has its own user namespace (the owner of its network namespace).
+    #[serde(default)]
+    pub userns: bool,
 }
 
 /// The environment every process in a node starts with, before the node's own `env`.

@@ -121,6 +121,7 @@ impl Security {
 /// The privileged steps a node process takes before exec, one method each.
 pub trait Steps {
     fn join_cgroup(&mut self) -> Result<(), NodeError>;
+    fn enter_userns(&mut self) -> Result<(), NodeError>;
     fn enter_mounts(&mut self) -> Result<(), NodeError>;
     fn no_new_privs(&mut self) -> Result<(), NodeError>;
     fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError>;
@@ -136,6 +137,7 @@ pub trait Steps {
 /// the seccomp filter would block the capability calls (so it comes last).
 pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeError> {
     steps.join_cgroup()?;
+    steps.enter_userns()?;
     steps.enter_mounts()?;
     if security.no_new_privs {
         steps.no_new_privs()?;
@@ -222,6 +224,10 @@ mod tests {
             self.0.push("cgroup".into());
             Ok(())
         }
+        fn enter_userns(&mut self) -> Result<(), NodeError> {
+            self.0.push("userns".into());
+            Ok(())
+        }
         fn enter_mounts(&mut self) -> Result<(), NodeError> {
             self.0.push("mounts".into());
             Ok(())
@@ -266,6 +272,7 @@ mod tests {
         harden(&mut r, &sec).expect("harden");
         let want = [
             "cgroup",
+            "userns",
             "mounts",
             "no_new_privs",
             "bounding 15",

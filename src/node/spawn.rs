@@ -91,6 +91,9 @@ pub fn enter_command(
     for p in &ctx.cgroups {
         c.arg("--cgroup").arg(p);
     }
+    if ctx.userns {
+        c.arg("--userns");
+    }
     c.arg("--").args(argv);
     Ok(c)
 }

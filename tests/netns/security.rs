@@ -234,3 +234,62 @@ fn apparmor_is_refused_clearly_where_it_is_not_active() {
     assert!(out(&o).contains("AppArmor is not active"), "{}", out(&o));
     assert!(netns_with_prefix("tn-aa-").is_empty(), "nothing created");
 }
+
+#[test]
+fn userns_node_root_is_an_unprivileged_host_uid_yet_configures_its_interfaces() {
+    if !root_or_skip("userns") {
+        return;
+    }
+    let yaml = "name: tn-usr\nnodes:\n  a: {userns: true, interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {userns: true, interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let lab = TestLab::new("tn-usr", yaml);
+    lab.up();
+    let status: serde_json::Value =
+        serde_json::from_slice(&topo(&["status", "--lab", "tn-usr", "-o", "json"]).stdout)
+            .expect("json");
+    let mut bases = Vec::new();
+    for n in status["nodes"].as_array().expect("nodes") {
+        let pid = n["init_pid"].as_i64().expect("init pid");
+        let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).expect("uid_map");
+        let fields: Vec<u64> = map
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert_eq!(fields.len(), 3, "one mapping line: {map}");
+        assert_eq!(
+            (fields[0], fields[2]),
+            (0, 65536),
+            "root maps to a 65536-id range: {map}"
+        );
+        assert!(
+            fields[1] >= 65536,
+            "mapped to an unprivileged host uid: {map}"
+        );
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        assert!(
+            st.lines()
+                .any(|l| l.starts_with("Uid:") && l.contains(&fields[1].to_string())),
+            "host sees uid {}: {st}",
+            fields[1]
+        );
+        bases.push(fields[1]);
+    }
+    assert_ne!(bases[0], bases[1], "distinct ranges per node");
+    let id = lab.exec("a", &["id", "-u"]);
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout).trim(),
+        "0",
+        "{}",
+        text(&id)
+    );
+    let add = lab.exec("a", &["ip", "addr", "add", "192.0.2.77/24", "dev", "eth0"]);
+    assert!(
+        add.status.success(),
+        "node root adds an address: {}",
+        text(&add)
+    );
+    assert!(addresses(&lab.ns("a"), "eth0").contains(&"192.0.2.77/24".to_string()));
+    assert!(
+        ping(&lab.ns("a"), "192.0.2.2"),
+        "topo wired and addressed the userns nodes"
+    );
+}
