@@ -249,12 +249,34 @@ pub struct Link {
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default)]
-    pub impair: Option<Impair>,
+    /// Impairment: one set of settings for both directions, or per endpoint (`r1:eth1:
+    /// {delay: 10ms}`), each applied to what leaves that end.
+    pub impair: Option<LinkImpair>,
     #[serde(default)]
     pub state: LinkState,
 }
 
-/// Link impairment (netem / tbf), applied in both directions.
+/// A link's impairment, as the file gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LinkImpair {
+    /// Both directions alike.
+    Both(Impair),
+    /// By endpoint (`node:iface`): what leaves that end.
+    PerEndpoint(BTreeMap<String, Impair>),
+}
+
+impl LinkImpair {
+    /// The impairment of the traffic that leaves `end` (its egress qdisc).
+    pub fn egress(&self, end: &Endpoint) -> Option<&Impair> {
+        match self {
+            LinkImpair::Both(i) => Some(i),
+            LinkImpair::PerEndpoint(m) => m.get(&end.to_string()),
+        }
+    }
+}
+
+/// Link impairment (netem / tbf) of one direction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Impair {

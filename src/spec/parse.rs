@@ -15,7 +15,7 @@ use ipnetwork::IpNetwork;
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
     Bind, Bridge, Capabilities, Defaults, Endpoint, Filesystem, Impair, Interface, Limits, Link,
-    LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Topology, HOST,
+    LinkImpair, LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Topology, HOST,
 };
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
@@ -910,7 +910,7 @@ impl<'a> Reader<'a> {
             match e.key.as_str() {
                 "endpoints" => ends = Some(self.link_endpoints(number, e.value, &e.path)),
                 "mtu" => link_mtu = self.mtu(e.value, &e.path),
-                "impair" => impair = Some(self.impair(number, e.value, &e.path)),
+                "impair" => impair = self.link_impair(number, e.value, &e.path),
                 _ => state = self.state(e.value, &e.path).unwrap_or(state),
             }
         }
@@ -923,6 +923,18 @@ impl<'a> Reader<'a> {
             return None;
         };
         let endpoints: [Endpoint; 2] = ends?;
+        if let Some(LinkImpair::PerEndpoint(by_end)) = &impair {
+            for key in by_end.keys() {
+                if !endpoints.iter().any(|ep| ep.to_string() == *key) {
+                    let p = self.spans.key(&format!("{path}.impair.{key}"));
+                    self.error(
+                        p,
+                        format!("'{key}' in 'impair' of link {number} is not one of its endpoints"),
+                        format!("use {} or {}", endpoints[0], endpoints[1]),
+                    );
+                }
+            }
+        }
         Some(Link {
             endpoints,
             mtu: link_mtu,
@@ -987,6 +999,25 @@ impl<'a> Reader<'a> {
             node: node.to_string(),
             iface: iface.to_string(),
         })
+    }
+
+    /// `impair:` of a link: impairment settings (both directions), or a mapping from
+    /// endpoints (`node:iface`, told apart by the colon) to settings (that end's egress).
+    fn link_impair(&mut self, number: usize, value: &Yaml, path: &str) -> Option<LinkImpair> {
+        let per_end = value.as_map().is_some_and(|m| {
+            !m.is_empty()
+                && m.iter()
+                    .all(|(k, _)| k.as_str().is_some_and(|t| t.contains(':')))
+        });
+        if !per_end {
+            return Some(LinkImpair::Both(self.impair(number, value, path)));
+        }
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, path, &format!("in 'impair' of link {number}")) {
+            let one = self.impair(number, e.value, &e.path);
+            out.insert(e.key, one);
+        }
+        Some(LinkImpair::PerEndpoint(out))
     }
 
     fn impair(&mut self, number: usize, value: &Yaml, path: &str) -> Impair {
@@ -1690,7 +1721,7 @@ nodes:
                 Link {
                     endpoints: [ep("r1", "eth2"), ep("r3", "eth1")],
                     mtu: Some(1500),
-                    impair: Some(Impair {
+                    impair: Some(LinkImpair::Both(Impair {
                         delay_us: Some(10_000),
                         jitter_us: Some(1_000),
                         loss_ppm: Some(5_000),
@@ -1698,7 +1729,7 @@ nodes:
                         duplicate_ppm: Some(10_000),
                         reorder_ppm: Some(250_000),
                         rate_bps: Some(100_000_000),
-                    }),
+                    })),
                     state: LinkState::Up,
                 },
                 Link {
