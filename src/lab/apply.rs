@@ -30,7 +30,7 @@ pub(super) struct Applier<'a> {
 
 /// Set in every namespace `topo` creates, before any interface exists (see
 /// `docs/file-format.md`); a node's own `sysctls` override them.
-const NETNS_SYSCTLS: [(&str, &str); 4] = [
+const NETNS_SYSCTLS: [(&str, &str); 6] = [
     // Addresses in a lab are unique (the validator checks), so duplicate address detection
     // would only delay IPv6 by seconds.
     ("net.ipv6.conf.all.accept_dad", "0"),
@@ -39,6 +39,10 @@ const NETNS_SYSCTLS: [(&str, &str); 4] = [
     // deleting every address of the subnet (and the routes through it).
     ("net.ipv4.conf.all.promote_secondaries", "1"),
     ("net.ipv4.conf.default.promote_secondaries", "1"),
+    // A link set down (`state: down`, `topo link … down`) keeps its IPv6 addresses, as IPv4
+    // ones are kept, so bringing it back up restores it as it was.
+    ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+    ("net.ipv6.conf.default.keep_addr_on_down", "1"),
 ];
 
 /// How long a killed process may take to disappear.

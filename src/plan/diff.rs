@@ -551,7 +551,11 @@ impl<'a> Planner<'a> {
             .filter(|r| !r.oifs.iter().any(|i| recreated.contains(i)))
             .collect();
         for r in &live {
-            if !spec.routes.iter().any(|d| d.key() == (r.dst, r.metric)) {
+            if !spec
+                .routes
+                .iter()
+                .any(|d| d.key() == (r.dst, r.metric) && usable(d, spec))
+            {
                 let route = RouteSpec {
                     dst: r.dst,
                     via: r.via.clone(),
@@ -565,7 +569,7 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        for d in &spec.routes {
+        for d in spec.routes.iter().filter(|r| usable(r, spec)) {
             match live.iter().find(|r| (r.dst, r.metric) == d.key()) {
                 None => self.plan.actions.push(Action::AddRoute {
                     ns: ns.to_string(),
@@ -715,6 +719,23 @@ impl<'a> Planner<'a> {
             index: l.index,
         });
     }
+}
+
+/// Whether the kernel can hold a route: not while every interface it could leave through is
+/// administratively down (the kernel flushes such routes; they return with the link).
+fn usable(route: &RouteSpec, ns: &NsSpec) -> bool {
+    let up = |i: &IfaceSpec| i.up;
+    if let Some(dev) = &route.dev {
+        return ns.ifaces.get(dev).is_some_and(up);
+    }
+    if route.via.is_empty() {
+        return true;
+    }
+    route.via.iter().any(|gw| {
+        ns.ifaces
+            .values()
+            .any(|i| up(i) && i.addresses.iter().any(|a| a.contains(*gw)))
+    })
 }
 
 fn iface_key(ns: Option<&str>, name: &str) -> String {

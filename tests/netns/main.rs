@@ -7,5 +7,6 @@ mod bad_input;
 mod concurrency;
 mod core;
 mod isolation;
+mod links;
 mod security;
 mod services;
