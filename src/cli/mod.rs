@@ -28,6 +28,12 @@ enum Output {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LinkStateArg {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum GraphFormat {
     Dot,
     Mermaid,
@@ -76,6 +82,15 @@ enum Command {
         /// The command and its arguments (after `--`); default: an interactive shell
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Set one interface of a lab up or down, as drift from the file (`up` reverts it)
+    Link {
+        #[arg(long)]
+        lab: Option<String>,
+        /// NODE:INTERFACE
+        endpoint: String,
+        #[arg(value_enum)]
+        state: LinkStateArg,
     },
     /// Print the topology as a DOT or Mermaid graph
     Graph {
@@ -222,6 +237,21 @@ fn run(command: Command) -> Result<i32, LabError> {
             };
             let _ = std::io::stdin().is_terminal();
             lab::exec(&name, &node, &argv)
+        }
+        Command::Link {
+            lab,
+            endpoint,
+            state,
+        } => {
+            let name = lab_name(None, lab)?;
+            let ep = lab::endpoint(&endpoint)?;
+            let up = state == LinkStateArg::Up;
+            runtime()?.block_on(lab::set_link(&name, &ep, up))?;
+            println!(
+                "{ep}: {} (drift from the file until the next `topo up`)",
+                if up { "up" } else { "down" }
+            );
+            Ok(0)
         }
         Command::Graph { file, format } => {
             let lab = Lab::load(&file)?;

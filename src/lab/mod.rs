@@ -4,6 +4,7 @@
 
 mod apply;
 mod down;
+mod drift;
 mod hosts;
 mod status;
 
@@ -20,6 +21,7 @@ use crate::spec::{Diagnostics, Topology};
 use crate::state::{RunDir, State, StateError};
 
 pub use down::{down, DownReport};
+pub use drift::{endpoint, set_link};
 pub use status::{status, Status};
 
 #[derive(Debug, Error)]

@@ -63,3 +63,36 @@ fn state_down_fails_the_link_only_and_state_up_restores_it_with_the_same_ifindex
     ];
     assert_eq!(before, after, "no relinking");
 }
+
+#[test]
+fn topo_link_down_is_drift_that_plan_shows_and_up_repairs() {
+    if !root_or_skip("link drift") {
+        return;
+    }
+    let yaml = chain("up").replace("tn-state", "tn-drift");
+    let lab = TestLab::new("tn-drift", &yaml);
+    lab.up();
+    let before = ifindexes(&lab.ns("b"));
+    let o = topo(&["link", "--lab", "tn-drift", "b:eth1", "down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !ping(&lab.ns("c"), "198.51.100.2"),
+        "the link is down in the kernel"
+    );
+    let plan = lab.plan();
+    assert!(
+        plan.contains("~ link b:eth1 up"),
+        "plan shows the drift: {plan}"
+    );
+    lab.up();
+    assert!(lab.plan().contains("no changes"));
+    assert!(ping(&lab.ns("a"), "198.51.100.3"), "repaired end to end");
+    assert_eq!(ifindexes(&lab.ns("b")), before);
+    let foreign = topo(&["link", "--lab", "tn-drift", "b:lo9", "down"]);
+    assert_eq!(
+        foreign.status.code(),
+        Some(2),
+        "unknown interface is a usage error: {}",
+        text(&foreign)
+    );
+}
