@@ -74,7 +74,9 @@ impl<'a> Applier<'a> {
                 .iter()
                 .position(|a| std::mem::discriminant(a) != kind)
                 .map_or(plan.actions.len(), |n| i + n);
+            let started = std::time::Instant::now();
             self.phase(&plan.actions[i..end]).await?;
+            tracing::info!(phase = phase_name(&plan.actions[i]), actions = end - i, ms = started.elapsed().as_secs_f64() * 1e3, "applied");
             i = end;
         }
         Ok(())
@@ -673,4 +675,26 @@ pub(super) async fn kill_all(victims: Vec<ProcId>) -> Result<(), LabError> {
     })
     .await
     .map_err(|e| NodeError::sys("kill thread", std::io::Error::other(e)))?
+}
+
+/// The name of an action's phase, for logs (`TOPO_LOG=info`).
+fn phase_name(a: &Action) -> &'static str {
+    match a {
+        Action::StopService { .. } => "stop services",
+        Action::StopNode { .. } => "stop nodes",
+        Action::DeleteNetns { .. } => "delete namespaces",
+        Action::DeleteLink { .. } => "delete links",
+        Action::CreateNetns { .. } => "create namespaces",
+        Action::StartNode { .. } => "start nodes",
+        Action::CreateBridge { .. } => "create bridges",
+        Action::CreateVeth { .. } => "create veths",
+        Action::SetLink { .. } => "set links",
+        Action::SetSysctl { .. } => "set sysctls",
+        Action::AddAddress { .. } => "add addresses",
+        Action::DelAddress { .. } => "delete addresses",
+        Action::DelRoute { .. } => "delete routes",
+        Action::AddRoute { .. } => "add routes",
+        Action::RunExec { .. } => "run exec",
+        Action::StartService { .. } => "start services",
+    }
 }

@@ -102,8 +102,12 @@ impl Lab {
         let run = RunDir::lock(self.name(), true)?;
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
+        let t = Instant::now();
         let observed = observe_all(&mut session, &run, &desired).await?;
+        tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
+        let t = Instant::now();
         let plan = plan::diff(&self.topology, &desired, &observed);
+        tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, actions = plan.actions.len(), "planned");
         if !plan.conflicts.is_empty() {
             // Nothing was made: leave no run directory behind either.
             let ours = observed
