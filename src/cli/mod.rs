@@ -112,6 +112,7 @@ pub fn main() -> i32 {
         }
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         Some("__userns") => return crate::node::userns::helper_main(),
+        Some("__spawn") => return crate::node::init::spawn_main(),
         _ => {}
     }
     let cli = Cli::parse();

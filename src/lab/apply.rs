@@ -248,34 +248,34 @@ impl<'a> Applier<'a> {
                 netns: netns::path(&ns),
                 hosts: self.run.hosts_path(),
                 binds: spec.binds.clone(),
+                log: Some(self.run.log_path(&format!("{node}.init"))),
                 rootfs: spec.rootfs.clone(),
                 ctx: ctx.clone(),
             };
-            let log = self.run.open_log(&format!("{node}.init"))?;
-            jobs.push((node.clone(), config, log, inode, ctx));
+            jobs.push((config, inode));
         }
-        let started: Vec<(String, ProcId, u64, NodeContext)> = stream::iter(jobs)
-            .map(|(node, config, log, inode, ctx)| async move {
-                let id = tokio::task::spawn_blocking(move || node::spawn::start_init(&config, log))
-                    .await
-                    .map_err(|e| NodeError::sys("init thread", std::io::Error::other(e)))??;
-                Ok::<_, LabError>((node, id, inode, ctx))
-            })
-            .buffer_unordered(PARALLEL)
-            .try_collect()
-            .await?;
-        for (node, init, netns_inode, ctx) in started {
-            self.state.nodes.insert(
-                node,
-                NodeRecord {
-                    init,
-                    netns_inode,
-                    ctx,
-                    services: BTreeMap::new(),
-                },
-            );
+        let configs: Vec<InitConfig> = jobs.iter().map(|(c, _)| c.clone()).collect();
+        let results = tokio::task::spawn_blocking(move || node::spawn::start_inits(&configs))
+            .await
+            .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
+        let mut failed = Vec::new();
+        for (config, netns_inode) in jobs {
+            match results.iter().find(|(n, _)| *n == config.node).map(|(_, r)| r) {
+                Some(Ok(init)) => {
+                    let record = NodeRecord { init: *init, netns_inode, ctx: config.ctx, services: BTreeMap::new() };
+                    self.state.nodes.insert(config.node, record);
+                }
+                Some(Err(e)) => failed.push(format!("node {}: {e}", config.node)),
+                None => failed.push(format!("node {}: its init did not report", config.node)),
+            }
         }
         self.run.save(self.state)?;
+        if !failed.is_empty() {
+            return Err(LabError::Node(NodeError::Failed {
+                node: "init".into(),
+                message: format!("{} node(s) did not start:\n  {}", failed.len(), failed.join("\n  ")),
+            }));
+        }
         Ok(())
     }
 

@@ -41,9 +41,82 @@ pub fn main(config_json: &str) -> i32 {
     }
 }
 
+/// Entry point of `topo __spawn`: starts many node inits without an exec each. Reads one
+/// JSON [`InitConfig`] per line on stdin and forks, for each, a child that starts that
+/// node's init (as `__init` does) and reports `NODE PID START` or `NODE error: …` on one
+/// stdout line. Forking from this small single-threaded process costs far less than
+/// executing the `topo` binary once per node.
+pub fn spawn_main() -> i32 {
+    use std::io::BufRead;
+    let mut jobs = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<InitConfig>(&line) {
+            // Each namespace is opened now, before the mount table is pruned below.
+            Ok(config) => match File::open(&config.netns) {
+                Ok(netns) => jobs.push((config, netns)),
+                Err(e) => println!("{} error: open {}: {e}", config.node, config.netns.display()),
+            },
+            Err(e) => println!("? error: bad configuration: {e}"),
+        }
+    }
+    // Every node's mount namespace is a copy of this one. The host's holds a bind mount per
+    // named network namespace, so copying it N times would cost O(N²); a private copy
+    // without /run/netns, made once here, keeps each node's copy small.
+    if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
+        let _ = nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>);
+        let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
+    }
+    let mut running = 0;
+    for (config, netns) in jobs {
+        // A few at a time: node set-up is mostly mount work under one kernel lock, and a
+        // thousand processes contending for it are slower than a short queue.
+        if running >= SPAWN_PARALLEL {
+            let _ = waitpid(Pid::from_raw(-1), None);
+            running -= 1;
+        }
+        // SAFETY: `topo __spawn` is single-threaded (no runtime exists in this mode).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                redirect_stderr(&config);
+                let line = match start_in(&config, netns) {
+                    Ok(id) => format!("{} {} {}\n", config.node, id.pid, id.start),
+                    Err(e) => format!("{} error: {}\n", config.node, e.to_string().replace('\n', " ")),
+                };
+                // One write: lines of several children never interleave (below PIPE_BUF).
+                let _ = std::io::stdout().write_all(line.as_bytes());
+                std::process::exit(0)
+            }
+            Ok(ForkResult::Parent { .. }) => running += 1,
+            Err(e) => println!("{} error: fork: {e}", config.node),
+        }
+    }
+    while running > 0 && waitpid(Pid::from_raw(-1), None).is_ok() {
+        running -= 1;
+    }
+    0
+}
+
+/// How many node inits `topo __spawn` sets up at once.
+const SPAWN_PARALLEL: usize = 4;
+
+/// The node's init log becomes standard error of everything the node's init does.
+fn redirect_stderr(config: &InitConfig) {
+    if let Some(log) = &config.log {
+        if let Ok(f) = File::options().create(true).append(true).open(log) {
+            let _ = nix::unistd::dup2_stderr(&f);
+        }
+    }
+}
+
 fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
     let netns = File::open(&config.netns)
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
+    start_in(config, netns)
+}
+
+/// Starts the init in the given (opened) network namespace.
+fn start_in(config: &InitConfig, netns: File) -> Result<ProcId, NodeError> {
     // Opened now, while we are still root of the host: the cgroup files are checked against
     // the credentials they were opened with.
     let mut cgroups = Vec::new();

@@ -62,6 +62,9 @@ pub struct InitConfig {
     /// The lab's hosts file, bind-mounted read-only on the node's `/etc/hosts`.
     pub hosts: PathBuf,
     pub binds: Vec<crate::spec::Bind>,
+    /// The init's log (its standard error), in the run directory.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
     /// The node's own root filesystem (`rootfs:`); `None`: the host's, read-only.
     #[serde(default)]
     pub rootfs: Option<PathBuf>,

@@ -60,6 +60,41 @@ pub fn start_init(config: &InitConfig, log: File) -> Result<ProcId, NodeError> {
     })
 }
 
+/// Starts the inits of many nodes through one `topo __spawn` helper (blocking). Returns,
+/// per node, its init or why it did not start.
+pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<(String, Result<ProcId, String>)>, NodeError> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(helper_exe()?)
+        .arg("__spawn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| NodeError::sys("start the node spawner", e))?;
+    let mut input = String::new();
+    for c in configs {
+        let json = serde_json::to_string(c).map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
+        input.push_str(&json);
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let stdout = child.stdout.take().ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
+    let mut out = Vec::with_capacity(configs.len());
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
+        let Some((node, rest)) = line.split_once(' ') else { continue };
+        let result = match rest.strip_prefix("error: ") {
+            Some(err) => Err(err.to_string()),
+            None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),
+        };
+        out.push((node.to_string(), result));
+    }
+    let _ = writer.join();
+    let _ = child.wait();
+    Ok(out)
+}
+
 fn parse_proc_id(text: &str) -> Option<ProcId> {
     let mut it = text.split_whitespace();
     Some(ProcId {
