@@ -256,6 +256,8 @@ pub fn classify(
 }
 
 /// `statfs(2)` f_type of a path; equivalent to `stat -f -c %t PATH`.
+// f_type is i64 on 64-bit glibc but narrower on other targets: keep the conversion.
+#[allow(clippy::useless_conversion)]
 fn statfs_type(path: &Path) -> Option<i64> {
     nix::sys::statfs::statfs(path)
         .ok()
