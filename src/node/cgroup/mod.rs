@@ -372,17 +372,32 @@ impl Cgroups {
         }
         let mut paths = Vec::new();
         for h in self.hierarchies() {
-            let dir = if h.v2 {
-                self.create_v2(&h, lab, node, limits)?
-            } else {
-                let dir = group_dir(&h.mount, lab, Some(node));
-                self.fs.mkdir_p(&dir)?;
-                v1::write_limits(self.fs, &dir, &h.controllers, limits)?;
-                dir
-            };
+            // `remove_lab` of another lab may remove an empty `topo` group between our
+            // mkdir and our writes (ENOENT): make it again, once.
+            let dir = match self.create_in(&h, lab, node, limits) {
+                Err(e) if e.errno() == Some(libc::ENOENT) => self.create_in(&h, lab, node, limits),
+                other => other,
+            }?;
             paths.push(dir);
         }
         NodeCgroup::from_paths(paths)
+    }
+
+    /// The node's group in one hierarchy, with its limits written.
+    fn create_in(
+        &self,
+        h: &Hierarchy,
+        lab: &str,
+        node: &str,
+        limits: &Limits,
+    ) -> Result<PathBuf, CgroupError> {
+        if h.v2 {
+            return self.create_v2(h, lab, node, limits);
+        }
+        let dir = group_dir(&h.mount, lab, Some(node));
+        self.fs.mkdir_p(&dir)?;
+        v1::write_limits(self.fs, &dir, &h.controllers, limits)?;
+        Ok(dir)
     }
 
     /// v2: enable what the root delegates (refusing when a limit needs what it does not) in
