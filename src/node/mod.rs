@@ -8,6 +8,7 @@
 //! hidden subcommand (`__init`, `__enter`) before any tokio runtime exists, so every
 //! `setns`, `unshare` and `fork` happens in a single-threaded process.
 
+pub mod cgroup;
 pub mod enter;
 pub mod init;
 pub mod landlock;
