@@ -12,6 +12,7 @@ pub mod enter;
 pub mod init;
 pub mod mounts;
 pub mod procfs;
+pub mod seccomp;
 pub mod spawn;
 
 use std::path::PathBuf;
