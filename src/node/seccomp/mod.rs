@@ -63,7 +63,8 @@
 //! `LT`, `LE`, `GT`, `GE`, and `MASKED_EQ` (`arg & value == valueTwo`), all on 64 bits like
 //! libseccomp. The arguments of one entry must all match; when several entries match one
 //! call, the strictest action wins (the kernel's order: kill process, kill thread, trap,
-//! errno, log, allow), and among errno entries the later one's errno.
+//! errno, log, allow), and among errno entries the errno value that the profile uses first
+//! latest (filters are stacked per action, in the order the profile first uses each).
 //!
 //! Refused, with an error that names the key, rather than silently ignored: non-empty
 //! `includes`/`excludes` (capability, kernel-version or arch conditions: Docker's own

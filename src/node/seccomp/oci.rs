@@ -11,7 +11,8 @@ use super::SeccompError;
 
 /// A parsed profile: a default action and rules tried against each system call. When several
 /// rules match one call, the strictest action wins (the kernel's precedence: kill process,
-/// kill thread, trap, errno, log, allow); among errno rules, the later rule's errno.
+/// kill thread, trap, errno, log, allow); among errno rules, the errno value that the profile
+/// uses first latest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OciProfile {
     pub default_action: SeccompAction,
@@ -109,9 +110,9 @@ struct RawSyscall {
     errno_ret: Option<u32>,
     #[serde(default)]
     args: Option<Vec<RawArg>>,
-    #[serde(default)]
-    #[allow(dead_code)] // read only to accept the key
-    comment: Option<String>,
+    /// Accepted and not used.
+    #[serde(default, rename = "comment")]
+    _comment: Option<String>,
     #[serde(default)]
     includes: Option<Value>,
     #[serde(default)]
