@@ -107,9 +107,6 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
-        Some("__init") => {
-            return crate::node::init::main(args.get(2).map(String::as_str).unwrap_or(""))
-        }
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         Some("__userns") => return crate::node::userns::helper_main(),
         Some("__spawn") => return crate::node::init::spawn_main(),

@@ -76,7 +76,12 @@ impl<'a> Applier<'a> {
                 .map_or(plan.actions.len(), |n| i + n);
             let started = std::time::Instant::now();
             self.phase(&plan.actions[i..end]).await?;
-            tracing::info!(phase = phase_name(&plan.actions[i]), actions = end - i, ms = started.elapsed().as_secs_f64() * 1e3, "applied");
+            tracing::info!(
+                phase = phase_name(&plan.actions[i]),
+                actions = end - i,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "applied"
+            );
             i = end;
         }
         Ok(())
@@ -260,9 +265,18 @@ impl<'a> Applier<'a> {
             .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
         let mut failed = Vec::new();
         for (config, netns_inode) in jobs {
-            match results.iter().find(|(n, _)| *n == config.node).map(|(_, r)| r) {
+            match results
+                .iter()
+                .find(|(n, _)| *n == config.node)
+                .map(|(_, r)| r)
+            {
                 Some(Ok(init)) => {
-                    let record = NodeRecord { init: *init, netns_inode, ctx: config.ctx, services: BTreeMap::new() };
+                    let record = NodeRecord {
+                        init: *init,
+                        netns_inode,
+                        ctx: config.ctx,
+                        services: BTreeMap::new(),
+                    };
                     self.state.nodes.insert(config.node, record);
                 }
                 Some(Err(e)) => failed.push(format!("node {}: {e}", config.node)),
@@ -273,7 +287,11 @@ impl<'a> Applier<'a> {
         if !failed.is_empty() {
             return Err(LabError::Node(NodeError::Failed {
                 node: "init".into(),
-                message: format!("{} node(s) did not start:\n  {}", failed.len(), failed.join("\n  ")),
+                message: format!(
+                    "{} node(s) did not start:\n  {}",
+                    failed.len(),
+                    failed.join("\n  ")
+                ),
             }));
         }
         Ok(())

@@ -107,7 +107,11 @@ impl Lab {
         tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
         let t = Instant::now();
         let plan = plan::diff(&self.topology, &desired, &observed);
-        tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, actions = plan.actions.len(), "planned");
+        tracing::info!(
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            actions = plan.actions.len(),
+            "planned"
+        );
         if !plan.conflicts.is_empty() {
             // Nothing was made: leave no run directory behind either.
             let ours = observed

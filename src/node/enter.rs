@@ -171,7 +171,7 @@ struct ChildSteps {
     cgroups: Vec<File>,
     user: Option<File>,
     mnt: File,
-    seccomp: Option<super::seccomp::BpfProgram>,
+    seccomp: Option<super::seccomp::Filter>,
 }
 
 impl ChildSteps {

@@ -1,4 +1,4 @@
-//! `topo __init CONFIG`: becomes a node's init.
+//! `topo __spawn`: starts node inits; each becomes PID 1 of its node.
 //!
 //! The process joins the node's network namespace, unshares a PID namespace and forks: the
 //! child is PID 1 of the new PID namespace. The child unshares mount, UTS and IPC namespaces,
@@ -20,30 +20,9 @@ use nix::unistd::{fork, pipe2, setsid, ForkResult, Pid};
 use super::security::{self, Steps};
 use super::{mounts, InitConfig, NodeError, ProcId};
 
-/// Entry point of `topo __init`. Returns the process exit code.
-pub fn main(config_json: &str) -> i32 {
-    let config: InitConfig = match serde_json::from_str(config_json) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("topo __init: bad configuration: {e}");
-            return 2;
-        }
-    };
-    match start(&config) {
-        Ok(id) => {
-            println!("{} {}", id.pid, id.start);
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
-    }
-}
-
 /// Entry point of `topo __spawn`: starts many node inits without an exec each. Reads one
 /// JSON [`InitConfig`] per line on stdin and forks, for each, a child that starts that
-/// node's init (as `__init` does) and reports `NODE PID START` or `NODE error: …` on one
+/// node's init and reports `NODE PID START` or `NODE error: …` on one
 /// stdout line. Forking from this small single-threaded process costs far less than
 /// executing the `topo` binary once per node.
 pub fn spawn_main() -> i32 {
@@ -55,7 +34,11 @@ pub fn spawn_main() -> i32 {
             // Each namespace is opened now, before the mount table is pruned below.
             Ok(config) => match File::open(&config.netns) {
                 Ok(netns) => jobs.push((config, netns)),
-                Err(e) => println!("{} error: open {}: {e}", config.node, config.netns.display()),
+                Err(e) => println!(
+                    "{} error: open {}: {e}",
+                    config.node,
+                    config.netns.display()
+                ),
             },
             Err(e) => println!("? error: bad configuration: {e}"),
         }
@@ -64,7 +47,13 @@ pub fn spawn_main() -> i32 {
     // named network namespace, so copying it N times would cost O(N²); a private copy
     // without /run/netns, made once here, keeps each node's copy small.
     if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
-        let _ = nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE, None::<&str>);
+        let _ = nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+            None::<&str>,
+        );
         let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
     }
     let mut running = 0;
@@ -81,7 +70,11 @@ pub fn spawn_main() -> i32 {
                 redirect_stderr(&config);
                 let line = match start_in(&config, netns) {
                     Ok(id) => format!("{} {} {}\n", config.node, id.pid, id.start),
-                    Err(e) => format!("{} error: {}\n", config.node, e.to_string().replace('\n', " ")),
+                    Err(e) => format!(
+                        "{} error: {}\n",
+                        config.node,
+                        e.to_string().replace('\n', " ")
+                    ),
                 };
                 // One write: lines of several children never interleave (below PIPE_BUF).
                 let _ = std::io::stdout().write_all(line.as_bytes());
@@ -109,12 +102,6 @@ fn redirect_stderr(config: &InitConfig) {
     }
 }
 
-fn start(config: &InitConfig) -> Result<ProcId, NodeError> {
-    let netns = File::open(&config.netns)
-        .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
-    start_in(config, netns)
-}
-
 /// Starts the init in the given (opened) network namespace.
 fn start_in(config: &InitConfig, netns: File) -> Result<ProcId, NodeError> {
     // Opened now, while we are still root of the host: the cgroup files are checked against
@@ -139,13 +126,15 @@ fn start_in(config: &InitConfig, netns: File) -> Result<ProcId, NodeError> {
     // the child itself, so that its fresh /proc never replaces the one this parent reads.
     unshare(CloneFlags::CLONE_NEWPID)
         .map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
+    let filter = super::seccomp::compile(&config.ctx.security.seccomp)
+        .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-    // SAFETY: `topo __init` runs before any thread is started (no tokio runtime exists in
+    // SAFETY: `topo __spawn` runs before any thread is started (no tokio runtime exists in
     // this mode), so the child may run arbitrary code after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
         ForkResult::Child => {
             drop(rd);
-            let code = be_init(config, cgroups, wr);
+            let code = be_init(config, cgroups, filter, wr);
             std::process::exit(code)
         }
         ForkResult::Parent { child } => {
@@ -178,7 +167,12 @@ fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, No
 }
 
 /// PID 1 of the node. Sets the node up, reports, then reaps until told to stop.
-fn be_init(config: &InitConfig, cgroups: Vec<File>, report: OwnedFd) -> i32 {
+fn be_init(
+    config: &InitConfig,
+    cgroups: Vec<File>,
+    filter: Option<super::seccomp::Filter>,
+    report: OwnedFd,
+) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(&null);
@@ -189,12 +183,19 @@ fn be_init(config: &InitConfig, cgroups: Vec<File>, report: OwnedFd) -> i32 {
     let _ = nix::sys::prctl::set_name(c"topo-init");
     let mut report = File::from(report);
     let signals = init_signals();
-    let ready = security::harden(&mut InitSteps { config, cgroups }, &config.ctx.security)
-        .and_then(|()| {
-            signals
-                .thread_block()
-                .map_err(|e| NodeError::sys("block signals", e))
-        });
+    let ready = security::harden(
+        &mut InitSteps {
+            config,
+            cgroups,
+            filter,
+        },
+        &config.ctx.security,
+    )
+    .and_then(|()| {
+        signals
+            .thread_block()
+            .map_err(|e| NodeError::sys("block signals", e))
+    });
     match ready {
         Ok(()) => {
             let _ = report.write_all(b"ok\n");
@@ -214,6 +215,9 @@ fn be_init(config: &InitConfig, cgroups: Vec<File>, report: OwnedFd) -> i32 {
 struct InitSteps<'a> {
     config: &'a InitConfig,
     cgroups: Vec<File>,
+    /// Compiled before the mounts: a profile file may live where the node's own /tmp or
+    /// root then covers it.
+    filter: Option<super::seccomp::Filter>,
 }
 
 impl Steps for InitSteps<'_> {
@@ -253,10 +257,8 @@ impl Steps for InitSteps<'_> {
         super::landlock::restrict(policy)
     }
     fn seccomp(&mut self) -> Result<(), NodeError> {
-        let prog = super::seccomp::compile(&self.config.ctx.security.seccomp)
-            .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
-        match prog {
-            Some(p) => super::seccomp::install(&p).map_err(|e| {
+        match &self.filter {
+            Some(f) => super::seccomp::install(f).map_err(|e| {
                 NodeError::sys(
                     "install the seccomp filter",
                     std::io::Error::other(e.to_string()),

@@ -1,5 +1,5 @@
 //! Starting and stopping node processes from `topo`'s side: the init, one-shot commands and
-//! services, all through the hidden `__init` / `__enter` modes of the `topo` binary.
+//! services, all through the hidden `__spawn` / `__enter` / `__userns` modes of the `topo` binary.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -37,32 +37,12 @@ pub fn helper_exe() -> Result<PathBuf, NodeError> {
         })
 }
 
-/// Starts a node's init (blocking: run it on a blocking thread). `log` receives the init's
-/// own error output.
-pub fn start_init(config: &InitConfig, log: File) -> Result<ProcId, NodeError> {
-    let json = serde_json::to_string(config)
-        .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
-    let out = Command::new(helper_exe()?)
-        .arg("__init")
-        .arg(json)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .output()
-        .map_err(|e| NodeError::sys("start the node init", e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    parse_proc_id(&text).ok_or_else(|| NodeError::Failed {
-        node: config.node.clone(),
-        message: format!(
-            "init did not start (exit {}); see the node's init.log in the run directory",
-            out.status
-        ),
-    })
-}
+/// One node's init as `topo __spawn` reports it: the node, and its init or why it failed.
+pub type InitReport = (String, Result<ProcId, String>);
 
 /// Starts the inits of many nodes through one `topo __spawn` helper (blocking). Returns,
 /// per node, its init or why it did not start.
-pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<(String, Result<ProcId, String>)>, NodeError> {
+pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError> {
     use std::io::{BufRead, BufReader, Write};
     let mut child = Command::new(helper_exe()?)
         .arg("__spawn")
@@ -73,17 +53,26 @@ pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<(String, Result<ProcId,
         .map_err(|e| NodeError::sys("start the node spawner", e))?;
     let mut input = String::new();
     for c in configs {
-        let json = serde_json::to_string(c).map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
+        let json = serde_json::to_string(c)
+            .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
         input.push_str(&json);
         input.push('\n');
     }
-    let mut stdin = child.stdin.take().ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let stdout = child.stdout.take().ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
     let mut out = Vec::with_capacity(configs.len());
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
-        let Some((node, rest)) = line.split_once(' ') else { continue };
+        let Some((node, rest)) = line.split_once(' ') else {
+            continue;
+        };
         let result = match rest.strip_prefix("error: ") {
             Some(err) => Err(err.to_string()),
             None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),

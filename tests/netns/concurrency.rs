@@ -70,13 +70,24 @@ fn two_concurrent_ups_of_one_lab_end_in_one_correct_lab() {
     );
     assert!(ping(&lab.ns("a"), "203.0.113.2"));
     assert!(lab.plan().contains("no changes"));
-    // Exactly one init per node.
+    // Exactly one init per node: processes named topo-init in the lab's namespaces.
+    let lab_ns: Vec<u64> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            std::fs::metadata(format!("/run/netns/tn-race-{n}"))
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .expect("netns")
+        })
+        .collect();
     let inits = std::fs::read_dir("/proc")
         .expect("proc")
         .flatten()
         .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\"lab\":\"tn-race\""))
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "topo-init")
+        })
+        .filter(|e| {
+            std::fs::metadata(e.path().join("ns/net"))
+                .is_ok_and(|m| lab_ns.contains(&std::os::unix::fs::MetadataExt::ino(&m)))
         })
         .count();
     assert_eq!(inits, 2, "one init per node");

@@ -18,10 +18,20 @@ fn node_has_own_pid1_hostname_proc_and_tmp() {
     let lab = TestLab::new("tn-iso", YAML);
     lab.up();
     // PID 1 in the node is topo's init.
-    let cmdline = stdout(&lab.exec("n1", &["sh", "-c", "tr '\\0' ' ' </proc/1/cmdline"]));
+    let comm = stdout(&lab.exec("n1", &["cat", "/proc/1/comm"]));
+    assert_eq!(comm, "topo-init", "PID 1 is the node init");
+    let host_pid = std::fs::read_to_string("/run/topo/tn-iso/state.json").expect("state");
+    let state: serde_json::Value = serde_json::from_str(&host_pid).expect("json");
+    let pid = state["nodes"]["n1"]["init"]["pid"].as_i64().expect("pid");
+    let nspid = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = nspid
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        cmdline.contains("__init"),
-        "PID 1 is the node init, got: {cmdline}"
+        line.ends_with("\t1"),
+        "the host's view of the node init is PID 1 of a nested PID namespace: {line}"
     );
     // Only the node's processes are visible: init, the shell and ls.
     let pids = stdout(&lab.exec("n1", &["sh", "-c", "ls /proc | grep -c '^[0-9]'"]));

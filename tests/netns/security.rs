@@ -56,14 +56,14 @@ fn default_node_has_the_documented_caps_no_new_privs_and_seccomp() {
     // Not allowed: mounting, keyctl, new namespaces.
     let m = lab.exec("a", &["mount", "-t", "tmpfs", "none", "/mnt"]);
     assert!(!m.status.success(), "mount must fail: {}", out(&m));
-    let k = lab.exec("a", &["python3", "-c", "import ctypes,os; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(250,0,0,0,0,0); print(r, ctypes.get_errno())"]);
+    let k = lab.exec("a", &["/usr/bin/python3", "-c", "import ctypes,os; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(250,0,0,0,0,0); print(r, ctypes.get_errno())"]);
     assert_eq!(
         String::from_utf8_lossy(&k.stdout).trim(),
         "-1 1",
         "keyctl gives EPERM: {}",
         out(&k)
     );
-    let u = lab.exec("a", &["python3", "-c", "import ctypes; l=ctypes.CDLL(None,use_errno=True); r=l.unshare(0x20000); print(r, ctypes.get_errno())"]);
+    let u = lab.exec("a", &["/usr/bin/python3", "-c", "import ctypes; l=ctypes.CDLL(None,use_errno=True); r=l.unshare(0x20000); print(r, ctypes.get_errno())"]);
     assert_eq!(
         String::from_utf8_lossy(&u.stdout).trim(),
         "-1 1",
@@ -128,7 +128,7 @@ fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly
         "with SYS_ADMIN and no filter, mount works: {}",
         out(&m)
     );
-    let cwd = lab.exec("custom", &["python3", "-c", "import os\ntry:\n  os.getcwd(); print('ok')\nexcept OSError as e:\n  print(e.errno)\nprint(os.getpid() > 0)"]);
+    let cwd = lab.exec("custom", &["/usr/bin/python3", "-c", "import os\ntry:\n  os.getcwd(); print('ok')\nexcept OSError as e:\n  print(e.errno)\nprint(os.getpid() > 0)"]);
     assert_eq!(
         String::from_utf8_lossy(&cwd.stdout).trim(),
         "13\nTrue",
