@@ -14,9 +14,13 @@ use super::{Lab, LabError};
 use crate::net::link::{LinkChange, VethEnd};
 use crate::net::observe::{NsConn, Session, PARALLEL};
 use crate::net::{self, netns, NetError};
+use std::path::PathBuf;
+
+use crate::node::cgroup::Cgroups;
 use crate::node::security::Security;
 use crate::node::{self, InitConfig, NodeContext, NodeError, ProcId};
 use crate::plan::{names, Action, Desired, IfaceKind, Plan};
+use crate::spec::Limits;
 use crate::state::{NodeRecord, RunDir, ServiceRecord, State};
 
 pub(super) struct Applier<'a> {
@@ -93,6 +97,7 @@ impl<'a> Applier<'a> {
             Action::DeleteNetns { .. } => self.delete_netns(actions),
             Action::CreateNetns { .. } => self.create_netns(actions),
             Action::StartNode { .. } => self.start_nodes(actions).await,
+            Action::SetLimits { .. } => self.set_limits(actions),
             Action::SetSysctl { .. } => self.sysctls(actions),
             Action::RunExec { .. } => self.exec(actions).await,
             Action::StartService { .. } => self.services(actions).await,
@@ -130,7 +135,24 @@ impl<'a> Applier<'a> {
                 _ => {}
             }
         }
-        kill_all(victims).await
+        kill_all(victims).await?;
+        // Groups of nodes that left the file go once their processes are gone.
+        let gone: Vec<&String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StopNode { node, .. } if !self.lab.topology.nodes.contains_key(node) => {
+                    Some(node)
+                }
+                _ => None,
+            })
+            .collect();
+        if let (false, Ok(cg)) = (gone.is_empty(), Cgroups::detect()) {
+            for node in gone {
+                cg.remove(self.lab.name(), node)
+                    .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     fn delete_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
@@ -219,7 +241,52 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// The host's cgroups; an error only matters to nodes that declare limits.
+    fn cgroups(&self) -> Result<Cgroups, LabError> {
+        Cgroups::detect().map_err(|e| LabError::Kernel(format!("cgroups: {e}")))
+    }
+
+    /// The node's groups (created, limits written) and the `cgroup.procs` files to join.
+    fn node_cgroups(
+        &self,
+        cg: &Result<Cgroups, LabError>,
+        node: &str,
+        limits: &Limits,
+    ) -> Result<Vec<PathBuf>, LabError> {
+        let declared = limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some();
+        match cg {
+            Ok(cg) => {
+                let group = cg
+                    .create(self.lab.name(), node, limits)
+                    .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+                Ok(group
+                    .paths()
+                    .iter()
+                    .map(|p| p.join("cgroup.procs"))
+                    .collect())
+            }
+            Err(e) if declared => Err(LabError::Kernel(format!(
+                "node {node} declares limits, but {e}"
+            ))),
+            Err(e) => {
+                tracing::warn!("node {node}: no cgroup ({e})");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn set_limits(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let cg = self.cgroups();
+        for a in actions {
+            if let Action::SetLimits { node, limits } = a {
+                self.node_cgroups(&cg, node, limits)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn start_nodes(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let cg = self.cgroups();
         let mut jobs = Vec::new();
         for a in actions {
             let Action::StartNode { node } = a else {
@@ -244,7 +311,7 @@ impl<'a> Applier<'a> {
             let ctx = NodeContext {
                 env,
                 security,
-                cgroups: Vec::new(),
+                cgroups: self.node_cgroups(&cg, node, &spec.limits)?,
                 userns: spec.userns.unwrap_or(false),
             };
             let config = InitConfig {
@@ -704,6 +771,7 @@ fn phase_name(a: &Action) -> &'static str {
         Action::DeleteLink { .. } => "delete links",
         Action::CreateNetns { .. } => "create namespaces",
         Action::StartNode { .. } => "start nodes",
+        Action::SetLimits { .. } => "set limits",
         Action::CreateBridge { .. } => "create bridges",
         Action::CreateVeth { .. } => "create veths",
         Action::SetLink { .. } => "set links",

@@ -58,6 +58,11 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     }
     report.processes = victims.len();
     kill_all(victims).await?;
+    // The lab's cgroups (only ever under topo/LAB), once their processes are gone.
+    if let Ok(cg) = crate::node::cgroup::Cgroups::detect() {
+        cg.remove_lab(lab)
+            .map_err(|e| LabError::Kernel(format!("cgroups of lab {lab}: {e}")))?;
+    }
     let prefix = names::marker_prefix(lab);
     for l in &observed.host_links {
         if l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {

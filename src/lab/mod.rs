@@ -200,6 +200,7 @@ async fn observe_all(
 ) -> Result<Observed, LabError> {
     let mut observed = observe(session, &run.lab, Some(desired)).await?;
     let state = run.load();
+    let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(&run.lab, name);
         let current = session
@@ -227,6 +228,7 @@ async fn observe_all(
                 init_alive,
                 init_pid: rec.init.alive().then_some(rec.init.pid),
                 services,
+                limits: cgroups.as_ref().map(|c| c.limits_in_kernel(&run.lab, name)),
             },
         );
     }

@@ -44,6 +44,11 @@ pub enum Action {
     StartNode {
         node: String,
     },
+    /// Rewrites a running node's cgroup limits in place.
+    SetLimits {
+        node: String,
+        limits: crate::spec::Limits,
+    },
     CreateBridge {
         ns: String,
         name: String,
@@ -112,7 +117,7 @@ impl Action {
             | Action::DeleteLink { .. }
             | Action::DelAddress { .. }
             | Action::DelRoute { .. } => '-',
-            Action::SetLink { .. } | Action::SetSysctl { .. } => '~',
+            Action::SetLink { .. } | Action::SetSysctl { .. } | Action::SetLimits { .. } => '~',
             Action::AddRoute { replace: true, .. } => '~',
             _ => '+',
         }
@@ -131,6 +136,7 @@ impl fmt::Display for Action {
             Action::DeleteLink { who, name, .. } => write!(f, "link {who}:{name}"),
             Action::CreateNetns { ns, who } => write!(f, "netns {ns} ({who})"),
             Action::StartNode { node } => write!(f, "node {node} init"),
+            Action::SetLimits { node, limits } => write!(f, "limits {node} {}", fmt_limits(limits)),
             Action::CreateBridge { name, .. } => write!(f, "bridge {name}"),
             Action::CreateVeth { veth } => write!(f, "veth {}", veth.label),
             Action::SetLink {
@@ -222,6 +228,7 @@ fn phase(a: &Action) -> u8 {
         Action::DeleteLink { .. } => 3,
         Action::CreateNetns { .. } => 4,
         Action::StartNode { .. } => 5,
+        Action::SetLimits { .. } => 5,
         Action::CreateBridge { .. } => 6,
         Action::CreateVeth { .. } => 7,
         Action::SetLink { .. } => 8,
@@ -641,6 +648,16 @@ impl<'a> Planner<'a> {
                     });
                 }
             }
+            if alive {
+                if let Some(have) = obs.and_then(|o| o.limits.as_ref()) {
+                    if !same_limits(have, &node.limits) {
+                        self.plan.actions.push(Action::SetLimits {
+                            node: name.clone(),
+                            limits: node.limits.clone(),
+                        });
+                    }
+                }
+            }
             let running = if alive {
                 obs.map(|o| o.services.clone()).unwrap_or_default()
             } else {
@@ -736,6 +753,34 @@ fn usable(route: &RouteSpec, ns: &NsSpec) -> bool {
             .values()
             .any(|i| up(i) && i.addresses.iter().any(|a| a.contains(*gw)))
     })
+}
+
+/// Limits as the kernel holds them: memory in whole pages (v1 rounds down), CPU as a quota
+/// of a 100 ms period.
+fn same_limits(have: &crate::spec::Limits, want: &crate::spec::Limits) -> bool {
+    let page = |m: Option<u64>| m.map(|b| b / 4096);
+    let quota = |c: Option<f64>| c.map(|c| (c * 100_000.0).round() as u64);
+    page(have.memory) == page(want.memory)
+        && have.pids == want.pids
+        && quota(have.cpu) == quota(want.cpu)
+}
+
+fn fmt_limits(l: &crate::spec::Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = l.memory {
+        parts.push(format!("memory {}", crate::spec::format_bytes(m)));
+    }
+    if let Some(p) = l.pids {
+        parts.push(format!("pids {p}"));
+    }
+    if let Some(c) = l.cpu {
+        parts.push(format!("cpu {c}"));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn iface_key(ns: Option<&str>, name: &str) -> String {

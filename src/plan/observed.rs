@@ -82,6 +82,8 @@ pub struct NodeObs {
     pub init_pid: Option<i32>,
     /// Running services and the command each was started with.
     pub services: BTreeMap<String, ServiceObs>,
+    /// The limits the node's cgroup files hold; `None` when not read (no cgroups).
+    pub limits: Option<crate::spec::Limits>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,6 +7,7 @@ mod bad_input;
 mod concurrency;
 mod core;
 mod isolation;
+mod limits;
 mod links;
 mod security;
 mod services;

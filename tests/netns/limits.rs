@@ -1,0 +1,120 @@
+//! Limits: the node's cgroup files hold the declared values, and the kernel enforces them.
+
+use crate::common::*;
+
+/// The directory of a node's group for a controller, on v1 (this host) or v2.
+fn group(controller: &str, lab: &str, node: &str) -> Option<std::path::PathBuf> {
+    let v1 = std::path::PathBuf::from(format!("/sys/fs/cgroup/{controller}/topo/{lab}/{node}"));
+    let v2 = std::path::PathBuf::from(format!("/sys/fs/cgroup/topo/{lab}/{node}"));
+    [v1, v2].into_iter().find(|p| p.is_dir())
+}
+
+fn read(p: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(p.join(file))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn py(lab: &TestLab, node: &str, code: &str) -> std::process::Output {
+    lab.exec(node, &["/usr/bin/python3", "-c", code])
+}
+
+#[test]
+fn memory_pids_and_cpu_limits_are_written_and_enforced() {
+    if !root_or_skip("limits") {
+        return;
+    }
+    let yaml = "name: tn-lim\nnodes:\n  a: {limits: {memory: 64Mi, pids: 16, cpu: 0.25}}\n";
+    let lab = TestLab::new("tn-lim", yaml);
+    lab.up();
+    let mem = group("memory", "tn-lim", "a").expect("memory group");
+    let pids = group("pids", "tn-lim", "a").expect("pids group");
+    let cpu = group("cpu", "tn-lim", "a").expect("cpu group");
+    let v2 = mem.join("memory.max").exists();
+    if v2 {
+        assert_eq!(read(&mem, "memory.max"), "67108864");
+        assert_eq!(read(&cpu, "cpu.max"), "25000 100000");
+    } else {
+        assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+    }
+    assert_eq!(read(&pids, "pids.max"), "16");
+    // The node's processes are in the group.
+    let cg = lab.exec("a", &["cat", "/proc/self/cgroup"]);
+    assert!(
+        String::from_utf8_lossy(&cg.stdout).contains("/topo/tn-lim/a"),
+        "{}",
+        text(&cg)
+    );
+    // Memory: allocating past the limit kills the allocator, the init survives.
+    let hog = py(
+        &lab,
+        "a",
+        "b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); print('survived')",
+    );
+    assert!(
+        !hog.status.success() && !String::from_utf8_lossy(&hog.stdout).contains("survived"),
+        "200 MiB in a 64 MiB node: {}",
+        text(&hog)
+    );
+    assert!(
+        lab.exec("a", &["true"]).status.success(),
+        "the node still works (its init survived)"
+    );
+    // pids: forking past the limit fails.
+    let forks = py(&lab, "a", "import os, time\nn = 0\ntry:\n    for _ in range(40):\n        if os.fork() == 0:\n            time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('refused after', n, e.errno)\n");
+    let said = String::from_utf8_lossy(&forks.stdout).to_string();
+    assert!(
+        said.starts_with("refused after") && said.trim().ends_with("11"),
+        "fork past pids.max fails with EAGAIN: {}",
+        text(&forks)
+    );
+    // cpu: a busy loop gets about a quarter of a CPU over a measured second.
+    let busy = py(&lab, "a", "import time, resource\nt = time.time()\nwhile time.time() - t < 1.5: pass\nr = resource.getrusage(resource.RUSAGE_SELF)\nprint(r.ru_utime + r.ru_stime)");
+    let used: f64 = String::from_utf8_lossy(&busy.stdout)
+        .trim()
+        .parse()
+        .expect("cpu seconds");
+    assert!(
+        used < 1.5 * 0.25 * 1.6 + 0.05,
+        "0.25 CPU over 1.5 s allows ~0.375 s, used {used:.3} s"
+    );
+    assert!(used > 0.1, "the loop ran at all ({used:.3} s)");
+}
+
+#[test]
+fn down_removes_its_groups_and_leaves_another_labs() {
+    if !root_or_skip("cgroup cleanup") {
+        return;
+    }
+    let one = TestLab::new(
+        "tn-cg1",
+        "name: tn-cg1\nnodes:\n  a: {limits: {pids: 64}}\n",
+    );
+    let two = TestLab::new(
+        "tn-cg2",
+        "name: tn-cg2\nnodes:\n  a: {limits: {pids: 64}}\n",
+    );
+    one.up();
+    two.up();
+    assert!(group("pids", "tn-cg1", "a").is_some() && group("pids", "tn-cg2", "a").is_some());
+    assert!(one.down().status.success());
+    assert!(
+        group("pids", "tn-cg1", "a").is_none(),
+        "down removed its node group"
+    );
+    let lab_dir_gone = [
+        "/sys/fs/cgroup/pids/topo/tn-cg1",
+        "/sys/fs/cgroup/topo/tn-cg1",
+    ]
+    .iter()
+    .all(|p| !std::path::Path::new(p).exists());
+    assert!(lab_dir_gone, "down removed its lab group");
+    assert!(
+        group("pids", "tn-cg2", "a").is_some(),
+        "the other lab's group is untouched"
+    );
+    assert!(two.exec("a", &["true"]).status.success());
+}
