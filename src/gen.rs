@@ -9,8 +9,8 @@
 //! Static routes give every node a path to every address of the lab, with few routes per
 //! node: the generator numbers nodes and links so that "everything behind this neighbour" is
 //! one or two ranges of loopbacks and links, and writes each range as the aligned prefixes
-//! that cover it exactly (at most about 2·log2 of its length). A chain node of a
-//! 10 000-node chain has at most 28 routes, not 10 000. The shapes:
+//! that cover it exactly (at most about 2·log2 of its length). A node of a 10 000-node
+//! chain has at most 26 routes (14 on average), not 10 000. The shapes:
 //!
 //! - chain: node i routes the nodes left of it via its left neighbour and a default via its
 //!   right neighbour (the ends have only a default);
