@@ -295,8 +295,8 @@ run_peer() {  # name n rep prefix script...
     "topo $("$TOPO" --version | awk '{print $2}') ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 } | tee -a "$out"
 have_mininet=0 have_munet=0
-mininet_ok && have_mininet=1 || log "# mininet: not installed, skipped (docs/performance.md says how to install it)"
-munet_ok && have_munet=1 || log "# munet: not installed, skipped (docs/performance.md says how to install it)"
+if mininet_ok; then have_mininet=1; else log "# mininet: not installed, skipped (bench/peers/README.md says how to install it)"; fi
+if munet_ok; then have_munet=1; else log "# munet: not installed, skipped (bench/peers/README.md says how to install it)"; fi
 [[ -x /usr/bin/time ]] || log "# /usr/bin/time missing (apt-get install time): no peak RSS"
 
 for n in "${ns[@]}"; do
