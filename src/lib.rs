@@ -7,6 +7,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
+pub mod gen;
 pub mod lab;
 pub mod net;
 pub mod node;

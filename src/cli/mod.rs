@@ -100,6 +100,8 @@ enum Command {
     },
     /// Print the JSON Schema of topology files
     Schema,
+    /// Print a generated topology file (chain, ring, star, tree, clos)
+    Gen(crate::gen::GenArgs),
 }
 
 /// Runs the command line; returns the process exit status.
@@ -262,6 +264,11 @@ fn run(command: Command) -> Result<i32, LabError> {
         }
         Command::Schema => {
             print!("{}", crate::spec::json_schema());
+            Ok(0)
+        }
+        Command::Gen(args) => {
+            let text = crate::gen::generate(&args).map_err(|e| LabError::Usage(e.to_string()))?;
+            print!("{text}");
             Ok(0)
         }
     }
