@@ -88,10 +88,12 @@ impl Lab {
 
     /// The difference between the file and the kernel, without changing anything.
     pub async fn plan(&self) -> Result<Plan, LabError> {
-        let run = RunDir::lock(self.name(), true)?;
+        // Read-only: locks the run directory if there is one, and creates none.
+        let run = RunDir::lock_existing(self.name())?;
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
-        let observed = observe_all(&mut session, &run, &desired).await?;
+        let state = run.as_ref().map(RunDir::load).unwrap_or_default();
+        let observed = observe_all(&mut session, self.name(), &state, &desired).await?;
         Ok(plan::diff(&self.topology, &desired, &observed))
     }
 
@@ -103,7 +105,7 @@ impl Lab {
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
         let t = Instant::now();
-        let observed = observe_all(&mut session, &run, &desired).await?;
+        let observed = observe_all(&mut session, self.name(), &run.load(), &desired).await?;
         tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
         let t = Instant::now();
         let plan = plan::diff(&self.topology, &desired, &observed);
@@ -195,14 +197,14 @@ impl Drop for LabGuard {
 /// Observes the kernel and the recorded processes.
 async fn observe_all(
     session: &mut Session,
-    run: &RunDir,
+    lab: &str,
+    state: &State,
     desired: &Desired,
 ) -> Result<Observed, LabError> {
-    let mut observed = observe(session, &run.lab, Some(desired)).await?;
-    let state = run.load();
+    let mut observed = observe(session, lab, Some(desired)).await?;
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     for (name, rec) in &state.nodes {
-        let ns = names::node_netns(&run.lab, name);
+        let ns = names::node_netns(lab, name);
         let current = session
             .ns
             .get(&ns)
@@ -228,7 +230,7 @@ async fn observe_all(
                 init_alive,
                 init_pid: rec.init.alive().then_some(rec.init.pid),
                 services,
-                limits: cgroups.as_ref().map(|c| c.limits_in_kernel(&run.lab, name)),
+                limits: cgroups.as_ref().map(|c| c.limits_in_kernel(lab, name)),
             },
         );
     }
@@ -246,6 +248,7 @@ pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
 
 /// The init and environment of a running node, from the lab's record.
 pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, crate::node::NodeContext), LabError> {
+    down::check_lab_name(lab)?;
     let path = crate::state::root().join(lab).join("state.json");
     let state: State = std::fs::read(&path)
         .ok()

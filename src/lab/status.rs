@@ -49,7 +49,11 @@ pub struct ServiceStatus {
 
 pub async fn status(lab: &str) -> Result<Status, LabError> {
     check_lab_name(lab)?;
-    let run = RunDir::lock(lab, true)?;
+    let Some(run) = RunDir::lock_existing(lab)? else {
+        return Err(LabError::Usage(format!(
+            "lab {lab} is not up (no run directory)"
+        )));
+    };
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let observed = observe(&mut session, lab, None).await?;

@@ -43,6 +43,7 @@ pub struct Topology {
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SysctlFileValue>")]
     pub sysctls: BTreeMap<String, SysctlValue>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -71,6 +72,7 @@ pub struct Node {
     pub routes: Vec<Route>,
     /// Per-network-namespace sysctls (`net.*` keys only).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SysctlFileValue>")]
     pub sysctls: BTreeMap<String, SysctlValue>,
     /// `host-path:node-path[:ro]`, the host path relative to the topology file.
     #[serde(default)]
@@ -142,7 +144,7 @@ pub struct Route {
     pub to: RouteDest,
     /// Gateway address, or a list of them for ECMP.
     #[serde(default)]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub via: Vec<IpAddr>,
     /// Output interface, for a route without a gateway (or to pin the gateway's interface).
     #[serde(default)]
@@ -184,7 +186,7 @@ pub struct Filesystem {
 pub struct Limits {
     /// Memory in bytes (file form: `128Mi`, `1Gi`, `65536`).
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<SizeValue>")]
     pub memory: Option<u64>,
     /// Maximum number of tasks.
     #[serde(default)]
@@ -314,4 +316,34 @@ pub struct Bridge {
     pub members: Vec<Endpoint>,
     #[serde(default)]
     pub mtu: Option<u32>,
+}
+
+// Shapes the file accepts that the model stores differently; used by the JSON Schema only.
+
+/// One gateway or a list of them.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A sysctl value: a number, a boolean (written as 1 or 0) or text.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum SysctlFileValue {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+/// A size: plain bytes, or a number with `Ki`, `Mi`, `Gi` or `Ti`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
 }

@@ -119,6 +119,16 @@ impl RunDir {
         }
     }
 
+    /// Locks the lab's run directory if it exists; `None` when the lab has none (it is not
+    /// up), so read-only commands leave nothing behind.
+    pub fn lock_existing(lab: &str) -> Result<Option<RunDir>, StateError> {
+        if root().join(lab).is_dir() {
+            RunDir::lock(lab, true).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     fn state_path(&self) -> PathBuf {
         self.path.join("state.json")
     }
