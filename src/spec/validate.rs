@@ -396,12 +396,41 @@ impl Validator<'_> {
         if let Some(Seccomp::Profile(p)) = &node.seccomp {
             self.seccomp_profile(p, &format!("nodes.{name}.seccomp"));
         }
+        if let Some(fs) = &node.filesystem {
+            // Landlock rules only grant access: a read-only path inside a writable one could
+            // not be enforced, so it is refused rather than silently writable.
+            for (i, ro) in fs.read_only.iter().enumerate() {
+                if let Some(rw) = fs.read_write.iter().find(|rw| ro.starts_with(rw)) {
+                    self.error(
+                        self.spans
+                            .value(&format!("nodes.{name}.filesystem.read_only[{i}]")),
+                        format!(
+                            "read_only path '{}' is inside read_write path '{}'",
+                            ro.display(),
+                            rw.display()
+                        ),
+                        "Landlock can only add access: list narrower read_write paths instead"
+                            .to_string(),
+                    );
+                }
+            }
+        }
     }
 
     /// The message names no node, so that a profile inherited from `defaults` by many nodes
     /// gives one diagnostic (identical diagnostics are merged).
     fn seccomp_profile(&mut self, profile: &Path, path: &str) {
         if profile.is_file() {
+            // Reading a profile is pure (no kernel): what topo cannot honour is refused here.
+            if let Err(message) = crate::node::seccomp::check_profile_file(profile) {
+                self.error(
+                    self.spans.value(path),
+                    message,
+                    "topo reads the OCI/Docker profile format without includes/excludes, flags, \
+                     listeners or foreign architectures (docs/security.md)"
+                        .to_string(),
+                );
+            }
             return;
         }
         self.error(
