@@ -319,6 +319,37 @@ fn print_status(s: &lab::Status) {
         for r in &n.routes {
             println!("    route {r}");
         }
+        if let Some(line) = limits_line(n) {
+            println!("    {line}");
+        }
+        if let Some(sec) = &n.security {
+            let seccomp = match &sec.seccomp {
+                crate::spec::Seccomp::Default => "default".to_string(),
+                crate::spec::Seccomp::Unconfined => "unconfined".to_string(),
+                crate::spec::Seccomp::Profile(p) => p.display().to_string(),
+            };
+            let default_caps = crate::node::security::Security::default().capabilities;
+            let caps = if sec.capabilities == default_caps {
+                "default set".to_string()
+            } else {
+                sec.capabilities
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let mut extra = String::new();
+            if n.userns {
+                extra.push_str(", userns");
+            }
+            if sec.filesystem.is_some() {
+                extra.push_str(", landlock");
+            }
+            if let Some(a) = &sec.apparmor {
+                extra.push_str(&format!(", apparmor {a}"));
+            }
+            println!("    security: caps {caps}, seccomp {seccomp}, no_new_privs{extra}");
+        }
         for sv in &n.services {
             let st = if sv.running {
                 format!("pid {}", sv.pid)
@@ -339,4 +370,27 @@ fn print_status(s: &lab::Status) {
             h.mtu
         );
     }
+}
+
+/// `limits memory 64Mi (used 3.1Mi), pids 16 (used 2), cpu 0.25`, or what is accounted.
+fn limits_line(n: &lab::status::NodeStatus) -> Option<String> {
+    use crate::spec::format_bytes;
+    let mut parts = Vec::new();
+    let used_mem = n.usage.memory_bytes.map(format_bytes);
+    match (n.limits.memory, &used_mem) {
+        (Some(m), Some(u)) => parts.push(format!("memory {} (used {u})", format_bytes(m))),
+        (Some(m), None) => parts.push(format!("memory {}", format_bytes(m))),
+        (None, Some(u)) => parts.push(format!("memory unlimited (used {u})")),
+        (None, None) => {}
+    }
+    match (n.limits.pids, n.usage.pids) {
+        (Some(p), Some(u)) => parts.push(format!("pids {p} (used {u})")),
+        (Some(p), None) => parts.push(format!("pids {p}")),
+        (None, Some(u)) => parts.push(format!("pids unlimited (used {u})")),
+        (None, None) => {}
+    }
+    if let Some(c) = n.limits.cpu {
+        parts.push(format!("cpu {c}"));
+    }
+    (!parts.is_empty()).then(|| format!("limits {}", parts.join(", ")))
 }

@@ -6,7 +6,7 @@ mod apply;
 mod down;
 mod drift;
 mod hosts;
-mod status;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

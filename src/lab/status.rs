@@ -26,6 +26,13 @@ pub struct NodeStatus {
     pub interfaces: Vec<IfaceStatus>,
     pub routes: Vec<String>,
     pub services: Vec<ServiceStatus>,
+    /// Limits as the node's cgroup files hold them (absent: unlimited).
+    pub limits: crate::spec::Limits,
+    /// Current use, as the kernel accounts it.
+    pub usage: crate::node::cgroup::Usage,
+    /// The security profile its processes run under.
+    pub security: Option<crate::node::security::Security>,
+    pub userns: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +65,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let observed = observe(&mut session, lab, None).await?;
     let prefix = names::netns_prefix(lab);
+    let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     let mut nodes = Vec::new();
     for (ns, o) in &observed.namespaces {
         let NsObserved::Ours(st) = o else { continue };
@@ -116,6 +124,14 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                     .collect()
             })
             .unwrap_or_default();
+        let limits = cgroups
+            .as_ref()
+            .map(|c| c.limits_in_kernel(lab, &name))
+            .unwrap_or_default();
+        let usage = cgroups
+            .as_ref()
+            .map(|c| c.usage(lab, &name))
+            .unwrap_or_default();
         nodes.push(NodeStatus {
             name,
             netns: ns.clone(),
@@ -124,6 +140,10 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             interfaces,
             routes,
             services,
+            limits,
+            usage,
+            security: rec.map(|r| r.ctx.security.clone()),
+            userns: rec.is_some_and(|r| r.ctx.userns),
         });
     }
     let host_interfaces = observed

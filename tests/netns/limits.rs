@@ -41,6 +41,23 @@ fn memory_pids_and_cpu_limits_are_written_and_enforced() {
         assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
     }
     assert_eq!(read(&pids, "pids.max"), "16");
+    // status shows the limits, the usage and the security profile, read from the kernel.
+    let st: serde_json::Value =
+        serde_json::from_slice(&topo(&["status", "--lab", "tn-lim", "-o", "json"]).stdout)
+            .expect("json");
+    let a = &st["nodes"][0];
+    assert_eq!(
+        (
+            a["limits"]["memory"].as_u64(),
+            a["limits"]["pids"].as_u64(),
+            a["limits"]["cpu"].as_f64()
+        ),
+        (Some(67108864), Some(16), Some(0.25)),
+        "{a}"
+    );
+    let used: u64 = read(&pids, "pids.current").parse().expect("pids.current");
+    assert_eq!(a["usage"]["pids"].as_u64(), Some(used), "{a}");
+    assert_eq!(a["security"]["seccomp"], "default");
     // The node's processes are in the group.
     let cg = lab.exec("a", &["cat", "/proc/self/cgroup"]);
     assert!(
