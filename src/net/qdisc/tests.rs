@@ -282,8 +282,10 @@ fn combination_rule_picks_netem_tbf_or_nothing() {
     assert_eq!(QdiscKind::for_impair(&Impair::default()), None);
 }
 
+mod kernel;
 
-/// `tc qdisc add dev va root tbf rate 10mbit burst 15000 latency 50ms` (tc 6.1): TCA_TBF_PARMS, TCA_TBF_BURST, TCA_TBF_RTAB.
+/// `tc qdisc add dev va root tbf rate 10mbit burst 15000 latency 50ms` (tc 6.1):
+/// TCA_TBF_PARMS, TCA_TBF_BURST, TCA_TBF_RTAB.
 const TBF_10MBIT: &str = "\
     2800010003010000ffff0000d0121300 \
     000000000000000000000000bc2e0100 \
@@ -355,7 +357,8 @@ const TBF_10MBIT: &str = "\
     f9630000 \
 ";
 
-/// `tc qdisc add dev va root tbf rate 100mbit burst 50000 latency 50ms` (tc 6.1): TCA_TBF_PARMS, TCA_TBF_BURST, TCA_TBF_RTAB.
+/// `tc qdisc add dev va root tbf rate 100mbit burst 50000 latency 50ms` (tc 6.1):
+/// TCA_TBF_PARMS, TCA_TBF_BURST, TCA_TBF_RTAB.
 const TBF_100MBIT: &str = "\
     2800010003010000ffff000020bcbe00 \
     000000000000000000000000b84c0a00 \
