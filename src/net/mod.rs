@@ -10,6 +10,7 @@ pub mod addr;
 pub mod link;
 pub mod netns;
 pub mod observe;
+pub mod qdisc;
 pub mod route;
 pub mod sysctl;
 
