@@ -92,6 +92,30 @@ enum Command {
         #[arg(value_enum)]
         state: LinkStateArg,
     },
+    /// Impair what leaves one interface, as drift from the file (`up` reverts it)
+    Impair {
+        #[arg(long)]
+        lab: Option<String>,
+        /// NODE:INTERFACE
+        endpoint: String,
+        #[arg(long)]
+        delay: Option<String>,
+        #[arg(long)]
+        jitter: Option<String>,
+        #[arg(long)]
+        loss: Option<String>,
+        #[arg(long)]
+        corrupt: Option<String>,
+        #[arg(long)]
+        duplicate: Option<String>,
+        #[arg(long)]
+        reorder: Option<String>,
+        #[arg(long)]
+        rate: Option<String>,
+        /// Remove the impairment
+        #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "corrupt", "duplicate", "reorder", "rate"])]
+        clear: bool,
+    },
     /// Print the topology as a DOT or Mermaid graph
     Graph {
         file: PathBuf,
@@ -253,6 +277,57 @@ fn run(command: Command) -> Result<i32, LabError> {
             );
             Ok(0)
         }
+        Command::Impair {
+            lab,
+            endpoint,
+            delay,
+            jitter,
+            loss,
+            corrupt,
+            duplicate,
+            reorder,
+            rate,
+            clear,
+        } => {
+            let name = lab_name(None, lab)?;
+            let ep = lab::endpoint(&endpoint)?;
+            let unit = |v: Option<String>,
+                        f: fn(&str) -> Result<u64, crate::spec::UnitError>|
+             -> Result<Option<u64>, LabError> {
+                v.map(|t| f(&t).map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint))))
+                    .transpose()
+            };
+            let pct = |v: Option<String>| -> Result<Option<u32>, LabError> {
+                v.map(|t| {
+                    crate::spec::parse_ppm(&t)
+                        .map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint)))
+                })
+                .transpose()
+            };
+            let impair = crate::spec::Impair {
+                delay_us: unit(delay, crate::spec::parse_duration_us)?,
+                jitter_us: unit(jitter, crate::spec::parse_duration_us)?,
+                loss_ppm: pct(loss)?,
+                corrupt_ppm: pct(corrupt)?,
+                duplicate_ppm: pct(duplicate)?,
+                reorder_ppm: pct(reorder)?,
+                rate_bps: unit(rate, crate::spec::parse_rate)?,
+            };
+            let set = !clear && crate::plan::desired::impairs(&impair);
+            if !clear && !set {
+                return Err(LabError::Usage("give at least one of --delay, --jitter, --loss, --corrupt, --duplicate, --reorder, --rate, or --clear".into()));
+            }
+            runtime()?.block_on(lab::set_impair(&name, &ep, set.then_some(&impair)))?;
+            if set {
+                println!(
+                    "{ep}: impair {} (drift from the file until the next `topo up`)",
+                    crate::plan::fmt_impair(&impair)
+                );
+            } else {
+                println!("{ep}: no impairment (drift from the file until the next `topo up`)");
+            }
+            Ok(0)
+        }
         Command::Graph { file, format } => {
             let lab = Lab::load(&file)?;
             let text = match format {
@@ -308,8 +383,13 @@ fn print_status(s: &lab::Status) {
         println!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
         for i in &n.interfaces {
             let state = if i.up { "up" } else { "DOWN" };
+            let impair = i
+                .impair
+                .as_ref()
+                .map(|x| format!("  impair {}", crate::plan::fmt_impair(x)))
+                .unwrap_or_default();
             println!(
-                "    {:<15} {:<4} mtu {:<5} {}",
+                "    {:<15} {:<4} mtu {:<5} {}{impair}",
                 i.name,
                 state,
                 i.mtu,

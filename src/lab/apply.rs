@@ -13,6 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::{Lab, LabError};
 use crate::net::link::{LinkChange, VethEnd};
 use crate::net::observe::{NsConn, Session, PARALLEL};
+use crate::net::qdisc::{self, Psched, QdiscKind};
 use crate::net::{self, netns, NetError};
 use std::path::PathBuf;
 
@@ -169,6 +170,14 @@ impl<'a> Applier<'a> {
     /// its loopback at once, so that a crash right after leaves a namespace `down` knows.
     fn create_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
         netns::ensure_dir()?;
+        self.state.creating = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateNetns { ns, .. } => Some(ns.clone()),
+                _ => None,
+            })
+            .collect();
+        self.run.save(self.state)?;
         let lab = self.lab.name().to_string();
         // Nodes with `userns: true` get a namespace owned by their own user namespace.
         let userns_nodes: Vec<&str> = self
@@ -238,6 +247,8 @@ impl<'a> Applier<'a> {
         for (name, (file, handle)) in created {
             self.session.ns.insert(name, NsConn { file, handle });
         }
+        self.state.creating.clear();
+        self.run.save(self.state)?;
         Ok(())
     }
 
@@ -516,6 +527,27 @@ impl<'a> Applier<'a> {
                 )
                 .await?;
             }
+            Action::SetImpair {
+                ns,
+                who,
+                name,
+                impair,
+            } => {
+                let index = self.index(ns.as_deref(), name).await?;
+                let Some(kind) = QdiscKind::for_impair(impair) else {
+                    return Ok(());
+                };
+                let psched = Psched::read()?;
+                qdisc::replace_root(self.session.handle(ns.as_deref())?, index, &kind, &psched)
+                    .await
+                    .map_err(|e| prefix(e, &format!("{who}:{name}")))?;
+            }
+            Action::ClearImpair { ns, who, name } => {
+                let index = self.index(ns.as_deref(), name).await?;
+                qdisc::delete_root(self.session.handle(ns.as_deref())?, index)
+                    .await
+                    .map_err(|e| prefix(e, &format!("{who}:{name}")))?;
+            }
             Action::DelRoute { ns, who, route } => {
                 net::route::del(
                     self.session.handle(Some(ns))?,
@@ -762,6 +794,25 @@ pub(super) async fn kill_all(victims: Vec<ProcId>) -> Result<(), LabError> {
     .map_err(|e| NodeError::sys("kill thread", std::io::Error::other(e)))?
 }
 
+/// Names the interface an error is about.
+fn prefix(e: NetError, what: &str) -> NetError {
+    match e {
+        NetError::Io { what: w, source } => NetError::Io {
+            what: format!("{what}: {w}"),
+            source,
+        },
+        NetError::Netlink {
+            what: w,
+            errno,
+            message,
+        } => NetError::Netlink {
+            what: format!("{what}: {w}"),
+            errno,
+            message,
+        },
+    }
+}
+
 /// The name of an action's phase, for logs (`TOPO_LOG=info`).
 fn phase_name(a: &Action) -> &'static str {
     match a {
@@ -776,6 +827,8 @@ fn phase_name(a: &Action) -> &'static str {
         Action::CreateVeth { .. } => "create veths",
         Action::SetLink { .. } => "set links",
         Action::SetSysctl { .. } => "set sysctls",
+        Action::SetImpair { .. } => "set impairments",
+        Action::ClearImpair { .. } => "clear impairments",
         Action::AddAddress { .. } => "add addresses",
         Action::DelAddress { .. } => "delete addresses",
         Action::DelRoute { .. } => "delete routes",

@@ -28,7 +28,7 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     let run = RunDir::lock(lab, true)?;
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let observed = observe(&mut session, lab, None).await?;
+    let observed = observe(&mut session, lab, None, &state.creating).await?;
     let mut report = DownReport::default();
     let mut inodes = BTreeSet::new();
     for (name, o) in &observed.namespaces {

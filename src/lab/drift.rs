@@ -79,3 +79,31 @@ pub async fn set_link(lab: &str, ep: &Endpoint, up: bool) -> Result<(), LabError
         .await
         .map_err(LabError::from)
 }
+
+/// `topo impair NODE:IF …`: sets (or with `None` removes) the impairment of what leaves the
+/// interface, in place.
+pub async fn set_impair(
+    lab: &str,
+    ep: &Endpoint,
+    impair: Option<&crate::spec::Impair>,
+) -> Result<(), LabError> {
+    use crate::net::qdisc::{self, Psched, QdiscKind};
+    let t = target(lab, ep).await?;
+    let handle = t.session.handle(t.ns.as_deref())?;
+    match impair.and_then(QdiscKind::for_impair) {
+        Some(kind) => {
+            let ty = kind.qdisc_type();
+            if !net::kernel_has_qdisc(&tokio::runtime::Handle::current(), ty)? {
+                return Err(LabError::Kernel(format!(
+                    "the kernel has no {} qdisc (module {})",
+                    ty.name(),
+                    ty.module()
+                )));
+            }
+            let psched = Psched::read()?;
+            qdisc::replace_root(handle, t.index, &kind, &psched).await?;
+        }
+        None => qdisc::delete_root(handle, t.index).await?,
+    }
+    Ok(())
+}

@@ -21,7 +21,7 @@ use crate::spec::{Diagnostics, Topology};
 use crate::state::{RunDir, State, StateError};
 
 pub use down::{down, DownReport};
-pub use drift::{endpoint, set_link};
+pub use drift::{endpoint, set_impair, set_link};
 pub use status::{status, Status};
 
 #[derive(Debug, Error)]
@@ -125,6 +125,7 @@ impl Lab {
             }
             return Err(LabError::Conflicts(plan.conflicts));
         }
+        kernel_support(&plan)?;
         run.write_hosts(&hosts::render(&self.topology))?;
         let mut state = run.load();
         state.lab = self.name().to_string();
@@ -170,6 +171,37 @@ fn preflight(t: &Topology) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Qdisc kinds the plan needs that the kernel lacks fail `up` before anything changes.
+fn kernel_support(plan: &Plan) -> Result<(), LabError> {
+    use crate::net::qdisc::{QdiscKind, QdiscType};
+    let mut needed = std::collections::BTreeSet::new();
+    for a in &plan.actions {
+        if let plan::Action::SetImpair { impair, .. } = a {
+            if let Some(kind) = QdiscKind::for_impair(impair) {
+                needed.insert(match kind.qdisc_type() {
+                    QdiscType::Netem => 0,
+                    QdiscType::Tbf => 1,
+                });
+            }
+        }
+    }
+    for n in needed {
+        let ty = if n == 0 {
+            QdiscType::Netem
+        } else {
+            QdiscType::Tbf
+        };
+        if !crate::net::kernel_has_qdisc(&tokio::runtime::Handle::current(), ty)? {
+            return Err(LabError::Kernel(format!(
+                "the kernel has no {} qdisc (module {}), which the file's impairments need; nothing was changed",
+                ty.name(),
+                ty.module()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Brings its lab down when dropped, even when a test fails.
 pub struct LabGuard {
     lab: String,
@@ -201,7 +233,7 @@ async fn observe_all(
     state: &State,
     desired: &Desired,
 ) -> Result<Observed, LabError> {
-    let mut observed = observe(session, lab, Some(desired)).await?;
+    let mut observed = observe(session, lab, Some(desired), &state.creating).await?;
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(lab, name);

@@ -43,6 +43,8 @@ pub struct IfaceStatus {
     pub mtu: u32,
     pub mac: Option<String>,
     pub addresses: Vec<String>,
+    /// Impairment of what leaves the interface (its netem or tbf root qdisc), if any.
+    pub impair: Option<crate::spec::Impair>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +65,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     };
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let observed = observe(&mut session, lab, None).await?;
+    let observed = observe(&mut session, lab, None, &state.creating).await?;
     let prefix = names::netns_prefix(lab);
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     let mut nodes = Vec::new();
@@ -89,6 +91,11 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                         .collect::<Vec<_>>()
                         .join(":")
                 }),
+                impair: st
+                    .qdiscs
+                    .iter()
+                    .find(|q| q.index == l.index)
+                    .map(|q| q.impair.clone()),
                 addresses: st
                     .addrs
                     .iter()
@@ -156,6 +163,11 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             mtu: l.mtu,
             mac: None,
             addresses: Vec::new(),
+            impair: observed
+                .host_qdiscs
+                .iter()
+                .find(|q| q.index == l.index)
+                .map(|q| q.impair.clone()),
         })
         .collect();
     Ok(Status {

@@ -110,3 +110,21 @@ pub fn connect_in(
     .join()
     .map_err(|_| NetError::io("netns thread", io::Error::other("panicked")))?
 }
+
+/// Whether the kernel has a qdisc kind, asked in a throwaway network namespace (made on a
+/// dedicated thread and gone with it), so that no interface of the host or of a lab is
+/// touched by the probe.
+pub fn kernel_has_qdisc(
+    rt: &tokio::runtime::Handle,
+    ty: qdisc::QdiscType,
+) -> Result<bool, NetError> {
+    let rt = rt.clone();
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NetError::io("unshare a probe netns", e.into()))?;
+        let handle = connect_here(&rt)?;
+        rt.block_on(qdisc::kernel_has_qdisc(&handle, ty))
+    })
+    .join()
+    .map_err(|_| NetError::io("probe thread", io::Error::other("panicked")))?
+}

@@ -7,8 +7,9 @@ use std::fs::File;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rtnetlink::Handle;
 
+use super::qdisc::{self, Psched};
 use super::{addr, connect_here, link, netns, route, sysctl, NetError};
-use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed};
+use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed, QdiscObs};
 
 /// How many namespaces are dumped or configured at once.
 pub const PARALLEL: usize = 64;
@@ -122,7 +123,10 @@ pub async fn observe(
     session: &mut Session,
     lab: &str,
     desired: Option<&Desired>,
+    adopt: &[String],
 ) -> Result<Observed, NetError> {
+    let psched = Psched::read()?;
+    let psched = &psched;
     let candidates = candidate_namespaces(lab, desired)?;
     let mut sysctls = open_namespaces(session, &candidates, desired)?;
     let marker_prefix = names::marker_prefix(lab);
@@ -135,8 +139,10 @@ pub async fn observe(
     let results: Vec<(String, NsObserved)> = stream::iter(jobs)
         .map(|(name, handle)| {
             let expected = names::ns_marker(lab, &name);
+            // A namespace `up` was creating when it was stopped, before it could mark it.
+            let adoptable = adopt.contains(&name);
             async move {
-                let observed = observe_ns(&handle, &expected).await?;
+                let observed = observe_ns(&handle, &expected, adoptable, psched).await?;
                 Ok::<_, NetError>((name, observed))
             }
         })
@@ -164,26 +170,57 @@ pub async fn observe(
                 || host_names.contains(&&l.name)
         })
         .collect();
+    let host_indexes: Vec<u32> = out.host_links.iter().map(|l| l.index).collect();
+    if !host_indexes.is_empty() {
+        let all = ours_qdiscs(&session.host, psched).await?;
+        out.host_qdiscs = all
+            .into_iter()
+            .filter(|q| host_indexes.contains(&q.index))
+            .collect();
+    }
     Ok(out)
 }
 
-async fn observe_ns(handle: &Handle, expected_marker: &str) -> Result<NsObserved, NetError> {
+async fn observe_ns(
+    handle: &Handle,
+    expected_marker: &str,
+    adoptable: bool,
+    psched: &Psched,
+) -> Result<NsObserved, NetError> {
     let links: Vec<LinkObs> = link::dump(handle).await?.iter().map(to_obs).collect();
     let lo_alias = links
         .iter()
         .find(|l| l.name == "lo")
         .and_then(|l| l.alias.clone());
-    if lo_alias.as_deref() != Some(expected_marker) {
+    if lo_alias.as_deref() != Some(expected_marker) && !(adoptable && lo_alias.is_none()) {
         return Ok(NsObserved::Foreign { marker: lo_alias });
     }
     let addrs = addr::dump(handle).await?;
     let routes = route::dump(handle).await?;
+    let qdiscs = ours_qdiscs(handle, psched).await?;
     Ok(NsObserved::Ours(NsState {
         links,
         addrs,
         routes,
+        qdiscs,
         sysctls: BTreeMap::new(),
     }))
+}
+
+/// Root qdiscs of the kinds `topo` puts on links (netem, tbf), with what they apply.
+pub async fn ours_qdiscs(handle: &Handle, psched: &Psched) -> Result<Vec<QdiscObs>, NetError> {
+    Ok(qdisc::dump(handle, psched)
+        .await?
+        .into_iter()
+        .filter(|q| q.is_root() && (q.kind == "netem" || q.kind == "tbf"))
+        .filter_map(|q| {
+            q.impair().map(|impair| QdiscObs {
+                index: q.ifindex,
+                kind: q.kind.clone(),
+                impair,
+            })
+        })
+        .collect())
 }
 
 pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {

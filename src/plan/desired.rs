@@ -52,6 +52,8 @@ pub struct IfaceSpec {
     pub addresses: Vec<IpNetwork>,
     /// For a bridge port: the bridge (in the same namespace) it is enslaved to.
     pub controller: Option<String>,
+    /// Impairment of what leaves this interface (netem / tbf as its root qdisc).
+    pub impair: Option<crate::spec::Impair>,
 }
 
 /// One end of a veth pair: its namespace (`None`: the host's) and interface name.
@@ -176,6 +178,7 @@ fn loopback(lab: &str, ns: &str, mtu: Option<u32>, addresses: Vec<IpNetwork>) ->
         mac: None,
         addresses,
         controller: None,
+        impair: None,
     }
 }
 
@@ -223,7 +226,21 @@ fn end_iface(
         mac: Some(mac),
         addresses: declared.map(|i| i.addresses.clone()).unwrap_or_default(),
         controller: None,
+        impair: None,
     }
+}
+
+/// Whether settings impair anything at all (all unset or zero: no qdisc).
+pub fn impairs(i: &crate::spec::Impair) -> bool {
+    let set = |v: Option<u64>| v.is_some_and(|v| v > 0);
+    let pct = |v: Option<u32>| v.is_some_and(|v| v > 0);
+    set(i.delay_us)
+        || set(i.jitter_us)
+        || set(i.rate_bps)
+        || pct(i.loss_ppm)
+        || pct(i.corrupt_ppm)
+        || pct(i.duplicate_ppm)
+        || pct(i.reorder_ppm)
 }
 
 fn end_ns(lab: &str, ep: &Endpoint) -> Option<String> {
@@ -239,7 +256,13 @@ fn add_link(d: &mut Desired, t: &Topology, link: &crate::spec::Link) {
     for ep in [ea, eb] {
         let ns = end_ns(&lab, ep);
         let mac = names::mac(&lab, ns.as_deref().unwrap_or("host"), &ep.iface);
-        let spec = end_iface(t, ep, &marker, link.mtu, up, mac);
+        let mut spec = end_iface(t, ep, &marker, link.mtu, up, mac);
+        spec.impair = link
+            .impair
+            .as_ref()
+            .and_then(|i| i.egress(ep))
+            .filter(|i| impairs(i))
+            .cloned();
         match &ns {
             Some(ns) => {
                 if let Some(n) = d.namespaces.get_mut(ns) {
@@ -284,6 +307,7 @@ fn add_bridges(d: &mut Desired, t: &Topology) {
                 mac: Some(names::mac(&lab, &brns, bname)),
                 addresses: Vec::new(),
                 controller: None,
+                impair: None,
             },
         );
         for ep in &bridge.members {
@@ -305,6 +329,7 @@ fn add_bridges(d: &mut Desired, t: &Topology) {
                     mac: Some(names::mac(&lab, &brns, &port)),
                     addresses: Vec::new(),
                     controller: Some(bname.clone()),
+                    impair: None,
                 },
             );
             d.veths.push(VethSpec {

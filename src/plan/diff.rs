@@ -66,6 +66,19 @@ pub enum Action {
         spec: IfaceSpec,
         implied: bool,
     },
+    /// Puts (or changes in place) the impairment qdisc on what leaves an interface.
+    SetImpair {
+        ns: Option<String>,
+        who: String,
+        name: String,
+        impair: crate::spec::Impair,
+    },
+    /// Removes the impairment qdisc of an interface.
+    ClearImpair {
+        ns: Option<String>,
+        who: String,
+        name: String,
+    },
     SetSysctl {
         ns: String,
         who: String,
@@ -117,7 +130,11 @@ impl Action {
             | Action::DeleteLink { .. }
             | Action::DelAddress { .. }
             | Action::DelRoute { .. } => '-',
-            Action::SetLink { .. } | Action::SetSysctl { .. } | Action::SetLimits { .. } => '~',
+            Action::SetLink { .. }
+            | Action::SetSysctl { .. }
+            | Action::SetLimits { .. }
+            | Action::SetImpair { .. } => '~',
+            Action::ClearImpair { .. } => '-',
             Action::AddRoute { replace: true, .. } => '~',
             _ => '+',
         }
@@ -137,6 +154,10 @@ impl fmt::Display for Action {
             Action::CreateNetns { ns, who } => write!(f, "netns {ns} ({who})"),
             Action::StartNode { node } => write!(f, "node {node} init"),
             Action::SetLimits { node, limits } => write!(f, "limits {node} {}", fmt_limits(limits)),
+            Action::SetImpair {
+                who, name, impair, ..
+            } => write!(f, "impair {who}:{name} {}", fmt_impair(impair)),
+            Action::ClearImpair { who, name, .. } => write!(f, "impair {who}:{name}"),
             Action::CreateBridge { name, .. } => write!(f, "bridge {name}"),
             Action::CreateVeth { veth } => write!(f, "veth {}", veth.label),
             Action::SetLink {
@@ -232,15 +253,16 @@ fn phase(a: &Action) -> u8 {
         Action::CreateBridge { .. } => 6,
         Action::CreateVeth { .. } => 7,
         Action::SetLink { .. } => 8,
-        Action::SetSysctl { .. } => 9,
+        Action::SetImpair { .. } | Action::ClearImpair { .. } => 9,
+        Action::SetSysctl { .. } => 10,
         // New addresses first: a subnet never loses its last address on the way, so routes
         // through it survive a renumbering.
-        Action::AddAddress { .. } => 10,
-        Action::DelAddress { .. } => 11,
-        Action::DelRoute { .. } => 12,
-        Action::AddRoute { .. } => 13,
-        Action::RunExec { .. } => 14,
-        Action::StartService { .. } => 15,
+        Action::AddAddress { .. } => 11,
+        Action::DelAddress { .. } => 12,
+        Action::DelRoute { .. } => 13,
+        Action::AddRoute { .. } => 14,
+        Action::RunExec { .. } => 15,
+        Action::StartService { .. } => 16,
     }
 }
 
@@ -410,6 +432,7 @@ impl<'a> Planner<'a> {
                     self.bridge(ns, name, spec);
                 }
                 self.link_attrs(ns, name, spec);
+                self.impair(ns, name, spec);
                 if ns.is_some() {
                     self.addresses(ns, name, spec);
                 }
@@ -500,6 +523,44 @@ impl<'a> Planner<'a> {
                 implied: observed.is_none(),
             });
         }
+    }
+
+    /// The root qdisc that impairs what leaves the interface: set, changed in place, or
+    /// removed; a qdisc of another kind (not `topo`'s) is left alone.
+    fn impair(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
+        let fresh = self.fresh.contains(&iface_key(ns, name));
+        let index = if fresh {
+            None
+        } else {
+            self.find(ns, name).map(|l| l.index)
+        };
+        let qdiscs = match ns {
+            None => &self.o.host_qdiscs,
+            Some(_) => match self.state(ns) {
+                Some(s) => &s.qdiscs,
+                None => return,
+            },
+        };
+        let have = index
+            .and_then(|i| qdiscs.iter().find(|q| q.index == i))
+            .map(|q| &q.impair);
+        let who = self.who(ns);
+        let action = match (&spec.impair, have) {
+            (Some(want), Some(have)) if same_impair(want, have) => None,
+            (Some(want), _) => Some(Action::SetImpair {
+                ns: ns.map(str::to_string),
+                who,
+                name: name.to_string(),
+                impair: want.clone(),
+            }),
+            (None, Some(_)) => Some(Action::ClearImpair {
+                ns: ns.map(str::to_string),
+                who,
+                name: name.to_string(),
+            }),
+            (None, None) => None,
+        };
+        self.plan.actions.extend(action);
     }
 
     fn addresses(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
@@ -763,6 +824,47 @@ fn same_limits(have: &crate::spec::Limits, want: &crate::spec::Limits) -> bool {
     page(have.memory) == page(want.memory)
         && have.pids == want.pids
         && quota(have.cpu) == quota(want.cpu)
+}
+
+/// Impairments as the kernel holds them: what netem or tbf gives back for the settings
+/// (delays to the microsecond, rates to the byte per second), unset and zero alike.
+fn same_impair(a: &crate::spec::Impair, b: &crate::spec::Impair) -> bool {
+    let n = |v: Option<u64>| v.unwrap_or(0);
+    let p = |v: Option<u32>| v.unwrap_or(0);
+    let close = |x: u64, y: u64, tol: u64| x.abs_diff(y) <= tol;
+    close(n(a.delay_us), n(b.delay_us), 1)
+        && close(n(a.jitter_us), n(b.jitter_us), 1)
+        && close(n(a.rate_bps), n(b.rate_bps), 8)
+        && p(a.loss_ppm) == p(b.loss_ppm)
+        && p(a.corrupt_ppm) == p(b.corrupt_ppm)
+        && p(a.duplicate_ppm) == p(b.duplicate_ppm)
+        && p(a.reorder_ppm) == p(b.reorder_ppm)
+}
+
+/// `delay 10ms, jitter 1ms, loss 0.5%, rate 100mbit`.
+pub fn fmt_impair(i: &crate::spec::Impair) -> String {
+    use crate::spec::{format_duration_us, format_ppm, format_rate};
+    let mut parts = Vec::new();
+    if let Some(v) = i.delay_us {
+        parts.push(format!("delay {}", format_duration_us(v)));
+    }
+    if let Some(v) = i.jitter_us {
+        parts.push(format!("jitter {}", format_duration_us(v)));
+    }
+    for (name, v) in [
+        ("loss", i.loss_ppm),
+        ("corrupt", i.corrupt_ppm),
+        ("duplicate", i.duplicate_ppm),
+        ("reorder", i.reorder_ppm),
+    ] {
+        if let Some(v) = v.filter(|v| *v > 0) {
+            parts.push(format!("{name} {}", format_ppm(v)));
+        }
+    }
+    if let Some(v) = i.rate_bps {
+        parts.push(format!("rate {}", format_rate(v)));
+    }
+    parts.join(", ")
 }
 
 fn fmt_limits(l: &crate::spec::Limits) -> String {

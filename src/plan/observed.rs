@@ -13,6 +13,8 @@ pub struct Observed {
     pub namespaces: BTreeMap<String, NsObserved>,
     /// Host links that carry this lab's marker or have the name of a desired host interface.
     pub host_links: Vec<LinkObs>,
+    /// Root qdiscs of `topo`'s kinds on host links.
+    pub host_qdiscs: Vec<QdiscObs>,
     /// Node processes, by node name.
     pub nodes: BTreeMap<String, NodeObs>,
 }
@@ -35,6 +37,15 @@ pub struct NsState {
     pub routes: Vec<RouteObs>,
     /// Values of the sysctls the file declares for this namespace.
     pub sysctls: BTreeMap<String, String>,
+    /// Root qdiscs of `topo`'s kinds (netem, tbf) and the impairment they apply.
+    pub qdiscs: Vec<QdiscObs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QdiscObs {
+    pub index: u32,
+    pub kind: String,
+    pub impair: crate::spec::Impair,
 }
 
 impl NsState {

@@ -46,6 +46,10 @@ pub struct State {
     /// The topology file the lab was last brought up from.
     pub file: Option<PathBuf>,
     pub nodes: BTreeMap<String, NodeRecord>,
+    /// Namespaces an `up` is creating: recorded before, cleared after. One that `up` was
+    /// stopped in before it could mark it is then recognised as the lab's.
+    #[serde(default)]
+    pub creating: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
