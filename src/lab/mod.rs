@@ -114,7 +114,12 @@ impl Lab {
             actions = plan.actions.len(),
             "planned"
         );
-        if !plan.conflicts.is_empty() {
+        let refused = if plan.conflicts.is_empty() {
+            kernel_support(&plan).err()
+        } else {
+            Some(LabError::Conflicts(plan.conflicts.clone()))
+        };
+        if let Some(err) = refused {
             // Nothing was made: leave no run directory behind either.
             let ours = observed
                 .namespaces
@@ -123,9 +128,8 @@ impl Lab {
             if !ours && run.load().nodes.is_empty() {
                 let _ = run.remove();
             }
-            return Err(LabError::Conflicts(plan.conflicts));
+            return Err(err);
         }
-        kernel_support(&plan)?;
         run.write_hosts(&hosts::render(&self.topology))?;
         let mut state = run.load();
         state.lab = self.name().to_string();
