@@ -199,11 +199,24 @@ fn run(command: Command) -> Result<i32, LabError> {
         }
         Command::Up { file, output } => {
             let lab = Lab::load(&file)?;
-            let report = runtime()?.block_on(lab.up())?;
+            let bar = progress_bar();
+            let ticker = bar.clone();
+            let show = move |phase: &str, done: usize, total: usize| {
+                if let Some(b) = &ticker {
+                    b.set_length(total as u64);
+                    b.set_position(done as u64);
+                    b.set_message(phase.to_string());
+                }
+            };
+            let report = runtime()?.block_on(lab.up_with_progress(Some(&show)));
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let report = report?;
             match output {
                 Output::Json => print_json(&report.plan),
                 Output::Text => {
-                    print!("{}", report.plan);
+                    print_applied(&report.plan);
                     let n = report.plan.visible().count();
                     if n == 0 {
                         println!(
@@ -356,6 +369,51 @@ fn lab_name(file: Option<PathBuf>, lab: Option<String>) -> Result<String, LabErr
         (Some(file), None) => Ok(Lab::load(&file)?.topology.name),
         (None, None) => lab::only_lab(),
     }
+}
+
+/// What `up` did: every action, or for a large plan one line per kind (`topo plan -o json`
+/// before `up` lists them all).
+fn print_applied(plan: &crate::plan::Plan) {
+    const LIST_UP_TO: usize = 100;
+    if plan.visible().count() <= LIST_UP_TO {
+        print!("{plan}");
+        return;
+    }
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for a in plan.visible() {
+        let text = a.to_string();
+        let kind: String = text
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    for (kind, n) in kinds {
+        println!("{kind} ×{n}");
+    }
+}
+
+/// A progress bar on standard error when it is a terminal; nothing otherwise (CI, pipes).
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    // Short runs finish before it shows; long ones tick while a phase works.
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {

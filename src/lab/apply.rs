@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::{Lab, LabError};
+use super::{Lab, LabError, Progress};
 use crate::net::link::{LinkChange, VethEnd};
 use crate::net::observe::{NsConn, Session, PARALLEL};
 use crate::net::qdisc::{self, Psched, QdiscKind};
@@ -71,7 +71,7 @@ impl<'a> Applier<'a> {
         }
     }
 
-    pub async fn run(mut self, plan: &Plan) -> Result<(), LabError> {
+    pub async fn run(mut self, plan: &Plan, progress: Option<&Progress>) -> Result<(), LabError> {
         let mut i = 0;
         while i < plan.actions.len() {
             let kind = std::mem::discriminant(&plan.actions[i]);
@@ -80,6 +80,9 @@ impl<'a> Applier<'a> {
                 .position(|a| std::mem::discriminant(a) != kind)
                 .map_or(plan.actions.len(), |n| i + n);
             let started = std::time::Instant::now();
+            if let Some(p) = progress {
+                p(phase_name(&plan.actions[i]), i, plan.actions.len());
+            }
             self.phase(&plan.actions[i..end]).await?;
             tracing::info!(
                 phase = phase_name(&plan.actions[i]),
@@ -88,6 +91,9 @@ impl<'a> Applier<'a> {
                 "applied"
             );
             i = end;
+        }
+        if let Some(p) = progress {
+            p("done", plan.actions.len(), plan.actions.len());
         }
         Ok(())
     }

@@ -99,6 +99,14 @@ impl Lab {
 
     /// Makes the kernel match the file: observe, plan, apply only the difference.
     pub async fn up(&self) -> Result<UpReport, LabError> {
+        self.up_with_progress(None).await
+    }
+
+    /// `up`, telling `progress` each phase as it starts (phase name, actions done, total).
+    pub async fn up_with_progress(
+        &self,
+        progress: Option<&Progress>,
+    ) -> Result<UpReport, LabError> {
         let started = Instant::now();
         preflight(&self.topology)?;
         let run = RunDir::lock(self.name(), true)?;
@@ -135,7 +143,7 @@ impl Lab {
         state.lab = self.name().to_string();
         state.file = Some(self.file.clone());
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state)
-            .run(&plan)
+            .run(&plan, progress)
             .await;
         run.save(&state)?;
         result?;
@@ -205,6 +213,10 @@ fn kernel_support(plan: &Plan) -> Result<(), LabError> {
     }
     Ok(())
 }
+
+/// Told of each phase of an `up` as it starts: its name, the actions done so far, and the
+/// plan's total.
+pub type Progress = dyn Fn(&str, usize, usize) + Send + Sync;
 
 /// Brings its lab down when dropped, even when a test fails.
 pub struct LabGuard {
