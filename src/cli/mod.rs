@@ -208,7 +208,16 @@ fn run(command: Command) -> Result<i32, LabError> {
                     b.set_message(phase.to_string());
                 }
             };
-            let report = runtime()?.block_on(lab.up_with_progress(Some(&show)));
+            let report = runtime()?.block_on(async {
+                tokio::select! {
+                    r = lab.up_with_progress(Some(&show)) => r,
+                    sig = interrupted() => Err(LabError::Interrupted {
+                        lab: lab.name().to_string(),
+                        signal: sig,
+                        file: file.display().to_string(),
+                    }),
+                }
+            });
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
@@ -394,6 +403,21 @@ fn print_applied(plan: &crate::plan::Plan) {
     }
     for (kind, n) in kinds {
         println!("{kind} ×{n}");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 

@@ -134,10 +134,15 @@ impl<'a> Applier<'a> {
                         victims.push(rec.proc);
                     }
                 }
-                Action::StopNode { node, .. } => {
-                    if let Some(rec) = self.state.nodes.remove(node) {
-                        victims.push(rec.init);
+                Action::StopNode { node, pid, start } => {
+                    let id = ProcId {
+                        pid: *pid,
+                        start: *start,
+                    };
+                    if self.state.nodes.get(node).is_some_and(|r| r.init == id) {
+                        self.state.nodes.remove(node);
                     }
+                    victims.push(id);
                 }
                 _ => {}
             }
@@ -355,10 +360,18 @@ impl<'a> Applier<'a> {
                 .map(|(_, r)| r)
             {
                 Some(Ok(init)) => {
+                    let digest = self
+                        .lab
+                        .topology
+                        .nodes
+                        .get(&config.node)
+                        .map(super::node_digest)
+                        .unwrap_or_default();
                     let record = NodeRecord {
                         init: *init,
                         netns_inode,
                         ctx: config.ctx,
+                        config: digest,
                         services: BTreeMap::new(),
                     };
                     self.state.nodes.insert(config.node, record);
@@ -455,7 +468,14 @@ impl<'a> Applier<'a> {
                 let mac = spec
                     .and_then(|s| s.mac)
                     .unwrap_or_else(|| names::mac(self.lab.name(), ns, name));
-                net::link::add_bridge(self.session.handle(Some(ns))?, name, mtu, mac).await?;
+                net::link::add_bridge(
+                    self.session.handle(Some(ns))?,
+                    name,
+                    mtu,
+                    mac,
+                    names::lab_group(self.lab.name()),
+                )
+                .await?;
             }
             Action::CreateVeth { veth } => self.create_veth(veth).await?,
             Action::SetLink {
@@ -587,12 +607,15 @@ impl<'a> Applier<'a> {
         };
         let spec_a = self.iface(v.a.ns.as_deref(), &v.a.name);
         let spec_b = self.iface(v.b.ns.as_deref(), &v.b.name);
+        let group = names::lab_group(self.lab.name());
         let a = VethEnd {
+            group,
             name: &v.a.name,
             netns: fd_of(&v.a.ns)?,
             mac: spec_a.and_then(|s| s.mac).unwrap_or_default(),
         };
         let b = VethEnd {
+            group,
             name: &v.b.name,
             netns: fd_of(&v.b.ns)?,
             mac: spec_b.and_then(|s| s.mac).unwrap_or_default(),

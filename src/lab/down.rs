@@ -51,7 +51,7 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
         .map(|n| n.init)
         .filter(ProcId::alive)
         .collect();
-    for id in find_inits(&inodes) {
+    for (id, _) in crate::node::procfs::inits_in(&inodes) {
         if !victims.iter().any(|v| v.pid == id.pid) {
             victims.push(id);
         }
@@ -65,7 +65,8 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     }
     let prefix = names::marker_prefix(lab);
     for l in &observed.host_links {
-        if l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
+        let half_made = l.alias.is_none() && l.group == names::lab_group(lab);
+        if half_made || l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
             link::del(&session.host, l.index, &format!("host:{}", l.name)).await?;
             report.host_links.push(l.name.clone());
         }
@@ -93,39 +94,4 @@ pub(super) fn check_lab_name(lab: &str) -> Result<(), LabError> {
             "'{lab}' is not a lab name (1 to 12 characters of a-z, 0-9 and -)"
         )))
     }
-}
-
-/// Processes that are PID 1 of a nested PID namespace and live in one of the given network
-/// namespaces: node inits.
-fn find_inits(netns_inodes: &BTreeSet<u64>) -> Vec<ProcId> {
-    if netns_inodes.is_empty() {
-        return Vec::new();
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Some(ino) = crate::node::procfs::ns_inode(pid, "net") else {
-            continue;
-        };
-        if !netns_inodes.contains(&ino) {
-            continue;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let nspid: Vec<&str> = status
-            .lines()
-            .find(|l| l.starts_with("NSpid:"))
-            .map(|l| l.split_whitespace().skip(1).collect())
-            .unwrap_or_default();
-        if nspid.len() > 1 && nspid.last() == Some(&"1") {
-            if let Some(id) = ProcId::of(pid) {
-                out.push(id);
-            }
-        }
-    }
-    out
 }

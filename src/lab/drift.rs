@@ -32,11 +32,19 @@ pub(super) struct Target {
 
 pub(super) async fn target(lab: &str, ep: &Endpoint) -> Result<Target, LabError> {
     check_lab_name(lab)?;
-    let run = RunDir::lock(lab, true)?;
+    let Some(run) = RunDir::lock_existing(lab)? else {
+        return Err(LabError::Usage(format!("lab {lab} is not up")));
+    };
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let ns = (!ep.is_host()).then(|| names::node_netns(lab, &ep.node));
     if let Some(ns) = &ns {
-        open_namespaces(&mut session, std::slice::from_ref(ns), None)?;
+        open_namespaces(
+            &mut session,
+            std::slice::from_ref(ns),
+            None,
+            &[],
+            &mut Vec::new(),
+        )?;
         if !session.ns.contains_key(ns) {
             return Err(LabError::Usage(format!(
                 "lab {lab} has no node {} (no netns {ns})",

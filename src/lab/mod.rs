@@ -45,6 +45,13 @@ pub enum LabError {
     },
     #[error("{0}")]
     Usage(String),
+    /// `up` was stopped by a signal between two steps: the lab is partly up.
+    #[error("{signal}: stopped; lab {lab} is partly up. `topo up {file}` finishes it, `topo down --lab {lab}` removes it")]
+    Interrupted {
+        lab: String,
+        signal: &'static str,
+        file: String,
+    },
     /// The kernel lacks something the file needs; nothing was changed.
     #[error("{0}")]
     Kernel(String),
@@ -55,6 +62,10 @@ impl LabError {
     pub fn exit_code(&self) -> i32 {
         match self {
             LabError::Spec(_) | LabError::Usage(_) => 2,
+            LabError::Interrupted {
+                signal: "SIGINT", ..
+            } => 130,
+            LabError::Interrupted { .. } => 143,
             _ => 1,
         }
     }
@@ -93,7 +104,7 @@ impl Lab {
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
         let state = run.as_ref().map(RunDir::load).unwrap_or_default();
-        let observed = observe_all(&mut session, self.name(), &state, &desired).await?;
+        let observed = observe_all(&mut session, &self.topology, &state, &desired).await?;
         Ok(plan::diff(&self.topology, &desired, &observed))
     }
 
@@ -113,7 +124,7 @@ impl Lab {
         let desired = plan::compile(&self.topology);
         let mut session = Session::new(tokio::runtime::Handle::current())?;
         let t = Instant::now();
-        let observed = observe_all(&mut session, self.name(), &run.load(), &desired).await?;
+        let observed = observe_all(&mut session, &self.topology, &run.load(), &desired).await?;
         tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
         let t = Instant::now();
         let plan = plan::diff(&self.topology, &desired, &observed);
@@ -166,6 +177,16 @@ impl Lab {
     pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
         exec(self.name(), node, argv)
     }
+}
+
+/// A digest of what a node's processes are started with (binds, rootfs, environment and
+/// security): when it changes, the node is restarted.
+pub fn node_digest(n: &crate::spec::Node) -> String {
+    let what = serde_json::json!({
+        "binds": n.binds, "rootfs": n.rootfs, "env": n.env, "capabilities": n.capabilities,
+        "seccomp": n.seccomp, "filesystem": n.filesystem, "apparmor": n.apparmor, "userns": n.userns,
+    });
+    format!("{:016x}", plan::names::fnv1a(what.to_string().as_bytes()))
 }
 
 /// What the kernel must offer for the file, checked before anything is changed.
@@ -245,19 +266,43 @@ impl Drop for LabGuard {
 /// Observes the kernel and the recorded processes.
 async fn observe_all(
     session: &mut Session,
-    lab: &str,
+    topology: &Topology,
     state: &State,
     desired: &Desired,
 ) -> Result<Observed, LabError> {
+    let lab = topology.name.as_str();
     let mut observed = observe(session, lab, Some(desired), &state.creating).await?;
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
+    // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
+    let mut inode_of = std::collections::BTreeMap::new();
+    for (ns, o) in &observed.namespaces {
+        if let (plan::NsObserved::Ours(_), Some(c)) = (o, session.ns.get(ns)) {
+            if let Ok(ino) = crate::net::netns::inode(&c.file) {
+                inode_of.insert(ino, ns.clone());
+            }
+        }
+    }
+    let inodes = inode_of.keys().copied().collect();
+    let inits = crate::node::procfs::inits_in(&inodes);
+    let prefix = names::netns_prefix(lab);
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(lab, name);
         let current = session
             .ns
             .get(&ns)
             .and_then(|c| crate::net::netns::inode(&c.file).ok());
-        let init_alive = rec.init.alive() && current == Some(rec.netns_inode);
+        // A node whose process settings changed in the file is restarted (they apply from
+        // its init on); its user namespace cannot change while its netns lives.
+        let wanted = topology.nodes.get(name);
+        if let Some(w) = wanted {
+            if w.userns.unwrap_or(false) != rec.ctx.userns {
+                return Err(LabError::Usage(format!(
+                    "node {name}: `userns` changed; its network namespace is owned by its user namespace and cannot move: run `topo down --lab {lab}` first"
+                )));
+            }
+        }
+        let same_config = wanted.is_none_or(|w| rec.config == node_digest(w));
+        let init_alive = rec.init.alive() && current == Some(rec.netns_inode) && same_config;
         let services = rec
             .services
             .iter()
@@ -276,11 +321,22 @@ async fn observe_all(
             name.clone(),
             NodeObs {
                 init_alive,
-                init_pid: rec.init.alive().then_some(rec.init.pid),
+                init: rec.init.alive().then_some(rec.init),
+                strays: Vec::new(),
                 services,
                 limits: cgroups.as_ref().map(|c| c.limits_in_kernel(lab, name)),
             },
         );
+    }
+    // Inits that no record knows: stopped by the plan.
+    for (id, ino) in inits {
+        let Some(node) = inode_of.get(&ino).and_then(|ns| ns.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let obs = observed.nodes.entry(node.to_string()).or_default();
+        if obs.init != Some(id) {
+            obs.strays.push(id);
+        }
     }
     Ok(observed)
 }

@@ -14,6 +14,8 @@ use super::{nl_err, NetError};
 /// socket that sends the request, the namespace it is created in.
 pub struct VethEnd<'a> {
     pub name: &'a str,
+    /// Device group, set at creation.
+    pub group: u32,
     pub netns: Option<BorrowedFd<'a>>,
     pub mac: [u8; 6],
 }
@@ -51,7 +53,11 @@ fn end_message(
     mtu: u32,
     up: bool,
 ) -> LinkMessageBuilder<LinkUnspec> {
-    m = m.name(end.name).mtu(mtu).address(end.mac.to_vec());
+    m = m
+        .name(end.name)
+        .mtu(mtu)
+        .address(end.mac.to_vec())
+        .link_group(end.group);
     if let Some(fd) = end.netns {
         m = m.setns_by_fd(fd.as_raw_fd());
     }
@@ -67,10 +73,12 @@ pub async fn add_bridge(
     name: &str,
     mtu: u32,
     mac: [u8; 6],
+    group: u32,
 ) -> Result<(), NetError> {
     let msg = LinkBridge::new(name)
         .mtu(mtu)
         .address(mac.to_vec())
+        .link_group(group)
         .up()
         .build();
     handle
@@ -195,6 +203,16 @@ pub fn kind_of(msg: &LinkMessage) -> Option<String> {
         }),
         _ => None,
     })
+}
+
+pub fn group_of(msg: &LinkMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Group(g) => Some(*g),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 pub fn is_up(msg: &LinkMessage) -> bool {

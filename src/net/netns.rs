@@ -161,6 +161,21 @@ pub fn delete(name: &str) -> Result<(), NetError> {
     }
 }
 
+/// Whether an open file is a namespace (nsfs), not, say, the empty placeholder file of a
+/// namespace whose creation was interrupted before its bind mount.
+pub fn is_namespace(file: &File) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    nix::sys::statfs::fstatfs(file).is_ok_and(|s| s.filesystem_type().0 == NSFS_MAGIC)
+}
+
+/// An empty file of mode 0444: the placeholder `create_here` makes before it mounts the
+/// namespace on it (`ip netns add` uses mode 0, so its placeholders never match).
+pub fn is_placeholder(file: &File) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    file.metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == 0 && m.permissions().mode() & 0o7777 == 0o444)
+}
+
 /// The inode of a namespace file: equal inodes mean the same namespace.
 pub fn inode(file: &File) -> Result<u64, NetError> {
     use std::os::unix::fs::MetadataExt;

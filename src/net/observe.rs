@@ -76,6 +76,8 @@ pub fn open_namespaces(
     session: &mut Session,
     candidates: &[String],
     desired: Option<&Desired>,
+    adopt: &[String],
+    broken: &mut Vec<String>,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
     let mut files = Vec::new();
     let mut which = Vec::new();
@@ -84,6 +86,18 @@ pub fn open_namespaces(
             continue;
         }
         if let Some(f) = netns::open(name)? {
+            if !netns::is_namespace(&f) {
+                // A placeholder left by an `up` stopped between creating the file and
+                // mounting the namespace on it: removed if that `up` recorded it or it is
+                // exactly what `topo` creates (empty, mode 0444); else left (and reported as
+                // in the way).
+                if adopt.contains(name) || netns::is_placeholder(&f) {
+                    netns::delete(name)?;
+                } else {
+                    broken.push(name.clone());
+                }
+                continue;
+            }
             files.push(f);
             which.push(name.clone());
         }
@@ -128,7 +142,8 @@ pub async fn observe(
     let psched = Psched::read()?;
     let psched = &psched;
     let candidates = candidate_namespaces(lab, desired)?;
-    let mut sysctls = open_namespaces(session, &candidates, desired)?;
+    let mut broken = Vec::new();
+    let mut sysctls = open_namespaces(session, &candidates, desired, adopt, &mut broken)?;
     let marker_prefix = names::marker_prefix(lab);
     let jobs: Vec<(String, Handle)> = session
         .ns
@@ -150,6 +165,14 @@ pub async fn observe(
         .try_collect()
         .await?;
     let mut out = Observed::default();
+    for name in broken {
+        out.namespaces.insert(
+            name,
+            NsObserved::Foreign {
+                marker: Some("not a namespace".into()),
+            },
+        );
+    }
     for (name, mut o) in results {
         if let NsObserved::Ours(state) = &mut o {
             state.sysctls = sysctls.remove(&name).unwrap_or_default();
@@ -167,6 +190,7 @@ pub async fn observe(
             l.alias
                 .as_deref()
                 .is_some_and(|a| a.starts_with(&marker_prefix))
+                || (l.alias.is_none() && l.group == names::lab_group(lab))
                 || host_names.contains(&&l.name)
         })
         .collect();
@@ -233,5 +257,6 @@ pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {
         mac: link::mac_of(m),
         controller: link::controller_of(m),
         kind: link::kind_of(m),
+        group: link::group_of(m),
     }
 }

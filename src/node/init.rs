@@ -27,6 +27,9 @@ use super::{mounts, InitConfig, NodeError, ProcId};
 /// executing the `topo` binary once per node.
 pub fn spawn_main() -> i32 {
     use std::io::BufRead;
+    // If `topo up` dies (killed), so does this helper, and so does every node set-up under
+    // way: nothing keeps making inits that the next `down` or `up` would not know of.
+    die_with_parent();
     let mut jobs = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -67,6 +70,7 @@ pub fn spawn_main() -> i32 {
         // SAFETY: `topo __spawn` is single-threaded (no runtime exists in this mode).
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
+                die_with_parent();
                 redirect_stderr(&config);
                 let line = match start_in(&config, netns) {
                     Ok(id) => format!("{} {} {}\n", config.node, id.pid, id.start),
@@ -92,6 +96,16 @@ pub fn spawn_main() -> i32 {
 
 /// How many node inits `topo __spawn` sets up at once.
 const SPAWN_PARALLEL: usize = 4;
+
+/// Asks the kernel to kill this process when its parent ends, and covers the case where
+/// the parent ended already.
+fn die_with_parent() {
+    let parent = nix::unistd::getppid();
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        std::process::exit(1);
+    }
+}
 
 /// The node's init log becomes standard error of everything the node's init does.
 fn redirect_stderr(config: &InitConfig) {
@@ -134,6 +148,8 @@ fn start_in(config: &InitConfig, netns: File) -> Result<ProcId, NodeError> {
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
         ForkResult::Child => {
             drop(rd);
+            // Until it reports ready, the init dies with the process that waits for it.
+            die_with_parent();
             let code = be_init(config, cgroups, filter, wr);
             std::process::exit(code)
         }
@@ -199,6 +215,9 @@ fn be_init(
     match ready {
         Ok(()) => {
             let _ = report.write_all(b"ok\n");
+            // Ready: from now on the init outlives whoever started it. The report pipe is
+            // closed only after this, and the parent waits for that close.
+            let _ = nix::sys::prctl::set_pdeathsig(None);
         }
         Err(e) => {
             let _ = writeln!(report, "{e}");

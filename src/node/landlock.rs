@@ -1,7 +1,8 @@
 //! The `filesystem:` policy of a node, enforced with Landlock (Linux 5.13+).
 //!
 //! Policy: the whole tree stays readable and executable; writing is allowed only under the
-//! node's private mounts (`/tmp`, `/run`, `/dev`) and the `read_write` paths. `read_only`
+//! node's private mounts (`/tmp`, `/run`, `/dev`), its own network sysctls (`/proc/sys/net`)
+//! and the `read_write` paths. `read_only`
 //! paths say explicitly what must stay read-only (Landlock rules only add access, so a
 //! `read_only` path inside a `read_write` one could not be enforced; the validator refuses
 //! that). Everything the running kernel's Landlock ABI can restrict is restricted (best
@@ -21,7 +22,7 @@ use crate::spec::Filesystem;
 const ABI_KNOWN: ABI = ABI::V5;
 
 /// Always writable in a node with a policy: its own tmpfs mounts and devices.
-const PRIVATE_WRITABLE: [&str; 3] = ["/tmp", "/run", "/dev"];
+const PRIVATE_WRITABLE: [&str; 4] = ["/tmp", "/run", "/dev", "/proc/sys/net"];
 
 /// Restricts the calling thread (and what it execs) to the policy. Paths are resolved in
 /// the node's mount namespace, so call this after entering it.

@@ -1,9 +1,10 @@
 //! The node's mount namespace. Runs in the node's PID 1 after `unshare(CLONE_NEWNS)`.
 //!
-//! Without `rootfs`, the node sees the host's filesystem **read-only**, with its own `/tmp`,
-//! `/run` and `/dev/shm` (tmpfs), a fresh `/proc` (its PID namespace) and `/sys` (its
+//! Without `rootfs`, the node sees the host's filesystem **read-only**, with its own `/tmp`
+//! and `/run` (tmpfs), a minimal `/dev` (with its own devpts and `/dev/shm`), a fresh `/proc`
+//! (its PID namespace; host-wide parts read-only or hidden, as runc does) and `/sys` (its
 //! network namespace), the lab's `/etc/hosts` and the declared binds. With `rootfs: DIR`,
-//! the node's root is DIR (pivot_root), with the same private mounts and a minimal `/dev`.
+//! the node's root is DIR (pivot_root), with the same private mounts.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -32,6 +33,10 @@ pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     let _ = umount2("/run/netns", MntFlags::MNT_DETACH);
     // Open what we bind before /run and /tmp are covered by the node's own tmpfs.
     let hosts = open_path(&config.hosts)?;
+    let mut devices = Vec::with_capacity(DEVICES.len());
+    for d in DEVICES {
+        devices.push((d, open_path(&Path::new("/dev").join(d))?));
+    }
     let mut sources = Vec::with_capacity(config.binds.len());
     for b in &config.binds {
         sources.push(open_path(&b.host)?);
@@ -66,11 +71,10 @@ pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     )?;
     mount_fs("tmpfs", &at("/tmp"), "tmpfs", nosuid, Some("mode=1777"))?;
     mount_fs("tmpfs", &at("/run"), "tmpfs", nosuid, Some("mode=755"))?;
-    if config.rootfs.is_some() {
-        minimal_dev(&at("/dev"))?;
-    } else {
-        mount_fs("tmpfs", &at("/dev/shm"), "tmpfs", nosuid, Some("mode=1777"))?;
-    }
+    harden_proc(&at("/proc"))?;
+    // A minimal /dev in every node: the host's /dev would offer its disks and /dev/kmsg
+    // (a read-only mount does not stop writes to a device).
+    minimal_dev(&at("/dev"), &devices)?;
     let etc_hosts = at("/etc/hosts");
     if config.rootfs.is_some() && !etc_hosts.exists() {
         make_file(&etc_hosts)?;
@@ -177,16 +181,17 @@ fn make_read_only(path: &str) -> Result<(), NodeError> {
     }
 }
 
-/// A minimal `/dev`: a tmpfs with the usual device nodes bound from the host, a private
-/// devpts, `/dev/shm`, and the standard links.
-fn minimal_dev(dev: &Path) -> Result<(), NodeError> {
+/// A minimal `/dev`: a tmpfs with the usual device nodes bound from the host's (opened
+/// before, since this may cover the host's /dev), a private devpts, `/dev/shm`, and the
+/// standard links.
+fn minimal_dev(dev: &Path, devices: &[(&str, File)]) -> Result<(), NodeError> {
     std::fs::create_dir_all(dev)
         .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
     mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"))?;
-    for d in DEVICES {
+    for (d, src) in devices {
         let target = dev.join(d);
         make_file(&target)?;
-        bind_path(&Path::new("/dev").join(d), &target, false)?;
+        bind(src, &target, false)?;
     }
     let mkdir = |p: PathBuf| {
         std::fs::create_dir_all(&p)
@@ -217,6 +222,44 @@ fn minimal_dev(dev: &Path) -> Result<(), NodeError> {
     ] {
         std::os::unix::fs::symlink(to, dev.join(link))
             .map_err(|e| NodeError::sys(format!("link /dev/{link}"), e))?;
+    }
+    Ok(())
+}
+
+/// Files of `/proc` that reach beyond the node, made read-only as runc does: host-wide
+/// sysctls (all of `/proc/sys` but the node's own `/proc/sys/net`), `sysrq-trigger`, IRQ,
+/// bus and filesystem settings.
+const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+/// Files of `/proc` that show host kernel state, hidden behind `/dev/null` as runc does.
+const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "kpageflags"];
+
+fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
+    for p in PROC_READ_ONLY {
+        let target = proc_dir.join(p);
+        if target.exists() {
+            bind_path(&target, &target, true)?;
+        }
+    }
+    // The node's network namespace is its own: its sysctls stay writable.
+    let net = proc_dir.join("sys/net");
+    if net.exists() {
+        // A bind mount starts with its source's flags: clear the read-only one explicitly.
+        bind_path(&net, &net, false)?;
+        mount(
+            None::<&str>,
+            &net,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .map_err(|e| NodeError::sys("make /proc/sys/net writable", e))?;
+    }
+    let null = open_path(Path::new("/dev/null"))?;
+    for p in PROC_MASKED {
+        let target = proc_dir.join(p);
+        if target.is_file() {
+            bind(&null, &target, true)?;
+        }
     }
     Ok(())
 }

@@ -50,6 +50,41 @@ pub fn pss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Processes that are PID 1 of a nested PID namespace and live in one of the given network
+/// namespaces: node inits, with the inode of their network namespace. One pass over /proc.
+pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, u64)> {
+    if netns_inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some(ino) = ns_inode(pid, "net") else {
+            continue;
+        };
+        if !netns_inodes.contains(&ino) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let nspid: Vec<&str> = status
+            .lines()
+            .find(|l| l.starts_with("NSpid:"))
+            .map(|l| l.split_whitespace().skip(1).collect())
+            .unwrap_or_default();
+        if nspid.len() > 1 && nspid.last() == Some(&"1") {
+            if let Some(id) = ProcId::of(pid) {
+                out.push((id, ino));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

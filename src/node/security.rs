@@ -2,8 +2,9 @@
 //!
 //! Every process of a node (its init, `exec:` commands, services, `topo exec`) goes through
 //! the same steps, in the order runc, youki and crun use (DESIGN §4): join the node's cgroup,
-//! enter its mounts, set `no_new_privs`, drop capabilities (bounding set, then effective,
-//! permitted and inheritable, then ambient), install the seccomp filter last, then exec.
+//! its user namespace, its mounts; AppArmor (before no_new_privs, which restricts profile
+//! changes); set `no_new_privs`; drop capabilities (bounding set, then effective, permitted
+//! and inheritable, then ambient); Landlock; the seccomp filter last; then exec.
 //! The steps go through the [`Steps`] seam, so the order is unit-tested without root; the
 //! real implementation lives where the process is (`init`, `enter`).
 
@@ -139,6 +140,10 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
     steps.join_cgroup()?;
     steps.enter_userns()?;
     steps.enter_mounts()?;
+    // Before no_new_privs, which restricts AppArmor profile transitions.
+    if let Some(profile) = &security.apparmor {
+        steps.apparmor(profile)?;
+    }
     if security.no_new_privs {
         steps.no_new_privs()?;
     }
@@ -146,9 +151,6 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
     steps.limit_bounding(&keep)?;
     steps.set_caps(&keep)?;
     steps.set_ambient(&keep)?;
-    if let Some(profile) = &security.apparmor {
-        steps.apparmor(profile)?;
-    }
     if let Some(fs) = &security.filesystem {
         steps.landlock(fs)?;
     }

@@ -26,6 +26,7 @@ pub enum Action {
     StopNode {
         node: String,
         pid: i32,
+        start: u64,
     },
     DeleteNetns {
         ns: String,
@@ -148,7 +149,7 @@ impl fmt::Display for Action {
             Action::StopService { node, service, pid } => {
                 write!(f, "service {node}/{service} (pid {pid})")
             }
-            Action::StopNode { node, pid } => write!(f, "node {node} init (pid {pid})"),
+            Action::StopNode { node, pid, .. } => write!(f, "node {node} init (pid {pid})"),
             Action::DeleteNetns { ns, who } => write!(f, "netns {ns} ({who})"),
             Action::DeleteLink { who, name, .. } => write!(f, "link {who}:{name}"),
             Action::CreateNetns { ns, who } => write!(f, "netns {ns} ({who})"),
@@ -622,7 +623,7 @@ impl<'a> Planner<'a> {
             if !spec
                 .routes
                 .iter()
-                .any(|d| d.key() == (r.dst, r.metric) && usable(d, spec))
+                .any(|d| d.key() == (r.dst, r.metric) && live_route(d, spec).is_some())
             {
                 let route = RouteSpec {
                     dst: r.dst,
@@ -637,7 +638,12 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        for d in spec.routes.iter().filter(|r| usable(r, spec)) {
+        let wanted: Vec<RouteSpec> = spec
+            .routes
+            .iter()
+            .filter_map(|r| live_route(r, spec))
+            .collect();
+        for d in &wanted {
             match live.iter().find(|r| (r.dst, r.metric) == d.key()) {
                 None => self.plan.actions.push(Action::AddRoute {
                     ns: ns.to_string(),
@@ -692,11 +698,20 @@ impl<'a> Planner<'a> {
             }
             let obs = self.o.nodes.get(name);
             let alive = !self.fresh.contains(&ns) && obs.is_some_and(|o| o.init_alive);
+            // Inits nobody recorded (an `up` stopped half-way): they go.
+            for s in obs.map(|o| o.strays.as_slice()).unwrap_or_default() {
+                self.plan.actions.push(Action::StopNode {
+                    node: name.clone(),
+                    pid: s.pid,
+                    start: s.start,
+                });
+            }
             if !alive {
-                if let Some(pid) = obs.and_then(|o| o.init_pid) {
+                if let Some(i) = obs.and_then(|o| o.init) {
                     self.plan.actions.push(Action::StopNode {
                         node: name.clone(),
-                        pid,
+                        pid: i.pid,
+                        start: i.start,
                     });
                 }
                 self.plan
@@ -751,10 +766,11 @@ impl<'a> Planner<'a> {
             if t.nodes.contains_key(name) {
                 continue;
             }
-            if let (true, Some(pid)) = (obs.init_alive, obs.init_pid) {
+            for i in obs.init.iter().chain(&obs.strays) {
                 self.plan.actions.push(Action::StopNode {
                     node: name.clone(),
-                    pid,
+                    pid: i.pid,
+                    start: i.start,
                 });
             }
         }
@@ -766,10 +782,14 @@ impl<'a> Planner<'a> {
         self.links_in(ns).iter().find(|l| l.name == name)
     }
 
+    /// Ours: it carries the lab's marker, or (created by an `up` stopped before it could
+    /// mark it) no alias at all and the lab's device group.
     fn is_ours(&self, l: &LinkObs) -> bool {
+        let lab = &self.d.lab;
         l.alias
             .as_deref()
-            .is_some_and(|a| a.starts_with(&names::marker_prefix(&self.d.lab)))
+            .is_some_and(|a| a.starts_with(&names::marker_prefix(lab)))
+            || (l.alias.is_none() && l.group == names::lab_group(lab))
     }
 
     fn iface_spec(&self, ns: Option<&str>, name: &str) -> Option<&IfaceSpec> {
@@ -799,20 +819,31 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Whether the kernel can hold a route: not while every interface it could leave through is
-/// administratively down (the kernel flushes such routes; they return with the link).
-fn usable(route: &RouteSpec, ns: &NsSpec) -> bool {
+/// The route as the kernel can hold it: none while every interface it could leave through
+/// is administratively down (the kernel flushes such routes; they return with the link).
+fn live_route(route: &RouteSpec, ns: &NsSpec) -> Option<RouteSpec> {
     let up = |i: &IfaceSpec| i.up;
     if let Some(dev) = &route.dev {
-        return ns.ifaces.get(dev).is_some_and(up);
+        return ns.ifaces.get(dev).is_some_and(up).then(|| route.clone());
     }
     if route.via.is_empty() {
-        return true;
+        return Some(route.clone());
     }
-    route.via.iter().any(|gw| {
-        ns.ifaces
-            .values()
-            .any(|i| up(i) && i.addresses.iter().any(|a| a.contains(*gw)))
+    // Of several next hops (ECMP), those through a down link are left out until it is up:
+    // the kernel refuses a next hop through a down interface.
+    let via: Vec<_> = route
+        .via
+        .iter()
+        .copied()
+        .filter(|gw| {
+            ns.ifaces
+                .values()
+                .any(|i| up(i) && i.addresses.iter().any(|a| a.contains(*gw)))
+        })
+        .collect();
+    (!via.is_empty()).then(|| RouteSpec {
+        via,
+        ..route.clone()
     })
 }
 

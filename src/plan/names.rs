@@ -25,6 +25,14 @@ pub fn marker_prefix(lab: &str) -> String {
     format!("topo/{lab} ")
 }
 
+/// The device group (`ip link … group N`) of every interface `topo` creates for the lab. It is
+/// set in the creating request itself (the alias needs a second one), so an interface left
+/// without its alias by an interrupted `up` is still known as the lab's.
+pub fn lab_group(lab: &str) -> u32 {
+    // Never 0 (the kernel's default group) nor a small number someone might pick.
+    (fnv1a(lab.as_bytes()) as u32) | 0x4000_0000
+}
+
 /// Alias of a namespace's loopback: marks the whole namespace as this lab's.
 pub fn ns_marker(lab: &str, ns: &str) -> String {
     format!("{}ns {ns}", marker_prefix(lab))

@@ -68,6 +68,9 @@ pub struct LinkObs {
     pub mac: Option<[u8; 6]>,
     pub controller: Option<u32>,
     pub kind: Option<String>,
+    /// Device group (see `names::lab_group`).
+    #[serde(default)]
+    pub group: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,9 +93,14 @@ pub struct RouteObs {
 pub struct NodeObs {
     /// The init process is alive and holds the node's current network namespace.
     pub init_alive: bool,
-    pub init_pid: Option<i32>,
+    /// The recorded init, if it is still running.
+    pub init: Option<crate::node::ProcId>,
     /// Running services and the command each was started with.
     pub services: BTreeMap<String, ServiceObs>,
+    /// Other inits in the node's namespace (an `up` stopped before it recorded them):
+    /// stopped by the next `up`.
+    #[serde(default)]
+    pub strays: Vec<crate::node::ProcId>,
     /// The limits the node's cgroup files hold; `None` when not read (no cgroups).
     pub limits: Option<crate::spec::Limits>,
 }

@@ -60,6 +60,9 @@ pub struct NodeRecord {
     /// What processes started in the node get (`topo exec` needs it without the file).
     #[serde(default)]
     pub ctx: crate::node::NodeContext,
+    /// Digest of the node's process settings when its init started (`lab::node_digest`).
+    #[serde(default)]
+    pub config: String,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceRecord>,
 }

@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod concurrency;
 mod core;
+mod crash;
 mod impair;
 mod isolation;
 mod limits;

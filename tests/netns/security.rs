@@ -293,3 +293,88 @@ fn userns_node_root_is_an_unprivileged_host_uid_yet_configures_its_interfaces() 
         "topo wired and addressed the userns nodes"
     );
 }
+
+#[test]
+fn host_wide_proc_and_devices_are_out_of_reach_while_the_node_netns_sysctls_are_not() {
+    if !root_or_skip("proc hardening") {
+        return;
+    }
+    let lab = TestLab::new("tn-proc", "name: tn-proc\nnodes:\n  a: {}\n");
+    lab.up();
+    let before = std::fs::read_to_string("/proc/sys/vm/swappiness").expect("swappiness");
+    let vm = lab.exec("a", &["sh", "-c", "echo 17 > /proc/sys/vm/swappiness"]);
+    assert!(
+        !vm.status.success(),
+        "a host-wide sysctl is writable: {}",
+        out(&vm)
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/vm/swappiness").expect("swappiness"),
+        before
+    );
+    let net = lab.exec(
+        "a",
+        &[
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward && cat /proc/sys/net/ipv4/ip_forward",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&net.stdout).trim(),
+        "1",
+        "the node's own net sysctls: {}",
+        out(&net)
+    );
+    let sysrq = lab.exec("a", &["sh", "-c", "echo h > /proc/sysrq-trigger"]);
+    assert!(!sysrq.status.success(), "sysrq-trigger is writable");
+    let kcore = lab.exec("a", &["sh", "-c", "head -c 16 /proc/kcore | wc -c"]);
+    assert_eq!(
+        String::from_utf8_lossy(&kcore.stdout).trim(),
+        "0",
+        "/proc/kcore is masked"
+    );
+    let dev = lab.exec("a", &["ls", "/dev"]);
+    let devs = String::from_utf8_lossy(&dev.stdout).to_string();
+    assert!(
+        devs.contains("null")
+            && devs.contains("pts")
+            && !devs.contains("kmsg")
+            && !devs.contains("mem\n"),
+        "minimal /dev: {devs}"
+    );
+}
+
+#[test]
+fn changing_a_running_nodes_security_restarts_it_with_the_new_settings() {
+    if !root_or_skip("security change") {
+        return;
+    }
+    let lab = TestLab::new("tn-chg", "name: tn-chg\nnodes:\n  a: {}\n  b: {}\n");
+    lab.up();
+    let b_before = std::fs::read_to_string("/run/topo/tn-chg/state.json").expect("state");
+    lab.rewrite(
+        "name: tn-chg\nnodes:\n  a: {capabilities: {drop: [ALL], add: [NET_RAW]}}\n  b: {}\n",
+    );
+    let plan = lab.plan();
+    assert!(
+        plan.contains("- node a init")
+            && plan.contains("+ node a init")
+            && !plan.contains("node b"),
+        "{plan}"
+    );
+    lab.up();
+    let st =
+        String::from_utf8_lossy(&lab.exec("a", &["cat", "/proc/self/status"]).stdout).to_string();
+    assert_eq!(status_field(&st, "CapEff:"), "0000000000002000", "{st}");
+    let after: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("/run/topo/tn-chg/state.json").expect("state"),
+    )
+    .expect("json");
+    let before: serde_json::Value = serde_json::from_str(&b_before).expect("json");
+    assert_eq!(
+        before["nodes"]["b"]["init"], after["nodes"]["b"]["init"],
+        "node b untouched"
+    );
+    assert!(lab.plan().contains("no changes"));
+}

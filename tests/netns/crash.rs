@@ -1,0 +1,122 @@
+//! Crash safety: `topo up` killed with SIGKILL at 30 points spread over its run, each time
+//! followed either by a `down` that leaves nothing, or by an `up` that finishes the lab.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const LAB: &str = "tn-crash";
+
+/// Nothing of the lab is left: no namespace, host link, run directory, cgroup or process.
+fn assert_nothing_left(round: usize) {
+    assert!(
+        netns_with_prefix(&format!("{LAB}-")).is_empty(),
+        "round {round}: namespaces left: {:?}",
+        netns_with_prefix(LAB)
+    );
+    assert!(
+        netns_with_prefix(&format!("{LAB}.")).is_empty(),
+        "round {round}: bridge namespace left"
+    );
+    assert!(
+        !std::path::Path::new("/run/topo").join(LAB).exists(),
+        "round {round}: run directory left"
+    );
+    assert!(
+        mounts_with(&format!("/run/netns/{LAB}-")).is_empty(),
+        "round {round}: mounts left"
+    );
+    for h in ["pids", "memory", "cpu", ""] {
+        let p = std::path::Path::new("/sys/fs/cgroup")
+            .join(h)
+            .join("topo")
+            .join(LAB);
+        assert!(!p.exists(), "round {round}: cgroup {} left", p.display());
+    }
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .is_ok_and(|c| c.contains(&format!("/topo/{LAB}/")))
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z"))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(procs.is_empty(), "round {round}: processes left: {procs:?}");
+}
+
+#[test]
+fn up_killed_at_30_points_is_finished_by_up_or_cleaned_by_down() {
+    if !root_or_skip("crash safety") {
+        return;
+    }
+    let gen = topo(&["gen", "chain", "--nodes", "50", "--name", LAB]);
+    assert!(gen.status.success(), "{}", text(&gen));
+    let mut yaml = String::from_utf8_lossy(&gen.stdout).into_owned();
+    // Limits too, so cgroups are part of what a crash may leave half-made.
+    yaml = yaml.replacen("defaults:", "defaults:\n  limits: {pids: 64}", 1);
+    let lab = TestLab::new(LAB, &yaml);
+    let started = Instant::now();
+    lab.up();
+    let full = started.elapsed();
+    assert!(lab.down().status.success());
+    for round in 0..30 {
+        let at = full.mul_f64((round as f64 + 0.5) / 30.0);
+        let mut child = std::process::Command::new(TOPO)
+            .args(["up", path(&lab.file)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn up");
+        std::thread::sleep(at);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        if round % 2 == 0 {
+            let out = lab.down();
+            assert!(
+                out.status.success(),
+                "round {round} ({at:?}): down failed: {}",
+                text(&out)
+            );
+            assert_nothing_left(round);
+        } else {
+            let out = topo(&["up", path(&lab.file)]);
+            assert!(
+                out.status.success(),
+                "round {round} ({at:?}): up after a kill failed: {}",
+                text(&out)
+            );
+            let plan = lab.plan();
+            assert!(
+                plan.contains("no changes"),
+                "round {round}: up finished the lab, yet:\n{plan}"
+            );
+            assert!(
+                ping(&lab.ns("n0"), "10.0.0.97"),
+                "round {round}: n0 reaches n49 through the chain"
+            );
+            let inits = std::fs::read_dir("/proc")
+                .expect("proc")
+                .flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "topo-init")
+                })
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("cgroup"))
+                        .is_ok_and(|c| c.contains(&format!("/topo/{LAB}/")))
+                })
+                .count();
+            assert_eq!(inits, 50, "round {round}: one init per node");
+            assert!(lab.down().status.success());
+            assert_nothing_left(round);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
