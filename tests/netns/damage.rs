@@ -1,0 +1,112 @@
+//! A lab damaged from outside — an init killed, an interface deleted, an address removed by
+//! hand: `status` shows it, `plan` shows the repair, `up` repairs it, `down` still removes all.
+
+use crate::common::*;
+
+const YAML: &str = "name: tn-dmg\nnodes:\n  a: {interfaces: {eth0: {addresses: [198.51.100.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [198.51.100.2/24]}, eth1: {addresses: [203.0.113.1/24]}}}\n  c: {interfaces: {eth0: {addresses: [203.0.113.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n  - endpoints: [b:eth1, c:eth0]\n";
+
+fn status() -> serde_json::Value {
+    serde_json::from_slice(&topo(&["status", "--lab", "tn-dmg", "-o", "json"]).stdout)
+        .expect("status json")
+}
+
+fn node<'a>(st: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    st["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .expect("node")
+}
+
+#[test]
+fn damage_from_outside_is_shown_planned_repaired_and_still_removed() {
+    if !root_or_skip("damage") {
+        return;
+    }
+    let lab = TestLab::new("tn-dmg", YAML);
+    lab.up();
+    let pid = node(&status(), "a")["init_pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill init");
+    let gone = eventually(5, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(Some(()), |s| s.contains(") Z").then_some(()))
+    });
+    assert!(gone.is_some(), "init {pid} did not die");
+    let del = std::process::Command::new("ip")
+        .args(["-n", "tn-dmg-b", "link", "del", "eth1"])
+        .status()
+        .expect("ip");
+    assert!(del.success());
+    let addr = std::process::Command::new("ip")
+        .args([
+            "-n",
+            "tn-dmg-a",
+            "addr",
+            "del",
+            "198.51.100.1/24",
+            "dev",
+            "eth0",
+        ])
+        .status()
+        .expect("ip");
+    assert!(addr.success());
+
+    let st = status();
+    assert_eq!(
+        node(&st, "a")["running"],
+        false,
+        "status shows the dead init"
+    );
+    let a_eth0 = node(&st, "a")["interfaces"]
+        .as_array()
+        .expect("ifaces")
+        .iter()
+        .find(|i| i["name"] == "eth0")
+        .expect("eth0")
+        .clone();
+    assert_eq!(
+        a_eth0["addresses"].as_array().map(Vec::len),
+        Some(0),
+        "status shows the missing address"
+    );
+    assert!(
+        !node(&st, "b")["interfaces"]
+            .as_array()
+            .expect("ifaces")
+            .iter()
+            .any(|i| i["name"] == "eth1"),
+        "status shows the missing interface"
+    );
+
+    let plan = lab.plan();
+    for want in [
+        "+ node a init",
+        "+ veth b:eth1 <-> c:eth0",
+        "+ address a:eth0 198.51.100.1/24",
+        "+ address b:eth1 203.0.113.1/24",
+        "+ address c:eth0 203.0.113.2/24",
+    ] {
+        assert!(plan.contains(want), "plan shows {want}:\n{plan}");
+    }
+    lab.up();
+    assert!(lab.plan().contains("no changes"));
+    assert!(
+        ping(&lab.ns("a"), "198.51.100.2") && ping(&lab.ns("b"), "203.0.113.2"),
+        "repaired"
+    );
+    assert_eq!(node(&status(), "a")["running"], true);
+
+    // Damage again, then down: still everything goes.
+    let pid = node(&status(), "c")["init_pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    assert!(lab.down().status.success());
+    assert!(netns_with_prefix("tn-dmg").is_empty());
+    assert!(!std::path::Path::new("/run/topo/tn-dmg").exists());
+}
