@@ -99,6 +99,19 @@ fn hostile_shapes_are_refused_quickly() {
     }
     refused_quickly(&laughs, "alias expansion too large");
     refused_quickly("&a [*a]", "yaml");
+    // Odd Unicode: a combining accent and a right-to-left override in node names.
+    refused_quickly(
+        "name: lab\nnodes:\n  \"r\u{301}1\": {}\n",
+        "invalid node name",
+    );
+    refused_quickly(
+        "name: lab\nnodes:\n  \"\u{202e}ab\": {}\n",
+        "invalid node name",
+    );
+    refused_quickly(
+        &format!("name: lab\nnodes:\n  {}: {{}}\n", "n".repeat(100_000)),
+        "longer than",
+    );
 }
 
 /// A generated chain of 10 000 nodes (about 3 MiB) reads in well under a few seconds.

@@ -936,3 +936,123 @@ fn fmt_mac(m: &[u8; 6]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// The kernel state a flawless `up` of `desired` leaves: what `observe` would then report.
+/// Pure; used by the property tests (`diff` of a lab against its own result is empty) and
+/// the fuzz target.
+pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
+    use super::observed::{AddrObs, NodeObs, QdiscObs, RouteObs, ServiceObs};
+    let group = names::lab_group(&desired.lab);
+    let links_of = |ifaces: &BTreeMap<String, IfaceSpec>| -> Vec<LinkObs> {
+        let names_: Vec<&String> = ifaces.keys().collect();
+        ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, (name, s))| LinkObs {
+                index: i as u32 + 1,
+                name: name.clone(),
+                alias: Some(s.marker.clone()),
+                mtu: s.mtu.unwrap_or(if s.kind == super::IfaceKind::Loopback {
+                    65536
+                } else {
+                    super::desired::DEFAULT_MTU
+                }),
+                up: s.up,
+                mac: s.mac,
+                controller: s
+                    .controller
+                    .as_ref()
+                    .and_then(|c| names_.iter().position(|n| *n == c))
+                    .map(|p| p as u32 + 1),
+                kind: None,
+                group,
+            })
+            .collect()
+    };
+    let qdiscs_of = |ifaces: &BTreeMap<String, IfaceSpec>| -> Vec<QdiscObs> {
+        ifaces
+            .values()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.impair.clone().map(|impair| QdiscObs {
+                    index: i as u32 + 1,
+                    kind: "netem".into(),
+                    impair,
+                })
+            })
+            .collect()
+    };
+    let mut out = Observed::default();
+    for (ns, spec) in &desired.namespaces {
+        let links = links_of(&spec.ifaces);
+        let addrs = spec
+            .ifaces
+            .values()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.addresses.iter().map(move |a| AddrObs {
+                    index: i as u32 + 1,
+                    addr: *a,
+                    ours: true,
+                })
+            })
+            .collect();
+        let routes = spec
+            .routes
+            .iter()
+            .filter_map(|r| live_route(r, spec))
+            .map(|r| RouteObs {
+                dst: r.dst,
+                oifs: r
+                    .dev
+                    .as_ref()
+                    .and_then(|d| links.iter().find(|l| &l.name == d))
+                    .map(|l| vec![l.index])
+                    .unwrap_or_default(),
+                via: r.via,
+                metric: r.metric,
+            })
+            .collect();
+        let state = NsState {
+            links,
+            addrs,
+            routes,
+            sysctls: spec.sysctls.clone(),
+            qdiscs: qdiscs_of(&spec.ifaces),
+        };
+        out.namespaces.insert(ns.clone(), NsObserved::Ours(state));
+    }
+    out.host_links = links_of(&desired.host_ifaces);
+    out.host_qdiscs = qdiscs_of(&desired.host_ifaces);
+    for (i, (name, node)) in topology.nodes.iter().enumerate() {
+        let init = crate::node::ProcId {
+            pid: i as i32 + 2,
+            start: 1,
+        };
+        let services = node
+            .services
+            .iter()
+            .map(|(s, c)| {
+                (
+                    s.clone(),
+                    ServiceObs {
+                        pid: 1,
+                        command: c.clone(),
+                        alive: true,
+                    },
+                )
+            })
+            .collect();
+        out.nodes.insert(
+            name.clone(),
+            NodeObs {
+                init_alive: true,
+                init: Some(init),
+                strays: Vec::new(),
+                services,
+                limits: Some(node.limits.clone()),
+            },
+        );
+    }
+    out
+}

@@ -8,7 +8,7 @@ pub mod observed;
 mod diff;
 
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
-pub use diff::{diff, fmt_impair, Action, Plan};
+pub use diff::{diff, fmt_impair, simulate, Action, Plan};
 pub use observed::{
     AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, QdiscObs, RouteObs, ServiceObs,
 };

@@ -120,3 +120,46 @@ fn up_killed_at_30_points_is_finished_by_up_or_cleaned_by_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn sigterm_or_sigint_during_up_stops_and_says_the_lab_is_partly_up() {
+    if !root_or_skip("signals") {
+        return;
+    }
+    let name = "tn-sig";
+    let gen = topo(&["gen", "chain", "--nodes", "150", "--name", name]);
+    let lab = TestLab::new(name, &String::from_utf8_lossy(&gen.stdout));
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGTERM, 143),
+        (nix::sys::signal::Signal::SIGINT, 130),
+    ] {
+        let child = std::process::Command::new(TOPO)
+            .args(["up", path(&lab.file)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn up");
+        // Wait until it has started making the lab, then signal it.
+        let started = eventually(10, || {
+            (!netns_with_prefix(&format!("{name}-")).is_empty()).then_some(())
+        });
+        assert!(started.is_some());
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal");
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            eprintln!("up finished before {signal} arrived; nothing to check");
+        } else {
+            assert_eq!(out.status.code(), Some(code), "{signal}: {err}");
+            assert!(
+                err.contains("partly up") && err.contains("topo down --lab tn-sig"),
+                "{signal}: {err}"
+            );
+        }
+        lab.up();
+        assert!(lab.plan().contains("no changes"));
+        assert!(lab.down().status.success());
+        assert!(netns_with_prefix(&format!("{name}-")).is_empty());
+    }
+}

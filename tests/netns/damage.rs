@@ -110,3 +110,52 @@ fn damage_from_outside_is_shown_planned_repaired_and_still_removed() {
     assert!(netns_with_prefix("tn-dmg").is_empty());
     assert!(!std::path::Path::new("/run/topo/tn-dmg").exists());
 }
+
+#[test]
+fn a_corrupt_record_never_makes_down_touch_foreign_objects_nor_miss_its_own() {
+    if !root_or_skip("corrupt state") {
+        return;
+    }
+    let lab = TestLab::new(
+        "tn-cor",
+        "name: tn-cor\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    // Someone else's namespace with the lab's prefix, and a truncated record.
+    let foreign = "tn-cor-zz";
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", foreign])
+        .status();
+    assert!(std::process::Command::new("ip")
+        .args(["netns", "add", foreign])
+        .status()
+        .expect("ip")
+        .success());
+    std::fs::write("/run/topo/tn-cor/state.json", b"{\"lab\": \"tn-co").expect("truncate");
+    let out = lab.down();
+    let still = netns_with_prefix("tn-cor-");
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", foreign])
+        .status();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        still,
+        vec![foreign.to_string()],
+        "only the foreign namespace is left"
+    );
+    let inits = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .is_ok_and(|c| c.contains("/topo/tn-cor/"))
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z"))
+        })
+        .count();
+    assert_eq!(
+        inits, 0,
+        "the lab's inits were found without their record and stopped"
+    );
+}
