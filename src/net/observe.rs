@@ -143,7 +143,14 @@ pub async fn observe(
     let psched = &psched;
     let candidates = candidate_namespaces(lab, desired)?;
     let mut broken = Vec::new();
+    let t = std::time::Instant::now();
     let mut sysctls = open_namespaces(session, &candidates, desired, adopt, &mut broken)?;
+    tracing::info!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        namespaces = session.ns.len(),
+        "opened namespaces"
+    );
+    let t = std::time::Instant::now();
     let marker_prefix = names::marker_prefix(lab);
     let jobs: Vec<(String, Handle)> = session
         .ns
@@ -164,6 +171,7 @@ pub async fn observe(
         .buffer_unordered(PARALLEL)
         .try_collect()
         .await?;
+    tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "dumped namespaces");
     let mut out = Observed::default();
     for name in broken {
         out.namespaces.insert(
