@@ -209,13 +209,17 @@ fn run(command: Command) -> Result<i32, LabError> {
                 }
             };
             let report = runtime()?.block_on(async {
+                // The handlers are installed before `up` starts, so a signal can never find
+                // them missing and kill the process mid-step.
+                let stop = interrupted();
                 tokio::select! {
-                    r = lab.up_with_progress(Some(&show)) => r,
-                    sig = interrupted() => Err(LabError::Interrupted {
+                    biased;
+                    sig = stop => Err(LabError::Interrupted {
                         lab: lab.name().to_string(),
                         signal: sig,
                         file: file.display().to_string(),
                     }),
+                    r = lab.up_with_progress(Some(&show)) => r,
                 }
             });
             if let Some(b) = &bar {
@@ -406,18 +410,22 @@ fn print_applied(plan: &crate::plan::Plan) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM, with the signal's name.
-async fn interrupted() -> &'static str {
+/// Installs SIGINT and SIGTERM handlers now (not when first polled) and returns a future
+/// that resolves with the name of the first of them to arrive.
+fn interrupted() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    );
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
     }
 }
 

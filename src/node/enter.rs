@@ -225,34 +225,8 @@ impl Steps for ChildSteps {
             .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
         nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))
     }
-    fn no_new_privs(&mut self) -> Result<(), NodeError> {
-        security::no_new_privs()
-    }
-    fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
-        security::limit_bounding(keep)
-    }
-    fn set_caps(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
-        security::set_caps(keep)
-    }
-    fn set_ambient(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
-        security::set_ambient(keep)
-    }
-    fn apparmor(&mut self, profile: &str) -> Result<(), NodeError> {
-        security::apparmor_on_exec(profile)
-    }
-    fn landlock(&mut self, policy: &crate::spec::Filesystem) -> Result<(), NodeError> {
-        super::landlock::restrict(policy)
-    }
-    fn seccomp(&mut self) -> Result<(), NodeError> {
-        match &self.seccomp {
-            Some(p) => super::seccomp::install(p).map_err(|e| {
-                NodeError::sys(
-                    "install the seccomp filter",
-                    std::io::Error::other(e.to_string()),
-                )
-            }),
-            None => Ok(()),
-        }
+    fn filter(&self) -> Option<&super::seccomp::Filter> {
+        self.seccomp.as_ref()
     }
 }
 

@@ -120,17 +120,46 @@ impl Security {
 }
 
 /// The privileged steps a node process takes before exec, one method each.
+///
+/// The steps that act on the calling thread alone have their real implementation here, as
+/// default methods; a process kind implements where it joins (cgroup, user namespace,
+/// mounts) and which seccomp filter it holds. The recording test implementation overrides
+/// every method.
 pub trait Steps {
     fn join_cgroup(&mut self) -> Result<(), NodeError>;
     fn enter_userns(&mut self) -> Result<(), NodeError>;
     fn enter_mounts(&mut self) -> Result<(), NodeError>;
-    fn no_new_privs(&mut self) -> Result<(), NodeError>;
-    fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError>;
-    fn set_caps(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
-    fn set_ambient(&mut self, caps: &CapsHashSet) -> Result<(), NodeError>;
-    fn apparmor(&mut self, profile: &str) -> Result<(), NodeError>;
-    fn landlock(&mut self, policy: &Filesystem) -> Result<(), NodeError>;
-    fn seccomp(&mut self) -> Result<(), NodeError>;
+    /// The compiled filter (compiled before the mounts: its file may be covered after).
+    fn filter(&self) -> Option<&super::seccomp::Filter>;
+    fn no_new_privs(&mut self) -> Result<(), NodeError> {
+        no_new_privs()
+    }
+    fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+        limit_bounding(keep)
+    }
+    fn set_caps(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+        set_caps(keep)
+    }
+    fn set_ambient(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
+        set_ambient(keep)
+    }
+    fn apparmor(&mut self, profile: &str) -> Result<(), NodeError> {
+        apparmor_on_exec(profile)
+    }
+    fn landlock(&mut self, policy: &Filesystem) -> Result<(), NodeError> {
+        super::landlock::restrict(policy)
+    }
+    fn seccomp(&mut self) -> Result<(), NodeError> {
+        match self.filter() {
+            Some(f) => super::seccomp::install(f).map_err(|e| {
+                NodeError::sys(
+                    "install the seccomp filter",
+                    std::io::Error::other(e.to_string()),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Takes the steps in the one right order. Each step may need what the one before still
@@ -229,6 +258,9 @@ mod tests {
         fn enter_userns(&mut self) -> Result<(), NodeError> {
             self.0.push("userns".into());
             Ok(())
+        }
+        fn filter(&self) -> Option<&crate::node::seccomp::Filter> {
+            None
         }
         fn enter_mounts(&mut self) -> Result<(), NodeError> {
             self.0.push("mounts".into());
