@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -31,6 +31,8 @@ pub(super) struct Applier<'a> {
     run: &'a RunDir,
     state: &'a mut State,
     index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
+    /// The kernel's packet scheduler clock, read once per run (netem encodes in its ticks).
+    psched: OnceLock<Psched>,
 }
 
 /// Set in every namespace `topo` creates, before any interface exists (see
@@ -68,6 +70,7 @@ impl<'a> Applier<'a> {
             run,
             state,
             index_cache: Mutex::new(HashMap::new()),
+            psched: OnceLock::new(),
         }
     }
 
@@ -563,7 +566,13 @@ impl<'a> Applier<'a> {
                 let Some(kind) = QdiscKind::for_impair(impair) else {
                     return Ok(());
                 };
-                let psched = Psched::read()?;
+                let psched = match self.psched.get() {
+                    Some(p) => *p,
+                    None => {
+                        let read = Psched::read()?;
+                        *self.psched.get_or_init(|| read)
+                    }
+                };
                 qdisc::replace_root(self.session.handle(ns.as_deref())?, index, &kind, &psched)
                     .await
                     .map_err(|e| prefix(e, &format!("{who}:{name}")))?;

@@ -203,12 +203,7 @@ impl ChildSteps {
 
 impl Steps for ChildSteps {
     fn join_cgroup(&mut self) -> Result<(), NodeError> {
-        use std::io::Write;
-        for f in &mut self.cgroups {
-            f.write_all(b"0")
-                .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
-        }
-        Ok(())
+        security::join_cgroups(&mut self.cgroups)
     }
     fn enter_userns(&mut self) -> Result<(), NodeError> {
         match &self.user {

@@ -254,11 +254,7 @@ struct InitSteps<'a> {
 
 impl Steps for InitSteps<'_> {
     fn join_cgroup(&mut self) -> Result<(), NodeError> {
-        for f in &mut self.cgroups {
-            f.write_all(b"0")
-                .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
-        }
-        Ok(())
+        security::join_cgroups(&mut self.cgroups)
     }
     /// Joined before the fork already (see `start`): the PID namespace must be owned by it.
     fn enter_userns(&mut self) -> Result<(), NodeError> {

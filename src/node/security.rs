@@ -235,6 +235,17 @@ pub fn apparmor_on_exec(profile: &str) -> Result<(), NodeError> {
         .map_err(|e| NodeError::sys(format!("confine to AppArmor profile {profile}"), e))
 }
 
+/// Moves the calling process into the node's cgroups: writes `0` (the writer itself) to each
+/// `cgroup.procs`, opened earlier (their permission is checked with the opener's credentials).
+pub fn join_cgroups(procs: &mut [std::fs::File]) -> Result<(), NodeError> {
+    use std::io::Write;
+    for f in procs {
+        f.write_all(b"0")
+            .map_err(|e| NodeError::sys("join the node's cgroup", e))?;
+    }
+    Ok(())
+}
+
 pub fn no_new_privs() -> Result<(), NodeError> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| NodeError::sys("set no_new_privs", e))
 }
