@@ -139,6 +139,7 @@ pub fn main() -> i32 {
         _ => {}
     }
     let cli = Cli::parse();
+    crate::node::raise_nofile_limit();
     init_logging();
     match run(cli.command) {
         Ok(code) => code,

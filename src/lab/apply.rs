@@ -86,6 +86,24 @@ impl<'a> Applier<'a> {
             if let Some(p) = progress {
                 p(phase_name(&plan.actions[i]), i, plan.actions.len());
             }
+            let next_starts = matches!(plan.actions[i], Action::CreateNetns { .. })
+                && matches!(plan.actions.get(end), Some(Action::StartNode { .. }));
+            if next_starts {
+                let starts_end = plan.actions[end..]
+                    .iter()
+                    .position(|a| !matches!(a, Action::StartNode { .. }))
+                    .map_or(plan.actions.len(), |n| end + n);
+                self.create_and_start(&plan.actions[i..end], &plan.actions[end..starts_end])
+                    .await?;
+                tracing::info!(
+                    phase = "create namespaces and start nodes",
+                    actions = starts_end - i,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "applied"
+                );
+                i = starts_end;
+                continue;
+            }
             self.phase(&plan.actions[i..end]).await?;
             tracing::info!(
                 phase = phase_name(&plan.actions[i]),
@@ -182,7 +200,46 @@ impl<'a> Applier<'a> {
 
     /// Creates the namespaces on one dedicated thread, opening a socket in each and marking
     /// its loopback at once, so that a crash right after leaves a namespace `down` knows.
+    /// Creates namespaces and starts the inits of `starts` together: each node's init is
+    /// handed to the spawner as soon as its namespace exists, so that the kernel's namespace
+    /// work and the inits' mount work overlap (on two CPUs, 1.45 s → 0.9 s for 1000 nodes).
+    async fn create_and_start(
+        &mut self,
+        creates: &[Action],
+        starts: &[Action],
+    ) -> Result<(), LabError> {
+        let jobs = self.init_jobs(starts)?;
+        let feed = node::spawn::SpawnFeed::start()?;
+        let sender = feed.sender();
+        let mut waiting: HashMap<String, InitConfig> = HashMap::new();
+        for (config, ns) in &jobs {
+            if self.session.ns.contains_key(ns) {
+                // Its namespace exists already (a restarted node): it may start now.
+                sender.send(config)?;
+            } else {
+                waiting.insert(ns.clone(), config.clone());
+            }
+        }
+        let created = self.create_netns_feeding(creates, Some((sender, waiting)));
+        let results = tokio::task::spawn_blocking(move || feed.finish())
+            .await
+            .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))?;
+        // Inits that started are recorded even when creating a namespace failed.
+        let recorded = results
+            .map_err(LabError::from)
+            .and_then(|r| self.record_inits(jobs, r));
+        created.and(recorded)
+    }
+
     fn create_netns(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        self.create_netns_feeding(actions, None)
+    }
+
+    fn create_netns_feeding(
+        &mut self,
+        actions: &[Action],
+        feed: Option<(node::spawn::SpawnSender, HashMap<String, InitConfig>)>,
+    ) -> Result<(), LabError> {
         netns::ensure_dir()?;
         self.state.creating = actions
             .iter()
@@ -216,11 +273,29 @@ impl<'a> Applier<'a> {
             }
         }
         let rt = self.session.rt.clone();
+        let bridge_ns = names::bridge_netns(&lab);
         let created = std::thread::spawn(move || {
+            let host_proc = std::path::Path::new(net::sysctl::HOST_PROC);
+            let marking = std::cell::RefCell::new(Vec::new());
+            let is_bridge_ns = |name: &str| name == bridge_ns;
             // Inside each new namespace: the default sysctls, a socket, the marker on lo.
+            let start_init = |name: &str| -> Result<(), NetError> {
+                if let Some((sender, waiting)) = &feed {
+                    if let Some(config) = waiting.get(name) {
+                        sender.send(config).map_err(|e| {
+                            NetError::io("node spawner", std::io::Error::other(e.to_string()))
+                        })?;
+                    }
+                }
+                Ok(())
+            };
             let setup = |name: &str| {
-                for (key, value) in NETNS_SYSCTLS {
-                    net::sysctl::write_here(key, value, name)?;
+                // A node's init sets them through its own procfs (see `InitConfig::sysctls`):
+                // through the host's, 1000 namespaces cost 0.5 s of lookups.
+                if is_bridge_ns(name) {
+                    for (key, value) in NETNS_SYSCTLS {
+                        net::sysctl::write_here(host_proc, key, value, name)?;
+                    }
                 }
                 let handle = net::connect_here(&rt)?;
                 let change = LinkChange {
@@ -228,7 +303,13 @@ impl<'a> Applier<'a> {
                     up: Some(true),
                     ..LinkChange::default()
                 };
-                rt.block_on(net::link::set(&handle, 1, &format!("{name}:lo"), &change))?;
+                // Not waited for here: the next namespace is made meanwhile.
+                let lo = handle.clone();
+                let who = format!("{name}:lo");
+                marking
+                    .borrow_mut()
+                    .push(rt.spawn(async move { net::link::set(&lo, 1, &who, &change).await }));
+                start_init(name)?;
                 Ok(handle)
             };
             let mut out: Vec<(String, (File, rtnetlink::Handle))> = Vec::new();
@@ -253,6 +334,11 @@ impl<'a> Applier<'a> {
             let handles = netns::enter_each(&refs, |i| setup(&owned[i].0))?;
             for (((ns, _), file), handle) in owned.into_iter().zip(files).zip(handles) {
                 out.push((ns, (file, handle)));
+            }
+            for marked in marking.into_inner() {
+                rt.block_on(marked).map_err(|e| {
+                    NetError::io("mark a namespace", std::io::Error::other(e.to_string()))
+                })??;
             }
             Ok::<_, NetError>(out)
         })
@@ -311,6 +397,17 @@ impl<'a> Applier<'a> {
     }
 
     async fn start_nodes(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let jobs = self.init_jobs(actions)?;
+        let configs: Vec<InitConfig> = jobs.iter().map(|(c, _)| c.clone()).collect();
+        let results = tokio::task::spawn_blocking(move || node::spawn::start_inits(&configs))
+            .await
+            .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
+        self.record_inits(jobs, results)
+    }
+
+    /// The init configurations of the nodes to start, with their namespace names; creates
+    /// their cgroups.
+    fn init_jobs(&self, actions: &[Action]) -> Result<Vec<(InitConfig, String)>, LabError> {
         let cg = self.cgroups();
         let mut jobs = Vec::new();
         for a in actions {
@@ -321,10 +418,6 @@ impl<'a> Applier<'a> {
                 continue;
             };
             let ns = names::node_netns(self.lab.name(), node);
-            let inode = match self.session.ns.get(&ns) {
-                Some(c) => netns::inode(&c.file)?,
-                None => continue,
-            };
             let mut env = node::base_env(self.lab.name(), node);
             env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             let mut security = Security::resolve(
@@ -345,24 +438,43 @@ impl<'a> Applier<'a> {
                 netns: netns::path(&ns),
                 hosts: self.run.hosts_path(),
                 binds: spec.binds.clone(),
-                log: Some(self.run.log_path(&format!("{node}.init"))),
+                log: Some(self.run.log_path("init")),
                 rootfs: spec.rootfs.clone(),
-                ctx: ctx.clone(),
+                ctx,
+                // The node's own values win (set in the sysctl phase that follows).
+                sysctls: NETNS_SYSCTLS
+                    .iter()
+                    .filter(|(k, _)| !spec.sysctls.contains_key(*k))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             };
-            jobs.push((config, inode));
+            jobs.push((config, ns));
         }
-        let configs: Vec<InitConfig> = jobs.iter().map(|(c, _)| c.clone()).collect();
-        let results = tokio::task::spawn_blocking(move || node::spawn::start_inits(&configs))
-            .await
-            .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
+        Ok(jobs)
+    }
+
+    /// Records the inits that started; an error names every node that did not.
+    fn record_inits(
+        &mut self,
+        jobs: Vec<(InitConfig, String)>,
+        results: Vec<node::spawn::InitReport>,
+    ) -> Result<(), LabError> {
+        let mut results: HashMap<String, Result<ProcId, String>> = results.into_iter().collect();
         let mut failed = Vec::new();
-        for (config, netns_inode) in jobs {
-            match results
-                .iter()
-                .find(|(n, _)| *n == config.node)
-                .map(|(_, r)| r)
-            {
+        for (config, ns) in jobs {
+            let inode = match self.session.ns.get(&ns) {
+                Some(c) => netns::inode(&c.file)?,
+                None => {
+                    // Its namespace was never made (an earlier error): not started.
+                    results.remove(&config.node);
+                    continue;
+                }
+            };
+            match results.remove(&config.node) {
                 Some(Ok(init)) => {
+                    self.session
+                        .procs
+                        .insert(ns, net::sysctl::node_proc(init.pid));
                     let digest = self
                         .lab
                         .topology
@@ -371,8 +483,8 @@ impl<'a> Applier<'a> {
                         .map(super::node_digest)
                         .unwrap_or_default();
                     let record = NodeRecord {
-                        init: *init,
-                        netns_inode,
+                        init,
+                        netns_inode: inode,
                         ctx: config.ctx,
                         config: digest,
                         services: BTreeMap::new(),
@@ -414,7 +526,9 @@ impl<'a> Applier<'a> {
         }
         let mut files = Vec::new();
         let mut work = Vec::new();
+        let mut procs = Vec::new();
         for (ns, items) in by_ns {
+            procs.push(self.session.proc_dir(ns));
             let conn = self.session.ns.get(ns).ok_or_else(|| {
                 NetError::io(
                     format!("netns {ns}"),
@@ -437,7 +551,7 @@ impl<'a> Applier<'a> {
             let refs: Vec<&File> = files.iter().collect();
             netns::enter_each(&refs, |i| {
                 for (key, value, who) in &work[i] {
-                    net::sysctl::write_here(key, value, who)?;
+                    net::sysctl::write_here(&procs[i], key, value, who)?;
                 }
                 Ok(())
             })

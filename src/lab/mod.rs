@@ -271,6 +271,16 @@ async fn observe_all(
     desired: &Desired,
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
+    // Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
+    // answer is for depends only on the reading thread, so a stale PID costs speed, not truth.
+    for (name, rec) in &state.nodes {
+        if rec.init.alive() {
+            session.procs.insert(
+                names::node_netns(lab, name),
+                crate::net::sysctl::node_proc(rec.init.pid),
+            );
+        }
+    }
     let mut observed = observe(session, lab, Some(desired), &state.creating).await?;
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     // Every node init in the lab's namespaces, recorded or not (one pass over /proc).

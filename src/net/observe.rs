@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rtnetlink::Handle;
@@ -25,6 +26,9 @@ pub struct Session {
     pub rt: tokio::runtime::Handle,
     pub host: Handle,
     pub ns: BTreeMap<String, NsConn>,
+    /// The procfs to reach a namespace's sysctls through, where it is not the host's: the
+    /// one of the node's init (see [`sysctl`](super::sysctl)).
+    pub procs: BTreeMap<String, PathBuf>,
 }
 
 impl Session {
@@ -34,7 +38,16 @@ impl Session {
             rt,
             host,
             ns: BTreeMap::new(),
+            procs: BTreeMap::new(),
         })
+    }
+
+    /// The procfs through which a namespace's sysctls are read and written.
+    pub fn proc_dir(&self, ns: &str) -> PathBuf {
+        self.procs
+            .get(ns)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(sysctl::HOST_PROC))
     }
 
     /// The socket of a namespace, or the host's for `None`.
@@ -102,13 +115,14 @@ pub fn open_namespaces(
             which.push(name.clone());
         }
     }
-    let keys: Vec<Vec<String>> = which
+    let keys: Vec<(PathBuf, Vec<String>)> = which
         .iter()
         .map(|n| {
-            desired
+            let keys = desired
                 .and_then(|d| d.namespaces.get(n))
                 .map(|s| s.sysctls.keys().cloned().collect())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (session.proc_dir(n), keys)
         })
         .collect();
     let rt = session.rt.clone();
@@ -116,8 +130,9 @@ pub fn open_namespaces(
         let refs: Vec<&File> = files.iter().collect();
         let per_ns = netns::enter_each(&refs, |i| {
             let handle = connect_here(&rt)?;
-            let k: Vec<&String> = keys[i].iter().collect();
-            Ok((handle, sysctl::read_here(&k)))
+            let (proc_dir, keys) = &keys[i];
+            let k: Vec<&String> = keys.iter().collect();
+            Ok((handle, sysctl::read_here(proc_dir, &k)))
         })?;
         Ok::<_, NetError>(files.into_iter().zip(per_ns).collect::<Vec<_>>())
     })
@@ -155,7 +170,7 @@ pub async fn observe(
     let jobs: Vec<(String, Handle)> = session
         .ns
         .iter()
-        .filter(|(n, _)| candidates.contains(n))
+        .filter(|(n, _)| candidates.binary_search(n).is_ok())
         .map(|(n, c)| (n.clone(), c.handle.clone()))
         .collect();
     let results: Vec<(String, NsObserved)> = stream::iter(jobs)

@@ -85,6 +85,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
 
 /// Entry point of `topo __enter`. Returns the exit code.
 pub fn main(args: &[String]) -> i32 {
+    super::restore_nofile_limit();
     let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {

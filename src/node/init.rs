@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::sched::{setns, unshare, CloneFlags};
@@ -21,94 +21,294 @@ use super::security::{self, Steps};
 use super::{mounts, InitConfig, NodeError, ProcId};
 
 /// Entry point of `topo __spawn`: starts many node inits without an exec each. Reads one
-/// JSON [`InitConfig`] per line on stdin and forks, for each, a child that starts that
-/// node's init and reports `NODE PID START` or `NODE error: …` on one
-/// stdout line. Forking from this small single-threaded process costs far less than
-/// executing the `topo` binary once per node.
+/// JSON [`InitConfig`] per line on stdin and forks, for each, the node's init, reporting
+/// `NODE PID START` or `NODE error: …` on one stdout line. Forking from this small
+/// single-threaded process costs far less than executing the `topo` binary once per node.
+///
+/// The init is forked directly by this process: it joins the node's network namespace and
+/// unshares a PID namespace for its next child, forks it (PID 1 of the node), then returns
+/// to its own PID namespace for the next node. When this process exits, the inits it made
+/// are reparented, so they are nobody's child in `topo`. A node with its own user namespace
+/// needs an intermediate process (this one cannot leave a user namespace once joined).
 pub fn spawn_main() -> i32 {
     // If `topo up` dies (killed), so does this helper, and so does every node set-up under
     // way: nothing keeps making inits that the next `down` or `up` would not know of.
     die_with_parent();
-    // All configurations stay in the one buffer they were read into, and each child parses
-    // its own: the inits are forks of this process, and a heap full of parsed structures
-    // would be copied page by page into every one of them as they allocate (1.4 MiB per
-    // node at 1000 nodes, measured).
-    let mut all = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut all) {
-        println!("? error: read configurations: {e}");
-        return 1;
-    }
-    let mut jobs = Vec::new();
-    let mut at = 0;
-    for line in all.split_inclusive('\n') {
-        let range = at..at + line.len();
-        at += line.len();
-        match serde_json::from_str::<InitConfig>(line) {
-            // Each namespace is opened now, before the mount table is pruned below.
-            Ok(config) => match File::open(&config.netns) {
-                Ok(netns) => jobs.push((range, netns)),
-                Err(e) => println!(
-                    "{} error: open {}: {e}",
-                    config.node,
-                    config.netns.display()
-                ),
-            },
-            Err(e) => println!("? error: bad configuration: {e}"),
+    super::restore_nofile_limit();
+    let spawner = match Spawner::new() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("? error: {e}");
+            return 1;
         }
-    }
-    // Every node's mount namespace is a copy of this one. The host's holds a bind mount per
-    // named network namespace, so copying it N times would cost O(N²); a private copy
-    // without /run/netns, made once here, keeps each node's copy small.
-    if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
-        let _ = nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
-            None::<&str>,
-        );
-        let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
-    }
-    let mut running = 0;
-    for (range, netns) in jobs {
-        // A few at a time: node set-up is mostly mount work under one kernel lock, and a
-        // thousand processes contending for it are slower than a short queue.
-        if running >= SPAWN_PARALLEL {
-            let _ = waitpid(Pid::from_raw(-1), None);
-            running -= 1;
-        }
-        // SAFETY: `topo __spawn` is single-threaded (no runtime exists in this mode).
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                die_with_parent();
-                let Ok(config) = serde_json::from_str::<InitConfig>(&all[range]) else {
-                    std::process::exit(1)
-                };
-                redirect_stderr(&config);
-                let line = match start_in(&config, netns) {
-                    Ok(id) => format!("{} {} {}\n", config.node, id.pid, id.start),
-                    Err(e) => format!(
-                        "{} error: {}\n",
-                        config.node,
-                        e.to_string().replace('\n', " ")
-                    ),
-                };
-                // One write: lines of several children never interleave (below PIPE_BUF).
-                let _ = std::io::stdout().write_all(line.as_bytes());
-                std::process::exit(0)
-            }
-            Ok(ForkResult::Parent { .. }) => running += 1,
-            Err(e) => println!("? error: fork: {e}"),
-        }
-    }
-    while running > 0 && waitpid(Pid::from_raw(-1), None).is_ok() {
-        running -= 1;
-    }
+    };
+    // Configurations are read as they come: `topo up` sends each node's as soon as its
+    // network namespace exists, so that creating namespaces and starting inits overlap.
+    // Each line is parsed, used and dropped before the next: the inits are forks of this
+    // process, and a heap full of parsed configurations would be copied page by page into
+    // every one of them (1.4 MiB per node at 1000 nodes, measured).
+    let stdin = std::io::stdin();
+    let lines = std::io::BufRead::lines(stdin.lock()).map_while(Result::ok);
+    spawner.run(lines);
     0
 }
 
 /// How many node inits `topo __spawn` sets up at once.
 const SPAWN_PARALLEL: usize = 4;
+
+struct Spawner {
+    /// The host's root, opened before this process left the host's mount namespace: node
+    /// namespaces are opened through it (a path walked from a file descriptor follows the
+    /// mounts of that descriptor's namespace), so none needs to stay open meanwhile.
+    host_root: OwnedFd,
+    /// This process's own PID namespace, to return to after each node's.
+    own_pid: File,
+    /// Compiled seccomp filters by profile: every node with the default profile shares one.
+    filters: std::collections::HashMap<String, Option<super::seccomp::Filter>>,
+    /// Init logs by path, opened here as root (a node with a user namespace could not).
+    logs: std::collections::HashMap<std::path::PathBuf, File>,
+}
+
+/// An init (or, for a node with a user namespace, the intermediate process making it) being
+/// set up, and the pipe on which it reports.
+struct Pending {
+    node: String,
+    child: Pid,
+    report: File,
+    /// `report` carries `PID START` from an intermediate, not `ok` from the init itself.
+    via_intermediate: bool,
+}
+
+impl Spawner {
+    fn new() -> Result<Self, NodeError> {
+        let host_root = nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| NodeError::sys("open /", e))?;
+        let own_pid =
+            File::open("/proc/self/ns/pid").map_err(|e| NodeError::sys("open own pid ns", e))?;
+        // Every node's mount namespace is a copy of this one. The host's holds a bind mount
+        // per named network namespace, so copying it N times would cost O(N²); a private
+        // copy without /run/netns, made once here, keeps each node's copy small.
+        if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
+            let _ = nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+                None::<&str>,
+            );
+            let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
+        }
+        Ok(Spawner {
+            host_root,
+            own_pid,
+            filters: std::collections::HashMap::new(),
+            logs: std::collections::HashMap::new(),
+        })
+    }
+
+    fn run(mut self, lines: impl Iterator<Item = String>) {
+        let mut pending = std::collections::VecDeque::new();
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            // A few at a time: node set-up is mostly mount work under one kernel lock, and a
+            // thousand processes contending for it are slower than a short queue.
+            if pending.len() >= SPAWN_PARALLEL {
+                if let Some(p) = pending.pop_front() {
+                    finish(p);
+                }
+            }
+            let config = match serde_json::from_str::<InitConfig>(&line) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("? error: bad configuration: {e}");
+                    continue;
+                }
+            };
+            match self.start(&config) {
+                Ok(p) => pending.push_back(p),
+                Err(e) => println!("{} error: {}", config.node, one_line(&e)),
+            }
+        }
+        while let Some(p) = pending.pop_front() {
+            finish(p);
+        }
+    }
+
+    fn start(&mut self, config: &InitConfig) -> Result<Pending, NodeError> {
+        let relative = config.netns.strip_prefix("/").unwrap_or(&config.netns);
+        let netns = nix::fcntl::openat(
+            &self.host_root,
+            relative,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
+        let key = serde_json::to_string(&config.ctx.security.seccomp).unwrap_or_default();
+        if !self.filters.contains_key(&key) {
+            let filter = super::seccomp::compile(&config.ctx.security.seccomp).map_err(|e| {
+                NodeError::sys("seccomp profile", std::io::Error::other(e.to_string()))
+            })?;
+            self.filters.insert(key.clone(), filter);
+        }
+        if let Some(path) = &config.log {
+            if !self.logs.contains_key(path) {
+                let f = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| NodeError::sys(format!("open {}", path.display()), e))?;
+                self.logs.insert(path.clone(), f);
+            }
+        }
+        let log = config.log.as_ref().and_then(|p| self.logs.get(p));
+        let filter = self.filters.get(&key).and_then(|f| f.as_ref());
+        if config.ctx.userns {
+            return start_via_intermediate(config, File::from(netns), log, filter);
+        }
+        let launched = open_cgroups(config).and_then(|cg| launch(config, netns, cg, log, filter));
+        // Back to this process's own PID namespace for the next node's children.
+        setns(self.own_pid.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
+        let (child, report) = launched?;
+        Ok(Pending {
+            node: config.node.clone(),
+            child,
+            report,
+            via_intermediate: false,
+        })
+    }
+}
+
+/// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace.
+/// Returns the init and the read end of its report pipe.
+fn launch(
+    config: &InitConfig,
+    netns: OwnedFd,
+    cgroups: Vec<File>,
+    log: Option<&File>,
+    filter: Option<&super::seccomp::Filter>,
+) -> Result<(Pid, File), NodeError> {
+    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NodeError::sys("join the node's netns", e))?;
+    drop(netns);
+    // The PID namespace applies to the children of the caller; the others are unshared by
+    // the child itself, so that its fresh /proc never replaces the one this parent reads.
+    unshare(CloneFlags::CLONE_NEWPID)
+        .map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
+    // SAFETY: `topo __spawn` is single-threaded (no tokio runtime exists in this mode), so
+    // the child may run arbitrary code after fork.
+    match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
+        ForkResult::Child => {
+            drop(rd);
+            // Until it reports ready, the init dies with the process that waits for it.
+            die_with_parent();
+            redirect_stderr(log);
+            let mut keep: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
+            keep.push(wr.as_raw_fd());
+            let code = match close_inherited(&keep) {
+                Ok(()) => be_init(config, cgroups, filter, wr),
+                Err(_) => 1,
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => Ok((child, File::from(rd))),
+    }
+}
+
+/// For a node with its own user namespace: a child joins it (the PID, mount, UTS and IPC
+/// namespaces made next are then owned by it, and node root may mount /proc and set the
+/// hostname), launches the init from there and reports `PID START` or an error.
+fn start_via_intermediate(
+    config: &InitConfig,
+    netns: File,
+    log: Option<&File>,
+    filter: Option<&super::seccomp::Filter>,
+) -> Result<Pending, NodeError> {
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
+    // SAFETY: as in `launch`: this process is single-threaded.
+    match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
+        ForkResult::Child => {
+            drop(rd);
+            die_with_parent();
+            let result = (|| {
+                let cgroups = open_cgroups(config)?;
+                let user = super::userns::owner(&netns)?;
+                setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
+                    .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
+                super::userns::become_root()?;
+                let (child, report) = launch(config, OwnedFd::from(netns), cgroups, log, filter)?;
+                wait_ready(config, child, report)
+            })();
+            let line = match result {
+                Ok(id) => format!("{} {}", id.pid, id.start),
+                Err(e) => format!("error: {}", one_line(&e)),
+            };
+            let _ = File::from(wr).write_all(line.as_bytes());
+            std::process::exit(0)
+        }
+        ForkResult::Parent { child } => Ok(Pending {
+            node: config.node.clone(),
+            child,
+            report: File::from(rd),
+            via_intermediate: true,
+        }),
+    }
+}
+
+/// Waits for a pending init's report and prints the node's line.
+fn finish(p: Pending) {
+    let result = if p.via_intermediate {
+        let mut report = String::new();
+        let read = p.report.take(4096).read_to_string(&mut report);
+        let _ = waitpid(p.child, None);
+        match read {
+            Ok(_) if report.starts_with("error: ") => Err(report["error: ".len()..].to_string()),
+            Ok(_) => {
+                let mut it = report.split_whitespace();
+                match (it.next(), it.next()) {
+                    (Some(pid), Some(start)) => Ok(format!("{pid} {start}")),
+                    _ => Err("the node's set-up process ended without a report".into()),
+                }
+            }
+            Err(e) => Err(format!("read the init's report: {e}")),
+        }
+    } else {
+        let config_node = p.node.clone();
+        wait_ready_named(&config_node, p.child, p.report)
+            .map(|id| format!("{} {}", id.pid, id.start))
+            .map_err(|e| one_line(&e))
+    };
+    // One write: lines never interleave (below PIPE_BUF).
+    let line = match result {
+        Ok(id) => format!("{} {id}\n", p.node),
+        Err(e) => format!("{} error: {}\n", p.node, e.replace('\n', " ")),
+    };
+    let _ = std::io::stdout().write_all(line.as_bytes());
+}
+
+fn one_line(e: &NodeError) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+/// The node's `cgroup.procs` files, opened while this process is still root of the host: the
+/// files are checked against the credentials they were opened with.
+fn open_cgroups(config: &InitConfig) -> Result<Vec<File>, NodeError> {
+    config
+        .ctx
+        .cgroups
+        .iter()
+        .map(|p| {
+            File::options()
+                .write(true)
+                .open(p)
+                .map_err(|e| NodeError::sys(format!("open {}", p.display()), e))
+        })
+        .collect()
+}
 
 /// Asks the kernel to kill this process when its parent ends, and covers the case where
 /// the parent ended already.
@@ -120,62 +320,59 @@ fn die_with_parent() {
     }
 }
 
-/// The node's init log becomes standard error of everything the node's init does.
-fn redirect_stderr(config: &InitConfig) {
-    if let Some(log) = &config.log {
-        if let Ok(f) = File::options().create(true).append(true).open(log) {
-            let _ = nix::unistd::dup2_stderr(&f);
+/// In a new init: closes every file descriptor inherited from the spawner but the standard
+/// streams and `keep`, so that no init holds another node's namespace or the spawner's pipes.
+fn close_inherited(keep: &[RawFd]) -> Result<(), NodeError> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    keep.sort_unstable();
+    let mut from: RawFd = 3;
+    for fd in keep.into_iter().chain([RawFd::MAX]) {
+        if fd > from {
+            let last = if fd == RawFd::MAX {
+                libc::c_uint::MAX
+            } else {
+                (fd - 1) as libc::c_uint
+            };
+            // SAFETY: close_range closes descriptors in [from, last], none of which is in
+            // `keep`; the others belong to the spawner's state, which the init never touches
+            // again (they are forgotten, not used, after this).
+            let rc = unsafe { libc::close_range(from as libc::c_uint, last, 0) };
+            if rc != 0 {
+                return Err(NodeError::sys(
+                    "close_range",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        from = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// The init log becomes standard error of everything the node's init does; without one,
+/// /dev/null (never `topo`'s own, which an init would otherwise hold open for its life).
+fn redirect_stderr(log: Option<&File>) {
+    match log {
+        Some(f) => {
+            let _ = nix::unistd::dup2_stderr(f);
+        }
+        None => {
+            if let Ok(null) = File::options().write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2_stderr(&null);
+            }
         }
     }
 }
 
-/// Starts the init in the given (opened) network namespace.
-fn start_in(config: &InitConfig, netns: File) -> Result<ProcId, NodeError> {
-    // Opened now, while we are still root of the host: the cgroup files are checked against
-    // the credentials they were opened with.
-    let mut cgroups = Vec::new();
-    for p in &config.ctx.cgroups {
-        let f = File::options().write(true).open(p);
-        cgroups.push(f.map_err(|e| NodeError::sys(format!("open {}", p.display()), e))?);
-    }
-    if config.ctx.userns {
-        // The user namespace comes first: the PID, mount, UTS and IPC namespaces made next
-        // are then owned by it, and node root may mount /proc and set the hostname.
-        let user = super::userns::owner(&netns)?;
-        setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
-        super::userns::become_root()?;
-    }
-    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| NodeError::sys("join the node's netns", e))?;
-    drop(netns);
-    // The PID namespace applies to the children of the caller; the others are unshared by
-    // the child itself, so that its fresh /proc never replaces the one this parent reads.
-    unshare(CloneFlags::CLONE_NEWPID)
-        .map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
-    let filter = super::seccomp::compile(&config.ctx.security.seccomp)
-        .map_err(|e| NodeError::sys("seccomp profile", std::io::Error::other(e.to_string())))?;
-    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-    // SAFETY: `topo __spawn` runs before any thread is started (no tokio runtime exists in
-    // this mode), so the child may run arbitrary code after fork.
-    match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
-        ForkResult::Child => {
-            drop(rd);
-            // Until it reports ready, the init dies with the process that waits for it.
-            die_with_parent();
-            let code = be_init(config, cgroups, filter, wr);
-            std::process::exit(code)
-        }
-        ForkResult::Parent { child } => {
-            drop(wr);
-            wait_ready(config, rd, child)
-        }
-    }
+fn wait_ready(config: &InitConfig, child: Pid, rd: File) -> Result<ProcId, NodeError> {
+    wait_ready_named(&config.node, child, rd)
 }
 
-fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, NodeError> {
+/// Reads an init's report to its end (the init closes the pipe once it no longer dies with
+/// its parent); `ok` means ready. Anything else: the init is killed and reaped.
+fn wait_ready_named(node: &str, child: Pid, rd: File) -> Result<ProcId, NodeError> {
     let mut report = String::new();
-    File::from(rd)
+    rd.take(64 * 1024)
         .read_to_string(&mut report)
         .map_err(|e| NodeError::sys("read the init's report", e))?;
     if report.trim() == "ok" {
@@ -186,7 +383,7 @@ fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, No
     let _ = kill(child, Signal::SIGKILL);
     let _ = waitpid(child, None);
     Err(NodeError::Failed {
-        node: config.node.clone(),
+        node: node.to_string(),
         message: if report.is_empty() {
             "init exited during set-up".into()
         } else {
@@ -199,7 +396,7 @@ fn wait_ready(config: &InitConfig, rd: OwnedFd, child: Pid) -> Result<ProcId, No
 fn be_init(
     config: &InitConfig,
     cgroups: Vec<File>,
-    filter: Option<super::seccomp::Filter>,
+    filter: Option<&super::seccomp::Filter>,
     report: OwnedFd,
 ) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
@@ -247,9 +444,9 @@ fn be_init(
 struct InitSteps<'a> {
     config: &'a InitConfig,
     cgroups: Vec<File>,
-    /// Compiled before the mounts: a profile file may live where the node's own /tmp or
-    /// root then covers it.
-    filter: Option<super::seccomp::Filter>,
+    /// Compiled before the mounts (by the spawner, once per profile): a profile file may
+    /// live where the node's own /tmp or root then covers it.
+    filter: Option<&'a super::seccomp::Filter>,
 }
 
 impl Steps for InitSteps<'_> {
@@ -264,10 +461,16 @@ impl Steps for InitSteps<'_> {
         let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         unshare(flags).map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))?;
         mounts::set_up(self.config)?;
+        // The node's own procfs now; /proc/sys/net stays writable.
+        for (key, value) in &self.config.sysctls {
+            let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);
+            std::fs::write(&path, value.as_bytes())
+                .map_err(|e| NodeError::sys(format!("set sysctl {key}={value}"), e))?;
+        }
         nix::unistd::sethostname(&self.config.node).map_err(|e| NodeError::sys("sethostname", e))
     }
     fn filter(&self) -> Option<&super::seccomp::Filter> {
-        self.filter.as_ref()
+        self.filter
     }
 }
 

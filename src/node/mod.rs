@@ -73,6 +73,11 @@ pub struct InitConfig {
     /// process of the node.
     #[serde(default)]
     pub ctx: NodeContext,
+    /// Sysctls of the node's network namespace that the init sets through its own procfs
+    /// before any interface is made: `topo`'s defaults for every namespace. (Through the
+    /// host's `/proc`, each namespace makes the lookups of all the others slower.)
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// What every process started in a node gets: its environment, its security profile and its
@@ -102,4 +107,40 @@ pub fn base_env(lab: &str, node: &str) -> Vec<(String, String)> {
         ("TOPO_LAB".into(), lab.into()),
         ("TOPO_NODE".into(), node.into()),
     ]
+}
+
+/// Environment variable that carries the caller's soft open-file limit to the helper modes.
+const NOFILE_ENV: &str = "TOPO_NOFILE_SOFT";
+
+/// Raises this process's soft limit on open files to the hard limit. `topo` holds two
+/// descriptors per namespace (the namespace and its netlink socket) for a whole run, so a
+/// 1000-node lab needs more than the usual soft limit of 1024. Call before any thread starts.
+/// Processes started in nodes get the caller's limit back (see [`restore_nofile_limit`]):
+/// programs written for `select(2)` break above 1024.
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        // Single-threaded still (the caller's contract), so changing the environment is safe.
+        std::env::set_var(NOFILE_ENV, soft.to_string());
+    }
+}
+
+/// In a helper mode: gives the open-file limit back the value `topo`'s caller had.
+pub fn restore_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Some(soft) = std::env::var(NOFILE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<nix::libc::rlim_t>().ok())
+    else {
+        return;
+    };
+    // Single-threaded (helper modes run before any thread), so changing the environment is
+    // safe.
+    std::env::remove_var(NOFILE_ENV);
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard);
+    }
 }

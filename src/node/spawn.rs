@@ -43,45 +43,113 @@ pub type InitReport = (String, Result<ProcId, String>);
 /// Starts the inits of many nodes through one `topo __spawn` helper (blocking). Returns,
 /// per node, its init or why it did not start.
 pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError> {
-    use std::io::{BufRead, BufReader, Write};
-    let mut child = Command::new(helper_exe()?)
-        .arg("__spawn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| NodeError::sys("start the node spawner", e))?;
-    let mut input = String::new();
+    let feed = SpawnFeed::start()?;
+    let sender = feed.sender();
     for c in configs {
-        let json = serde_json::to_string(c)
+        sender.send(c)?;
+    }
+    drop(sender);
+    feed.finish()
+}
+
+/// A running `topo __spawn` helper that takes configurations as they become ready (a node's,
+/// as soon as its network namespace exists), so that its work overlaps the caller's.
+pub struct SpawnFeed {
+    tx: std::sync::mpsc::Sender<String>,
+    writer: std::thread::JoinHandle<std::io::Result<()>>,
+    reader: std::thread::JoinHandle<Result<Vec<InitReport>, NodeError>>,
+    child: std::process::Child,
+}
+
+/// Sends configurations to a [`SpawnFeed`]; never blocks (a thread writes them to the
+/// helper), so a caller creating namespaces is never held up by the helper.
+#[derive(Clone)]
+pub struct SpawnSender(std::sync::mpsc::Sender<String>);
+
+impl SpawnSender {
+    pub fn send(&self, config: &InitConfig) -> Result<(), NodeError> {
+        let mut json = serde_json::to_string(config)
             .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
-        input.push_str(&json);
-        input.push('\n');
+        json.push('\n');
+        self.0
+            .send(json)
+            .map_err(|_| NodeError::sys("spawner", std::io::Error::other("it has stopped")))
     }
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
-    let mut out = Vec::with_capacity(configs.len());
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
-        let Some((node, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        let result = match rest.strip_prefix("error: ") {
-            Some(err) => Err(err.to_string()),
-            None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),
-        };
-        out.push((node.to_string(), result));
+}
+
+impl SpawnFeed {
+    pub fn start() -> Result<Self, NodeError> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut child = Command::new(helper_exe()?)
+            .arg("__spawn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| NodeError::sys("start the node spawner", e))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::spawn(move || {
+            for line in rx {
+                stdin.write_all(line.as_bytes())?;
+            }
+            Ok(())
+        });
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
+                let Some((node, rest)) = line.split_once(' ') else {
+                    continue;
+                };
+                let result = match rest.strip_prefix("error: ") {
+                    Some(err) => Err(err.to_string()),
+                    None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),
+                };
+                out.push((node.to_string(), result));
+            }
+            Ok(out)
+        });
+        Ok(SpawnFeed {
+            tx,
+            writer,
+            reader,
+            child,
+        })
     }
-    let _ = writer.join();
-    let _ = child.wait();
-    Ok(out)
+
+    pub fn sender(&self) -> SpawnSender {
+        SpawnSender(self.tx.clone())
+    }
+
+    /// Ends the input (once every sender is dropped), waits for the helper, and returns its
+    /// reports.
+    pub fn finish(self) -> Result<Vec<InitReport>, NodeError> {
+        let SpawnFeed {
+            tx,
+            writer,
+            reader,
+            mut child,
+        } = self;
+        drop(tx);
+        let written = writer.join();
+        let out = reader
+            .join()
+            .map_err(|_| NodeError::sys("spawner", std::io::Error::other("reader panicked")))?;
+        let _ = child.wait();
+        if let Ok(Err(e)) = written {
+            // The helper stopped reading: its reports (if any) say why.
+            tracing::warn!("writing to the node spawner: {e}");
+        }
+        out
+    }
 }
 
 fn parse_proc_id(text: &str) -> Option<ProcId> {

@@ -130,6 +130,7 @@ fn expect_line(
 /// `topo __userns`: unshare a user namespace, wait for the maps, unshare a network
 /// namespace, and wait until told to go (stdin closed or killed).
 pub fn helper_main() -> i32 {
+    super::restore_nofile_limit();
     let step = || -> Result<(), NodeError> {
         let mut out = std::io::stdout();
         unshare(CloneFlags::CLONE_NEWUSER)

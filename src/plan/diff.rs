@@ -498,8 +498,11 @@ impl<'a> Planner<'a> {
                 }
             }
             None if spec.kind == super::IfaceKind::Loopback => {
-                changes.push("up".into());
-                changes.push("marker".into());
+                // Only in a namespace this plan creates: creating it brings lo up and marks
+                // it (the marker is what makes the namespace the lab's).
+                if !spec.up {
+                    changes.push("down".into());
+                }
                 if let Some(mtu) = spec.mtu {
                     changes.push(format!("mtu {mtu}"));
                 }

@@ -81,10 +81,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// `/proc/sys` path of a sysctl key (`net.ipv4.ip_forward` → `net/ipv4/ip_forward`).
-pub fn sysctl_path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
-}
-
 pub fn family(ip: &IpAddr) -> &'static str {
     if ip.is_ipv4() {
         "ipv4"
