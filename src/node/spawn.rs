@@ -55,7 +55,7 @@ pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError>
 /// A running `topo __spawn` helper that takes configurations as they become ready (a node's,
 /// as soon as its network namespace exists), so that its work overlaps the caller's.
 pub struct SpawnFeed {
-    tx: std::sync::mpsc::Sender<String>,
+    tx: std::sync::mpsc::Sender<Feed>,
     writer: std::thread::JoinHandle<std::io::Result<()>>,
     reader: std::thread::JoinHandle<Result<Vec<InitReport>, NodeError>>,
     child: std::process::Child,
@@ -64,17 +64,44 @@ pub struct SpawnFeed {
 /// Sends configurations to a [`SpawnFeed`]; never blocks (a thread writes them to the
 /// helper), so a caller creating namespaces is never held up by the helper.
 #[derive(Clone)]
-pub struct SpawnSender(std::sync::mpsc::Sender<String>);
+pub struct SpawnSender(std::sync::mpsc::Sender<Feed>);
+
+/// What the writer thread gets: a configuration to pass on now, or once its key (the node's
+/// namespace) is released; or the release of a key.
+enum Feed {
+    Now(String),
+    Held(String, String),
+    Release(String),
+}
 
 impl SpawnSender {
+    /// Passes `config` on now.
     pub fn send(&self, config: &InitConfig) -> Result<(), NodeError> {
-        let mut json = serde_json::to_string(config)
-            .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
-        json.push('\n');
+        self.feed(Feed::Now(encode(config)?))
+    }
+
+    /// Passes `config` on once [`release`](Self::release) is called with the same key (in
+    /// either order).
+    pub fn send_after(&self, key: &str, config: &InitConfig) -> Result<(), NodeError> {
+        self.feed(Feed::Held(key.to_string(), encode(config)?))
+    }
+
+    pub fn release(&self, key: &str) -> Result<(), NodeError> {
+        self.feed(Feed::Release(key.to_string()))
+    }
+
+    fn feed(&self, f: Feed) -> Result<(), NodeError> {
         self.0
-            .send(json)
+            .send(f)
             .map_err(|_| NodeError::sys("spawner", std::io::Error::other("it has stopped")))
     }
+}
+
+fn encode(config: &InitConfig) -> Result<String, NodeError> {
+    let mut json = serde_json::to_string(config)
+        .map_err(|e| NodeError::sys("encode init config", std::io::Error::other(e)))?;
+    json.push('\n');
+    Ok(json)
 }
 
 impl SpawnFeed {
@@ -95,9 +122,26 @@ impl SpawnFeed {
             .stdout
             .take()
             .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let (tx, rx) = std::sync::mpsc::channel::<Feed>();
         let writer = std::thread::spawn(move || {
-            for line in rx {
+            let mut held = std::collections::HashMap::new();
+            let mut released = std::collections::HashSet::new();
+            for f in rx {
+                let line = match f {
+                    Feed::Now(line) => line,
+                    Feed::Held(key, line) if released.remove(&key) => line,
+                    Feed::Held(key, line) => {
+                        held.insert(key, line);
+                        continue;
+                    }
+                    Feed::Release(key) => match held.remove(&key) {
+                        Some(line) => line,
+                        None => {
+                            released.insert(key);
+                            continue;
+                        }
+                    },
+                };
                 stdin.write_all(line.as_bytes())?;
             }
             Ok(())
