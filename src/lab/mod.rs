@@ -272,17 +272,43 @@ async fn observe_all(
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
     // Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
-    // answer is for depends only on the reading thread, so a stale PID costs speed, not truth.
+    // answer is for depends only on the reading thread, so a stale PID costs speed, not truth
+    // (a dead one falls back to the host's procfs).
     for (name, rec) in &state.nodes {
-        if rec.init.alive() {
-            session.procs.insert(
-                names::node_netns(lab, name),
-                crate::net::sysctl::node_proc(rec.init.pid),
-            );
-        }
+        session.procs.insert(
+            names::node_netns(lab, name),
+            crate::net::sysctl::node_proc(rec.init.pid),
+        );
     }
-    let mut observed = observe(session, lab, Some(desired), &state.creating).await?;
-    let cgroups = crate::node::cgroup::Cgroups::detect().ok();
+    // The processes and cgroups are read on a thread of their own while the namespaces are
+    // dumped (at 1000 nodes, some 4000 files of /proc and the cgroup trees).
+    let recorded: Vec<(String, ProcId)> = state
+        .nodes
+        .iter()
+        .map(|(n, r)| (n.clone(), r.init))
+        .collect();
+    let lab_name = lab.to_string();
+    let processes = std::thread::spawn(move || {
+        let cgroups = crate::node::cgroup::Cgroups::detect().ok();
+        // Every node init of the machine (zombies have no namespaces, so are not among them):
+        // a recorded init is alive if it is one of these, same PID and start time.
+        let nested = crate::node::procfs::nested_inits();
+        let running: std::collections::HashSet<ProcId> = nested.iter().map(|(id, _)| *id).collect();
+        let mut alive = std::collections::HashMap::new();
+        let mut limits = std::collections::HashMap::new();
+        for (node, init) in recorded {
+            if let Some(c) = &cgroups {
+                limits.insert(node.clone(), c.limits_in_kernel(&lab_name, &node));
+            }
+            alive.insert(node, running.contains(&init));
+        }
+        (alive, limits, nested)
+    });
+    let observed = observe(session, lab, Some(desired), &state.creating).await;
+    let (alive, mut limits, nested) = processes
+        .join()
+        .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
+    let mut observed = observed?;
     // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
     let mut inode_of = std::collections::BTreeMap::new();
     for (ns, o) in &observed.namespaces {
@@ -292,8 +318,9 @@ async fn observe_all(
             }
         }
     }
-    let inodes = inode_of.keys().copied().collect();
-    let inits = crate::node::procfs::inits_in(&inodes);
+    let inits = nested
+        .into_iter()
+        .filter(|(_, ino)| inode_of.contains_key(ino));
     let prefix = names::netns_prefix(lab);
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(lab, name);
@@ -312,7 +339,8 @@ async fn observe_all(
             }
         }
         let same_config = wanted.is_none_or(|w| rec.config == node_digest(w));
-        let init_alive = rec.init.alive() && current == Some(rec.netns_inode) && same_config;
+        let is_alive = alive.get(name).copied().unwrap_or(false);
+        let init_alive = is_alive && current == Some(rec.netns_inode) && same_config;
         let services = rec
             .services
             .iter()
@@ -331,10 +359,10 @@ async fn observe_all(
             name.clone(),
             NodeObs {
                 init_alive,
-                init: rec.init.alive().then_some(rec.init),
+                init: is_alive.then_some(rec.init),
                 strays: Vec::new(),
                 services,
-                limits: cgroups.as_ref().map(|c| c.limits_in_kernel(lab, name)),
+                limits: limits.remove(name),
             },
         );
     }

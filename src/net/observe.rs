@@ -92,6 +92,49 @@ pub fn open_namespaces(
     adopt: &[String],
     broken: &mut Vec<String>,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
+    start_opening(session, candidates, desired, adopt, broken, None)?.finish(session)
+}
+
+/// Namespaces being opened on a thread of their own (see [`start_opening`]).
+pub struct Opening {
+    which: Vec<String>,
+    thread: std::thread::JoinHandle<Result<Vec<OpenedNs>, NetError>>,
+}
+
+type OpenedNs = (File, (Handle, BTreeMap<String, String>));
+
+impl Opening {
+    /// Waits for the thread and keeps the namespaces open in the session; returns the
+    /// sysctls read in each.
+    pub fn finish(
+        self,
+        session: &mut Session,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
+        let opened = self
+            .thread
+            .join()
+            .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
+        let mut sysctls = BTreeMap::new();
+        for (name, (file, (handle, values))) in self.which.into_iter().zip(opened) {
+            session.ns.insert(name.clone(), NsConn { file, handle });
+            sysctls.insert(name, values);
+        }
+        Ok(sysctls)
+    }
+}
+
+/// Starts opening the namespaces that exist among `candidates` on a thread of its own: a
+/// socket in each, and the desired sysctls read while inside it. Each namespace's socket is
+/// also sent on `ready` as soon as it is open, so its dump can start while the others are
+/// opened.
+pub fn start_opening(
+    session: &mut Session,
+    candidates: &[String],
+    desired: Option<&Desired>,
+    adopt: &[String],
+    broken: &mut Vec<String>,
+    ready: Option<futures::channel::mpsc::UnboundedSender<(String, Handle)>>,
+) -> Result<Opening, NetError> {
     let mut files = Vec::new();
     let mut which = Vec::new();
     for name in candidates {
@@ -115,35 +158,32 @@ pub fn open_namespaces(
             which.push(name.clone());
         }
     }
-    let keys: Vec<(PathBuf, Vec<String>)> = which
+    let keys: Vec<(String, PathBuf, Vec<String>)> = which
         .iter()
         .map(|n| {
             let keys = desired
                 .and_then(|d| d.namespaces.get(n))
                 .map(|s| s.sysctls.keys().cloned().collect())
                 .unwrap_or_default();
-            (session.proc_dir(n), keys)
+            (n.clone(), session.proc_dir(n), keys)
         })
         .collect();
     let rt = session.rt.clone();
-    let opened = std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let refs: Vec<&File> = files.iter().collect();
         let per_ns = netns::enter_each(&refs, |i| {
             let handle = connect_here(&rt)?;
-            let (proc_dir, keys) = &keys[i];
+            let (name, proc_dir, keys) = &keys[i];
+            if let Some(tx) = &ready {
+                // The receiver may have stopped at an error: nothing more to do then.
+                let _ = tx.unbounded_send((name.clone(), handle.clone()));
+            }
             let k: Vec<&String> = keys.iter().collect();
             Ok((handle, sysctl::read_here(proc_dir, &k)))
         })?;
         Ok::<_, NetError>(files.into_iter().zip(per_ns).collect::<Vec<_>>())
-    })
-    .join()
-    .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
-    let mut sysctls = BTreeMap::new();
-    for (name, (file, (handle, values))) in which.into_iter().zip(opened) {
-        session.ns.insert(name.clone(), NsConn { file, handle });
-        sysctls.insert(name, values);
-    }
-    Ok(sysctls)
+    });
+    Ok(Opening { which, thread })
 }
 
 /// Observes the lab: which namespaces exist and are ours, and their links, addresses,
@@ -159,34 +199,53 @@ pub async fn observe(
     let candidates = candidate_namespaces(lab, desired)?;
     let mut broken = Vec::new();
     let t = std::time::Instant::now();
-    let mut sysctls = open_namespaces(session, &candidates, desired, adopt, &mut broken)?;
-    tracing::info!(
-        ms = t.elapsed().as_secs_f64() * 1e3,
-        namespaces = session.ns.len(),
-        "opened namespaces"
-    );
-    let t = std::time::Instant::now();
     let marker_prefix = names::marker_prefix(lab);
-    let jobs: Vec<(String, Handle)> = session
+    // Namespaces opened earlier in this session are dumped at once; the others as soon as
+    // the opening thread has a socket in each.
+    let open_before: Vec<(String, Handle)> = session
         .ns
         .iter()
         .filter(|(n, _)| candidates.binary_search(n).is_ok())
         .map(|(n, c)| (n.clone(), c.handle.clone()))
         .collect();
-    let results: Vec<(String, NsObserved)> = stream::iter(jobs)
+    let (ready, opened) = futures::channel::mpsc::unbounded();
+    let opening = start_opening(
+        session,
+        &candidates,
+        desired,
+        adopt,
+        &mut broken,
+        Some(ready),
+    )?;
+    let results: Result<Vec<(String, NsObserved)>, NetError> = stream::iter(open_before)
+        .chain(opened)
         .map(|(name, handle)| {
             let expected = names::ns_marker(lab, &name);
             // A namespace `up` was creating when it was stopped, before it could mark it.
             let adoptable = adopt.contains(&name);
-            async move {
-                let observed = observe_ns(&handle, &expected, adoptable, psched).await?;
+            let psched = *psched;
+            // On the runtime's workers, next to the socket's connection task: polled from
+            // this thread instead, every reply would cost a wake-up across threads.
+            let task = tokio::spawn(async move {
+                let observed = observe_ns(&handle, &expected, adoptable, &psched).await?;
                 Ok::<_, NetError>((name, observed))
+            });
+            async move {
+                task.await.map_err(|e| {
+                    NetError::io("observe a namespace", std::io::Error::other(e.to_string()))
+                })?
             }
         })
         .buffer_unordered(PARALLEL)
         .try_collect()
-        .await?;
-    tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "dumped namespaces");
+        .await;
+    let mut sysctls = opening.finish(session)?;
+    let results = results?;
+    tracing::info!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        namespaces = results.len(),
+        "opened and dumped namespaces"
+    );
     let mut out = Observed::default();
     for name in broken {
         out.namespaces.insert(

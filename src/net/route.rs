@@ -8,7 +8,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
 };
 use netlink_packet_route::AddressFamily;
-use rtnetlink::{Handle, IpVersion, RouteMessageBuilder, RouteNextHopBuilder};
+use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 
 use super::{nl_err, NetError, RTPROT_TOPO};
 use crate::plan::{RouteObs, RouteSpec};
@@ -103,13 +103,10 @@ pub async fn del(handle: &Handle, dst: IpNetwork, metric: u32, what: &str) -> Re
 /// routes may come back as one route per next hop: they are merged by destination and metric.
 pub async fn dump(handle: &Handle) -> Result<Vec<RouteObs>, NetError> {
     let mut out: Vec<RouteObs> = Vec::new();
-    for version in [IpVersion::V4, IpVersion::V6] {
-        let msg = RouteMessageBuilder::<IpAddr>::new().build();
-        let mut msg = msg;
-        msg.header.address_family = match version {
-            IpVersion::V4 => AddressFamily::Inet,
-            IpVersion::V6 => AddressFamily::Inet6,
-        };
+    // One dump of both families (AF_UNSPEC).
+    {
+        let mut msg = RouteMessageBuilder::<IpAddr>::new().build();
+        msg.header.address_family = AddressFamily::Unspec;
         let routes: Vec<RouteMessage> = handle
             .route()
             .get(msg)

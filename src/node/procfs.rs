@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 /// A process as `topo` records it: its PID in the host namespace and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ProcId {
     pub pid: i32,
     pub start: u64,
@@ -56,20 +56,31 @@ pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, 
     if netns_inodes.is_empty() {
         return Vec::new();
     }
+    nested_inits()
+        .into_iter()
+        .filter(|(_, ino)| netns_inodes.contains(ino))
+        .collect()
+}
+
+/// Every process that is PID 1 of a PID namespace nested in this process's, with the inode
+/// of its network namespace. One pass over /proc; only processes in another PID namespace
+/// have their status read.
+pub fn nested_inits() -> Vec<(ProcId, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let own_pid_ns = ns_inode(std::process::id() as i32, "pid");
     let mut out = Vec::new();
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
+        if ns_inode(pid, "pid") == own_pid_ns {
+            continue;
+        }
         let Some(ino) = ns_inode(pid, "net") else {
             continue;
         };
-        if !netns_inodes.contains(&ino) {
-            continue;
-        }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let nspid: Vec<&str> = status
             .lines()
