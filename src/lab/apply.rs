@@ -31,6 +31,8 @@ pub(super) struct Applier<'a> {
     run: &'a RunDir,
     state: &'a mut State,
     index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
+    /// Sysctls (namespace, key) that node inits started by this run set themselves.
+    set_by_init: std::collections::HashSet<(String, String)>,
     /// The kernel's packet scheduler clock, read once per run (netem encodes in its ticks).
     psched: OnceLock<Psched>,
 }
@@ -70,6 +72,7 @@ impl<'a> Applier<'a> {
             run,
             state,
             index_cache: Mutex::new(HashMap::new()),
+            set_by_init: std::collections::HashSet::new(),
             psched: OnceLock::new(),
         }
     }
@@ -429,12 +432,7 @@ impl<'a> Applier<'a> {
                 log: Some(self.run.log_path("init")),
                 rootfs: spec.rootfs.clone(),
                 ctx,
-                // The node's own values win (set in the sysctl phase that follows).
-                sysctls: NETNS_SYSCTLS
-                    .iter()
-                    .filter(|(k, _)| !spec.sysctls.contains_key(*k))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                sysctls: init_sysctls(self.desired.namespaces.get(&ns).map(|n| &n.sysctls)),
             };
             jobs.push((config, ns, spec.limits.clone()));
         }
@@ -460,6 +458,9 @@ impl<'a> Applier<'a> {
             };
             match results.remove(&config.node) {
                 Some(Ok(init)) => {
+                    for (key, _) in &config.sysctls {
+                        self.set_by_init.insert((ns.clone(), key.clone()));
+                    }
                     self.session
                         .procs
                         .insert(ns, net::sysctl::node_proc(init.pid));
@@ -505,6 +506,9 @@ impl<'a> Applier<'a> {
                 ns, who, key, to, ..
             } = a
             {
+                if self.set_by_init.contains(&(ns.clone(), key.clone())) {
+                    continue;
+                }
                 by_ns.entry(ns.as_str()).or_default().push((
                     key.as_str(),
                     to.as_str(),
@@ -1026,4 +1030,76 @@ fn make_cgroups_and_send(
         }
     }
     Ok(())
+}
+
+/// The sysctls a node's init sets in its own procfs before any interface exists: `topo`'s
+/// defaults for every namespace, then the node's own keys that name no interface (those
+/// wait for the sysctl phase, once the interfaces exist). Through the init, they cost no
+/// lookups in the host's procfs (see `net::sysctl`), and they are set before the interfaces
+/// are made, so `default` values reach them.
+fn init_sysctls(node: Option<&BTreeMap<String, String>>) -> Vec<(String, String)> {
+    let mut out: BTreeMap<String, String> = NETNS_SYSCTLS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in node.into_iter().flatten() {
+        if !names_interface(k) {
+            out.insert(k.clone(), v.clone());
+        } else {
+            out.remove(k);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// `net.ipv4.conf.eth0.forwarding`, `net.ipv6.neigh.eth1.…`: keys of one interface (not
+/// `all` or `default`).
+fn names_interface(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    matches!(
+        parts.as_slice(),
+        ["net", "ipv4" | "ipv6", "conf" | "neigh", dev, _, ..] if *dev != "all" && *dev != "default"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inits_set_defaults_and_the_node_keys_that_name_no_interface() {
+        let node: BTreeMap<String, String> = [
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv6.conf.all.accept_dad", "1"),
+            ("net.ipv4.conf.eth0.rp_filter", "2"),
+            ("net.ipv6.neigh.eth1.retrans_time_ms", "100"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let set: BTreeMap<String, String> = init_sysctls(Some(&node)).into_iter().collect();
+        assert_eq!(
+            set.get("net.ipv4.ip_forward").map(String::as_str),
+            Some("1")
+        );
+        // The node's value wins over topo's default.
+        assert_eq!(
+            set.get("net.ipv6.conf.all.accept_dad").map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(
+            set.get("net.ipv4.conf.default.rp_filter")
+                .map(String::as_str),
+            Some("0")
+        );
+        assert!(!set.contains_key("net.ipv4.conf.eth0.rp_filter"));
+        assert!(!set.contains_key("net.ipv6.neigh.eth1.retrans_time_ms"));
+        assert_eq!(
+            set.get("net.ipv4.conf.all.promote_secondaries")
+                .map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(set.len(), NETNS_SYSCTLS.len() + 2);
+    }
 }

@@ -74,8 +74,9 @@ pub struct InitConfig {
     #[serde(default)]
     pub ctx: NodeContext,
     /// Sysctls of the node's network namespace that the init sets through its own procfs
-    /// before any interface is made: `topo`'s defaults for every namespace. (Through the
-    /// host's `/proc`, each namespace makes the lookups of all the others slower.)
+    /// before any interface is made: `topo`'s defaults for every namespace and the node's own
+    /// keys that name no interface. (Through the host's `/proc`, each namespace makes the
+    /// lookups of all the others slower.)
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
 }
