@@ -203,8 +203,10 @@ pss_sum() {
 ping_ok() {  # lab node address: up to 3 tries, like the peers' checks
   local i
   for i in 1 2 3; do
-    "$TOPO" exec --lab "$1" "$2" -- ping -c1 -W2 "$3" >/dev/null 2>&1 && return 0
+    "$TOPO" exec --lab "$1" "$2" -- ping -c1 -W2 "$3" >"$work/ping.out" 2>&1 && return 0
   done
+  log "# topo: ping from $2 to $3 failed 3 times; last output:"
+  tail -n 4 "$work/ping.out" | sed 's/^/#   /' | tee -a "$out"
   return 1
 }
 
