@@ -25,8 +25,24 @@ use super::{Filter, SeccompError};
 /// alternative argument conditions (each a conjunction).
 type RuleSet<'a> = BTreeMap<&'a str, Option<Vec<&'a [ArgCmp]>>>;
 
-/// Builds the filter stack of `profile` for `arch`. Every name must exist on `arch`.
+/// Builds the filter stack of `profile` for `arch`. Every name must exist on `arch`. Each
+/// program gets a binary-search prefix for the calls its filter does not name (see
+/// [`shortcut`](super::shortcut)).
 pub(super) fn build(profile: &OciProfile, arch: TargetArch) -> Result<Filter, SeccompError> {
+    build_with(profile, arch, true)
+}
+
+/// As [`build`], without the prefixes: what the prefixes must not change.
+#[cfg(test)]
+pub(super) fn build_plain(profile: &OciProfile, arch: TargetArch) -> Result<Filter, SeccompError> {
+    build_with(profile, arch, false)
+}
+
+fn build_with(
+    profile: &OciProfile,
+    arch: TargetArch,
+    shortcut: bool,
+) -> Result<Filter, SeccompError> {
     let mut groups: Vec<(&SeccompAction, RuleSet)> = Vec::new();
     let mut all = RuleSet::new();
     for rule in &profile.rules {
@@ -43,16 +59,25 @@ pub(super) fn build(profile: &OciProfile, arch: TargetArch) -> Result<Filter, Se
         }
     }
 
-    let mut filters: Vec<Value> = groups
+    // Each filter with the names it matches and its action for every other call.
+    let mut shapes: Vec<(Vec<&str>, SeccompAction)> = Vec::new();
+    let mut filters: Vec<Value> = Vec::new();
+    for (action, rules) in groups
         .iter()
         .filter(|(action, _)| **action != SeccompAction::Allow)
-        .map(|(action, rules)| filter_json(action, &SeccompAction::Allow, rules))
-        .collect();
+    {
+        filters.push(filter_json(action, &SeccompAction::Allow, rules));
+        shapes.push((rules.keys().copied().collect(), SeccompAction::Allow));
+    }
     if profile.default_action != SeccompAction::Allow {
         filters.push(filter_json(
             &SeccompAction::Allow,
             &profile.default_action,
             &all,
+        ));
+        shapes.push((
+            all.keys().copied().collect(),
+            profile.default_action.clone(),
         ));
     }
 
@@ -73,11 +98,27 @@ pub(super) fn build(profile: &OciProfile, arch: TargetArch) -> Result<Filter, Se
         .filter_map(|(key, prog)| Some((key.parse().ok()?, prog)))
         .collect();
     ordered.sort_by_key(|(i, _)| *i);
-    programs.extend(
-        ordered
-            .into_iter()
-            .map(|(_, prog)| prog.iter().map(to_libc).collect()),
-    );
+    let mut numbers = std::collections::HashMap::new();
+    for (i, prog) in ordered {
+        let program: Vec<libc::sock_filter> = prog.iter().map(to_libc).collect();
+        let named: Option<Vec<u32>> = match shapes.get(i) {
+            Some((names, _)) if shortcut => names
+                .iter()
+                .map(|n| {
+                    *numbers
+                        .entry(*n)
+                        .or_insert_with(|| super::shortcut::syscall_number(n, arch))
+                })
+                .collect(),
+            _ => None,
+        };
+        programs.push(match (named, shapes.get(i)) {
+            (Some(named), Some((_, otherwise))) => {
+                super::shortcut::with_shortcut(program, &named, otherwise)
+            }
+            _ => program,
+        });
+    }
     Ok(Filter { programs })
 }
 

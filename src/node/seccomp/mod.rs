@@ -81,6 +81,7 @@
 mod build;
 mod default_profile;
 mod oci;
+mod shortcut;
 
 use std::fmt;
 use std::io;
