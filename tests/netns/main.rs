@@ -12,6 +12,7 @@ mod impair;
 mod isolation;
 mod limits;
 mod links;
+mod scale;
 mod security;
 mod services;
 mod stress;

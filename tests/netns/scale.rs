@@ -1,0 +1,117 @@
+//! What a large lab needs from the host: more open files than the usual soft limit, and
+//! node inits that hold nothing of each other.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn gen_chain(name: &str, nodes: usize) -> String {
+    let out = topo(&[
+        "gen",
+        "chain",
+        "--nodes",
+        &nodes.to_string(),
+        "--name",
+        name,
+        "--bare",
+    ]);
+    assert!(out.status.success(), "topo gen failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs topo under a soft open-file limit of `soft` (the hard limit stays).
+fn topo_with_nofile(soft: u32, args: &[&str]) -> std::process::Output {
+    let script = format!("ulimit -Sn {soft} && exec \"$0\" \"$@\"");
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg(TOPO)
+        .args(args)
+        .output()
+        .expect("run topo under sh")
+}
+
+#[test]
+fn a_lab_needing_more_files_than_the_soft_limit_comes_up_and_nodes_keep_the_callers_limit() {
+    if !root_or_skip("open-file limit") {
+        return;
+    }
+    // 150 namespaces: topo holds a namespace file and a netlink socket for each, over 256.
+    let lab = TestLab::new("tn-nofile", &gen_chain("tn-nofile", 150));
+    let out = topo_with_nofile(256, &["up", path(&lab.file)]);
+    assert!(
+        out.status.success(),
+        "up under a soft limit of 256:\n{}",
+        text(&out)
+    );
+    assert_eq!(netns_with_prefix("tn-nofile-").len(), 150);
+    assert!(ping(&lab.ns("n0"), "10.0.0.1"), "n0 reaches n1");
+    // What runs in a node gets the caller's limit back, not topo's raised one.
+    let out = topo_with_nofile(
+        256,
+        &[
+            "exec",
+            "--lab",
+            "tn-nofile",
+            "n3",
+            "--",
+            "sh",
+            "-c",
+            "ulimit -Sn",
+        ],
+    );
+    assert!(out.status.success(), "exec:\n{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "256");
+}
+
+#[test]
+fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
+    if !root_or_skip("init descriptors") {
+        return;
+    }
+    let lab = TestLab::new("tn-initfd", &gen_chain("tn-initfd", 6));
+    lab.up();
+    let status = topo(&["status", "--lab", "tn-initfd", "-o", "json"]);
+    assert!(status.status.success(), "status:\n{}", text(&status));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let pids: Vec<i64> = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["init_pid"].as_i64())
+        .collect();
+    assert_eq!(pids.len(), 6);
+    for pid in pids {
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("init fds")
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        // Standard input and output on /dev/null, standard error on the lab's init log.
+        assert_eq!(fds.len(), 3, "init {pid} holds {fds:?}");
+        assert!(
+            fds.iter()
+                .all(|f| !f.contains("netns") && !f.starts_with("pipe:") && !f.starts_with("net:")),
+            "init {pid} holds {fds:?}"
+        );
+    }
+    // A node taken out of the file takes its namespace with it: nothing else holds it, so
+    // its neighbour's end of their link is gone too.
+    let yaml = gen_chain("tn-initfd", 5);
+    lab.rewrite(&yaml);
+    lab.up();
+    assert!(netns_with_prefix("tn-initfd-").len() == 5);
+    let n4 = ip_json(Some(&lab.ns("n4")), &["link", "show"]);
+    let names: Vec<&str> = n4
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter_map(|l| l["ifname"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["lo", "eth0"],
+        "n4's link to the removed n5 is gone"
+    );
+}
