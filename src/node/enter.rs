@@ -179,12 +179,7 @@ impl ChildSteps {
     fn prepare(args: &EnterArgs, mnt: File) -> Result<ChildSteps, NodeError> {
         let mut cgroups = Vec::new();
         for p in &args.cgroups {
-            cgroups.push(
-                File::options()
-                    .write(true)
-                    .open(p)
-                    .map_err(|e| NodeError::sys(format!("open {p}"), e))?,
-            );
+            cgroups.push(super::security::open_cgroup(std::path::Path::new(p))?);
         }
         let user = if args.userns {
             Some(open_ns(args.target.pid, "user")?)

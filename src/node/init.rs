@@ -294,19 +294,14 @@ fn one_line(e: &NodeError) -> String {
     e.to_string().replace('\n', " ")
 }
 
-/// The node's `cgroup.procs` files, opened while this process is still root of the host: the
-/// files are checked against the credentials they were opened with.
+/// The node's cgroup files, opened while this process is still root of the host: the files
+/// are checked against the credentials they were opened with.
 fn open_cgroups(config: &InitConfig) -> Result<Vec<File>, NodeError> {
     config
         .ctx
         .cgroups
         .iter()
-        .map(|p| {
-            File::options()
-                .write(true)
-                .open(p)
-                .map_err(|e| NodeError::sys(format!("open {}", p.display()), e))
-        })
+        .map(|p| security::open_cgroup(p))
         .collect()
 }
 

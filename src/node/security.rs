@@ -235,8 +235,27 @@ pub fn apparmor_on_exec(profile: &str) -> Result<(), NodeError> {
         .map_err(|e| NodeError::sys(format!("confine to AppArmor profile {profile}"), e))
 }
 
-/// Moves the calling process into the node's cgroups: writes `0` (the writer itself) to each
-/// `cgroup.procs`, opened earlier (their permission is checked with the opener's credentials).
+/// Opens the file through which a single-threaded process joins a cgroup, given the group's
+/// `cgroup.procs`. On a cgroup v1 hierarchy that is `tasks`: moving the writing thread itself
+/// (`0`) through `tasks` skips the kernel's global threadgroup lock, whose every write waits
+/// for its readers (every fork on the machine) and an RCU grace period (measured: 1.4 → 0.44 ms
+/// per init for three hierarchies). The process is single-threaded, so its thread is all of it.
+pub fn open_cgroup(procs: &std::path::Path) -> Result<std::fs::File, NodeError> {
+    let tasks = procs.with_file_name("tasks");
+    let path = if procs.ends_with("cgroup.procs") && tasks.exists() {
+        tasks
+    } else {
+        procs.to_path_buf()
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .map_err(|e| NodeError::sys(format!("open {}", path.display()), e))
+}
+
+/// Moves the calling (single-threaded) process into the node's cgroups: writes `0` (the
+/// writer itself) to each file from [`open_cgroup`], opened earlier (their permission is
+/// checked with the opener's credentials).
 pub fn join_cgroups(procs: &mut [std::fs::File]) -> Result<(), NodeError> {
     use std::io::Write;
     for f in procs {
