@@ -241,7 +241,7 @@ fn start_via_intermediate(
                     .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
                 super::userns::become_root()?;
                 let (child, report) = launch(config, OwnedFd::from(netns), cgroups, log, filter)?;
-                wait_ready(config, child, report)
+                wait_ready(&config.node, child, report)
             })();
             let line = match result {
                 Ok(id) => format!("{} {}", id.pid, id.start),
@@ -277,8 +277,7 @@ fn finish(p: Pending) {
             Err(e) => Err(format!("read the init's report: {e}")),
         }
     } else {
-        let config_node = p.node.clone();
-        wait_ready_named(&config_node, p.child, p.report)
+        wait_ready(&p.node, p.child, p.report)
             .map(|id| format!("{} {}", id.pid, id.start))
             .map_err(|e| one_line(&e))
     };
@@ -359,13 +358,9 @@ fn redirect_stderr(log: Option<&File>) {
     }
 }
 
-fn wait_ready(config: &InitConfig, child: Pid, rd: File) -> Result<ProcId, NodeError> {
-    wait_ready_named(&config.node, child, rd)
-}
-
 /// Reads an init's report to its end (the init closes the pipe once it no longer dies with
 /// its parent); `ok` means ready. Anything else: the init is killed and reaped.
-fn wait_ready_named(node: &str, child: Pid, rd: File) -> Result<ProcId, NodeError> {
+fn wait_ready(node: &str, child: Pid, rd: File) -> Result<ProcId, NodeError> {
     let mut report = String::new();
     rd.take(64 * 1024)
         .read_to_string(&mut report)

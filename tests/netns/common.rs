@@ -100,6 +100,16 @@ pub fn topo(args: &[&str]) -> Output {
     Command::new(TOPO).args(args).output().expect("run topo")
 }
 
+/// A chain lab from `topo gen chain` (`extra`: more options, e.g. `--bare`).
+pub fn gen_chain(name: &str, nodes: usize, extra: &[&str]) -> String {
+    let n = nodes.to_string();
+    let mut args = vec!["gen", "chain", "--nodes", &n, "--name", name];
+    args.extend_from_slice(extra);
+    let out = topo(&args);
+    assert!(out.status.success(), "topo gen failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status: {}\nstdout:\n{}\nstderr:\n{}",

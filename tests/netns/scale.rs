@@ -5,20 +5,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn gen_chain(name: &str, nodes: usize) -> String {
-    let out = topo(&[
-        "gen",
-        "chain",
-        "--nodes",
-        &nodes.to_string(),
-        "--name",
-        name,
-        "--bare",
-    ]);
-    assert!(out.status.success(), "topo gen failed:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Runs topo under a soft open-file limit of `soft` (the hard limit stays).
 fn topo_with_nofile(soft: u32, args: &[&str]) -> std::process::Output {
     let script = format!("ulimit -Sn {soft} && exec \"$0\" \"$@\"");
@@ -37,7 +23,7 @@ fn a_lab_needing_more_files_than_the_soft_limit_comes_up_and_nodes_keep_the_call
         return;
     }
     // 150 namespaces: topo holds a namespace file and a netlink socket for each, over 256.
-    let lab = TestLab::new("tn-nofile", &gen_chain("tn-nofile", 150));
+    let lab = TestLab::new("tn-nofile", &gen_chain("tn-nofile", 150, &["--bare"]));
     let out = topo_with_nofile(256, &["up", path(&lab.file)]);
     assert!(
         out.status.success(),
@@ -69,7 +55,7 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
     if !root_or_skip("init descriptors") {
         return;
     }
-    let lab = TestLab::new("tn-initfd", &gen_chain("tn-initfd", 6));
+    let lab = TestLab::new("tn-initfd", &gen_chain("tn-initfd", 6, &["--bare"]));
     lab.up();
     let status = topo(&["status", "--lab", "tn-initfd", "-o", "json"]);
     assert!(status.status.success(), "status:\n{}", text(&status));
@@ -98,7 +84,7 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
     }
     // A node taken out of the file takes its namespace with it: nothing else holds it, so
     // its neighbour's end of their link is gone too.
-    let yaml = gen_chain("tn-initfd", 5);
+    let yaml = gen_chain("tn-initfd", 5, &["--bare"]);
     lab.rewrite(&yaml);
     lab.up();
     assert!(netns_with_prefix("tn-initfd-").len() == 5);

@@ -8,16 +8,7 @@ fn full() -> bool {
 }
 
 fn chain(name: &str, nodes: usize) -> String {
-    let out = topo(&[
-        "gen",
-        "chain",
-        "--nodes",
-        &nodes.to_string(),
-        "--name",
-        name,
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    gen_chain(name, nodes, &[])
 }
 
 /// What a leak would grow, for labs whose names start with `prefix` (other tests run
