@@ -370,7 +370,16 @@ impl<'a> Applier<'a> {
         let cg = self.cgroups();
         for a in actions {
             if let Action::SetLimits { node, limits } = a {
-                node_cgroups(&cg, self.lab.name(), node, limits)?;
+                let groups = node_cgroups(&cg, self.lab.name(), node, limits)?;
+                // A memory limit on a running node may have made its memory group just now:
+                // move the node's processes in, and join it from now on (`exec`, services).
+                if let Ok(cg) = &cg {
+                    cg.gather(self.lab.name(), node)
+                        .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+                }
+                if let Some(rec) = self.state.nodes.get_mut(node) {
+                    rec.ctx.cgroups = groups;
+                }
             }
         }
         Ok(())

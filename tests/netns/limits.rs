@@ -135,3 +135,62 @@ fn down_removes_its_groups_and_leaves_another_labs() {
     );
     assert!(two.exec("a", &["true"]).status.success());
 }
+
+/// The PIDs a cgroup's `cgroup.procs` lists.
+fn procs(dir: &std::path::Path) -> std::collections::BTreeSet<u32> {
+    read(dir, "cgroup.procs")
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
+    if !root_or_skip("memory group on demand") {
+        return;
+    }
+    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        eprintln!(
+            "skipping: the memory controller is not a v1 hierarchy here (tests/vm covers v2)"
+        );
+        return;
+    }
+    let lab = TestLab::new(
+        "tn-mem",
+        "name: tn-mem\nnodes:\n  a:\n    services: {idle: sleep 300}\n",
+    );
+    lab.up();
+    let pids = group("pids", "tn-mem", "a").expect("pids group");
+    assert!(
+        group("memory", "tn-mem", "a").is_none(),
+        "no memory limit, no memory group"
+    );
+    let before = procs(&pids);
+    assert!(before.len() >= 2, "init and service: {before:?}");
+    // A limit added while the node runs: its group is made and every process moves in.
+    lab.rewrite(
+        "name: tn-mem\nnodes:\n  a:\n    services: {idle: sleep 300}\n    limits: {memory: 32Mi}\n",
+    );
+    let out = lab.up();
+    assert!(out.status.success(), "{}", text(&out));
+    let mem = group("memory", "tn-mem", "a").expect("memory group made by the second up");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "33554432");
+    assert_eq!(
+        procs(&mem),
+        procs(&pids),
+        "every process of the node is in it"
+    );
+    assert_eq!(procs(&pids), before, "the node was not restarted");
+    // And it is enforced on them.
+    let hog = py(
+        &lab,
+        "a",
+        "b = bytearray(100 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); print('survived')",
+    );
+    assert!(
+        !hog.status.success(),
+        "100 MiB in a 32 MiB node: {}",
+        text(&hog)
+    );
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+}

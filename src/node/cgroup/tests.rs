@@ -330,16 +330,66 @@ fn v2_without_limits_creates_the_group_for_accounting_and_writes_no_limit() {
         .create("lab1", "r1", &Limits::default())
         .unwrap();
     assert!(fake.path("topo/lab1/r1").is_dir());
-    assert_eq!(
-        fake.read("topo/lab1/cgroup.subtree_control"),
-        "+memory +cpu +pids"
-    );
+    // No node of the lab limits memory: no memory cgroups (each costs the kernel O(N)).
+    assert_eq!(fake.read("topo/lab1/cgroup.subtree_control"), "+cpu +pids");
     for file in ["memory.max", "pids.max", "cpu.max"] {
         assert!(
             !fake.exists(&format!("topo/lab1/r1/{file}")),
             "{file} written"
         );
     }
+}
+
+#[test]
+fn v2_memory_is_enabled_for_the_lab_once_a_node_limits_it_and_stays() {
+    let fake = FakeRoot::v2("v2-lazymem", "cpu memory pids", "cpu memory pids");
+    let cg = fake.cgroups();
+    cg.create("lab1", "r1", &Limits::default()).unwrap();
+    cg.create("lab1", "r2", &limits(Some(64 << 20), None, None))
+        .unwrap();
+    assert_eq!(
+        fake.read("topo/lab1/cgroup.subtree_control"),
+        "+memory +cpu +pids"
+    );
+    assert_eq!(fake.read("topo/lab1/r2/memory.max"), "67108864");
+    // Another node of the same lab, without a limit, keeps the lab's memory controller.
+    fake.write("topo/lab1/cgroup.subtree_control", "cpu memory pids");
+    cg.create("lab1", "r3", &Limits::default()).unwrap();
+    assert_eq!(
+        fake.read("topo/lab1/cgroup.subtree_control"),
+        "+memory +cpu +pids"
+    );
+    // Another lab without memory limits does not get it.
+    cg.create("lab2", "r1", &Limits::default()).unwrap();
+    assert_eq!(fake.read("topo/lab2/cgroup.subtree_control"), "+cpu +pids");
+}
+
+#[test]
+fn v1_memory_group_only_for_a_node_that_limits_memory_or_did() {
+    let fake = FakeRoot::v1("v1-lazymem");
+    let cg = fake.cgroups();
+    let plain = cg.create("lab1", "r1", &Limits::default()).unwrap();
+    assert!(!fake.exists("memory/topo/lab1/r1"));
+    let expect: Vec<PathBuf> = ["cpu,cpuacct", "pids"]
+        .iter()
+        .map(|h| fake.path(&format!("{h}/topo/lab1/r1")))
+        .collect();
+    assert_eq!(plain.paths(), expect);
+    assert_eq!(cg.usage("lab1", "r1").memory_bytes, None);
+    // A limit added later makes the group; removed again, the group stays, unlimited.
+    let limited = cg
+        .create("lab1", "r1", &limits(Some(64 << 20), None, None))
+        .unwrap();
+    assert_eq!(limited.paths().len(), 3);
+    assert_eq!(
+        fake.read("memory/topo/lab1/r1/memory.limit_in_bytes"),
+        "67108864"
+    );
+    let again = cg.create("lab1", "r1", &Limits::default()).unwrap();
+    assert_eq!(again.paths().len(), 3);
+    assert_eq!(fake.read("memory/topo/lab1/r1/memory.limit_in_bytes"), "-1");
+    cg.remove_lab("lab1").unwrap();
+    assert!(!fake.exists("memory/topo"));
 }
 
 #[test]
@@ -405,10 +455,7 @@ fn names_that_would_leave_topo_are_refused() {
 #[test]
 fn add_writes_the_pid_and_add_self_writes_zero_in_every_group() {
     let fake = FakeRoot::v1("v1-add");
-    let node = fake
-        .cgroups()
-        .create("lab1", "r1", &Limits::default())
-        .unwrap();
+    let node = fake.cgroups().create("lab1", "r1", &full_limits()).unwrap();
     assert_eq!(node.paths().len(), 3);
     node.add(4242).unwrap();
     for p in node.paths() {
