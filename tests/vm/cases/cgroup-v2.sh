@@ -52,4 +52,25 @@ grep -q "max [1-9]" $G/pids.events || fail "pids.events shows no refused fork: $
 
 topo down --lab vmcg
 [[ ! -d $CG/topo/vmcg ]] || fail "down left $CG/topo/vmcg"
+# memory is accounted where it is limited: a lab without memory limits gets no memory
+# controller; a limit added to a running node enables it, the node keeps running.
+cat >"$dir/nomem.yaml" <<'YAML'
+name: vmnm
+nodes:
+  c: {services: {idle: sleep 300}}
+YAML
+trap 'topo down --lab vmnm >/dev/null 2>&1 || true' EXIT
+topo up "$dir/nomem.yaml"
+L=$CG/topo/vmnm
+[[ " $(cat $L/cgroup.subtree_control) " != *" memory "* ]] || fail "memory enabled for a lab without memory limits: $(cat $L/cgroup.subtree_control)"
+[[ ! -e $L/c/memory.max ]] || fail "node c has memory files without a limit"
+init=$(cat $L/c/cgroup.procs | sort -n | head -1)
+sed -i 's/c: {services: {idle: sleep 300}}/c: {services: {idle: sleep 300}, limits: {memory: 32Mi}}/' "$dir/nomem.yaml"
+topo up "$dir/nomem.yaml"
+[[ $(cat $L/c/memory.max) == 33554432 ]] || fail "memory.max after the limit was added: $(cat $L/c/memory.max 2>&1)"
+[[ $(cat $L/c/cgroup.procs | sort -n | head -1) == "$init" ]] || fail "the node was restarted"
+if topo exec --lab vmnm c -- busybox awk 'BEGIN { s = sprintf("%100000000s", ""); print length(s) }'; then
+    fail "a 100 MB allocation succeeded after a 32 MiB limit was added"
+fi
+topo down --lab vmnm
 echo "CGROUP-V2 OK"
