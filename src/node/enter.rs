@@ -172,6 +172,8 @@ struct ChildSteps {
     cgroups: Vec<File>,
     user: Option<File>,
     mnt: File,
+    /// The device of our `/sys` before entering (see `mounts::ensure_sysfs`).
+    host_sys: Option<u64>,
     seccomp: Option<super::seccomp::Filter>,
 }
 
@@ -192,6 +194,7 @@ impl ChildSteps {
             cgroups,
             user,
             mnt,
+            host_sys: super::mounts::host_sys_dev(),
             seccomp,
         })
     }
@@ -214,7 +217,8 @@ impl Steps for ChildSteps {
     fn enter_mounts(&mut self) -> Result<(), NodeError> {
         setns(self.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
             .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
-        nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))
+        nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))?;
+        super::mounts::ensure_sysfs(self.host_sys)
     }
     fn filter(&self) -> Option<&super::seccomp::Filter> {
         self.seccomp.as_ref()

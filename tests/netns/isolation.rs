@@ -67,3 +67,52 @@ fn node_has_own_pid1_hostname_proc_and_tmp() {
         Some(7)
     );
 }
+
+/// The interface names a node's `/sys/class/net` lists, as a process in the node sees them.
+fn sys_class_net(lab: &TestLab, node: &str) -> Vec<String> {
+    let out = lab.exec(node, &["ls", "/sys/class/net"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut names: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn nodes_sys_shows_its_own_interfaces_read_only_also_under_userns_and_to_services() {
+    if !root_or_skip("node sysfs") {
+        return;
+    }
+    let yaml = "name: tn-sys\nnodes:\n  a:\n    services: {probe: 'ls /sys/class/net > /tmp/seen; sleep 300'}\n  b: {userns: true}\nlinks:\n  - endpoints: [a:eth0, b:eth7]\n";
+    let lab = TestLab::new("tn-sys", yaml);
+    lab.up();
+    // The service entered first: it saw the node's interfaces, not the host's.
+    let seen = eventually(10, || {
+        let o = lab.exec("a", &["cat", "/tmp/seen"]);
+        (o.status.success() && !stdout(&o).trim().is_empty()).then(|| stdout(&o))
+    })
+    .expect("the service wrote what it saw");
+    let mut seen: Vec<&str> = seen.split_whitespace().collect();
+    seen.sort();
+    assert_eq!(seen, ["eth0", "lo"], "the service's /sys/class/net");
+    assert_eq!(sys_class_net(&lab, "a"), ["eth0", "lo"]);
+    assert_eq!(sys_class_net(&lab, "b"), ["eth7", "lo"]);
+    // Mounted once, however many processes entered.
+    let sysfs_on_sys = lab.exec(
+        "a",
+        &[
+            "sh",
+            "-c",
+            "awk '$5 == \"/sys\" && / - sysfs /' /proc/self/mountinfo | wc -l",
+        ],
+    );
+    assert_eq!(
+        stdout(&sysfs_on_sys).trim(),
+        "2",
+        "the host's (covered) and the node's: {}",
+        text(&sysfs_on_sys)
+    );
+    for node in ["a", "b"] {
+        let w = lab.exec(node, &["sh", "-c", "echo 1 > /sys/class/net/lo/mtu"]);
+        assert!(!w.status.success(), "/sys is read-only in {node}");
+    }
+}
