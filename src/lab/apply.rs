@@ -227,13 +227,20 @@ impl<'a> Applier<'a> {
             let made = make_cgroups_and_send(cg, &lab, &mut jobs, &cg_sender, &exists);
             (jobs, made)
         });
+        let t = std::time::Instant::now();
         let created = self.create_netns_feeding(creates, Some(sender));
+        tracing::debug!(
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            namespaces = creates.len(),
+            "namespaces created"
+        );
         let (jobs, grouped) = grouper
             .join()
             .map_err(|_| NodeError::sys("cgroup thread", std::io::Error::other("panicked")))?;
         let results = tokio::task::spawn_blocking(move || feed.finish())
             .await
             .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))?;
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "inits started");
         // Inits that started are recorded even when something else failed.
         let jobs = jobs.into_iter().map(|(c, ns, _)| (c, ns)).collect();
         let recorded = results

@@ -294,6 +294,7 @@ async fn observe_all(
         .collect();
     let lab_name = lab.to_string();
     let processes = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
         let cgroups = crate::node::cgroup::Cgroups::detect().ok();
         // Every node init of the machine (zombies have no namespaces, so are not among them):
         // a recorded init is alive if it is one of these, same PID and start time.
@@ -307,9 +308,15 @@ async fn observe_all(
             }
             alive.insert(node, running.contains(&init));
         }
+        tracing::debug!(
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "read processes and cgroups"
+        );
         (alive, limits, nested)
     });
+    let t = std::time::Instant::now();
     let observed = observe(session, lab, Some(desired), &state.creating).await;
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
     let (alive, mut limits, nested) = processes
         .join()
         .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
