@@ -210,6 +210,14 @@ pub fn kind_of(msg: &LinkMessage) -> Option<String> {
     })
 }
 
+/// The kind of the link's root qdisc (`IFLA_QDISC`: `noqueue`, `netem`, …), when it has one.
+pub fn root_qdisc_of(msg: &LinkMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Qdisc(q) => Some(q.as_str()),
+        _ => None,
+    })
+}
+
 pub fn group_of(msg: &LinkMessage) -> u32 {
     msg.attributes
         .iter()

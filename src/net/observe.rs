@@ -293,7 +293,13 @@ async fn observe_ns(
     adoptable: bool,
     psched: &Psched,
 ) -> Result<NsObserved, NetError> {
-    let links: Vec<LinkObs> = link::dump(handle).await?.iter().map(to_obs).collect();
+    let dumped = link::dump(handle).await?;
+    // Each link names its root qdisc's kind: without a netem or tbf root anywhere, there is
+    // nothing of `topo`'s to find in a qdisc dump (a quarter of a no-op `up`'s requests).
+    let impaired = dumped
+        .iter()
+        .any(|m| matches!(link::root_qdisc_of(m), Some("netem" | "tbf")));
+    let links: Vec<LinkObs> = dumped.iter().map(to_obs).collect();
     let lo_alias = links
         .iter()
         .find(|l| l.name == "lo")
@@ -303,7 +309,11 @@ async fn observe_ns(
     }
     let addrs = addr::dump(handle).await?;
     let routes = route::dump(handle).await?;
-    let qdiscs = ours_qdiscs(handle, psched).await?;
+    let qdiscs = if impaired {
+        ours_qdiscs(handle, psched).await?
+    } else {
+        Vec::new()
+    };
     Ok(NsObserved::Ours(NsState {
         links,
         addrs,
