@@ -933,18 +933,28 @@ pub(super) fn tail(path: &std::path::Path, n: usize) -> String {
 
 /// Kills processes (each checked by PID and start time) and waits until all are gone.
 pub(super) async fn kill_all(victims: Vec<ProcId>) -> Result<(), LabError> {
+    signal_all(&victims);
+    wait_all(victims).await
+}
+
+/// Sends SIGKILL to each victim still alive (the recorded process, not a reused PID).
+pub(super) fn signal_all(victims: &[ProcId]) {
+    for v in victims {
+        if v.alive() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(v.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Waits (bounded) until every victim is gone, killing any still alive.
+pub(super) async fn wait_all(victims: Vec<ProcId>) -> Result<(), LabError> {
     if victims.is_empty() {
         return Ok(());
     }
     tokio::task::spawn_blocking(move || {
-        for v in &victims {
-            if v.alive() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(v.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
         for v in &victims {
             node::spawn::kill_and_wait(*v, KILL_TIMEOUT)?;
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::net::observe::{observe, Session};
+use crate::net::observe::{observe, Depth, Session};
 use crate::net::NetError;
 use crate::node::{NodeError, ProcId};
 use crate::plan::{self, names, Desired, NodeObs, Observed, Plan, ServiceObs};
@@ -315,7 +315,7 @@ async fn observe_all(
         (alive, limits, nested)
     });
     let t = std::time::Instant::now();
-    let observed = observe(session, lab, Some(desired), &state.creating).await;
+    let observed = observe(session, lab, Some(desired), &state.creating, Depth::Full).await;
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
     let (alive, mut limits, nested) = processes
         .join()

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::down::check_lab_name;
 use super::LabError;
-use crate::net::observe::{observe, Session};
+use crate::net::observe::{observe, Depth, Session};
 use crate::plan::{names, NsObserved};
 use crate::state::RunDir;
 
@@ -65,7 +65,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     };
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let observed = observe(&mut session, lab, None, &state.creating).await?;
+    let observed = observe(&mut session, lab, None, &state.creating, Depth::Full).await?;
     let prefix = names::netns_prefix(lab);
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     let mut nodes = Vec::new();

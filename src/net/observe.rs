@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rtnetlink::Handle;
 
 use super::qdisc::{self, Psched};
-use super::{addr, connect_here, link, netns, route, sysctl, NetError};
+use super::{addr, connect_here, link, netns, nl_err, route, sysctl, NetError};
 use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed, QdiscObs};
 
 /// How many namespaces are dumped or configured at once.
@@ -186,13 +186,24 @@ pub fn start_opening(
     Ok(Opening { which, thread })
 }
 
+/// How much of each namespace [`observe`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Links, addresses, routes, qdiscs and sysctls: what `plan` and `up` compare.
+    Full,
+    /// Only whether it is the lab's (its loopback's marker): what `down` needs.
+    Ownership,
+}
+
 /// Observes the lab: which namespaces exist and are ours, and their links, addresses,
-/// routes and sysctls; and the host links that are ours or in the way of ours.
+/// routes and sysctls (with `Depth::Full`); and the host links that are ours or in the way
+/// of ours.
 pub async fn observe(
     session: &mut Session,
     lab: &str,
     desired: Option<&Desired>,
     adopt: &[String],
+    depth: Depth,
 ) -> Result<Observed, NetError> {
     let psched = Psched::read()?;
     let psched = &psched;
@@ -227,7 +238,10 @@ pub async fn observe(
             // On the runtime's workers, next to the socket's connection task: polled from
             // this thread instead, every reply would cost a wake-up across threads.
             let task = tokio::spawn(async move {
-                let observed = observe_ns(&handle, &expected, adoptable, &psched).await?;
+                let observed = match depth {
+                    Depth::Full => observe_ns(&handle, &expected, adoptable, &psched).await?,
+                    Depth::Ownership => ownership(&handle, &expected, adoptable).await?,
+                };
                 Ok::<_, NetError>((name, observed))
             });
             async move {
@@ -285,6 +299,37 @@ pub async fn observe(
             .collect();
     }
     Ok(out)
+}
+
+/// Whether the namespace is the lab's, from its loopback alone (one request, no dumps).
+async fn ownership(
+    handle: &Handle,
+    expected_marker: &str,
+    adoptable: bool,
+) -> Result<NsObserved, NetError> {
+    let mut lo = handle.link().get().match_index(1).execute();
+    let lo = match lo.try_next().await {
+        Ok(m) => m.map(|m| to_obs(&m)),
+        Err(e) => {
+            let err = nl_err("get lo")(e);
+            if err.errno() == Some(libc::ENODEV) {
+                None
+            } else {
+                return Err(err);
+            }
+        }
+    };
+    let alias = lo.as_ref().and_then(|l| l.alias.clone());
+    if alias.as_deref() != Some(expected_marker) && !(adoptable && alias.is_none()) {
+        return Ok(NsObserved::Foreign { marker: alias });
+    }
+    Ok(NsObserved::Ours(NsState {
+        links: lo.into_iter().collect(),
+        addrs: Vec::new(),
+        routes: Vec::new(),
+        qdiscs: Vec::new(),
+        sysctls: BTreeMap::new(),
+    }))
 }
 
 async fn observe_ns(
