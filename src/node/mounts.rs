@@ -289,11 +289,13 @@ fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
         )
         .map_err(|e| NodeError::sys("make /proc/sys/net writable", e))?;
     }
+    // As runc does, a plain bind: /dev/null discards what is written and reads as empty, so
+    // a read-only remount (a second mount call each) would add nothing.
     let null = open_path(Path::new("/dev/null"))?;
     for p in PROC_MASKED {
         let target = proc_dir.join(p);
         if target.is_file() {
-            bind(&null, &target, true)?;
+            bind(&null, &target, false)?;
         }
     }
     Ok(())
