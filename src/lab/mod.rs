@@ -293,8 +293,14 @@ async fn observe_all(
         .map(|(n, r)| (n.clone(), r.init))
         .collect();
     let lab_name = lab.to_string();
+    // Without a record (a new lab, or one whose record was lost), /proc is scanned only if
+    // the lab turns out to have namespaces: a first `up` skips it (15 ms of 0.28 s at N = 100).
+    let scan_now = !recorded.is_empty();
     let processes = std::thread::spawn(move || {
         let t = std::time::Instant::now();
+        if !scan_now {
+            return Default::default();
+        }
         let cgroups = crate::node::cgroup::Cgroups::detect().ok();
         // Every node init of the machine (zombies have no namespaces, so are not among them):
         // a recorded init is alive if it is one of these, same PID and start time.
@@ -330,6 +336,11 @@ async fn observe_all(
             }
         }
     }
+    let nested = if scan_now || inode_of.is_empty() {
+        nested
+    } else {
+        crate::node::procfs::nested_inits()
+    };
     let inits = nested
         .into_iter()
         .filter(|(_, ino)| inode_of.contains_key(ino));

@@ -159,3 +159,40 @@ fn a_corrupt_record_never_makes_down_touch_foreign_objects_nor_miss_its_own() {
         "the lab's inits were found without their record and stopped"
     );
 }
+
+/// Node inits of a lab (by their cgroup and name), zombies left out.
+fn lab_inits(lab: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .is_ok_and(|c| c.contains(&format!("/topo/{lab}/")))
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .is_ok_and(|s| s.contains("(topo-init)") && !s.contains(") Z"))
+        })
+        .count()
+}
+
+#[test]
+fn up_without_its_record_finds_the_running_inits_and_keeps_one_per_node() {
+    if !root_or_skip("lost record") {
+        return;
+    }
+    let lab = TestLab::new(
+        "tn-lost",
+        "name: tn-lost\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    assert_eq!(lab_inits("tn-lost"), 2);
+    std::fs::remove_file("/run/topo/tn-lost/state.json").expect("remove the record");
+    lab.up();
+    assert_eq!(
+        lab_inits("tn-lost"),
+        2,
+        "the unrecorded inits were found in the lab's namespaces and replaced, not doubled"
+    );
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+}
