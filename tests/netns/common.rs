@@ -233,3 +233,26 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Live processes (no zombies) in the cgroups of `lab`, as (PID, command name).
+pub fn lab_processes(lab: &str) -> Vec<(String, String)> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup"))
+                .is_ok_and(|c| c.contains(&format!("/topo/{lab}/")))
+        })
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let state = stat.get(close + 2..close + 3)?;
+            (state != "Z").then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    stat[open + 1..close].to_string(),
+                )
+            })
+        })
+        .collect()
+}

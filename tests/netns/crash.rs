@@ -33,18 +33,7 @@ fn assert_nothing_left(round: usize) {
             .join(LAB);
         assert!(!p.exists(), "round {round}: cgroup {} left", p.display());
     }
-    let procs: Vec<String> = std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("cgroup"))
-                .is_ok_and(|c| c.contains(&format!("/topo/{LAB}/")))
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z"))
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let procs = lab_processes(LAB);
     assert!(procs.is_empty(), "round {round}: processes left: {procs:?}");
 }
 

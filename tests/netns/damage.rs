@@ -143,36 +143,18 @@ fn a_corrupt_record_never_makes_down_touch_foreign_objects_nor_miss_its_own() {
         vec![foreign.to_string()],
         "only the foreign namespace is left"
     );
-    let inits = std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("cgroup"))
-                .is_ok_and(|c| c.contains("/topo/tn-cor/"))
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z"))
-        })
-        .count();
     assert_eq!(
-        inits, 0,
+        lab_processes("tn-cor").len(),
+        0,
         "the lab's inits were found without their record and stopped"
     );
 }
 
 /// Node inits of a lab (by their cgroup and name), zombies left out.
 fn lab_inits(lab: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("cgroup"))
-                .is_ok_and(|c| c.contains(&format!("/topo/{lab}/")))
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("stat"))
-                .is_ok_and(|s| s.contains("(topo-init)") && !s.contains(") Z"))
-        })
+    lab_processes(lab)
+        .iter()
+        .filter(|(_, comm)| comm == "topo-init")
         .count()
 }
 
