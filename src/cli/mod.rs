@@ -189,7 +189,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Plan { file, output } => {
-            let lab = Lab::load(&file)?;
+            let lab = Lab::load_prescanned(&file)?;
             let plan = runtime()?.block_on(lab.plan())?;
             match output {
                 Output::Json => print_json(&plan),
@@ -199,7 +199,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Up { file, output } => {
-            let lab = Lab::load(&file)?;
+            let lab = Lab::load_prescanned(&file)?;
             let bar = progress_bar();
             let ticker = bar.clone();
             let show = move |phase: &str, done: usize, total: usize| {
