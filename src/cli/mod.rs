@@ -189,8 +189,9 @@ fn run(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Plan { file, output } => {
-            let lab = Lab::load_prescanned(&file)?;
-            let plan = runtime()?.block_on(lab.plan())?;
+            let rt = runtime()?;
+            let lab = Lab::load_prescanned(&file, Some(rt.handle()))?;
+            let plan = rt.block_on(lab.plan())?;
             match output {
                 Output::Json => print_json(&plan),
                 Output::Text if plan.is_empty() => println!("lab {}: no changes", lab.name()),
@@ -199,7 +200,8 @@ fn run(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Up { file, output } => {
-            let lab = Lab::load_prescanned(&file)?;
+            let rt = runtime()?;
+            let lab = Lab::load_prescanned(&file, Some(rt.handle()))?;
             let bar = progress_bar();
             let ticker = bar.clone();
             let show = move |phase: &str, done: usize, total: usize| {
@@ -209,7 +211,7 @@ fn run(command: Command) -> Result<i32, LabError> {
                     b.set_message(phase.to_string());
                 }
             };
-            let report = runtime()?.block_on(async {
+            let report = rt.block_on(async {
                 // The handlers are installed before `up` starts, so a signal can never find
                 // them missing and kill the process mid-step.
                 let stop = interrupted();

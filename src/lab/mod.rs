@@ -78,6 +78,27 @@ pub struct Lab {
     pub file: PathBuf,
     /// Processes and cgroups read while the file was parsed (see [`Lab::load_prescanned`]).
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
+    /// The namespaces observed while the file was parsed (see [`Lab::load_prescanned`]).
+    net: std::sync::Arc<std::sync::Mutex<Option<NetPrescan>>>,
+}
+
+/// The network half of an observation, started before the file is parsed, under the lab's
+/// lock (so no other `topo` changes the lab meanwhile), for the lab the file's `name:` line
+/// names. Without the desired state it reads no sysctls and no host links by name: those
+/// are read once the file is parsed.
+struct NetPrescan {
+    lab: String,
+    run: RunDir,
+    state: State,
+    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
+}
+
+impl std::fmt::Debug for NetPrescan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetPrescan")
+            .field("lab", &self.lab)
+            .finish()
+    }
 }
 
 /// What the processes thread of an observation finds: whether each recorded init is alive,
@@ -115,6 +136,7 @@ impl Lab {
             topology,
             file,
             prescan: Default::default(),
+            net: Default::default(),
         })
     }
 
@@ -123,23 +145,45 @@ impl Lab {
     /// for the lab the file's top-level `name:` line names, when it has a record. Reading
     /// only: nothing is locked or written, and `up` uses the result only if the record it
     /// reads under the lab's lock names the same inits.
-    pub fn load_prescanned(path: &Path) -> Result<Lab, LabError> {
-        let prescan = guess_name(path)
-            .filter(|lab| crate::state::root().join(lab).join("state.json").is_file())
-            .map(|lab| {
-                let name = lab.clone();
-                let thread = std::thread::spawn(move || {
-                    let run = crate::state::root().join(&name).join("state.json");
-                    let state: State = serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
-                    let recorded = recorded_inits(&state);
-                    let found = scan_processes(&name, recorded.clone());
-                    Some((recorded, found))
-                });
-                Prescan { lab, thread }
+    ///
+    /// With `rt`, the lab's namespaces are also opened and dumped meanwhile, on that runtime,
+    /// holding the lab's lock (taken before the parse, released if the file turns out to name
+    /// another lab or to be invalid).
+    pub fn load_prescanned(
+        path: &Path,
+        rt: Option<&tokio::runtime::Handle>,
+    ) -> Result<Lab, LabError> {
+        let guess = guess_name(path)
+            .filter(|lab| crate::state::root().join(lab).join("state.json").is_file());
+        let net = match (&guess, rt) {
+            (Some(lab), Some(rt)) => start_net_prescan(lab, rt),
+            _ => None,
+        };
+        let prescan = guess.map(|lab| {
+            let name = lab.clone();
+            let thread = std::thread::spawn(move || {
+                let run = crate::state::root().join(&name).join("state.json");
+                let state: State = serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
+                let recorded = recorded_inits(&state);
+                let found = scan_processes(&name, recorded.clone());
+                Some((recorded, found))
             });
+            Prescan { lab, thread }
+        });
         let mut lab = Lab::load(path)?;
         lab.prescan = std::sync::Arc::new(std::sync::Mutex::new(prescan));
+        lab.net = std::sync::Arc::new(std::sync::Mutex::new(net));
         Ok(lab)
+    }
+
+    /// The network prescan for this lab, if one was started and not used yet; `None` when
+    /// the desired state needs what it did not read (host links by name).
+    fn take_net_prescan(&self, desired: &Desired) -> Option<NetPrescan> {
+        self.net
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take())
+            .filter(|p| p.lab == self.topology.name && desired.host_ifaces.is_empty())
     }
 
     /// The prescan for this lab, if one was started and not used yet.
@@ -158,12 +202,29 @@ impl Lab {
     /// The difference between the file and the kernel, without changing anything.
     pub async fn plan(&self) -> Result<Plan, LabError> {
         // Read-only: locks the run directory if there is one, and creates none.
-        let run = RunDir::lock_existing(self.name())?;
         let desired = plan::compile(&self.topology);
-        let mut session = Session::new(tokio::runtime::Handle::current())?;
-        let state = run.as_ref().map(RunDir::load).unwrap_or_default();
+        let (_run, mut session, state, early) = match self.take_net_prescan(&desired) {
+            Some(np) => {
+                let (session, observed) = join_net(np.task).await?;
+                (Some(np.run), session, np.state, Some(observed))
+            }
+            None => {
+                let run = RunDir::lock_existing(self.name())?;
+                let session = Session::new(tokio::runtime::Handle::current())?;
+                let state = run.as_ref().map(RunDir::load).unwrap_or_default();
+                (run, session, state, None)
+            }
+        };
         let prescan = self.take_prescan();
-        let observed = observe_all(&mut session, &self.topology, &state, &desired, prescan).await?;
+        let observed = observe_all(
+            &mut session,
+            &self.topology,
+            &state,
+            &desired,
+            prescan,
+            early,
+        )
+        .await?;
         Ok(plan::diff(&self.topology, &desired, &observed))
     }
 
@@ -179,14 +240,30 @@ impl Lab {
     ) -> Result<UpReport, LabError> {
         let started = Instant::now();
         preflight(&self.topology)?;
-        let run = RunDir::lock(self.name(), true)?;
         let desired = plan::compile(&self.topology);
-        let mut session = Session::new(tokio::runtime::Handle::current())?;
         let t = Instant::now();
-        let loaded = run.load();
+        let (run, mut session, loaded, early) = match self.take_net_prescan(&desired) {
+            Some(np) => {
+                let (session, observed) = join_net(np.task).await?;
+                (np.run, session, np.state, Some(observed))
+            }
+            None => {
+                let run = RunDir::lock(self.name(), true)?;
+                let session = Session::new(tokio::runtime::Handle::current())?;
+                let loaded = run.load();
+                (run, session, loaded, None)
+            }
+        };
         let prescan = self.take_prescan();
-        let observed =
-            observe_all(&mut session, &self.topology, &loaded, &desired, prescan).await?;
+        let observed = observe_all(
+            &mut session,
+            &self.topology,
+            &loaded,
+            &desired,
+            prescan,
+            early,
+        )
+        .await?;
         tracing::info!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
         let t = Instant::now();
         let plan = plan::diff(&self.topology, &desired, &observed);
@@ -242,6 +319,39 @@ impl Lab {
     /// Runs `argv` in a node and waits for it; its standard streams are this process's.
     pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
         exec(self.name(), node, argv)
+    }
+}
+
+/// Starts observing the lab's namespaces on `rt`, holding its lock: only for a lab with a
+/// record and nothing in creation (whose half-made namespaces the desired state decides).
+fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPrescan> {
+    let run = RunDir::lock_existing(lab).ok()??;
+    let state = run.load();
+    if state.nodes.is_empty() || !state.creating.is_empty() {
+        return None;
+    }
+    let name = lab.to_string();
+    let handle = rt.clone();
+    let task = rt.spawn(async move {
+        let mut session = Session::new(handle)?;
+        let observed = observe(&mut session, &name, None, &[], Depth::Full).await?;
+        Ok((session, observed))
+    });
+    Some(NetPrescan {
+        lab: lab.to_string(),
+        run,
+        state,
+        task,
+    })
+}
+
+/// The result of a network prescan.
+async fn join_net(
+    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
+) -> Result<(Session, Observed), LabError> {
+    match task.await {
+        Ok(r) => r.map_err(LabError::from),
+        Err(e) => Err(LabError::Kernel(format!("observation task: {e}"))),
     }
 }
 
@@ -380,6 +490,7 @@ async fn observe_all(
     state: &State,
     desired: &Desired,
     prescan: Option<Prescan>,
+    early: Option<Observed>,
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
     // Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
@@ -414,7 +525,21 @@ async fn observe_all(
         }
     };
     let t = std::time::Instant::now();
-    let observed = observe(session, lab, Some(desired), &state.creating, Depth::Full).await;
+    let observed = match early {
+        // Observed before the file was parsed: only the sysctls it names are left to read.
+        Some(mut o) => match crate::net::observe::read_sysctls(session, desired).await {
+            Ok(mut values) => {
+                for (name, ns) in o.namespaces.iter_mut() {
+                    if let plan::NsObserved::Ours(st) = ns {
+                        st.sysctls = values.remove(name).unwrap_or_default();
+                    }
+                }
+                Ok(o)
+            }
+            Err(e) => Err(e),
+        },
+        None => observe(session, lab, Some(desired), &state.creating, Depth::Full).await,
+    };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
     let found = processes
         .join()

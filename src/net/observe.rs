@@ -186,6 +186,41 @@ pub fn start_opening(
     Ok(Opening { which, thread })
 }
 
+/// Reads the desired sysctls of each namespace open in `session` (for an observation made
+/// before the desired state was known), on a thread that enters each namespace in turn.
+pub async fn read_sysctls(
+    session: &Session,
+    desired: &Desired,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
+    let mut jobs = Vec::new();
+    for (name, conn) in &session.ns {
+        let keys: Vec<String> = desired
+            .namespaces
+            .get(name)
+            .map(|s| s.sysctls.keys().cloned().collect())
+            .unwrap_or_default();
+        if keys.is_empty() {
+            continue;
+        }
+        let file = conn
+            .file
+            .try_clone()
+            .map_err(|e| NetError::io(format!("netns {name}"), e))?;
+        jobs.push((name.clone(), file, session.proc_dir(name), keys));
+    }
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&File> = jobs.iter().map(|(_, f, _, _)| f).collect();
+        let values = netns::enter_each(&refs, |i| {
+            let (_, _, proc_dir, keys) = &jobs[i];
+            let k: Vec<&String> = keys.iter().collect();
+            Ok(sysctl::read_here(proc_dir, &k))
+        })?;
+        Ok(jobs.iter().map(|(n, ..)| n.clone()).zip(values).collect())
+    })
+    .await
+    .map_err(|e| NetError::io("sysctl thread", std::io::Error::other(e.to_string())))?
+}
+
 /// How much of each namespace [`observe`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {

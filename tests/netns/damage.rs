@@ -178,3 +178,47 @@ fn up_without_its_record_finds_the_running_inits_and_keeps_one_per_node() {
     );
     assert!(lab.plan().contains("no changes"), "{}", lab.plan());
 }
+
+#[test]
+fn a_sysctl_changed_from_outside_is_planned_and_put_back() {
+    if !root_or_skip("sysctl drift") {
+        return;
+    }
+    let lab = TestLab::new(
+        "tn-sys2",
+        "name: tn-sys2\nnodes:\n  a:\n    sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.eth0.rp_filter: 2}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+    let ns = lab.ns("a");
+    let read = |key: &str| {
+        let o = netns_exec(&ns, &["cat", &format!("/proc/sys/net/ipv4/{key}")]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(
+        (read("ip_forward"), read("conf/eth0/rp_filter")),
+        ("1".into(), "2".into())
+    );
+    for (key, value) in [("ip_forward", "0"), ("conf/eth0/rp_filter", "0")] {
+        let w = netns_exec(
+            &ns,
+            &[
+                "sh",
+                "-c",
+                &format!("echo {value} > /proc/sys/net/ipv4/{key}"),
+            ],
+        );
+        assert!(w.status.success(), "{}", text(&w));
+    }
+    let plan = lab.plan();
+    assert!(
+        plan.contains("net.ipv4.ip_forward") && plan.contains("net.ipv4.conf.eth0.rp_filter"),
+        "both changes are planned:\n{plan}"
+    );
+    lab.up();
+    assert_eq!(
+        (read("ip_forward"), read("conf/eth0/rp_filter")),
+        ("1".into(), "2".into())
+    );
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+}
