@@ -76,29 +76,8 @@ impl LabError {
 pub struct Lab {
     pub topology: Topology,
     pub file: PathBuf,
-    /// Processes and cgroups read while the file was parsed (see [`Lab::load_prescanned`]).
+    /// What was read while the file was parsed (see [`Lab::load_prescanned`]).
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
-    /// The namespaces observed while the file was parsed (see [`Lab::load_prescanned`]).
-    net: std::sync::Arc<std::sync::Mutex<Option<NetPrescan>>>,
-}
-
-/// The network half of an observation, started before the file is parsed, under the lab's
-/// lock (so no other `topo` changes the lab meanwhile), for the lab the file's `name:` line
-/// names. Without the desired state it reads no sysctls and no host links by name: those
-/// are read once the file is parsed.
-struct NetPrescan {
-    lab: String,
-    run: RunDir,
-    state: State,
-    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
-}
-
-impl std::fmt::Debug for NetPrescan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetPrescan")
-            .field("lab", &self.lab)
-            .finish()
-    }
 }
 
 /// What the processes thread of an observation finds: whether each recorded init is alive,
@@ -112,12 +91,42 @@ type Processes = (
 /// The inits a record names (node, init), and what was found about them.
 type Scanned = Option<(Vec<(String, ProcId)>, Processes)>;
 
-/// The processes part of an observation, started from the lab's record before the file is
-/// parsed; used only if the record read under the lock names the same inits.
+/// An observation started before the file is parsed, for the lab its `name:` line names.
 #[derive(Debug)]
 struct Prescan {
     lab: String,
-    thread: std::thread::JoinHandle<Scanned>,
+    /// The processes half, from the record; used only if the record read under the lock
+    /// names the same inits.
+    processes: std::thread::JoinHandle<Scanned>,
+    /// The namespaces half, when a runtime was given.
+    net: Option<NetPrescan>,
+}
+
+/// The network half of an observation, made under the lab's lock (so no other `topo`
+/// changes the lab meanwhile). Without the desired state it reads no sysctls and no host
+/// links by name: the sysctls are read once the file is parsed.
+struct NetPrescan {
+    run: RunDir,
+    state: State,
+    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
+}
+
+impl std::fmt::Debug for NetPrescan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetPrescan")
+            .field("lab", &self.run.lab)
+            .finish()
+    }
+}
+
+/// A lab's run directory (locked, when it has one), a session, the record, and what of the
+/// observation is already done or under way.
+struct Opened {
+    run: Option<RunDir>,
+    session: Session,
+    state: State,
+    early: Option<Observed>,
+    processes: Option<std::thread::JoinHandle<Scanned>>,
 }
 
 /// What `up` did.
@@ -136,7 +145,6 @@ impl Lab {
             topology,
             file,
             prescan: Default::default(),
-            net: Default::default(),
         })
     }
 
@@ -153,46 +161,81 @@ impl Lab {
         path: &Path,
         rt: Option<&tokio::runtime::Handle>,
     ) -> Result<Lab, LabError> {
-        let guess = guess_name(path)
-            .filter(|lab| crate::state::root().join(lab).join("state.json").is_file());
-        let net = match (&guess, rt) {
-            (Some(lab), Some(rt)) => start_net_prescan(lab, rt),
-            _ => None,
-        };
-        let prescan = guess.map(|lab| {
-            let name = lab.clone();
-            let thread = std::thread::spawn(move || {
-                let run = crate::state::root().join(&name).join("state.json");
-                let state: State = serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
-                let recorded = recorded_inits(&state);
-                let found = scan_processes(&name, recorded.clone());
-                Some((recorded, found))
+        let prescan = guess_name(path)
+            .filter(|lab| crate::state::root().join(lab).join("state.json").is_file())
+            .map(|lab| {
+                let net = rt.and_then(|rt| start_net_prescan(&lab, rt));
+                // The record read under the lock, when there is one; else read it here.
+                let locked = net.as_ref().map(|n| recorded_inits(&n.state));
+                let name = lab.clone();
+                let processes = std::thread::spawn(move || {
+                    let recorded = match locked {
+                        Some(r) => r,
+                        None => {
+                            let run = crate::state::root().join(&name).join("state.json");
+                            let state: State =
+                                serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
+                            recorded_inits(&state)
+                        }
+                    };
+                    let found = scan_processes(&name, recorded.clone());
+                    Some((recorded, found))
+                });
+                Prescan {
+                    lab,
+                    processes,
+                    net,
+                }
             });
-            Prescan { lab, thread }
-        });
         let mut lab = Lab::load(path)?;
         lab.prescan = std::sync::Arc::new(std::sync::Mutex::new(prescan));
-        lab.net = std::sync::Arc::new(std::sync::Mutex::new(net));
         Ok(lab)
     }
 
-    /// The network prescan for this lab, if one was started and not used yet; `None` when
-    /// the desired state needs what it did not read (host links by name).
-    fn take_net_prescan(&self, desired: &Desired) -> Option<NetPrescan> {
-        self.net
+    /// Locks the run directory (creating it with `create`, else only if it exists), opens a
+    /// session and loads the record, or takes what the prescan did of that for this lab. Its
+    /// namespaces half is left when the file names host links (it did not read them).
+    async fn open(&self, desired: &Desired, create: bool) -> Result<Opened, LabError> {
+        let prescan = self
+            .prescan
             .lock()
             .ok()
             .and_then(|mut p| p.take())
-            .filter(|p| p.lab == self.topology.name && desired.host_ifaces.is_empty())
-    }
-
-    /// The prescan for this lab, if one was started and not used yet.
-    fn take_prescan(&self) -> Option<Prescan> {
-        self.prescan
-            .lock()
-            .ok()
-            .and_then(|mut p| p.take())
-            .filter(|p| p.lab == self.topology.name)
+            .filter(|p| p.lab == self.topology.name);
+        let (processes, net) = match prescan {
+            Some(p) => (Some(p.processes), p.net),
+            None => (None, None),
+        };
+        match net {
+            Some(np) if desired.host_ifaces.is_empty() => {
+                let (session, observed) = match np.task.await {
+                    Ok(r) => r.map_err(LabError::from)?,
+                    Err(e) => return Err(LabError::Kernel(format!("observation task: {e}"))),
+                };
+                return Ok(Opened {
+                    run: Some(np.run),
+                    session,
+                    state: np.state,
+                    early: Some(observed),
+                    processes,
+                });
+            }
+            // Dropped: its lock is released before it is taken again below.
+            Some(np) => np.task.abort(),
+            None => {}
+        }
+        let run = if create {
+            Some(RunDir::lock(self.name(), true)?)
+        } else {
+            RunDir::lock_existing(self.name())?
+        };
+        Ok(Opened {
+            session: Session::new(tokio::runtime::Handle::current())?,
+            state: run.as_ref().map(RunDir::load).unwrap_or_default(),
+            run,
+            early: None,
+            processes,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -203,25 +246,19 @@ impl Lab {
     pub async fn plan(&self) -> Result<Plan, LabError> {
         // Read-only: locks the run directory if there is one, and creates none.
         let desired = plan::compile(&self.topology);
-        let (_run, mut session, state, early) = match self.take_net_prescan(&desired) {
-            Some(np) => {
-                let (session, observed) = join_net(np.task).await?;
-                (Some(np.run), session, np.state, Some(observed))
-            }
-            None => {
-                let run = RunDir::lock_existing(self.name())?;
-                let session = Session::new(tokio::runtime::Handle::current())?;
-                let state = run.as_ref().map(RunDir::load).unwrap_or_default();
-                (run, session, state, None)
-            }
-        };
-        let prescan = self.take_prescan();
+        let Opened {
+            run: _run,
+            mut session,
+            state,
+            early,
+            processes,
+        } = self.open(&desired, false).await?;
         let observed = observe_all(
             &mut session,
             &self.topology,
             &state,
             &desired,
-            prescan,
+            processes,
             early,
         )
         .await?;
@@ -242,25 +279,25 @@ impl Lab {
         preflight(&self.topology)?;
         let desired = plan::compile(&self.topology);
         let t = Instant::now();
-        let (run, mut session, loaded, early) = match self.take_net_prescan(&desired) {
-            Some(np) => {
-                let (session, observed) = join_net(np.task).await?;
-                (np.run, session, np.state, Some(observed))
-            }
-            None => {
-                let run = RunDir::lock(self.name(), true)?;
-                let session = Session::new(tokio::runtime::Handle::current())?;
-                let loaded = run.load();
-                (run, session, loaded, None)
-            }
+        let Opened {
+            run,
+            mut session,
+            state: loaded,
+            early,
+            processes,
+        } = self.open(&desired, true).await?;
+        let Some(run) = run else {
+            return Err(LabError::Kernel(format!(
+                "lab {}: the run directory could not be locked",
+                self.name()
+            )));
         };
-        let prescan = self.take_prescan();
         let observed = observe_all(
             &mut session,
             &self.topology,
             &loaded,
             &desired,
-            prescan,
+            processes,
             early,
         )
         .await?;
@@ -337,22 +374,7 @@ fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPresca
         let observed = observe(&mut session, &name, None, &[], Depth::Full).await?;
         Ok((session, observed))
     });
-    Some(NetPrescan {
-        lab: lab.to_string(),
-        run,
-        state,
-        task,
-    })
-}
-
-/// The result of a network prescan.
-async fn join_net(
-    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
-) -> Result<(Session, Observed), LabError> {
-    match task.await {
-        Ok(r) => r.map_err(LabError::from),
-        Err(e) => Err(LabError::Kernel(format!("observation task: {e}"))),
-    }
+    Some(NetPrescan { run, state, task })
 }
 
 /// The recorded init of each node.
@@ -391,8 +413,14 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId)>) -> Processes {
 /// The lab name a topology file's top-level `name:` line gives, read without parsing the
 /// file (a guess: the parsed name decides).
 fn guess_name(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().find(|l| l.starts_with("name:"))?;
+    use std::io::BufRead;
+    // Line by line up to the first match (usually near the top): the parser reads the whole
+    // file anyway.
+    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let line = file
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("name:"))?;
     let value = line["name:".len()..].split('#').next()?.trim();
     let value = value.trim_matches(|c| c == '"' || c == '\'');
     down::check_lab_name(value).ok()?;
@@ -489,7 +517,7 @@ async fn observe_all(
     topology: &Topology,
     state: &State,
     desired: &Desired,
-    prescan: Option<Prescan>,
+    processes: Option<std::thread::JoinHandle<Scanned>>,
     early: Option<Observed>,
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
@@ -509,8 +537,8 @@ async fn observe_all(
     // Without a record (a new lab, or one whose record was lost), /proc is scanned only if
     // the lab turns out to have namespaces: a first `up` skips it (15 ms of 0.28 s at N = 100).
     let scan_now = !recorded.is_empty();
-    let processes = match prescan {
-        Some(p) => p.thread,
+    let processes = match processes {
+        Some(p) => p,
         None => {
             let lab_name = lab.to_string();
             let recorded = recorded.clone();
@@ -527,17 +555,16 @@ async fn observe_all(
     let t = std::time::Instant::now();
     let observed = match early {
         // Observed before the file was parsed: only the sysctls it names are left to read.
-        Some(mut o) => match crate::net::observe::read_sysctls(session, desired).await {
-            Ok(mut values) => {
+        Some(mut o) => crate::net::observe::read_sysctls(session, desired)
+            .await
+            .map(|mut values| {
                 for (name, ns) in o.namespaces.iter_mut() {
                     if let plan::NsObserved::Ours(st) = ns {
                         st.sysctls = values.remove(name).unwrap_or_default();
                     }
                 }
-                Ok(o)
-            }
-            Err(e) => Err(e),
-        },
+                o
+            }),
         None => observe(session, lab, Some(desired), &state.creating, Depth::Full).await,
     };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");

@@ -160,13 +160,7 @@ pub fn start_opening(
     }
     let keys: Vec<(String, PathBuf, Vec<String>)> = which
         .iter()
-        .map(|n| {
-            let keys = desired
-                .and_then(|d| d.namespaces.get(n))
-                .map(|s| s.sysctls.keys().cloned().collect())
-                .unwrap_or_default();
-            (n.clone(), session.proc_dir(n), keys)
-        })
+        .map(|n| (n.clone(), session.proc_dir(n), sysctl_keys(desired, n)))
         .collect();
     let rt = session.rt.clone();
     let thread = std::thread::spawn(move || {
@@ -194,11 +188,7 @@ pub async fn read_sysctls(
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
     let mut jobs = Vec::new();
     for (name, conn) in &session.ns {
-        let keys: Vec<String> = desired
-            .namespaces
-            .get(name)
-            .map(|s| s.sysctls.keys().cloned().collect())
-            .unwrap_or_default();
+        let keys = sysctl_keys(Some(desired), name);
         if keys.is_empty() {
             continue;
         }
@@ -336,13 +326,28 @@ pub async fn observe(
     Ok(out)
 }
 
+/// The sysctl keys the desired state sets in a namespace.
+fn sysctl_keys(desired: Option<&Desired>, ns: &str) -> Vec<String> {
+    desired
+        .and_then(|d| d.namespaces.get(ns))
+        .map(|s| s.sysctls.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `Foreign` unless the namespace's loopback carries the lab's marker (or none, where `up`
+/// was creating it when it was stopped).
+fn foreign(lo_alias: Option<String>, expected_marker: &str, adoptable: bool) -> Option<NsObserved> {
+    let ours = lo_alias.as_deref() == Some(expected_marker) || (adoptable && lo_alias.is_none());
+    (!ours).then_some(NsObserved::Foreign { marker: lo_alias })
+}
+
 /// Whether the namespace is the lab's, from its loopback alone (one request, no dumps).
 async fn ownership(
     handle: &Handle,
     expected_marker: &str,
     adoptable: bool,
 ) -> Result<NsObserved, NetError> {
-    let mut lo = handle.link().get().match_index(1).execute();
+    let mut lo = handle.link().get().match_name("lo".to_string()).execute();
     let lo = match lo.try_next().await {
         Ok(m) => m.map(|m| to_obs(&m)),
         Err(e) => {
@@ -354,9 +359,12 @@ async fn ownership(
             }
         }
     };
-    let alias = lo.as_ref().and_then(|l| l.alias.clone());
-    if alias.as_deref() != Some(expected_marker) && !(adoptable && alias.is_none()) {
-        return Ok(NsObserved::Foreign { marker: alias });
+    if let Some(f) = foreign(
+        lo.as_ref().and_then(|l| l.alias.clone()),
+        expected_marker,
+        adoptable,
+    ) {
+        return Ok(f);
     }
     Ok(NsObserved::Ours(NsState {
         links: lo.into_iter().collect(),
@@ -384,8 +392,8 @@ async fn observe_ns(
         .iter()
         .find(|l| l.name == "lo")
         .and_then(|l| l.alias.clone());
-    if lo_alias.as_deref() != Some(expected_marker) && !(adoptable && lo_alias.is_none()) {
-        return Ok(NsObserved::Foreign { marker: lo_alias });
+    if let Some(f) = foreign(lo_alias, expected_marker, adoptable) {
+        return Ok(f);
     }
     let addrs = addr::dump(handle).await?;
     let routes = route::dump(handle).await?;
