@@ -78,6 +78,11 @@ impl<'a> Applier<'a> {
     }
 
     pub async fn run(mut self, plan: &Plan, progress: Option<&Progress>) -> Result<(), LabError> {
+        // The observation read the namespaces through sockets of its own: those that exist
+        // and have something to change get the socket that carries the changes now (the
+        // ones made by this run get theirs as they are made).
+        self.session
+            .connect(plan.actions.iter().filter_map(Action::netlink_ns))?;
         let mut i = 0;
         while i < plan.actions.len() {
             let kind = std::mem::discriminant(&plan.actions[i]);
@@ -361,7 +366,13 @@ impl<'a> Applier<'a> {
         .join()
         .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
         for (name, (file, handle)) in created {
-            self.session.ns.insert(name, NsConn { file, handle });
+            self.session.ns.insert(
+                name,
+                NsConn {
+                    file,
+                    handle: Some(handle),
+                },
+            );
         }
         self.state.creating.clear();
         self.run.save(self.state)?;

@@ -29,7 +29,15 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let t = std::time::Instant::now();
-    let observed = observe(&mut session, lab, None, &state.creating, Depth::Ownership).await?;
+    let observed = observe(
+        &mut session,
+        lab,
+        None,
+        &[],
+        &state.creating,
+        Depth::Ownership,
+    )
+    .await?;
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
     let mut report = DownReport::default();
     let mut inodes = BTreeSet::new();

@@ -38,13 +38,7 @@ pub(super) async fn target(lab: &str, ep: &Endpoint) -> Result<Target, LabError>
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let ns = (!ep.is_host()).then(|| names::node_netns(lab, &ep.node));
     if let Some(ns) = &ns {
-        open_namespaces(
-            &mut session,
-            std::slice::from_ref(ns),
-            None,
-            &[],
-            &mut Vec::new(),
-        )?;
+        open_namespaces(&mut session, std::slice::from_ref(ns))?;
         if !session.ns.contains_key(ns) {
             return Err(LabError::Usage(format!(
                 "lab {lab} has no node {} (no netns {ns})",

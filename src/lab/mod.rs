@@ -326,9 +326,23 @@ impl Lab {
             return Err(err);
         }
         run.write_hosts(&hosts::render(&self.topology))?;
+        let sysctl_keys = desired.sysctl_keys();
+        let file = Some(self.file.clone());
+        if plan.actions.is_empty()
+            && loaded.lab == self.name()
+            && loaded.file == file
+            && loaded.sysctl_keys == sysctl_keys
+        {
+            // Nothing to change, in the kernel or in the record.
+            return Ok(UpReport {
+                plan,
+                elapsed: started.elapsed(),
+            });
+        }
         let mut state = loaded.clone();
         state.lab = self.name().to_string();
-        state.file = Some(self.file.clone());
+        state.file = file;
+        state.sysctl_keys = sysctl_keys;
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state)
             .run(&plan, progress)
             .await;
@@ -369,12 +383,32 @@ fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPresca
     }
     let name = lab.to_string();
     let handle = rt.clone();
+    // The sysctls of the record's last file: after the parse, only new keys are read.
+    let keys = state.sysctl_keys.clone();
+    let procs = node_procs(lab, &state);
     let task = rt.spawn(async move {
         let mut session = Session::new(handle)?;
-        let observed = observe(&mut session, &name, None, &[], Depth::Full).await?;
+        session.procs = procs;
+        let observed = observe(&mut session, &name, None, &keys, &[], Depth::Full).await?;
         Ok((session, observed))
     });
     Some(NetPrescan { run, state, task })
+}
+
+/// The procfs of each node's init, by namespace. Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
+/// answer is for depends only on the reading thread, so a stale PID costs speed, not truth
+/// (a dead one falls back to the host's procfs).
+fn node_procs(lab: &str, state: &State) -> std::collections::BTreeMap<String, PathBuf> {
+    state
+        .nodes
+        .iter()
+        .map(|(name, rec)| {
+            (
+                names::node_netns(lab, name),
+                crate::net::sysctl::node_proc(rec.init.pid),
+            )
+        })
+        .collect()
 }
 
 /// The recorded init of each node.
@@ -521,15 +555,7 @@ async fn observe_all(
     early: Option<Observed>,
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
-    // Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
-    // answer is for depends only on the reading thread, so a stale PID costs speed, not truth
-    // (a dead one falls back to the host's procfs).
-    for (name, rec) in &state.nodes {
-        session.procs.insert(
-            names::node_netns(lab, name),
-            crate::net::sysctl::node_proc(rec.init.pid),
-        );
-    }
+    session.procs.extend(node_procs(lab, state));
     // The processes and cgroups are read on a thread of their own while the namespaces are
     // dumped (at 1000 nodes, some 4000 files of /proc and the cgroup trees), or were read
     // while the file was parsed.
@@ -554,18 +580,29 @@ async fn observe_all(
     };
     let t = std::time::Instant::now();
     let observed = match early {
-        // Observed before the file was parsed: only the sysctls it names are left to read.
-        Some(mut o) => crate::net::observe::read_sysctls(session, desired)
+        // Observed before the file was parsed, with the sysctls of the record's last file:
+        // only keys new in this one are left to read.
+        Some(mut o) => crate::net::observe::read_sysctls(session, desired, &state.sysctl_keys)
             .await
-            .map(|mut values| {
-                for (name, ns) in o.namespaces.iter_mut() {
-                    if let plan::NsObserved::Ours(st) = ns {
-                        st.sysctls = values.remove(name).unwrap_or_default();
+            .map(|values| {
+                for (name, more) in values {
+                    if let Some(plan::NsObserved::Ours(st)) = o.namespaces.get_mut(&name) {
+                        st.sysctls.extend(more);
                     }
                 }
                 o
             }),
-        None => observe(session, lab, Some(desired), &state.creating, Depth::Full).await,
+        None => {
+            observe(
+                session,
+                lab,
+                Some(desired),
+                &[],
+                &state.creating,
+                Depth::Full,
+            )
+            .await
+        }
     };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
     let found = processes

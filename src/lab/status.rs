@@ -65,7 +65,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     };
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let observed = observe(&mut session, lab, None, &state.creating, Depth::Full).await?;
+    let observed = observe(&mut session, lab, None, &[], &state.creating, Depth::Full).await?;
     let prefix = names::netns_prefix(lab);
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     let mut nodes = Vec::new();

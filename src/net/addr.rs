@@ -73,7 +73,12 @@ pub async fn dump(handle: &Handle) -> Result<Vec<AddrObs>, NetError> {
         .try_collect()
         .await
         .map_err(nl_err("dump addresses"))?;
-    Ok(msgs.iter().filter_map(to_obs).collect())
+    Ok(observed(&msgs))
+}
+
+/// The addresses `topo` compares among dumped ones (not the kernel's own).
+pub fn observed(msgs: &[AddressMessage]) -> Vec<AddrObs> {
+    msgs.iter().filter_map(to_obs).collect()
 }
 
 fn to_obs(m: &AddressMessage) -> Option<AddrObs> {

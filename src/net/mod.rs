@@ -7,6 +7,7 @@
 //! was opened in, so the sockets are then driven from tokio.
 
 pub mod addr;
+pub mod dump;
 pub mod link;
 pub mod netns;
 pub mod observe;

@@ -5,20 +5,21 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
 use rtnetlink::Handle;
 
+use super::dump::Requester;
 use super::qdisc::{self, Psched};
-use super::{addr, connect_here, link, netns, nl_err, route, sysctl, NetError};
+use super::{addr, connect_here, link, netns, route, sysctl, NetError};
 use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed, QdiscObs};
 
 /// How many namespaces are dumped or configured at once.
 pub const PARALLEL: usize = 64;
 
-/// An open namespace: its file (keeps it open for veth creation by fd) and its socket.
+/// An open namespace: its file (keeps it open for veth creation by fd) and, once something
+/// is to be changed in it, its socket (see [`Session::connect`]).
 pub struct NsConn {
     pub file: File,
-    pub handle: Handle,
+    pub handle: Option<Handle>,
 }
 
 /// Netlink sockets of a lab run: the host's and one per namespace.
@@ -50,20 +51,52 @@ impl Session {
             .unwrap_or_else(|| PathBuf::from(sysctl::HOST_PROC))
     }
 
-    /// The socket of a namespace, or the host's for `None`.
+    /// The socket of a namespace (opened by [`connect`](Self::connect) or when the namespace
+    /// was made), or the host's for `None`.
     pub fn handle(&self, ns: Option<&str>) -> Result<&Handle, NetError> {
-        match ns {
-            None => Ok(&self.host),
-            Some(ns) => self
-                .ns
-                .get(ns)
-                .map(|c| &c.handle)
-                .ok_or_else(|| NetError::Netlink {
-                    what: format!("use netns {ns}"),
-                    errno: Some(libc::ENOENT),
-                    message: "the namespace is not open".into(),
-                }),
+        let Some(ns) = ns else {
+            return Ok(&self.host);
+        };
+        self.ns
+            .get(ns)
+            .and_then(|c| c.handle.as_ref())
+            .ok_or_else(|| NetError::Netlink {
+                what: format!("use netns {ns}"),
+                errno: Some(libc::ENOENT),
+                message: "the namespace has no socket open".into(),
+            })
+    }
+
+    /// Opens a socket in each of `names` that is open in the session without one: the
+    /// observation reads namespaces through sockets of its own, and only the namespaces
+    /// where something changes need one that the runtime drives.
+    pub fn connect<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), NetError> {
+        let mut which = Vec::new();
+        let mut files = Vec::new();
+        for name in names {
+            if let Some(c) = self.ns.get(name) {
+                if c.handle.is_none() && !which.iter().any(|n| n == name) {
+                    files.push(
+                        c.file
+                            .try_clone()
+                            .map_err(|e| NetError::io(format!("netns {name}"), e))?,
+                    );
+                    which.push(name.to_string());
+                }
+            }
         }
+        if which.is_empty() {
+            return Ok(());
+        }
+        for (name, (_, handle)) in which.into_iter().zip(super::connect_in(&self.rt, files)?) {
+            if let Some(c) = self.ns.get_mut(&name) {
+                c.handle = Some(handle);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -83,62 +116,46 @@ pub fn candidate_namespaces(lab: &str, desired: Option<&Desired>) -> Result<Vec<
     Ok(names_found)
 }
 
-/// Opens the namespaces that exist among `candidates`, with a socket in each, and reads the
-/// desired sysctls of each while inside it.
-pub fn open_namespaces(
-    session: &mut Session,
-    candidates: &[String],
-    desired: Option<&Desired>,
-    adopt: &[String],
-    broken: &mut Vec<String>,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
-    start_opening(session, candidates, desired, adopt, broken, None)?.finish(session)
-}
-
-/// Namespaces being opened on a thread of their own (see [`start_opening`]).
-pub struct Opening {
-    which: Vec<String>,
-    thread: std::thread::JoinHandle<Result<Vec<OpenedNs>, NetError>>,
-}
-
-type OpenedNs = (File, (Handle, BTreeMap<String, String>));
-
-impl Opening {
-    /// Waits for the thread and keeps the namespaces open in the session; returns the
-    /// sysctls read in each.
-    pub fn finish(
-        self,
-        session: &mut Session,
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
-        let opened = self
-            .thread
-            .join()
-            .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
-        let mut sysctls = BTreeMap::new();
-        for (name, (file, (handle, values))) in self.which.into_iter().zip(opened) {
-            session.ns.insert(name.clone(), NsConn { file, handle });
-            sysctls.insert(name, values);
-        }
-        Ok(sysctls)
+/// Opens the namespaces that exist among `names`, each with a socket.
+pub fn open_namespaces(session: &mut Session, names: &[String]) -> Result<(), NetError> {
+    let found = open_files(session, names, &[], &mut Vec::new())?;
+    let (which, files): (Vec<String>, Vec<File>) = found
+        .into_iter()
+        .filter(|(_, _, new)| *new)
+        .map(|(n, f, _)| (n, f))
+        .unzip();
+    for (name, (file, handle)) in which
+        .into_iter()
+        .zip(super::connect_in(&session.rt, files)?)
+    {
+        session.ns.insert(
+            name,
+            NsConn {
+                file,
+                handle: Some(handle),
+            },
+        );
     }
+    Ok(())
 }
 
-/// Starts opening the namespaces that exist among `candidates` on a thread of its own: a
-/// socket in each, and the desired sysctls read while inside it. Each namespace's socket is
-/// also sent on `ready` as soon as it is open, so its dump can start while the others are
-/// opened.
-pub fn start_opening(
-    session: &mut Session,
+/// The namespaces that exist among `candidates`: those open in the session already (a copy
+/// of their file, `false`) and those opened now (`true`). A file that is not a namespace is
+/// left out: removed if it is a placeholder of ours, else listed in `broken`.
+fn open_files(
+    session: &Session,
     candidates: &[String],
-    desired: Option<&Desired>,
     adopt: &[String],
     broken: &mut Vec<String>,
-    ready: Option<futures::channel::mpsc::UnboundedSender<(String, Handle)>>,
-) -> Result<Opening, NetError> {
-    let mut files = Vec::new();
-    let mut which = Vec::new();
+) -> Result<Vec<(String, File, bool)>, NetError> {
+    let mut out = Vec::new();
     for name in candidates {
-        if session.ns.contains_key(name) {
+        if let Some(c) = session.ns.get(name) {
+            let file = c
+                .file
+                .try_clone()
+                .map_err(|e| NetError::io(format!("netns {name}"), e))?;
+            out.push((name.clone(), file, false));
             continue;
         }
         if let Some(f) = netns::open(name)? {
@@ -154,41 +171,26 @@ pub fn start_opening(
                 }
                 continue;
             }
-            files.push(f);
-            which.push(name.clone());
+            out.push((name.clone(), f, true));
         }
     }
-    let keys: Vec<(String, PathBuf, Vec<String>)> = which
-        .iter()
-        .map(|n| (n.clone(), session.proc_dir(n), sysctl_keys(desired, n)))
-        .collect();
-    let rt = session.rt.clone();
-    let thread = std::thread::spawn(move || {
-        let refs: Vec<&File> = files.iter().collect();
-        let per_ns = netns::enter_each(&refs, |i| {
-            let handle = connect_here(&rt)?;
-            let (name, proc_dir, keys) = &keys[i];
-            if let Some(tx) = &ready {
-                // The receiver may have stopped at an error: nothing more to do then.
-                let _ = tx.unbounded_send((name.clone(), handle.clone()));
-            }
-            let k: Vec<&String> = keys.iter().collect();
-            Ok((handle, sysctl::read_here(proc_dir, &k)))
-        })?;
-        Ok::<_, NetError>(files.into_iter().zip(per_ns).collect::<Vec<_>>())
-    });
-    Ok(Opening { which, thread })
+    Ok(out)
 }
 
-/// Reads the desired sysctls of each namespace open in `session` (for an observation made
-/// before the desired state was known), on a thread that enters each namespace in turn.
+/// Reads the sysctls `desired` sets in each namespace open in `session` that are not among
+/// `known` (read already, by an observation made before the desired state was known), on a
+/// thread that enters each such namespace in turn.
 pub async fn read_sysctls(
     session: &Session,
     desired: &Desired,
+    known: &[String],
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, NetError> {
     let mut jobs = Vec::new();
     for (name, conn) in &session.ns {
-        let keys = sysctl_keys(Some(desired), name);
+        let keys: Vec<String> = sysctl_keys(Some(desired), name)
+            .into_iter()
+            .filter(|k| !known.contains(k))
+            .collect();
         if keys.is_empty() {
             continue;
         }
@@ -197,6 +199,9 @@ pub async fn read_sysctls(
             .try_clone()
             .map_err(|e| NetError::io(format!("netns {name}"), e))?;
         jobs.push((name.clone(), file, session.proc_dir(name), keys));
+    }
+    if jobs.is_empty() {
+        return Ok(BTreeMap::new());
     }
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&File> = jobs.iter().map(|(_, f, _, _)| f).collect();
@@ -220,66 +225,100 @@ pub enum Depth {
     Ownership,
 }
 
+/// How many threads read the namespaces of a lab (each enters its share in turn).
+const OBSERVE_THREADS: usize = 2;
+
 /// Observes the lab: which namespaces exist and are ours, and their links, addresses,
-/// routes and sysctls (with `Depth::Full`); and the host links that are ours or in the way
-/// of ours.
+/// routes and sysctls (with `Depth::Full`: the keys `desired` sets in each, and `also` in
+/// all); and the host links that are ours or in the way of ours. Namespaces opened here stay
+/// open in the session, without a socket (see [`Session::connect`]).
 pub async fn observe(
     session: &mut Session,
     lab: &str,
     desired: Option<&Desired>,
+    also: &[String],
     adopt: &[String],
     depth: Depth,
 ) -> Result<Observed, NetError> {
     let psched = Psched::read()?;
-    let psched = &psched;
     let candidates = candidate_namespaces(lab, desired)?;
     let mut broken = Vec::new();
     let t = std::time::Instant::now();
     let marker_prefix = names::marker_prefix(lab);
-    // Namespaces opened earlier in this session are dumped at once; the others as soon as
-    // the opening thread has a socket in each.
-    let open_before: Vec<(String, Handle)> = session
-        .ns
+    let found = open_files(session, &candidates, adopt, &mut broken)?;
+    let jobs: Vec<NsJob> = found
         .iter()
-        .filter(|(n, _)| candidates.binary_search(n).is_ok())
-        .map(|(n, c)| (n.clone(), c.handle.clone()))
-        .collect();
-    let (ready, opened) = futures::channel::mpsc::unbounded();
-    let opening = start_opening(
-        session,
-        &candidates,
-        desired,
-        adopt,
-        &mut broken,
-        Some(ready),
-    )?;
-    let results: Result<Vec<(String, NsObserved)>, NetError> = stream::iter(open_before)
-        .chain(opened)
-        .map(|(name, handle)| {
-            let expected = names::ns_marker(lab, &name);
+        .map(|(name, _, _)| NsJob {
+            expected: names::ns_marker(lab, name),
             // A namespace `up` was creating when it was stopped, before it could mark it.
-            let adoptable = adopt.contains(&name);
-            let psched = *psched;
-            // On the runtime's workers, next to the socket's connection task: polled from
-            // this thread instead, every reply would cost a wake-up across threads.
-            let task = tokio::spawn(async move {
-                let observed = match depth {
-                    Depth::Full => observe_ns(&handle, &expected, adoptable, &psched).await?,
-                    Depth::Ownership => ownership(&handle, &expected, adoptable).await?,
-                };
-                Ok::<_, NetError>((name, observed))
-            });
-            async move {
-                task.await.map_err(|e| {
-                    NetError::io("observe a namespace", std::io::Error::other(e.to_string()))
-                })?
-            }
+            adoptable: adopt.contains(name),
+            proc_dir: session.proc_dir(name),
+            keys: match depth {
+                Depth::Full => {
+                    let mut keys = sysctl_keys(desired, name);
+                    keys.extend(
+                        also.iter()
+                            .filter(|k| !keys.contains(k))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    keys
+                }
+                Depth::Ownership => Vec::new(),
+            },
         })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await;
-    let mut sysctls = opening.finish(session)?;
-    let results = results?;
+        .collect();
+    let mut files = Vec::with_capacity(found.len());
+    let mut which = Vec::with_capacity(found.len());
+    for (name, file, new) in found {
+        let copy = file
+            .try_clone()
+            .map_err(|e| NetError::io(format!("netns {name}"), e))?;
+        files.push(copy);
+        which.push((name, new.then_some(file)));
+    }
+    // Each thread enters its share of the namespaces in turn and reads each through a
+    // socket of its own, synchronously: at 1000 namespaces, a tokio connection each cost
+    // more than the dumps.
+    let per_thread = jobs.len().div_ceil(OBSERVE_THREADS).max(1);
+    let mut waiting = Vec::new();
+    let mut jobs = jobs.into_iter();
+    let mut files = files.into_iter();
+    loop {
+        let share: Vec<NsJob> = jobs.by_ref().take(per_thread).collect();
+        if share.is_empty() {
+            break;
+        }
+        let share_files: Vec<File> = files.by_ref().take(share.len()).collect();
+        let (tx, rx) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            let refs: Vec<&File> = share_files.iter().collect();
+            let mut requester = None;
+            let result = netns::enter_each(&refs, |i| {
+                let job = &share[i];
+                let r = requester.insert(Requester::open_here()?);
+                let observed = match depth {
+                    Depth::Full => observe_here(r, job, &psched)?,
+                    Depth::Ownership => ownership_here(r, job)?,
+                };
+                let k: Vec<&String> = job.keys.iter().collect();
+                Ok((observed, sysctl::read_here(&job.proc_dir, &k)))
+            });
+            // The receiver is gone only if the observation was dropped.
+            let _ = tx.send(result);
+        });
+        waiting.push(rx);
+    }
+    let mut results = Vec::with_capacity(which.len());
+    for rx in waiting {
+        let share = rx.await.map_err(|_| {
+            NetError::io(
+                "observe namespaces",
+                std::io::Error::other("thread panicked"),
+            )
+        })??;
+        results.extend(share);
+    }
     tracing::info!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         namespaces = results.len(),
@@ -294,9 +333,14 @@ pub async fn observe(
             },
         );
     }
-    for (name, mut o) in results {
+    for ((name, file), (mut o, sysctls)) in which.into_iter().zip(results) {
         if let NsObserved::Ours(state) = &mut o {
-            state.sysctls = sysctls.remove(&name).unwrap_or_default();
+            state.sysctls = sysctls;
+        }
+        if let Some(file) = file {
+            session
+                .ns
+                .insert(name.clone(), NsConn { file, handle: None });
         }
         out.namespaces.insert(name, o);
     }
@@ -317,13 +361,23 @@ pub async fn observe(
         .collect();
     let host_indexes: Vec<u32> = out.host_links.iter().map(|l| l.index).collect();
     if !host_indexes.is_empty() {
-        let all = ours_qdiscs(&session.host, psched).await?;
+        let all = ours_qdiscs(qdisc::dump(&session.host, &psched).await?);
         out.host_qdiscs = all
             .into_iter()
             .filter(|q| host_indexes.contains(&q.index))
             .collect();
     }
     Ok(out)
+}
+
+/// What the observation needs to know of one namespace.
+struct NsJob {
+    /// The marker its loopback carries if it is the lab's.
+    expected: String,
+    adoptable: bool,
+    proc_dir: PathBuf,
+    /// The sysctls to read in it.
+    keys: Vec<String>,
 }
 
 /// The sysctl keys the desired state sets in a namespace.
@@ -342,27 +396,12 @@ fn foreign(lo_alias: Option<String>, expected_marker: &str, adoptable: bool) -> 
 }
 
 /// Whether the namespace is the lab's, from its loopback alone (one request, no dumps).
-async fn ownership(
-    handle: &Handle,
-    expected_marker: &str,
-    adoptable: bool,
-) -> Result<NsObserved, NetError> {
-    let mut lo = handle.link().get().match_name("lo".to_string()).execute();
-    let lo = match lo.try_next().await {
-        Ok(m) => m.map(|m| to_obs(&m)),
-        Err(e) => {
-            let err = nl_err("get lo")(e);
-            if err.errno() == Some(libc::ENODEV) {
-                None
-            } else {
-                return Err(err);
-            }
-        }
-    };
+fn ownership_here(r: &mut Requester, job: &NsJob) -> Result<NsObserved, NetError> {
+    let lo = r.link("lo")?.map(|m| to_obs(&m));
     if let Some(f) = foreign(
         lo.as_ref().and_then(|l| l.alias.clone()),
-        expected_marker,
-        adoptable,
+        &job.expected,
+        job.adoptable,
     ) {
         return Ok(f);
     }
@@ -375,13 +414,8 @@ async fn ownership(
     }))
 }
 
-async fn observe_ns(
-    handle: &Handle,
-    expected_marker: &str,
-    adoptable: bool,
-    psched: &Psched,
-) -> Result<NsObserved, NetError> {
-    let dumped = link::dump(handle).await?;
+fn observe_here(r: &mut Requester, job: &NsJob, psched: &Psched) -> Result<NsObserved, NetError> {
+    let dumped = r.links()?;
     // Each link names its root qdisc's kind: without a netem or tbf root anywhere, there is
     // nothing of `topo`'s to find in a qdisc dump (a quarter of a no-op `up`'s requests).
     let impaired = dumped
@@ -392,13 +426,18 @@ async fn observe_ns(
         .iter()
         .find(|l| l.name == "lo")
         .and_then(|l| l.alias.clone());
-    if let Some(f) = foreign(lo_alias, expected_marker, adoptable) {
+    if let Some(f) = foreign(lo_alias, &job.expected, job.adoptable) {
         return Ok(f);
     }
-    let addrs = addr::dump(handle).await?;
-    let routes = route::dump(handle).await?;
+    let addrs = addr::observed(&r.addresses()?);
+    let routes = route::observed(r.routes()?);
     let qdiscs = if impaired {
-        ours_qdiscs(handle, psched).await?
+        ours_qdiscs(
+            r.qdiscs()?
+                .iter()
+                .map(|m| qdisc::observe(m, psched))
+                .collect(),
+        )
     } else {
         Vec::new()
     };
@@ -412,10 +451,8 @@ async fn observe_ns(
 }
 
 /// Root qdiscs of the kinds `topo` puts on links (netem, tbf), with what they apply.
-pub async fn ours_qdiscs(handle: &Handle, psched: &Psched) -> Result<Vec<QdiscObs>, NetError> {
-    Ok(qdisc::dump(handle, psched)
-        .await?
-        .into_iter()
+pub fn ours_qdiscs(all: Vec<qdisc::ObservedQdisc>) -> Vec<QdiscObs> {
+    all.into_iter()
         .filter(|q| q.is_root() && (q.kind == "netem" || q.kind == "tbf"))
         .filter_map(|q| {
             q.impair().map(|impair| QdiscObs {
@@ -424,7 +461,7 @@ pub async fn ours_qdiscs(handle: &Handle, psched: &Psched) -> Result<Vec<QdiscOb
                 impair,
             })
         })
-        .collect())
+        .collect()
 }
 
 pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {

@@ -596,7 +596,7 @@ pub async fn dump(handle: &Handle, psched: &Psched) -> Result<Vec<ObservedQdisc>
     Ok(messages.iter().map(|m| observe(m, psched)).collect())
 }
 
-fn observe(msg: &TcMessage, psched: &Psched) -> ObservedQdisc {
+pub fn observe(msg: &TcMessage, psched: &Psched) -> ObservedQdisc {
     let mut kind = String::new();
     let mut options = None;
     for attr in &msg.attributes {

@@ -102,40 +102,44 @@ pub async fn del(handle: &Handle, dst: IpNetwork, metric: u32, what: &str) -> Re
 /// Dumps the main table's routes that carry `topo`'s protocol, both families. IPv6 ECMP
 /// routes may come back as one route per next hop: they are merged by destination and metric.
 pub async fn dump(handle: &Handle) -> Result<Vec<RouteObs>, NetError> {
-    let mut out: Vec<RouteObs> = Vec::new();
     // One dump of both families (AF_UNSPEC).
-    {
-        let mut msg = RouteMessageBuilder::<IpAddr>::new().build();
-        msg.header.address_family = AddressFamily::Unspec;
-        let routes: Vec<RouteMessage> = handle
-            .route()
-            .get(msg)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl_err("dump routes"))?;
-        for r in routes {
-            if r.header.protocol != RouteProtocol::Other(RTPROT_TOPO)
-                || r.header.table != RouteHeader::RT_TABLE_MAIN
-                || r.header.kind != RouteType::Unicast
+    let mut msg = RouteMessageBuilder::<IpAddr>::new().build();
+    msg.header.address_family = AddressFamily::Unspec;
+    let routes: Vec<RouteMessage> = handle
+        .route()
+        .get(msg)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err("dump routes"))?;
+    Ok(observed(routes))
+}
+
+/// The main table's unicast routes of `topo`'s protocol among dumped ones, the next hops of
+/// one destination and metric merged.
+pub fn observed(routes: Vec<RouteMessage>) -> Vec<RouteObs> {
+    let mut out: Vec<RouteObs> = Vec::new();
+    for r in routes {
+        if r.header.protocol != RouteProtocol::Other(RTPROT_TOPO)
+            || r.header.table != RouteHeader::RT_TABLE_MAIN
+            || r.header.kind != RouteType::Unicast
+        {
+            continue;
+        }
+        if let Some(obs) = to_obs(&r) {
+            match out
+                .iter_mut()
+                .find(|o| o.dst == obs.dst && o.metric == obs.metric)
             {
-                continue;
-            }
-            if let Some(obs) = to_obs(&r) {
-                match out
-                    .iter_mut()
-                    .find(|o| o.dst == obs.dst && o.metric == obs.metric)
-                {
-                    Some(o) => {
-                        o.via.extend(obs.via);
-                        o.oifs.extend(obs.oifs);
-                    }
-                    None => out.push(obs),
+                Some(o) => {
+                    o.via.extend(obs.via);
+                    o.oifs.extend(obs.oifs);
                 }
+                None => out.push(obs),
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {

@@ -131,6 +131,8 @@ impl Spawner {
                 Ok(p) => pending.push_back(p),
                 Err(e) => println!("{} error: {}", config.node, one_line(&e)),
             }
+            std::mem::forget(config);
+            std::mem::forget(line);
         }
         while let Some(p) = pending.pop_front() {
             finish(p);

@@ -23,6 +23,18 @@ pub struct Desired {
     pub host_ifaces: BTreeMap<String, IfaceSpec>,
 }
 
+impl Desired {
+    /// Every sysctl key set in some namespace, sorted.
+    pub fn sysctl_keys(&self) -> Vec<String> {
+        let keys: std::collections::BTreeSet<&String> = self
+            .namespaces
+            .values()
+            .flat_map(|n| n.sysctls.keys())
+            .collect();
+        keys.into_iter().cloned().collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NsSpec {
     /// The node this namespace belongs to; `None` for the bridge namespace.

@@ -122,6 +122,23 @@ pub enum Action {
 }
 
 impl Action {
+    /// The namespace whose netlink socket carries this action, for an action sent to a
+    /// namespace's own socket (not the host's).
+    pub fn netlink_ns(&self) -> Option<&str> {
+        match self {
+            Action::CreateBridge { ns, .. }
+            | Action::AddRoute { ns, .. }
+            | Action::DelRoute { ns, .. } => Some(ns),
+            Action::DeleteLink { ns, .. }
+            | Action::SetLink { ns, .. }
+            | Action::AddAddress { ns, .. }
+            | Action::DelAddress { ns, .. }
+            | Action::SetImpair { ns, .. }
+            | Action::ClearImpair { ns, .. } => ns.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `+` creates, `-` removes, `~` changes in place.
     pub fn sign(&self) -> char {
         match self {
