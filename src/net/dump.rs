@@ -224,3 +224,62 @@ pub fn link_message(payload: &[u8]) -> Result<LinkMessage, NetError> {
     }
     Ok(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::{LinkFlags, LinkInfo, LinkLayerType, State};
+    use rtnetlink::packet_core::Emitable;
+
+    #[test]
+    fn link_messages_keep_exactly_the_attributes_topo_reads() {
+        let mut full = LinkMessage::default();
+        full.header.index = 7;
+        full.header.link_layer_type = LinkLayerType::Ether;
+        full.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        full.attributes = vec![
+            LinkAttribute::IfName("eth0".into()),
+            LinkAttribute::TxQueueLen(1000),
+            LinkAttribute::OperState(State::Up),
+            LinkAttribute::Mtu(9000),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
+            LinkAttribute::Controller(3),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                netlink_packet_route::link::InfoKind::Veth,
+            )]),
+            LinkAttribute::IfAlias("topo:lab:a:eth0".into()),
+            LinkAttribute::Group(42),
+            LinkAttribute::Qdisc("netem".into()),
+            LinkAttribute::NumTxQueues(4),
+        ];
+        let mut bytes = vec![0; full.buffer_len()];
+        full.emit(&mut bytes);
+        let got = link_message(&bytes).expect("decodes");
+        assert_eq!(got.header, full.header);
+        let kept: Vec<&LinkAttribute> = full
+            .attributes
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a,
+                    LinkAttribute::TxQueueLen(_)
+                        | LinkAttribute::OperState(_)
+                        | LinkAttribute::NumTxQueues(_)
+                )
+            })
+            .collect();
+        assert_eq!(got.attributes.iter().collect::<Vec<_>>(), kept);
+    }
+
+    #[test]
+    fn a_truncated_link_message_is_an_error_not_a_panic() {
+        let mut full = LinkMessage::default();
+        full.attributes = vec![LinkAttribute::IfName("eth0".into())];
+        let mut bytes = vec![0; full.buffer_len()];
+        full.emit(&mut bytes);
+        for cut in 0..bytes.len() {
+            let _ = link_message(&bytes[..cut]);
+        }
+        assert!(link_message(&bytes[..8]).is_err());
+    }
+}
