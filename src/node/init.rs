@@ -131,6 +131,11 @@ impl Spawner {
                 Ok(p) => pending.push_back(p),
                 Err(e) => println!("{} error: {}", config.node, one_line(&e)),
             }
+            // Kept, not freed: every page this process writes after a fork is copied (the
+            // new init shares them all), and freeing a configuration writes to each page it
+            // lies on. Left allocated, the next one goes to fresh memory next to it: at 100
+            // nodes 2941 -> 1947 page faults here, and the inits' PSS 127 -> 89 KiB each at
+            // 1000 (some KiB per node, until this short-lived process exits).
             std::mem::forget(config);
             std::mem::forget(line);
         }
