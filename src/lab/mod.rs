@@ -81,15 +81,18 @@ pub struct Lab {
 }
 
 /// What the processes thread of an observation finds: whether each recorded init is alive,
-/// the limits its cgroups hold, and every node init of the machine with its netns inode.
+/// the limits its cgroups hold, and node inits with their netns inode: every one of the
+/// machine (`true`: /proc was scanned), or the recorded ones (`false`: all were alive, each
+/// in its recorded namespace).
 type Processes = (
     std::collections::HashMap<String, bool>,
     std::collections::HashMap<String, crate::spec::Limits>,
     Vec<(ProcId, u64)>,
+    bool,
 );
 
-/// The inits a record names (node, init), and what was found about them.
-type Scanned = Option<(Vec<(String, ProcId)>, Processes)>;
+/// The inits a record names (node, init, its netns inode), and what was found about them.
+type Scanned = Option<(Vec<(String, ProcId, u64)>, Processes)>;
 
 /// An observation started before the file is parsed, for the lab its `name:` line names.
 #[derive(Debug)]
@@ -411,27 +414,42 @@ fn node_procs(lab: &str, state: &State) -> std::collections::BTreeMap<String, Pa
         .collect()
 }
 
-/// The recorded init of each node.
-fn recorded_inits(state: &State) -> Vec<(String, ProcId)> {
+/// The recorded init of each node, with the inode of the netns it was started in.
+fn recorded_inits(state: &State) -> Vec<(String, ProcId, u64)> {
     state
         .nodes
         .iter()
-        .map(|(n, r)| (n.clone(), r.init))
+        .map(|(n, r)| (n.clone(), r.init, r.netns_inode))
         .collect()
 }
 
-/// Reads which recorded inits are alive, their nodes' cgroup limits, and every node init of
-/// the machine (one pass over /proc).
-fn scan_processes(lab: &str, recorded: Vec<(String, ProcId)>) -> Processes {
+/// Reads which recorded inits are alive, their nodes' cgroup limits, and the node inits to
+/// look among for ones the record does not name (see [`Processes`]).
+fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes {
+    use crate::node::procfs;
     let t = std::time::Instant::now();
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
-    // Every node init of the machine (zombies have no namespaces, so are not among them):
-    // a recorded init is alive if it is one of these, same PID and start time.
-    let nested = crate::node::procfs::nested_inits();
+    // Each recorded init alive (same PID and start time) in its recorded namespace: then
+    // no other init of `topo`'s can be in those namespaces (a node's init is started only
+    // after its previous one was stopped), and the record's are the lab's, without reading
+    // all of /proc (at 1000 nodes, half the time of this thread). Namespaces of the lab that
+    // no recorded init holds are then scanned for after the observation.
+    let own: Option<Vec<(ProcId, u64)>> = recorded
+        .iter()
+        .map(|(_, id, ino)| {
+            (id.alive() && procfs::ns_inode(id.pid, "net") == Some(*ino)).then_some((*id, *ino))
+        })
+        .collect();
+    let (nested, scanned) = match own {
+        Some(own) if !own.is_empty() => (own, false),
+        // Every node init of the machine (zombies have no namespaces, so are not among
+        // them): a recorded init is alive if it is one of these, same PID and start time.
+        _ => (procfs::nested_inits(), true),
+    };
     let running: std::collections::HashSet<ProcId> = nested.iter().map(|(id, _)| *id).collect();
     let mut alive = std::collections::HashMap::new();
     let mut limits = std::collections::HashMap::new();
-    for (node, init) in recorded {
+    for (node, init, _) in recorded {
         if let Some(c) = &cgroups {
             limits.insert(node.clone(), c.limits_in_kernel(lab, &node));
         }
@@ -439,9 +457,10 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId)>) -> Processes {
     }
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
+        scanned,
         "read processes and cgroups"
     );
-    (alive, limits, nested)
+    (alive, limits, nested, scanned)
 }
 
 /// The lab name a topology file's top-level `name:` line gives, read without parsing the
@@ -608,7 +627,7 @@ async fn observe_all(
     let found = processes
         .join()
         .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
-    let (alive, mut limits, nested) = match found {
+    let (alive, mut limits, nested, scanned) = match found {
         Some((seen, found)) if seen == recorded => found,
         // The prescan read another record (changed since, or unreadable): read again.
         _ if scan_now => scan_processes(lab, recorded.clone()),
@@ -624,7 +643,14 @@ async fn observe_all(
             }
         }
     }
-    let nested = if scan_now || inode_of.is_empty() {
+    // The recorded inits stand for all only if each of the lab's node namespaces (all but
+    // the bridges') holds one.
+    let held: std::collections::HashSet<u64> = nested.iter().map(|(_, ino)| *ino).collect();
+    let bridges = names::bridge_netns(lab);
+    let all_held = inode_of
+        .iter()
+        .all(|(ino, ns)| *ns == bridges || held.contains(ino));
+    let nested = if inode_of.is_empty() || scanned || all_held {
         nested
     } else {
         crate::node::procfs::nested_inits()

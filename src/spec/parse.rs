@@ -119,9 +119,19 @@ pub struct Span {
 /// `nodes.r1.routes[0].via[1]`, `links[2].endpoints[0]`, `bridges.lan1.members[0]`,
 /// `defaults.sysctls.net.ipv4.ip_forward` (map keys are used as written, dots included).
 /// List items have the same key and value position.
+///
+/// Found when asked, by walking the file's tree along the path: positions are needed only
+/// for messages, and a map of every path of a 1000-node file cost 4.5 MB and a tenth of the
+/// parse.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
-    map: BTreeMap<String, Span>,
+    root: Option<Yaml>,
+    /// The entries of each large mapping by key (first of duplicates), by the address of
+    /// its entries: a walk through `nodes` of a 10 000-node file is then not a scan.
+    index: HashMap<usize, HashMap<String, usize>>,
+    /// Values a node took from `defaults`: path in the node -> path in `defaults`. A
+    /// position the node's own text lacks is looked up in `defaults`.
+    inherited: HashMap<String, String>,
     /// Endpoints of links that could not be built (wrong count, a bad end): they still count
     /// as wired, so that one mistake does not also make its interfaces "unwired".
     pub(crate) orphan_endpoints: Vec<(Endpoint, String)>,
@@ -130,24 +140,30 @@ pub struct Spans {
 }
 
 impl Spans {
-    /// The span of `path`, or of its nearest recorded parent; 1:1 when nothing matches.
+    /// The span of `path`, or of its nearest parent in the file; 1:1 when nothing matches.
     pub fn span(&self, path: &str) -> Span {
-        let mut p = path;
-        loop {
-            if let Some(s) = self.map.get(p) {
-                return *s;
-            }
-            match p.rfind(['.', '[']) {
-                Some(i) => p = &p[..i],
-                None => {
-                    let start = Pos::new(1, 1);
-                    return Span {
-                        key: start,
-                        value: start,
-                    };
+        let (found, whole) = self.walk(path);
+        if !whole && !self.inherited.is_empty() {
+            let ends = path
+                .match_indices(['.', '['])
+                .map(|(i, _)| i)
+                .chain([path.len()]);
+            for end in ends {
+                if let Some(defaults_path) = self.inherited.get(&path[..end]) {
+                    let rest = &path[end..];
+                    if let (Some(s), true) = self.walk(&format!("{defaults_path}{rest}")) {
+                        return s;
+                    }
                 }
             }
         }
+        found.unwrap_or_else(|| {
+            let start = Pos::new(1, 1);
+            Span {
+                key: start,
+                value: start,
+            }
+        })
     }
 
     pub fn key(&self, path: &str) -> Pos {
@@ -158,25 +174,100 @@ impl Spans {
         self.span(path).value
     }
 
-    fn record(&mut self, path: &str, key: Pos, value: Pos) {
-        self.map.insert(path.to_string(), Span { key, value });
+    /// Keeps the file's tree to find positions in, with an index of its large mappings.
+    fn keep(&mut self, root: Yaml) {
+        const LARGE: usize = 16;
+        let mut todo = vec![&root];
+        while let Some(node) = todo.pop() {
+            if let Some(items) = node.as_seq() {
+                todo.extend(items);
+            } else if let Some(map) = node.as_map() {
+                if map.len() > LARGE {
+                    let mut by_key = HashMap::with_capacity(map.len());
+                    for (i, (k, _)) in map.iter().enumerate() {
+                        if let Some(key) = k.as_str() {
+                            by_key.entry(key.to_string()).or_insert(i);
+                        }
+                    }
+                    self.index.insert(map.as_ptr() as usize, by_key);
+                }
+                todo.extend(map.iter().map(|(_, v)| v));
+            }
+        }
+        self.root = Some(root);
     }
 
-    /// Copies the spans of `from` and everything under it to `to`, keeping existing ones.
-    fn copy_prefix(&mut self, from: &str, to: &str) {
-        let copied: Vec<(String, Span)> = self
-            .map
-            .range(from.to_string()..)
-            .take_while(|(k, _)| k.starts_with(from))
-            .filter_map(|(k, s)| {
-                let rest = k.get(from.len()..)?;
-                let under = rest.is_empty() || rest.starts_with(['.', '[']);
-                under.then(|| (format!("{to}{rest}"), *s))
-            })
-            .collect();
-        for (k, s) in copied {
-            self.map.entry(k).or_insert(s);
+    /// The span of the deepest part of `path` in the file, and whether that is all of it.
+    fn walk(&self, path: &str) -> (Option<Span>, bool) {
+        let Some(mut node) = self.root.as_ref() else {
+            return (None, false);
+        };
+        let mut found = None;
+        let mut rest = path;
+        while !rest.is_empty() {
+            if let Some(index) = rest.strip_prefix('[') {
+                let Some((i, after)) = index.split_once(']') else {
+                    return (found, false);
+                };
+                let item = i
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| node.as_seq().and_then(|items| items.get(i)));
+                let Some(item) = item else {
+                    return (found, false);
+                };
+                found = Some(Span {
+                    key: item.pos,
+                    value: item.pos,
+                });
+                node = item;
+                rest = after;
+                continue;
+            }
+            let here = if found.is_some() {
+                match rest.strip_prefix('.') {
+                    Some(r) => r,
+                    None => return (found, false),
+                }
+            } else {
+                rest
+            };
+            // The longest key that the path goes on with (keys may hold dots); the first of
+            // equal ones, as the reader keeps the first of duplicate keys.
+            let map = node.as_map().unwrap_or_default();
+            let mut best: Option<(&Yaml, &Yaml, usize)> = None;
+            if let Some(index) = self.index.get(&(map.as_ptr() as usize)) {
+                let ends = here
+                    .match_indices(['.', '['])
+                    .map(|(i, _)| i)
+                    .chain([here.len()]);
+                for end in ends {
+                    if let Some((k, v)) = index.get(&here[..end]).and_then(|&i| map.get(i)) {
+                        best = Some((k, v, end));
+                    }
+                }
+            } else {
+                for (k, v) in map {
+                    let Some(key) = k.as_str() else { continue };
+                    let follows = here
+                        .strip_prefix(key)
+                        .is_some_and(|r| r.is_empty() || r.starts_with(['.', '[']));
+                    if follows && best.is_none_or(|(_, _, len)| key.len() > len) {
+                        best = Some((k, v, key.len()));
+                    }
+                }
+            }
+            let Some((k, v, len)) = best else {
+                return (found, false);
+            };
+            found = Some(Span {
+                key: k.pos,
+                value: v.pos,
+            });
+            node = v;
+            rest = &here[len..];
         }
+        (found, true)
     }
 }
 
@@ -199,6 +290,8 @@ pub fn parse(src: &str, path: &Path) -> Result<(Topology, Spans, Diagnostics), D
             return Err(reader.diags);
         }
     };
+    // A copy of the root shares the tree (its collections are reference-counted).
+    reader.spans.keep(root.clone());
     match reader.topology(&root) {
         Some(topology) => Ok((topology, reader.spans, reader.diags)),
         None => Err(reader.diags),
@@ -316,7 +409,6 @@ impl<'a> Reader<'a> {
             }
             seen.insert(key, k.pos);
             let child = join(path, key);
-            self.spans.record(&child, k.pos, v.pos);
             out.push(Entry {
                 key: key.to_string(),
                 key_pos: k.pos,
@@ -361,11 +453,7 @@ impl<'a> Reader<'a> {
         };
         seq.iter()
             .enumerate()
-            .map(|(i, item)| {
-                let p = format!("{path}[{i}]");
-                self.spans.record(&p, item.pos, item.pos);
-                (p, item)
-            })
+            .map(|(i, item)| (format!("{path}[{i}]"), item))
             .collect()
     }
 
@@ -1150,7 +1238,8 @@ impl<'a> Reader<'a> {
 
     fn inherit(&mut self, key: &str, node_path: &str) {
         self.spans
-            .copy_prefix(&format!("defaults.{key}"), &format!("{node_path}.{key}"));
+            .inherited
+            .insert(format!("{node_path}.{key}"), format!("defaults.{key}"));
     }
 }
 
@@ -1548,6 +1637,32 @@ nodes:
         assert_eq!(spans.value("nodes.r1.routes[0].via[0]"), Pos::new(4, 33));
         assert_eq!(spans.key("nodes.r1"), Pos::new(3, 3));
         assert_eq!(spans.key("nowhere"), Pos::new(1, 1));
+    }
+
+    #[test]
+    fn spans_follow_keys_with_dots_and_large_mappings() {
+        // Sysctl keys hold dots: the longest key the path goes on with is taken.
+        let (_, spans, _) = read(
+            "name: t\nnodes:\n  a:\n    sysctls:\n      net.ipv4: 1\n      net.ipv4.ip_forward: 1\n",
+        );
+        assert_eq!(
+            spans.key("nodes.a.sysctls.net.ipv4.ip_forward"),
+            Pos::new(6, 7)
+        );
+        assert_eq!(spans.key("nodes.a.sysctls.net.ipv4"), Pos::new(5, 7));
+        // A mapping of more than 16 entries is looked up through its index: the same
+        // positions as a scan, the first of duplicate keys.
+        let mut src = String::from("name: t\nnodes:\n");
+        for i in 0..40 {
+            src.push_str(&format!("  n{i}: {{}}\n"));
+        }
+        let (_, spans, _) = parse(&src, Path::new("/lab/t.yaml")).unwrap_or_else(|d| {
+            panic!("{d}");
+        });
+        for i in [0, 17, 39] {
+            assert_eq!(spans.key(&format!("nodes.n{i}")), Pos::new(3 + i, 3));
+        }
+        assert_eq!(spans.key("nodes.n99"), Pos::new(2, 1));
     }
 
     #[test]

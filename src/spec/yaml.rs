@@ -294,9 +294,15 @@ impl Builder {
             ));
         };
         let mut pos = frame.pos;
+        // Trimmed to size: most collections of a topology hold one to three items, and a
+        // growing Vec starts at four (at 1000 nodes, a third of the tree's memory).
         let kind = match frame.open {
-            Open::Seq(items) => Kind::Seq(Rc::new(items)),
-            Open::Map { entries, .. } => {
+            Open::Seq(mut items) => {
+                items.shrink_to_fit();
+                Kind::Seq(Rc::new(items))
+            }
+            Open::Map { mut entries, .. } => {
+                entries.shrink_to_fit();
                 // A block mapping's start mark is at its first ':'; point at the first key.
                 if let Some((first, _)) = entries.first() {
                     pos = pos.min(first.pos);
