@@ -44,12 +44,7 @@ pub fn spawn_main() -> i32 {
     };
     // Configurations are read as they come: `topo up` sends each node's as soon as its
     // network namespace exists, so that creating namespaces and starting inits overlap.
-    // Each line is parsed, used and dropped before the next: the inits are forks of this
-    // process, and a heap full of parsed configurations would be copied page by page into
-    // every one of them (1.4 MiB per node at 1000 nodes, measured).
-    let stdin = std::io::stdin();
-    let lines = std::io::BufRead::lines(stdin.lock()).map_while(Result::ok);
-    spawner.run(lines);
+    spawner.run(std::io::stdin().lock());
     0
 }
 
@@ -64,7 +59,7 @@ struct Spawner {
     /// This process's own PID namespace, to return to after each node's.
     own_pid: File,
     /// Compiled seccomp filters by profile: every node with the default profile shares one.
-    filters: std::collections::HashMap<String, Option<super::seccomp::Filter>>,
+    filters: std::collections::HashMap<crate::spec::Seccomp, Option<super::seccomp::Filter>>,
     /// Init logs by path, opened here as root (a node with a user namespace could not).
     logs: std::collections::HashMap<std::path::PathBuf, File>,
 }
@@ -72,7 +67,7 @@ struct Spawner {
 /// An init (or, for a node with a user namespace, the intermediate process making it) being
 /// set up, and the pipe on which it reports.
 struct Pending {
-    node: String,
+    node: &'static str,
     child: Pid,
     report: File,
     /// `report` carries `PID START` from an intermediate, not `ok` from the init itself.
@@ -110,9 +105,18 @@ impl Spawner {
         })
     }
 
-    fn run(mut self, lines: impl Iterator<Item = String>) {
+    fn run(mut self, mut input: impl std::io::BufRead) {
         let mut pending = std::collections::VecDeque::new();
-        for line in lines.filter(|l| !l.trim().is_empty()) {
+        // One buffer for every line: written again after each fork, it costs one copied
+        // page per node, where a new string per line cost several.
+        let mut line = String::with_capacity(16 * 1024);
+        loop {
+            line.clear();
+            match input.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.trim().is_empty() => continue,
+                Ok(_) => {}
+            }
             // A few at a time: node set-up is mostly mount work under one kernel lock, and a
             // thousand processes contending for it are slower than a short queue.
             if pending.len() >= SPAWN_PARALLEL {
@@ -120,31 +124,30 @@ impl Spawner {
                     finish(p);
                 }
             }
-            let config = match serde_json::from_str::<InitConfig>(&line) {
-                Ok(c) => c,
+            // Kept, not freed: every page this process writes after a fork is copied (the
+            // new init shares them all), and freeing a configuration writes to each page it
+            // lies on. Left allocated, the next one goes to fresh memory next to it: at 100
+            // nodes 2941 -> 1947 page faults here, and the inits' PSS 127 -> 89 KiB each at
+            // 1000 (a few KiB per node, until this short-lived process exits). For the same
+            // reason, nothing below allocates after the fork.
+            let config: &'static InitConfig = match serde_json::from_str::<InitConfig>(&line) {
+                Ok(c) => Box::leak(Box::new(c)),
                 Err(e) => {
                     println!("? error: bad configuration: {e}");
                     continue;
                 }
             };
-            match self.start(&config) {
+            match self.start(config) {
                 Ok(p) => pending.push_back(p),
                 Err(e) => println!("{} error: {}", config.node, one_line(&e)),
             }
-            // Kept, not freed: every page this process writes after a fork is copied (the
-            // new init shares them all), and freeing a configuration writes to each page it
-            // lies on. Left allocated, the next one goes to fresh memory next to it: at 100
-            // nodes 2941 -> 1947 page faults here, and the inits' PSS 127 -> 89 KiB each at
-            // 1000 (some KiB per node, until this short-lived process exits).
-            std::mem::forget(config);
-            std::mem::forget(line);
         }
         while let Some(p) = pending.pop_front() {
             finish(p);
         }
     }
 
-    fn start(&mut self, config: &InitConfig) -> Result<Pending, NodeError> {
+    fn start(&mut self, config: &'static InitConfig) -> Result<Pending, NodeError> {
         let relative = config.netns.strip_prefix("/").unwrap_or(&config.netns);
         let netns = nix::fcntl::openat(
             &self.host_root,
@@ -153,9 +156,9 @@ impl Spawner {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
-        let key = serde_json::to_string(&config.ctx.security.seccomp).unwrap_or_default();
-        if !self.filters.contains_key(&key) {
-            let filter = super::seccomp::compile(&config.ctx.security.seccomp).map_err(|e| {
+        let key = &config.ctx.security.seccomp;
+        if !self.filters.contains_key(key) {
+            let filter = super::seccomp::compile(key).map_err(|e| {
                 NodeError::sys("seccomp profile", std::io::Error::other(e.to_string()))
             })?;
             self.filters.insert(key.clone(), filter);
@@ -171,7 +174,7 @@ impl Spawner {
             }
         }
         let log = config.log.as_ref().and_then(|p| self.logs.get(p));
-        let filter = self.filters.get(&key).and_then(|f| f.as_ref());
+        let filter = self.filters.get(key).and_then(|f| f.as_ref());
         if config.ctx.userns {
             return start_via_intermediate(config, File::from(netns), log, filter);
         }
@@ -181,7 +184,7 @@ impl Spawner {
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
         let (child, report) = launched?;
         Ok(Pending {
-            node: config.node.clone(),
+            node: &config.node,
             child,
             report,
             via_intermediate: false,
@@ -222,7 +225,13 @@ fn launch(
             };
             std::process::exit(code)
         }
-        ForkResult::Parent { child } => Ok((child, File::from(rd))),
+        ForkResult::Parent { child } => {
+            // Closed, but the list itself is not freed: that would write to a page the new
+            // init shares (see `Spawner::run`).
+            let mut cgroups = std::mem::ManuallyDrop::new(cgroups);
+            cgroups.clear();
+            Ok((child, File::from(rd)))
+        }
     }
 }
 
@@ -230,7 +239,7 @@ fn launch(
 /// namespaces made next are then owned by it, and node root may mount /proc and set the
 /// hostname), launches the init from there and reports `PID START` or an error.
 fn start_via_intermediate(
-    config: &InitConfig,
+    config: &'static InitConfig,
     netns: File,
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
@@ -258,7 +267,7 @@ fn start_via_intermediate(
             std::process::exit(0)
         }
         ForkResult::Parent { child } => Ok(Pending {
-            node: config.node.clone(),
+            node: &config.node,
             child,
             report: File::from(rd),
             via_intermediate: true,
@@ -268,32 +277,37 @@ fn start_via_intermediate(
 
 /// Waits for a pending init's report and prints the node's line.
 fn finish(p: Pending) {
-    let result = if p.via_intermediate {
+    let mut out = std::io::stdout().lock();
+    // One line per node, written with the buffer of stdout (no allocation, see
+    // `Spawner::run`), and flushed whole at its newline.
+    let _ = if p.via_intermediate {
         let mut report = String::new();
         let read = p.report.take(4096).read_to_string(&mut report);
         let _ = waitpid(p.child, None);
+        let mut it = report.split_whitespace();
         match read {
-            Ok(_) if report.starts_with("error: ") => Err(report["error: ".len()..].to_string()),
-            Ok(_) => {
-                let mut it = report.split_whitespace();
-                match (it.next(), it.next()) {
-                    (Some(pid), Some(start)) => Ok(format!("{pid} {start}")),
-                    _ => Err("the node's set-up process ended without a report".into()),
-                }
-            }
-            Err(e) => Err(format!("read the init's report: {e}")),
+            Ok(_) if report.starts_with("error: ") => writeln!(
+                out,
+                "{} error: {}",
+                p.node,
+                report["error: ".len()..].replace('\n', " ")
+            ),
+            Ok(_) => match (it.next(), it.next()) {
+                (Some(pid), Some(start)) => writeln!(out, "{} {pid} {start}", p.node),
+                _ => writeln!(
+                    out,
+                    "{} error: the node's set-up process ended without a report",
+                    p.node
+                ),
+            },
+            Err(e) => writeln!(out, "{} error: read the init's report: {e}", p.node),
         }
     } else {
-        wait_ready(&p.node, p.child, p.report)
-            .map(|id| format!("{} {}", id.pid, id.start))
-            .map_err(|e| one_line(&e))
+        match wait_ready(p.node, p.child, p.report) {
+            Ok(id) => writeln!(out, "{} {} {}", p.node, id.pid, id.start),
+            Err(e) => writeln!(out, "{} error: {}", p.node, one_line(&e)),
+        }
     };
-    // One write: lines never interleave (below PIPE_BUF).
-    let line = match result {
-        Ok(id) => format!("{} {id}\n", p.node),
-        Err(e) => format!("{} error: {}\n", p.node, e.replace('\n', " ")),
-    };
-    let _ = std::io::stdout().write_all(line.as_bytes());
 }
 
 fn one_line(e: &NodeError) -> String {
@@ -367,15 +381,28 @@ fn redirect_stderr(log: Option<&File>) {
 
 /// Reads an init's report to its end (the init closes the pipe once it no longer dies with
 /// its parent); `ok` means ready. Anything else: the init is killed and reaped.
-fn wait_ready(node: &str, child: Pid, rd: File) -> Result<ProcId, NodeError> {
-    let mut report = String::new();
-    rd.take(64 * 1024)
-        .read_to_string(&mut report)
-        .map_err(|e| NodeError::sys("read the init's report", e))?;
+fn wait_ready(node: &str, child: Pid, mut rd: File) -> Result<ProcId, NodeError> {
+    // The usual answer, `ok`, is read without allocating (see `Spawner::run`).
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() {
+        match rd.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(NodeError::sys("read the init's report", e)),
+        }
+    }
+    let mut report = String::from_utf8_lossy(&head[..n]).into_owned();
     if report.trim() == "ok" {
         if let Some(id) = ProcId::of(child.as_raw()) {
             return Ok(id);
         }
+    }
+    if n == head.len() {
+        rd.take(64 * 1024)
+            .read_to_string(&mut report)
+            .map_err(|e| NodeError::sys("read the init's report", e))?;
     }
     let _ = kill(child, Signal::SIGKILL);
     let _ = waitpid(child, None);

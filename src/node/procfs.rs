@@ -11,15 +11,34 @@ pub struct ProcId {
     pub start: u64,
 }
 
-/// Start time and state letter of a process, from `/proc/PID/stat`.
+/// Start time and state letter of a process, from `/proc/PID/stat`. Reads into the stack:
+/// the spawner calls this between forks, where each heap page written is copied.
 pub fn stat(pid: i32) -> Option<(u64, char)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::{Read, Write};
+    let mut path = [0u8; 32];
+    let len = {
+        let mut w = std::io::Cursor::new(&mut path[..]);
+        write!(w, "/proc/{pid}/stat").ok()?;
+        w.position() as usize
+    };
+    let path = std::str::from_utf8(&path[..len]).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
     // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields.first()?.chars().next()?;
-    // `rest` starts at field 3; field 22 is index 19.
-    let start = fields.get(19)?.parse().ok()?;
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3 (the state); field 22 is 19 further.
+    let start = fields.nth(18)?.parse().ok()?;
     Some((start, state))
 }
 

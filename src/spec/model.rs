@@ -207,7 +207,7 @@ pub struct Capabilities {
 }
 
 /// `default`, `unconfined`, or a path to an OCI/Docker-format JSON profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Seccomp {
     Default,
