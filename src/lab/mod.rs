@@ -80,16 +80,19 @@ pub struct Lab {
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
 }
 
-/// What the processes thread of an observation finds: whether each recorded init is alive,
-/// the limits its cgroups hold, and node inits with their netns inode: every one of the
-/// machine (`true`: /proc was scanned), or the recorded ones (`false`: all were alive, each
-/// in its recorded namespace).
-type Processes = (
-    std::collections::HashMap<String, bool>,
-    std::collections::HashMap<String, crate::spec::Limits>,
-    Vec<(ProcId, u64)>,
-    bool,
-);
+/// What the processes thread of an observation finds.
+#[derive(Default)]
+struct Processes {
+    /// Whether each recorded init is alive, by node.
+    alive: std::collections::HashMap<String, bool>,
+    /// The limits each recorded node's cgroups hold.
+    limits: std::collections::HashMap<String, crate::spec::Limits>,
+    /// Node inits with the inode of their network namespace: every one of the machine if
+    /// `scanned` (/proc was read), else the recorded ones (all alive, each in its recorded
+    /// namespace).
+    inits: Vec<(ProcId, u64)>,
+    scanned: bool,
+}
 
 /// The inits a record names (node, init, its netns inode), and what was found about them.
 type Scanned = Option<(Vec<(String, ProcId, u64)>, Processes)>;
@@ -398,9 +401,9 @@ fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPresca
     Some(NetPrescan { run, state, task })
 }
 
-/// The procfs of each node's init, by namespace. Sysctls are read through each node's own procfs (see `net::sysctl`). Which netns the
-/// answer is for depends only on the reading thread, so a stale PID costs speed, not truth
-/// (a dead one falls back to the host's procfs).
+/// The procfs of each node's init, by namespace: sysctls are read through it (see
+/// `net::sysctl`). Which netns the answer is for depends only on the reading thread, so a
+/// stale PID costs speed, not truth (a dead one falls back to the host's procfs).
 fn node_procs(lab: &str, state: &State) -> std::collections::BTreeMap<String, PathBuf> {
     state
         .nodes
@@ -440,13 +443,13 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
             (id.alive() && procfs::ns_inode(id.pid, "net") == Some(*ino)).then_some((*id, *ino))
         })
         .collect();
-    let (nested, scanned) = match own {
+    let (inits, scanned) = match own {
         Some(own) if !own.is_empty() => (own, false),
         // Every node init of the machine (zombies have no namespaces, so are not among
         // them): a recorded init is alive if it is one of these, same PID and start time.
         _ => (procfs::nested_inits(), true),
     };
-    let running: std::collections::HashSet<ProcId> = nested.iter().map(|(id, _)| *id).collect();
+    let running: std::collections::HashSet<ProcId> = inits.iter().map(|(id, _)| *id).collect();
     let mut alive = std::collections::HashMap::new();
     let mut limits = std::collections::HashMap::new();
     for (node, init, _) in recorded {
@@ -460,7 +463,12 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
         scanned,
         "read processes and cgroups"
     );
-    (alive, limits, nested, scanned)
+    Processes {
+        alive,
+        limits,
+        inits,
+        scanned,
+    }
 }
 
 /// The lab name a topology file's top-level `name:` line gives, read without parsing the
@@ -574,7 +582,10 @@ async fn observe_all(
     early: Option<Observed>,
 ) -> Result<Observed, LabError> {
     let lab = topology.name.as_str();
-    session.procs.extend(node_procs(lab, state));
+    if session.procs.is_empty() {
+        // (Set already where the namespaces were observed before the parse.)
+        session.procs = node_procs(lab, state);
+    }
     // The processes and cgroups are read on a thread of their own while the namespaces are
     // dumped (at 1000 nodes, some 4000 files of /proc and the cgroup trees), or were read
     // while the file was parsed.
@@ -627,7 +638,12 @@ async fn observe_all(
     let found = processes
         .join()
         .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
-    let (alive, mut limits, nested, scanned) = match found {
+    let Processes {
+        alive,
+        mut limits,
+        inits: nested,
+        scanned,
+    } = match found {
         Some((seen, found)) if seen == recorded => found,
         // The prescan read another record (changed since, or unreadable): read again.
         _ if scan_now => scan_processes(lab, recorded.clone()),

@@ -147,16 +147,28 @@ impl Requester {
         }
     }
 
-    pub fn addresses(&mut self) -> Result<Vec<AddressMessage>, NetError> {
+    /// A dump, each answer decoded whole and kept if `pick` takes it.
+    fn dump<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+        pick: impl Fn(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>, NetError> {
         let mut out = Vec::new();
-        let msg = RouteNetlinkMessage::GetAddress(AddressMessage::default());
-        self.request(msg, true, "dump addresses", |kind, p| {
-            if let RouteNetlinkMessage::NewAddress(m) = parse(kind, p, "dump addresses")? {
-                out.push(m);
-            }
+        self.request(msg, true, what, |kind, p| {
+            let msg = RouteNetlinkMessage::parse_with_param(p, kind).map_err(bad(what))?;
+            out.extend(pick(msg));
             Ok(())
         })?;
         Ok(out)
+    }
+
+    pub fn addresses(&mut self) -> Result<Vec<AddressMessage>, NetError> {
+        let msg = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+        self.dump(msg, "dump addresses", |m| match m {
+            RouteNetlinkMessage::NewAddress(m) => Some(m),
+            _ => None,
+        })
     }
 
     /// The main table's unicast routes of `topo`'s protocol, both families (the kernel's
@@ -167,31 +179,22 @@ impl Requester {
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Other(RTPROT_TOPO);
         msg.header.kind = RouteType::Unicast;
-        let mut out = Vec::new();
-        self.request(
+        self.dump(
             RouteNetlinkMessage::GetRoute(msg),
-            true,
             "dump routes",
-            |kind, p| {
-                if let RouteNetlinkMessage::NewRoute(m) = parse(kind, p, "dump routes")? {
-                    out.push(m);
-                }
-                Ok(())
+            |m| match m {
+                RouteNetlinkMessage::NewRoute(m) => Some(m),
+                _ => None,
             },
-        )?;
-        Ok(out)
+        )
     }
 
     pub fn qdiscs(&mut self) -> Result<Vec<TcMessage>, NetError> {
-        let mut out = Vec::new();
         let msg = RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default());
-        self.request(msg, true, "dump qdiscs", |kind, p| {
-            if let RouteNetlinkMessage::NewQueueDiscipline(m) = parse(kind, p, "dump qdiscs")? {
-                out.push(m);
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        self.dump(msg, "dump qdiscs", |m| match m {
+            RouteNetlinkMessage::NewQueueDiscipline(m) => Some(m),
+            _ => None,
+        })
     }
 }
 
@@ -201,10 +204,6 @@ fn bad<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> NetError + '_ {
         errno: None,
         message: format!("undecodable answer: {e}"),
     }
-}
-
-fn parse(kind: u16, payload: &[u8], what: &str) -> Result<RouteNetlinkMessage, NetError> {
-    RouteNetlinkMessage::parse_with_param(payload, kind).map_err(bad(what))
 }
 
 /// A link message with only the attributes in [`LINK_ATTRS`] decoded.

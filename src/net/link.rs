@@ -164,7 +164,8 @@ pub async fn dump(handle: &Handle) -> Result<Vec<LinkMessage>, NetError> {
         .map_err(nl_err("dump links"))
 }
 
-/// The fields of a link message that `topo` compares.
+/// The fields of a link message that `topo` compares. The observation decodes only these
+/// (`dump::LINK_ATTRS`): an attribute read here must be listed there too.
 pub fn name_of(msg: &LinkMessage) -> Option<&str> {
     msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.as_str()),

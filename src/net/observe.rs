@@ -203,7 +203,7 @@ pub async fn read_sysctls(
     if jobs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    tokio::task::spawn_blocking(move || {
+    on_thread(move || {
         let refs: Vec<&File> = jobs.iter().map(|(_, f, _, _)| f).collect();
         let values = netns::enter_each(&refs, |i| {
             let (_, _, proc_dir, keys) = &jobs[i];
@@ -213,7 +213,20 @@ pub async fn read_sysctls(
         Ok(jobs.iter().map(|(n, ..)| n.clone()).zip(values).collect())
     })
     .await
-    .map_err(|e| NetError::io("sysctl thread", std::io::Error::other(e.to_string())))?
+}
+
+/// Runs `work` on a thread of its own (one that may enter namespaces: never a runtime
+/// thread, which would go on to run other tasks there if `work` stopped half-way).
+async fn on_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, NetError> + Send + 'static,
+) -> Result<T, NetError> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        // The receiver is gone only if the caller stopped waiting.
+        let _ = tx.send(work());
+    });
+    rx.await
+        .map_err(|_| NetError::io("namespace thread", std::io::Error::other("it panicked")))?
 }
 
 /// How much of each namespace [`observe`] reads.
@@ -268,56 +281,37 @@ pub async fn observe(
             },
         })
         .collect();
-    let mut files = Vec::with_capacity(found.len());
-    let mut which = Vec::with_capacity(found.len());
-    for (name, file, new) in found {
-        let copy = file
-            .try_clone()
-            .map_err(|e| NetError::io(format!("netns {name}"), e))?;
-        files.push(copy);
-        which.push((name, new.then_some(file)));
-    }
     // Each thread enters its share of the namespaces in turn and reads each through a
     // socket of its own, synchronously: at 1000 namespaces, a tokio connection each cost
-    // more than the dumps.
+    // more than the dumps. The files travel with the work and come back with the results.
     let per_thread = jobs.len().div_ceil(OBSERVE_THREADS).max(1);
-    let mut waiting = Vec::new();
+    let mut shares = Vec::new();
     let mut jobs = jobs.into_iter();
-    let mut files = files.into_iter();
+    let mut found = found.into_iter();
     loop {
         let share: Vec<NsJob> = jobs.by_ref().take(per_thread).collect();
         if share.is_empty() {
             break;
         }
-        let share_files: Vec<File> = files.by_ref().take(share.len()).collect();
-        let (tx, rx) = futures::channel::oneshot::channel();
-        std::thread::spawn(move || {
-            let refs: Vec<&File> = share_files.iter().collect();
-            let mut requester = None;
-            let result = netns::enter_each(&refs, |i| {
+        let opened: Vec<(String, File, bool)> = found.by_ref().take(share.len()).collect();
+        shares.push(on_thread(move || {
+            let refs: Vec<&File> = opened.iter().map(|(_, f, _)| f).collect();
+            let read = netns::enter_each(&refs, |i| {
                 let job = &share[i];
-                let r = requester.insert(Requester::open_here()?);
+                let mut r = Requester::open_here()?;
                 let observed = match depth {
-                    Depth::Full => observe_here(r, job, &psched)?,
-                    Depth::Ownership => ownership_here(r, job)?,
+                    Depth::Full => observe_here(&mut r, job, &psched)?,
+                    Depth::Ownership => ownership_here(&mut r, job)?,
                 };
                 let k: Vec<&String> = job.keys.iter().collect();
                 Ok((observed, sysctl::read_here(&job.proc_dir, &k)))
-            });
-            // The receiver is gone only if the observation was dropped.
-            let _ = tx.send(result);
-        });
-        waiting.push(rx);
+            })?;
+            Ok(opened.into_iter().zip(read).collect::<Vec<_>>())
+        }));
     }
-    let mut results = Vec::with_capacity(which.len());
-    for rx in waiting {
-        let share = rx.await.map_err(|_| {
-            NetError::io(
-                "observe namespaces",
-                std::io::Error::other("thread panicked"),
-            )
-        })??;
-        results.extend(share);
+    let mut results = Vec::new();
+    for share in futures::future::join_all(shares).await {
+        results.extend(share?);
     }
     tracing::info!(
         ms = t.elapsed().as_secs_f64() * 1e3,
@@ -333,11 +327,11 @@ pub async fn observe(
             },
         );
     }
-    for ((name, file), (mut o, sysctls)) in which.into_iter().zip(results) {
+    for ((name, file, new), (mut o, sysctls)) in results {
         if let NsObserved::Ours(state) = &mut o {
             state.sysctls = sysctls;
         }
-        if let Some(file) = file {
+        if new {
             session
                 .ns
                 .insert(name.clone(), NsConn { file, handle: None });
