@@ -1,8 +1,9 @@
 #!/bin/bash
 # smoke: topo's whole life cycle on Debian 12's stock kernel. Runs as root inside the VM
-# (tests/vm/run.sh boots it): validate, up, a ping across the link, a second up that changes
-# nothing, down, and then nothing of the lab left in the kernel: no namespace, no interface,
-# no mount, no process, no run directory.
+# (tests/vm/run.sh boots it): validate, up, a ping across the link, static routes of both
+# families in place, a second up that changes nothing (its route dump is filtered by this
+# kernel, which must still return topo's routes), down, and then nothing of the lab left in
+# the kernel: no namespace, no interface, no mount, no process, no run directory.
 set -euo pipefail
 
 LAB=vmsmoke
@@ -29,8 +30,12 @@ root_links() { ip -o link show | awk -F': ' '{print $2}' | sort; }
 cat >"$FILE" <<EOF
 name: $LAB
 nodes:
-  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}
-  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}
+  a:
+    interfaces: {eth0: {addresses: [192.0.2.1/24, 2001:db8:1::1/64]}}
+    routes:
+      - {to: 198.51.100.0/24, via: 192.0.2.2}
+      - {to: 2001:db8:99::/48, via: 2001:db8:1::2}
+  b: {interfaces: {eth0: {addresses: [192.0.2.2/24, 2001:db8:1::2/64]}}}
 links:
   - endpoints: [a:eth0, b:eth0]
 EOF
@@ -54,6 +59,12 @@ step "ping a -> b across the veth"
 ip -n "$LAB-a" -br addr show dev eth0
 ip netns exec "$LAB-a" ping -c 3 -i 0.2 -W 2 192.0.2.2 || fail "a cannot reach b"
 ip netns exec "$LAB-b" ping -c 1 -W 2 192.0.2.1 || fail "b cannot reach a"
+
+step "static routes of both families, marked as topo's"
+ip -n "$LAB-a" route show proto 200 | grep -q "^198.51.100.0/24 via 192.0.2.2" ||
+    fail "the IPv4 route is missing"
+ip -n "$LAB-a" -6 route show proto 200 | grep -q "^2001:db8:99::/48 via 2001:db8:1::2" ||
+    fail "the IPv6 route is missing"
 
 step "topo up again: no changes"
 out=$(topo up "$FILE")
