@@ -174,18 +174,14 @@ impl Lab {
                 // The record read under the lock, when there is one; else read it here.
                 let locked = net.as_ref().map(|n| recorded_inits(&n.state));
                 let name = lab.clone();
-                let processes = std::thread::spawn(move || {
-                    let recorded = match locked {
-                        Some(r) => r,
-                        None => {
-                            let run = crate::state::root().join(&name).join("state.json");
-                            let state: State =
-                                serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
-                            recorded_inits(&state)
-                        }
-                    };
-                    let found = scan_processes(&name, recorded.clone());
-                    Some((recorded, found))
+                let processes = processes_on_thread(lab.clone(), move || match locked {
+                    Some(r) => Some(r),
+                    None => {
+                        let run = crate::state::root().join(&name).join("state.json");
+                        let state: State =
+                            serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
+                        Some(recorded_inits(&state))
+                    }
                 });
                 Prescan {
                     lab,
@@ -426,11 +422,30 @@ fn recorded_inits(state: &State) -> Vec<(String, ProcId, u64)> {
         .collect()
 }
 
+/// Reads the processes of the inits `recorded` names ([`scan_processes`]) on a thread of its
+/// own. Without a record (a new lab, or one whose record was lost), nothing is read here:
+/// /proc is scanned only if the observation finds namespaces of the lab (a first `up` skips
+/// it, 15 ms of 0.28 s at N = 100).
+fn processes_on_thread(
+    lab: String,
+    recorded: impl FnOnce() -> Option<Vec<(String, ProcId, u64)>> + Send + 'static,
+) -> std::thread::JoinHandle<Scanned> {
+    std::thread::spawn(move || {
+        let recorded = recorded()?;
+        let found = if recorded.is_empty() {
+            Processes::default()
+        } else {
+            scan_processes(&lab, recorded.clone())
+        };
+        Some((recorded, found))
+    })
+}
+
 /// Reads which recorded inits are alive, their nodes' cgroup limits, and the node inits to
 /// look among for ones the record does not name (see [`Processes`]).
 fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes {
     use crate::node::procfs;
-    let t = std::time::Instant::now();
+    let t = Instant::now();
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     // Each recorded init alive (same PID and start time) in its recorded namespace: then
     // no other init of `topo`'s can be in those namespaces (a node's init is started only
@@ -590,22 +605,11 @@ async fn observe_all(
     // dumped (at 1000 nodes, some 4000 files of /proc and the cgroup trees), or were read
     // while the file was parsed.
     let recorded = recorded_inits(state);
-    // Without a record (a new lab, or one whose record was lost), /proc is scanned only if
-    // the lab turns out to have namespaces: a first `up` skips it (15 ms of 0.28 s at N = 100).
-    let scan_now = !recorded.is_empty();
     let processes = match processes {
         Some(p) => p,
         None => {
-            let lab_name = lab.to_string();
             let recorded = recorded.clone();
-            std::thread::spawn(move || {
-                let found = if scan_now {
-                    scan_processes(&lab_name, recorded.clone())
-                } else {
-                    Default::default()
-                };
-                Some((recorded, found))
-            })
+            processes_on_thread(lab.to_string(), move || Some(recorded))
         }
     };
     let t = std::time::Instant::now();
@@ -646,17 +650,21 @@ async fn observe_all(
     } = match found {
         Some((seen, found)) if seen == recorded => found,
         // The prescan read another record (changed since, or unreadable): read again.
-        _ if scan_now => scan_processes(lab, recorded.clone()),
+        _ if !recorded.is_empty() => scan_processes(lab, recorded.clone()),
         _ => Default::default(),
     };
     let mut observed = observed?;
+    // The inode of each open namespace (the same inode is the same namespace).
+    let ns_inode: std::collections::BTreeMap<&String, u64> = session
+        .ns
+        .iter()
+        .filter_map(|(ns, c)| Some((ns, crate::net::netns::inode(&c.file).ok()?)))
+        .collect();
     // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
     let mut inode_of = std::collections::BTreeMap::new();
     for (ns, o) in &observed.namespaces {
-        if let (plan::NsObserved::Ours(_), Some(c)) = (o, session.ns.get(ns)) {
-            if let Ok(ino) = crate::net::netns::inode(&c.file) {
-                inode_of.insert(ino, ns.clone());
-            }
+        if let (plan::NsObserved::Ours(_), Some(ino)) = (o, ns_inode.get(ns)) {
+            inode_of.insert(*ino, ns.clone());
         }
     }
     // The recorded inits stand for all only if each of the lab's node namespaces (all but
@@ -677,10 +685,7 @@ async fn observe_all(
     let prefix = names::netns_prefix(lab);
     for (name, rec) in &state.nodes {
         let ns = names::node_netns(lab, name);
-        let current = session
-            .ns
-            .get(&ns)
-            .and_then(|c| crate::net::netns::inode(&c.file).ok());
+        let current = ns_inode.get(&ns).copied();
         // A node whose process settings changed in the file is restarted (they apply from
         // its init on); its user namespace cannot change while its netns lives.
         let wanted = topology.nodes.get(name);

@@ -118,25 +118,12 @@ pub fn candidate_namespaces(lab: &str, desired: Option<&Desired>) -> Result<Vec<
 
 /// Opens the namespaces that exist among `names`, each with a socket.
 pub fn open_namespaces(session: &mut Session, names: &[String]) -> Result<(), NetError> {
-    let found = open_files(session, names, &[], &mut Vec::new())?;
-    let (which, files): (Vec<String>, Vec<File>) = found
-        .into_iter()
-        .filter(|(_, _, new)| *new)
-        .map(|(n, f, _)| (n, f))
-        .unzip();
-    for (name, (file, handle)) in which
-        .into_iter()
-        .zip(super::connect_in(&session.rt, files)?)
-    {
-        session.ns.insert(
-            name,
-            NsConn {
-                file,
-                handle: Some(handle),
-            },
-        );
+    for (name, file, new) in open_files(session, names, &[], &mut Vec::new())? {
+        if new {
+            session.ns.insert(name, NsConn { file, handle: None });
+        }
     }
-    Ok(())
+    session.connect(names.iter().map(String::as_str))
 }
 
 /// The namespaces that exist among `candidates`: those open in the session already (a copy

@@ -4,8 +4,8 @@
 //! and `/run` (tmpfs), a minimal `/dev` (with its own devpts and `/dev/shm`), a fresh `/proc`
 //! (its PID namespace; host-wide parts read-only or hidden, as runc does) and `/sys` (its
 //! network namespace; mounted on first entry, see [`ensure_sysfs`]), the lab's `/etc/hosts`
-//! and the declared binds. With `rootfs: DIR`,
-//! the node's root is DIR (pivot_root), with the same private mounts.
+//! and the declared binds. With `rootfs: DIR`, the node's root is DIR (pivot_root), with the
+//! same private mounts.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

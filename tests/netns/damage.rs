@@ -158,25 +158,35 @@ fn lab_inits(lab: &str) -> usize {
         .count()
 }
 
+/// Brings up a lab of `nodes` unlinked nodes but for a-b, damages its record with `damage`
+/// (given the record's path), brings it up again: it must find the unrecorded inits in the
+/// lab's namespaces and keep one per node, not start a second.
+fn inits_stay_one_per_node_after(lab_name: &str, nodes: &[&str], damage: impl FnOnce(&str)) {
+    let list: String = nodes.iter().map(|n| format!("  {n}: {{}}\n")).collect();
+    let lab = TestLab::new(
+        lab_name,
+        &format!("name: {lab_name}\nnodes:\n{list}links:\n  - endpoints: [a:eth0, b:eth0]\n"),
+    );
+    lab.up();
+    assert_eq!(lab_inits(lab_name), nodes.len());
+    damage(&format!("/run/topo/{lab_name}/state.json"));
+    lab.up();
+    assert_eq!(
+        lab_inits(lab_name),
+        nodes.len(),
+        "the unrecorded inits were found in the lab's namespaces and replaced, not doubled"
+    );
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+}
+
 #[test]
 fn up_without_its_record_finds_the_running_inits_and_keeps_one_per_node() {
     if !root_or_skip("lost record") {
         return;
     }
-    let lab = TestLab::new(
-        "tn-lost",
-        "name: tn-lost\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
-    );
-    lab.up();
-    assert_eq!(lab_inits("tn-lost"), 2);
-    std::fs::remove_file("/run/topo/tn-lost/state.json").expect("remove the record");
-    lab.up();
-    assert_eq!(
-        lab_inits("tn-lost"),
-        2,
-        "the unrecorded inits were found in the lab's namespaces and replaced, not doubled"
-    );
-    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+    inits_stay_one_per_node_after("tn-lost", &["a", "b"], |path| {
+        std::fs::remove_file(path).expect("remove the record")
+    });
 }
 
 #[test]
@@ -187,27 +197,15 @@ fn an_init_missing_from_a_partial_record_is_found_and_not_doubled() {
     if !root_or_skip("partial record") {
         return;
     }
-    let lab = TestLab::new(
-        "tn-part",
-        "name: tn-part\nnodes:\n  a: {}\n  b: {}\n  c: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
-    );
-    lab.up();
-    assert_eq!(lab_inits("tn-part"), 3);
-    let path = "/run/topo/tn-part/state.json";
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("read the record")).expect("json");
-    let removed = record["nodes"]
-        .as_object_mut()
-        .and_then(|nodes| nodes.remove("b"));
-    assert!(removed.is_some(), "the record names node b");
-    std::fs::write(path, record.to_string()).expect("write the record");
-    lab.up();
-    assert_eq!(
-        lab_inits("tn-part"),
-        3,
-        "b's unrecorded init was found and replaced, not doubled"
-    );
-    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+    inits_stay_one_per_node_after("tn-part", &["a", "b", "c"], |path| {
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).expect("read the record")).expect("json");
+        let removed = record["nodes"]
+            .as_object_mut()
+            .and_then(|nodes| nodes.remove("b"));
+        assert!(removed.is_some(), "the record names node b");
+        std::fs::write(path, record.to_string()).expect("write the record");
+    });
 }
 
 #[test]
