@@ -172,7 +172,10 @@ pub fn netns_exec(ns: &str, argv: &[&str]) -> Output {
 }
 
 pub fn ping(ns: &str, addr: &str) -> bool {
-    let out = netns_exec(ns, &["ping", "-c", "1", "-W", "2", addr]);
+    // Until the first reply, an echo request every half second for up to four seconds:
+    // right after `up`, on a machine busy with the other tests, neighbour discovery across
+    // three hops once took longer than a single request's two seconds.
+    let out = netns_exec(ns, &["ping", "-c", "1", "-i", "0.5", "-w", "4", addr]);
     out.status.success()
 }
 
