@@ -19,6 +19,7 @@ pub fn validate(topo: &Topology, spans: &Spans, file: &Path, diags: &mut Diagnos
         spans,
         file,
         diags,
+        profiles: HashMap::new(),
     };
     let wired = v.wiring();
     for (name, node) in &topo.nodes {
@@ -37,6 +38,9 @@ struct Validator<'a> {
     spans: &'a Spans,
     file: &'a Path,
     diags: &'a mut Diagnostics,
+    /// Each seccomp profile file's check, done once: a profile in `defaults` is every node's,
+    /// and compiling it per node cost 0.6 ms each (60 ms for 100 nodes).
+    profiles: HashMap<std::path::PathBuf, Result<(), String>>,
 }
 
 /// Where an endpoint is used.
@@ -422,7 +426,12 @@ impl Validator<'_> {
     fn seccomp_profile(&mut self, profile: &Path, path: &str) {
         if profile.is_file() {
             // Reading a profile is pure (no kernel): what topo cannot honour is refused here.
-            if let Err(message) = crate::node::seccomp::check_profile_file(profile) {
+            let checked = self
+                .profiles
+                .entry(profile.to_path_buf())
+                .or_insert_with(|| crate::node::seccomp::check_profile_file(profile))
+                .clone();
+            if let Err(message) = checked {
                 self.error(
                     self.spans.value(path),
                     message,

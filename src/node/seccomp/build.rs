@@ -98,18 +98,12 @@ fn build_with(
         .filter_map(|(key, prog)| Some((key.parse().ok()?, prog)))
         .collect();
     ordered.sort_by_key(|(i, _)| *i);
-    let mut numbers = std::collections::HashMap::new();
     for (i, prog) in ordered {
         let program: Vec<libc::sock_filter> = prog.iter().map(to_libc).collect();
         let named: Option<Vec<u32>> = match shapes.get(i) {
-            Some((names, _)) if shortcut => names
-                .iter()
-                .map(|n| {
-                    *numbers
-                        .entry(*n)
-                        .or_insert_with(|| super::shortcut::syscall_number(n, arch))
-                })
-                .collect(),
+            Some((names, _)) if shortcut => {
+                super::numbers::resolve(names, arch).into_iter().collect()
+            }
             _ => None,
         };
         programs.push(match (named, shapes.get(i)) {
@@ -136,27 +130,16 @@ fn add<'a>(set: &mut RuleSet<'a>, name: &'a str, args: &'a [ArgCmp]) {
 
 /// The names among `names` that are no system call on `arch`.
 pub(super) fn unknown_syscalls<'a>(
-    names: impl Iterator<Item = &'a str> + Clone,
+    names: impl Iterator<Item = &'a str>,
     arch: TargetArch,
-) -> Result<Vec<String>, SeccompError> {
-    let probe = |names: &mut dyn Iterator<Item = &'a str>| {
-        let rules: RuleSet = names.map(|n| (n, None)).collect();
-        let doc =
-            json!({ "probe": filter_json(&SeccompAction::Trap, &SeccompAction::Allow, &rules) });
-        seccompiler::compile_from_json(doc.to_string().as_bytes(), arch)
-    };
-    let Err(e) = probe(&mut names.clone()) else {
-        return Ok(Vec::new());
-    };
-    // The common case is a valid profile; only on failure find which names are wrong.
-    let unknown: Vec<String> = names
-        .filter(|n| probe(&mut std::iter::once(*n)).is_err())
-        .map(str::to_string)
-        .collect();
-    if unknown.is_empty() {
-        return Err(SeccompError::Build(e));
-    }
-    Ok(unknown)
+) -> Vec<String> {
+    let names: Vec<&str> = names.collect();
+    names
+        .iter()
+        .zip(super::numbers::resolve(&names, arch))
+        .filter(|(_, number)| number.is_none())
+        .map(|(n, _)| n.to_string())
+        .collect()
 }
 
 /// A filter in seccompiler's JSON format.
@@ -313,14 +296,12 @@ mod tests {
     fn unknown_syscalls_are_named() {
         let names = ["read", "chown32", "getcwd", "keyctrl"];
         assert_eq!(
-            unknown_syscalls(names.into_iter(), TargetArch::x86_64).unwrap(),
+            unknown_syscalls(names.into_iter(), TargetArch::x86_64),
             ["chown32", "keyctrl"]
         );
-        assert!(unknown_syscalls(["open"].into_iter(), TargetArch::x86_64)
-            .unwrap()
-            .is_empty());
+        assert!(unknown_syscalls(["open"].into_iter(), TargetArch::x86_64).is_empty());
         assert_eq!(
-            unknown_syscalls(["open"].into_iter(), TargetArch::aarch64).unwrap(),
+            unknown_syscalls(["open"].into_iter(), TargetArch::aarch64),
             ["open"]
         );
     }

@@ -104,7 +104,7 @@ const PERSONALITIES: &[u64] = &[
 /// The default profile for `arch`.
 pub(super) fn profile(arch: TargetArch) -> Result<OciProfile, SeccompError> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
-    let absent = unknown_syscalls(DENIED.iter().copied(), arch)?;
+    let absent = unknown_syscalls(DENIED.iter().copied(), arch);
     let mut rules = vec![Rule {
         names: DENIED
             .iter()
@@ -158,8 +158,8 @@ mod tests {
 
     #[test]
     fn every_denied_name_is_a_syscall_somewhere() {
-        let x86 = unknown_syscalls(DENIED.iter().copied(), TargetArch::x86_64).unwrap();
-        let arm = unknown_syscalls(DENIED.iter().copied(), TargetArch::aarch64).unwrap();
+        let x86 = unknown_syscalls(DENIED.iter().copied(), TargetArch::x86_64);
+        let arm = unknown_syscalls(DENIED.iter().copied(), TargetArch::aarch64);
         let typos: Vec<_> = x86.iter().filter(|n| arm.contains(n)).collect();
         assert!(typos.is_empty(), "not a syscall on any arch: {typos:?}");
         assert!(x86.is_empty(), "missing on x86_64: {x86:?}");

@@ -80,6 +80,7 @@
 
 mod build;
 mod default_profile;
+mod numbers;
 mod oci;
 mod shortcut;
 

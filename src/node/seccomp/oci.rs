@@ -193,7 +193,7 @@ fn rule(key: &str, raw: RawSyscall, arch: TargetArch) -> Result<Rule, SeccompErr
             "no system call named".into(),
         ));
     }
-    if let Some(bad) = unknown_syscalls(names.iter().map(String::as_str), arch)?.first() {
+    if let Some(bad) = unknown_syscalls(names.iter().map(String::as_str), arch).first() {
         return Err(SeccompError::UnknownSyscall {
             key: format!("{key}.names"),
             name: bad.clone(),

@@ -14,8 +14,7 @@
 //! prefix (checked by an interpreter in the tests); when the program does not have the shape
 //! this relies on, it is left as it is.
 
-use seccompiler::{SeccompAction, TargetArch};
-use serde_json::json;
+use seccompiler::SeccompAction;
 
 type Insn = libc::sock_filter;
 
@@ -30,30 +29,6 @@ const ARCH: u32 = 4;
 
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
     Insn { code, jt, jf, k }
-}
-
-/// The number of system call `name` on `arch`, from seccompiler's own table: a one-rule
-/// filter compiles to `ld arch; jeq; ret; ld nr; jeq NR …`.
-pub(super) fn syscall_number(name: &str, arch: TargetArch) -> Option<u32> {
-    let doc = json!({ "p": {
-        "match_action": "trap",
-        "mismatch_action": "allow",
-        "filter": [{ "syscall": name }],
-    }});
-    let compiled = seccompiler::compile_from_json(doc.to_string().as_bytes(), arch).ok()?;
-    let prog = compiled.get("p")?;
-    match prog.as_slice() {
-        [ld_arch, _, _, ld_nr, jeq, ..]
-            if ld_arch.code == LD_ABS_W
-                && ld_arch.k == ARCH
-                && ld_nr.code == LD_ABS_W
-                && ld_nr.k == NR
-                && jeq.code == JEQ_K =>
-        {
-            Some(jeq.k)
-        }
-        _ => None,
-    }
 }
 
 /// `program` with the prefix, for a filter that names the calls `named` and whose action for
@@ -171,16 +146,8 @@ mod tests {
         }
     }
 
-    fn host() -> TargetArch {
+    fn host() -> seccompiler::TargetArch {
         super::super::host_arch().expect("supported arch")
-    }
-
-    #[test]
-    fn numbers_come_from_seccompilers_table() {
-        assert_eq!(syscall_number("read", TargetArch::x86_64), Some(0));
-        assert_eq!(syscall_number("mount", TargetArch::x86_64), Some(165));
-        assert_eq!(syscall_number("read", TargetArch::aarch64), Some(63));
-        assert_eq!(syscall_number("no_such_call", TargetArch::x86_64), None);
     }
 
     #[test]
