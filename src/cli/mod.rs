@@ -135,7 +135,7 @@ pub fn main() -> i32 {
     match args.get(1).map(String::as_str) {
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         Some("__userns") => return crate::node::userns::helper_main(),
-        Some("__spawn") => return crate::node::init::spawn_main(),
+        Some("__spawn") => return crate::node::init::spawn_main(&args[2..]),
         _ => {}
     }
     let cli = Cli::parse();

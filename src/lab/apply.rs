@@ -222,7 +222,7 @@ impl<'a> Applier<'a> {
             .filter(|(_, ns, _)| self.session.ns.contains_key(ns))
             .map(|(_, ns, _)| ns.clone())
             .collect();
-        let feed = node::spawn::SpawnFeed::start()?;
+        let feed = node::spawn::SpawnFeed::start(jobs.iter().map(|(c, _, _)| c))?;
         let sender = feed.sender();
         // Cgroups are made on a thread of their own, meanwhile (0.1 s for 1000 nodes).
         let cg = self.cgroups();

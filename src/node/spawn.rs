@@ -43,7 +43,7 @@ pub type InitReport = (String, Result<ProcId, String>);
 /// Starts the inits of many nodes through one `topo __spawn` helper (blocking). Returns,
 /// per node, its init or why it did not start.
 pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError> {
-    let feed = SpawnFeed::start()?;
+    let feed = SpawnFeed::start(configs)?;
     let sender = feed.sender();
     for c in configs {
         sender.send(c)?;
@@ -105,10 +105,17 @@ fn encode(config: &InitConfig) -> Result<String, NodeError> {
 }
 
 impl SpawnFeed {
-    pub fn start() -> Result<Self, NodeError> {
+    /// Starts the helper for the nodes of `configs` (their configurations are sent later).
+    pub fn start<'a>(configs: impl IntoIterator<Item = &'a InitConfig>) -> Result<Self, NodeError> {
         use std::io::{BufRead, BufReader, Write};
+        // Every capability some node keeps: the helper drops the others from its bounding
+        // set once, so that the inits (which inherit it) need not drop them one by one.
+        let keep = configs
+            .into_iter()
+            .fold(0u64, |m, c| m | c.ctx.security.cap_mask());
         let mut child = Command::new(helper_exe()?)
             .arg("__spawn")
+            .arg(format!("{keep:#x}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

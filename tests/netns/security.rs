@@ -122,6 +122,16 @@ fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly
         DEFAULT_CAPS | (1 << 21),
         "SYS_ADMIN added to the default set"
     );
+    // The inits too: one helper starts both, and its bounding set keeps what either keeps;
+    // the default node's init must still end up with the default set only.
+    for (node, want) in [("open", DEFAULT_CAPS | (1 << 21)), ("custom", DEFAULT_CAPS)] {
+        let init = lab.exec(node, &["cat", "/proc/1/status"]);
+        let st = String::from_utf8_lossy(&init.stdout).to_string();
+        for key in ["CapBnd:", "CapEff:", "CapAmb:"] {
+            let v = u64::from_str_radix(&status_field(&st, key), 16).expect("hex caps");
+            assert_eq!(v, want, "{node} init {key} {v:#x} in:\n{st}");
+        }
+    }
     let m = lab.exec("open", &["mount", "-t", "tmpfs", "none", "/mnt"]);
     assert!(
         m.status.success(),
