@@ -4,9 +4,13 @@
 
 use seccompiler::{SeccompAction, SeccompCmpOp, TargetArch};
 
-use super::build::unknown_syscalls;
+use super::build::{self, unknown_syscalls};
+use super::numbers;
 use super::oci::{ArgCmp, OciProfile, Rule};
-use super::SeccompError;
+use super::program::{
+    arg_high, arg_low, Asm, Insn, To, ARCH, JEQ_K, JGE_K, JSET_K, LD_ABS_W, NR, RET_K,
+};
+use super::{Filter, SeccompError};
 
 /// Refused with EPERM whatever their arguments. Names are for x86_64 and aarch64; the few that
 /// one of them lacks are left out where they do not exist.
@@ -101,7 +105,119 @@ const PERSONALITIES: &[u64] = &[
     0xffff_ffff,
 ];
 
-/// The default profile for `arch`.
+/// The default profile as one short program, equivalent to [`profile`] built by seccompiler
+/// (the tests run both on every system call number with telling arguments).
+///
+/// Built from the profile, seccompiler makes three programs (the x32 guard, the EPERM rules
+/// and clone3's ENOSYS: 4 + 515 + 17 instructions on x86_64), and loading them was a fifth
+/// of each init's CPU time (perf: each program is allocated with vmalloc, converted to eBPF
+/// and compiled). This one has about 110 instructions:
+///
+/// ```text
+///   ld arch; jeq AUDIT_ARCH else kill      wrong architecture: kill the process
+///   ld nr; jge 0x40000000 → enosys         x86_64 only: the x32 ABI
+///   binary search over the named calls     each → deny, enosys, or its argument check
+///   ret allow
+/// clone:       ld arg0 (low word); jset namespace flags → deny, else allow
+/// unshare:     the same, with CLONE_NEWTIME
+/// personality: arg0 high word 0 and low word one of PERSONALITIES → allow, else deny
+/// ```
+///
+/// Falls back to seccompiler's programs should the program not assemble.
+pub(super) fn filter(arch: TargetArch) -> Result<Filter, SeccompError> {
+    match compact(arch) {
+        Some(program) => Ok(Filter {
+            programs: vec![program],
+        }),
+        None => build::build(&profile(arch)?, arch),
+    }
+}
+
+fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
+    let audit = match arch {
+        TargetArch::x86_64 => 0xc000_003e,
+        TargetArch::aarch64 => 0xc000_00b7,
+        TargetArch::riscv64 => 0xc000_00f3,
+    };
+    let mut asm = Asm::default();
+    let [deny, enosys, allow, kill, clone_l, unshare_l, personality_l] =
+        std::array::from_fn(|_| asm.label());
+    // Each named call with where it goes, sorted by number.
+    let mut calls: Vec<(u32, usize)> = numbers::resolve(DENIED, arch)
+        .into_iter()
+        .flatten()
+        .map(|nr| (nr, deny))
+        .collect();
+    let specials = [
+        ("clone", clone_l),
+        ("unshare", unshare_l),
+        ("personality", personality_l),
+        ("clone3", enosys),
+    ];
+    let names: Vec<&str> = specials.iter().map(|(n, _)| *n).collect();
+    for (nr, (_, to)) in numbers::resolve(&names, arch).into_iter().zip(specials) {
+        calls.push((nr?, to));
+    }
+    calls.sort_unstable();
+    calls.dedup_by_key(|(nr, _)| *nr);
+
+    asm.stmt(LD_ABS_W, ARCH);
+    asm.jump(JEQ_K, audit, To::Next, To::Label(kill));
+    asm.stmt(LD_ABS_W, NR);
+    if arch == TargetArch::x86_64 {
+        asm.jump(JGE_K, X32_SYSCALL_BIT, To::Label(enosys), To::Next);
+    }
+    search(&mut asm, &calls);
+
+    let ns_flags = |extra: libc::c_int| CLONE_NS_FLAGS.iter().fold(extra, |m, f| m | f) as u32;
+    for (label, mask) in [
+        (clone_l, ns_flags(0)),
+        (unshare_l, ns_flags(libc::CLONE_NEWTIME)),
+    ] {
+        asm.bind(label);
+        asm.stmt(LD_ABS_W, arg_low(0));
+        asm.jump(JSET_K, mask, To::Label(deny), To::Label(allow));
+    }
+    asm.bind(personality_l);
+    asm.stmt(LD_ABS_W, arg_high(0));
+    asm.jump(JEQ_K, 0, To::Next, To::Label(deny));
+    asm.stmt(LD_ABS_W, arg_low(0));
+    for v in PERSONALITIES {
+        asm.jump(JEQ_K, u32::try_from(*v).ok()?, To::Label(allow), To::Next);
+    }
+    asm.bind(deny);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    asm.bind(enosys);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    asm.bind(allow);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ALLOW);
+    asm.bind(kill);
+    asm.stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS);
+    asm.finish()
+}
+
+/// A binary search over `calls` (number, label), sorted, with the call's number in the
+/// accumulator: a named number jumps to its label, any other is allowed.
+fn search(asm: &mut Asm, calls: &[(u32, usize)]) {
+    if calls.len() <= 4 {
+        for (nr, to) in calls {
+            asm.jump(JEQ_K, *nr, To::Label(*to), To::Next);
+        }
+        asm.stmt(RET_K, libc::SECCOMP_RET_ALLOW);
+        return;
+    }
+    let mid = calls.len() / 2;
+    let right = asm.label();
+    asm.jump(JGE_K, calls[mid].0, To::Label(right), To::Next);
+    search(asm, &calls[..mid]);
+    asm.bind(right);
+    search(asm, &calls[mid..]);
+}
+
+/// The x32 ABI's system calls are x86_64's numbers with this bit set (see `build::x32_guard`).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The default profile for `arch`, as an OCI profile: what [`filter`] compiles by hand.
 pub(super) fn profile(arch: TargetArch) -> Result<OciProfile, SeccompError> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let absent = unknown_syscalls(DENIED.iter().copied(), arch);
@@ -163,6 +279,52 @@ mod tests {
         let typos: Vec<_> = x86.iter().filter(|n| arm.contains(n)).collect();
         assert!(typos.is_empty(), "not a syscall on any arch: {typos:?}");
         assert!(x86.is_empty(), "missing on x86_64: {x86:?}");
+    }
+
+    /// The hand-written program answers every call as seccompiler's programs for the same
+    /// profile do: every number (and x32 ones), the right and two wrong architectures, and
+    /// first arguments that tell the rules apart (each namespace flag, other clone flags,
+    /// every allowed personality and others, high words set).
+    #[test]
+    fn one_program_answers_as_the_profile_does() {
+        use super::super::program::interp::{run, run_stack};
+        let mut args: Vec<u64> = vec![0, 1, 0x11, 0x0400_0000, 0x1_0000_0000, u64::MAX];
+        args.extend(CLONE_NS_FLAGS.iter().map(|f| *f as u64));
+        args.push(libc::CLONE_NEWTIME as u64);
+        args.push((libc::CLONE_NEWNET | libc::CLONE_THREAD | libc::SIGCHLD) as u64);
+        args.push((libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES) as u64);
+        for v in PERSONALITIES {
+            args.extend([*v, *v | 0x1_0000_0000, *v ^ 1]);
+        }
+        for arch in [TargetArch::x86_64, TargetArch::aarch64] {
+            let one = filter(arch).unwrap();
+            assert_eq!(one.programs.len(), 1, "{arch:?}");
+            assert!(one.programs[0].len() < 150, "{}", one.programs[0].len());
+            let stack = build::build_plain(&profile(arch).unwrap(), arch).unwrap();
+            let native = match arch {
+                TargetArch::x86_64 => 0xc000_003e,
+                _ => 0xc000_00b7,
+            };
+            let numbers = (0..1100u32)
+                .chain(0x4000_0000..0x4000_0200)
+                .chain([u32::MAX]);
+            for nr in numbers {
+                for arch_word in [native, 0x4000_0003, 0] {
+                    for a in &args {
+                        let mut data = [0u32; 16];
+                        data[0] = nr;
+                        data[1] = arch_word;
+                        data[4] = *a as u32;
+                        data[5] = (*a >> 32) as u32;
+                        assert_eq!(
+                            run(&one.programs[0], &data),
+                            run_stack(&stack.programs, &data),
+                            "{arch:?} nr {nr} arch {arch_word:#x} arg0 {a:#x}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -82,6 +82,7 @@ mod build;
 mod default_profile;
 mod numbers;
 mod oci;
+mod program;
 mod shortcut;
 
 use std::fmt;
@@ -152,10 +153,7 @@ impl fmt::Debug for Filter {
 pub fn compile(choice: &Seccomp) -> Result<Option<Filter>, SeccompError> {
     match choice {
         Seccomp::Unconfined => Ok(None),
-        Seccomp::Default => {
-            let arch = host_arch()?;
-            build::build(&default_profile::profile(arch)?, arch).map(Some)
-        }
+        Seccomp::Default => default_profile::filter(host_arch()?).map(Some),
         Seccomp::Profile(path) => compile_file(path, host_arch()?).map(Some),
     }
 }

@@ -13,11 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use seccompiler::TargetArch;
 use serde_json::{json, Map, Value};
 
-const LD_ABS_W: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-/// `offsetof(struct seccomp_data, nr)` and `arch`.
-const NR: u32 = 0;
-const ARCH: u32 = 4;
+use super::program::{ARCH, JEQ_K, LD_ABS_W, NR};
 
 /// A name's number, `None` for a name that is no system call on the table's architecture.
 type Table = HashMap<String, Option<u32>>;

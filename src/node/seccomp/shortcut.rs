@@ -16,20 +16,7 @@
 
 use seccompiler::SeccompAction;
 
-type Insn = libc::sock_filter;
-
-const LD_ABS_W: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
-const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-/// `offsetof(struct seccomp_data, nr)` and `arch`.
-const NR: u32 = 0;
-const ARCH: u32 = 4;
-
-fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
-    Insn { code, jt, jf, k }
-}
+use super::program::{insn, Insn, ARCH, JA, JEQ_K, JGE_K, LD_ABS_W, NR, RET_K};
 
 /// `program` with the prefix, for a filter that names the calls `named` and whose action for
 /// every other call is `otherwise`; `program` itself when it does not start as seccompiler's
@@ -109,42 +96,7 @@ fn search(named: &[u32], ret_otherwise: Insn, to_program: Insn) -> Option<Vec<In
 mod tests {
     use super::*;
 
-    /// A classic BPF interpreter for the instructions seccomp filters use; `data` is
-    /// `struct seccomp_data` as 32-bit words.
-    fn run(prog: &[Insn], data: &[u32; 16]) -> u32 {
-        let (mut a, mut pc) = (0u32, 0usize);
-        loop {
-            let i = prog[pc];
-            let class = u32::from(i.code) & 0x07;
-            let op = u32::from(i.code) & 0xf0;
-            match class {
-                c if c == libc::BPF_LD => {
-                    a = data[(i.k / 4) as usize];
-                    pc += 1;
-                }
-                c if c == libc::BPF_ALU && op == libc::BPF_AND => {
-                    a &= i.k;
-                    pc += 1;
-                }
-                c if c == libc::BPF_RET => return i.k,
-                c if c == libc::BPF_JMP => {
-                    let taken = match op {
-                        o if o == libc::BPF_JA => {
-                            pc += i.k as usize + 1;
-                            continue;
-                        }
-                        o if o == libc::BPF_JEQ => a == i.k,
-                        o if o == libc::BPF_JGT => a > i.k,
-                        o if o == libc::BPF_JGE => a >= i.k,
-                        o if o == libc::BPF_JSET => a & i.k != 0,
-                        _ => panic!("unknown jump {:#x}", i.code),
-                    };
-                    pc += 1 + usize::from(if taken { i.jt } else { i.jf });
-                }
-                _ => panic!("unknown instruction {:#x}", i.code),
-            }
-        }
-    }
+    use super::super::program::interp::run;
 
     fn host() -> seccompiler::TargetArch {
         super::super::host_arch().expect("supported arch")
