@@ -505,7 +505,7 @@ impl Steps for InitSteps<'_> {
         // The node's own procfs now; /proc/sys/net stays writable.
         for (key, value) in &self.config.sysctls {
             let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);
-            std::fs::write(&path, value.as_bytes())
+            crate::net::sysctl::write_file(&path, value)
                 .map_err(|e| NodeError::sys(format!("set sysctl {key}={value}"), e))?;
         }
         nix::unistd::sethostname(&self.config.node).map_err(|e| NodeError::sys("sethostname", e))
