@@ -223,11 +223,21 @@ fn minimal_dev(dev: &Path, devices: &[(&str, File)]) -> Result<(), NodeError> {
     std::fs::create_dir_all(dev)
         .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
     mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"))?;
-    for (d, src) in devices {
+    // Device nodes are made with the host's numbers and modes, as runc does; where that is
+    // not allowed (a node with its own user namespace) they are bound from the host's. Made,
+    // they cost a tenth of a bind each (creating the bind's target in the tmpfs, then the
+    // mount: 9 % of an init's CPU for the six).
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let made = devices.iter().try_for_each(|(d, src)| {
         let target = dev.join(d);
+        if make_device(&target, src) {
+            return Ok(());
+        }
         make_file(&target)?;
-        bind(src, &target, false)?;
-    }
+        bind(src, &target, false)
+    });
+    nix::sys::stat::umask(umask);
+    made?;
     let mkdir = |p: PathBuf| {
         std::fs::create_dir_all(&p)
             .map_err(|e| NodeError::sys(format!("create {}", p.display()), e))
@@ -259,6 +269,20 @@ fn minimal_dev(dev: &Path, devices: &[(&str, File)]) -> Result<(), NodeError> {
             .map_err(|e| NodeError::sys(format!("link /dev/{link}"), e))?;
     }
     Ok(())
+}
+
+/// Makes `target` a character device with the number and permissions of the device `src`
+/// (opened on the host's `/dev`); `false` when it cannot (then nothing was made).
+fn make_device(target: &Path, src: &File) -> bool {
+    use nix::sys::stat::{fstat, mknod, Mode, SFlag};
+    let Ok(st) = fstat(src) else {
+        return false;
+    };
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+        return false;
+    }
+    let perm = Mode::from_bits_truncate(st.st_mode & 0o777);
+    mknod(target, SFlag::S_IFCHR, perm, st.st_rdev).is_ok()
 }
 
 /// Files of `/proc` that reach beyond the node, made read-only as runc does: host-wide

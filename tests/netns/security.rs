@@ -353,6 +353,18 @@ fn host_wide_proc_and_devices_are_out_of_reach_while_the_node_netns_sysctls_are_
             && !devs.contains("mem\n"),
         "minimal /dev: {devs}"
     );
+    // Each device with the host's number and mode, and working.
+    let st = lab.exec(
+        "a",
+        &["sh", "-c", "stat -c '%n %F %t:%T %a' /dev/null /dev/zero /dev/urandom /dev/tty && echo x >/dev/null && head -c 3 /dev/zero | wc -c"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&st.stdout).trim(),
+        "/dev/null character special file 1:3 666\n/dev/zero character special file 1:5 666\n\
+         /dev/urandom character special file 1:9 666\n/dev/tty character special file 5:0 666\n3",
+        "{}",
+        out(&st)
+    );
 }
 
 #[test]
