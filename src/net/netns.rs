@@ -240,25 +240,26 @@ mod tests {
         }
     }
 
-    fn root_or_skip() -> bool {
-        let root = nix::unistd::geteuid().is_root();
-        if !root {
+    /// Three scratch names `TAG-PID-{a,b,c}` and the guard that removes them; `None` (and a
+    /// note) without root.
+    fn scratch(tag: &str) -> Option<(Vec<String>, Guard)> {
+        if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping: needs root");
-        }
-        root
-    }
-
-    #[test]
-    fn each_name_gets_a_namespace_of_its_own() {
-        if !root_or_skip() {
-            return;
+            return None;
         }
         ensure_dir().unwrap();
         let names: Vec<String> = ["a", "b", "c"]
             .iter()
-            .map(|n| format!("nsp-{}-{n}", std::process::id()))
+            .map(|n| format!("{tag}-{}-{n}", std::process::id()))
             .collect();
-        let _guard = Guard(names.clone());
+        Some((names.clone(), Guard(names)))
+    }
+
+    #[test]
+    fn each_name_gets_a_namespace_of_its_own() {
+        let Some((names, _guard)) = scratch("nsp") else {
+            return;
+        };
         let list = names.clone();
         let made = std::thread::spawn(move || create_each(&list, |_, f| inode(f)))
             .join()
@@ -284,15 +285,9 @@ mod tests {
 
     #[test]
     fn a_name_in_the_way_stops_creation_and_leaves_no_placeholder() {
-        if !root_or_skip() {
+        let Some((names, _guard)) = scratch("nsq") else {
             return;
-        }
-        ensure_dir().unwrap();
-        let names: Vec<String> = ["a", "b", "c"]
-            .iter()
-            .map(|n| format!("nsq-{}-{n}", std::process::id()))
-            .collect();
-        let _guard = Guard(names.clone());
+        };
         // Someone else's file under the third name.
         std::fs::write(path(&names[2]), b"not ours").unwrap();
         let list = names.clone();

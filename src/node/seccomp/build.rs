@@ -191,7 +191,6 @@ fn cond_json(c: &ArgCmp) -> Value {
 /// x32 `keyctl` would pass a deny list. x32 calls get ENOSYS, as if the ABI were compiled out.
 /// (i386 calls are stopped by seccompiler's architecture check, which kills the process.)
 fn x32_guard() -> Vec<libc::sock_filter> {
-    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
     let stmt = |code: u32, k: u32| libc::sock_filter {
         code: code as u16,
         jt: 0,
@@ -205,7 +204,7 @@ fn x32_guard() -> Vec<libc::sock_filter> {
             code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
             jt: 0,
             jf: 1,
-            k: X32_SYSCALL_BIT,
+            k: super::program::X32_SYSCALL_BIT,
         },
         stmt(
             libc::BPF_RET | libc::BPF_K,

@@ -8,7 +8,8 @@ use super::build::{self, unknown_syscalls};
 use super::numbers;
 use super::oci::{ArgCmp, OciProfile, Rule};
 use super::program::{
-    arg_high, arg_low, Asm, Insn, To, ARCH, JEQ_K, JGE_K, JSET_K, LD_ABS_W, NR, RET_K,
+    arg_high, arg_low, audit_arch, Asm, Insn, To, ARCH, JEQ_K, JGE_K, JSET_K, LD_ABS_W, NR, RET_K,
+    X32_SYSCALL_BIT,
 };
 use super::{Filter, SeccompError};
 
@@ -134,11 +135,6 @@ pub(super) fn filter(arch: TargetArch) -> Result<Filter, SeccompError> {
 }
 
 fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
-    let audit = match arch {
-        TargetArch::x86_64 => 0xc000_003e,
-        TargetArch::aarch64 => 0xc000_00b7,
-        TargetArch::riscv64 => 0xc000_00f3,
-    };
     let mut asm = Asm::default();
     let [deny, enosys, allow, kill, clone_l, unshare_l, personality_l] =
         std::array::from_fn(|_| asm.label());
@@ -162,7 +158,7 @@ fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
     calls.dedup_by_key(|(nr, _)| *nr);
 
     asm.stmt(LD_ABS_W, ARCH);
-    asm.jump(JEQ_K, audit, To::Next, To::Label(kill));
+    asm.jump(JEQ_K, audit_arch(arch), To::Next, To::Label(kill));
     asm.stmt(LD_ABS_W, NR);
     if arch == TargetArch::x86_64 {
         asm.jump(JGE_K, X32_SYSCALL_BIT, To::Label(enosys), To::Next);
@@ -213,9 +209,6 @@ fn search(asm: &mut Asm, calls: &[(u32, usize)]) {
     asm.bind(right);
     search(asm, &calls[mid..]);
 }
-
-/// The x32 ABI's system calls are x86_64's numbers with this bit set (see `build::x32_guard`).
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// The default profile for `arch`, as an OCI profile: what [`filter`] compiles by hand.
 pub(super) fn profile(arch: TargetArch) -> Result<OciProfile, SeccompError> {
@@ -301,10 +294,7 @@ mod tests {
             assert_eq!(one.programs.len(), 1, "{arch:?}");
             assert!(one.programs[0].len() < 150, "{}", one.programs[0].len());
             let stack = build::build_plain(&profile(arch).unwrap(), arch).unwrap();
-            let native = match arch {
-                TargetArch::x86_64 => 0xc000_003e,
-                _ => 0xc000_00b7,
-            };
+            let native = super::super::program::audit_arch(arch);
             let numbers = (0..1100u32)
                 .chain(0x4000_0000..0x4000_0200)
                 .chain([u32::MAX]);

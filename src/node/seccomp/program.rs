@@ -14,6 +14,18 @@ pub(super) const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 pub(super) const NR: u32 = 0;
 pub(super) const ARCH: u32 = 4;
 
+/// The x32 ABI's system calls are x86_64's numbers with this bit set.
+pub(super) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `seccomp_data.arch` of `arch` (`AUDIT_ARCH_*` in linux/audit.h).
+pub(super) fn audit_arch(arch: seccompiler::TargetArch) -> u32 {
+    match arch {
+        seccompiler::TargetArch::x86_64 => 0xc000_003e,
+        seccompiler::TargetArch::aarch64 => 0xc000_00b7,
+        seccompiler::TargetArch::riscv64 => 0xc000_00f3,
+    }
+}
+
 /// The low and high 32-bit words of argument `i` (the architectures topo supports are
 /// little-endian).
 pub(super) fn arg_low(i: u32) -> u32 {
