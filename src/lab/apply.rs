@@ -619,6 +619,7 @@ impl<'a> Applier<'a> {
                 who,
                 name,
                 spec,
+                implied,
                 ..
             } => {
                 let handle = self.session.handle(ns.as_deref())?;
@@ -632,7 +633,10 @@ impl<'a> Applier<'a> {
                     up: Some(spec.up),
                     alias: Some(spec.marker.clone()),
                     controller,
-                    mac: if spec.kind == IfaceKind::Loopback {
+                    // An interface made in this run has its MAC from its creation; setting
+                    // it again would send every listener a change of address (the kernel
+                    // flushes neighbours and walks the IPv6 routes for it) for nothing.
+                    mac: if spec.kind == IfaceKind::Loopback || *implied {
                         None
                     } else {
                         spec.mac
