@@ -1,6 +1,5 @@
 //! Addresses (`ip addr …`), marked with `topo`'s address protocol.
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
@@ -63,20 +62,8 @@ pub async fn del(handle: &Handle, index: u32, addr: IpNetwork, what: &str) -> Re
     }
 }
 
-/// Dumps every address of the namespace (`ip addr show`), except IPv6 link-local ones and
-/// loopback's own 127.0.0.1/8 and ::1/128, which the kernel manages.
-pub async fn dump(handle: &Handle) -> Result<Vec<AddrObs>, NetError> {
-    let msgs: Vec<AddressMessage> = handle
-        .address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl_err("dump addresses"))?;
-    Ok(observed(&msgs))
-}
-
-/// The addresses `topo` compares among dumped ones (not the kernel's own).
+/// The addresses `topo` compares among dumped ones (`ip addr show`): all but IPv6 link-local
+/// ones and loopback's own 127.0.0.1/8 and ::1/128, which the kernel manages.
 pub fn observed(msgs: &[AddressMessage]) -> Vec<AddrObs> {
     msgs.iter().filter_map(to_obs).collect()
 }

@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
@@ -99,24 +98,9 @@ pub async fn del(handle: &Handle, dst: IpNetwork, metric: u32, what: &str) -> Re
     }
 }
 
-/// Dumps the main table's routes that carry `topo`'s protocol, both families. IPv6 ECMP
-/// routes may come back as one route per next hop: they are merged by destination and metric.
-pub async fn dump(handle: &Handle) -> Result<Vec<RouteObs>, NetError> {
-    // One dump of both families (AF_UNSPEC).
-    let mut msg = RouteMessageBuilder::<IpAddr>::new().build();
-    msg.header.address_family = AddressFamily::Unspec;
-    let routes: Vec<RouteMessage> = handle
-        .route()
-        .get(msg)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl_err("dump routes"))?;
-    Ok(observed(routes))
-}
-
-/// The main table's unicast routes of `topo`'s protocol among dumped ones, the next hops of
-/// one destination and metric merged.
+/// The main table's unicast routes of `topo`'s protocol among dumped ones (both families).
+/// IPv6 ECMP routes may come back as one route per next hop: they are merged by destination
+/// and metric.
 pub fn observed(routes: Vec<RouteMessage>) -> Vec<RouteObs> {
     let mut out: Vec<RouteObs> = Vec::new();
     for r in routes {

@@ -410,12 +410,12 @@ fn wait_ready(node: &str, child: Pid, mut rd: File) -> Result<ProcId, NodeError>
             Err(e) => return Err(NodeError::sys("read the init's report", e)),
         }
     }
-    let mut report = String::from_utf8_lossy(&head[..n]).into_owned();
-    if report.trim() == "ok" {
+    if head[..n].trim_ascii() == b"ok" {
         if let Some(id) = ProcId::of(child.as_raw()) {
             return Ok(id);
         }
     }
+    let mut report = String::from_utf8_lossy(&head[..n]).into_owned();
     if n == head.len() {
         rd.take(64 * 1024)
             .read_to_string(&mut report)

@@ -144,11 +144,7 @@ impl Spans {
     pub fn span(&self, path: &str) -> Span {
         let (found, whole) = self.walk(path);
         if !whole && !self.inherited.is_empty() {
-            let ends = path
-                .match_indices(['.', '['])
-                .map(|(i, _)| i)
-                .chain([path.len()]);
-            for end in ends {
+            for end in key_ends(path) {
                 if let Some(defaults_path) = self.inherited.get(&path[..end]) {
                     let rest = &path[end..];
                     if let (Some(s), true) = self.walk(&format!("{defaults_path}{rest}")) {
@@ -237,11 +233,7 @@ impl Spans {
             let map = node.as_map().unwrap_or_default();
             let mut best: Option<(&Yaml, &Yaml, usize)> = None;
             if let Some(index) = self.index.get(&(map.as_ptr() as usize)) {
-                let ends = here
-                    .match_indices(['.', '['])
-                    .map(|(i, _)| i)
-                    .chain([here.len()]);
-                for end in ends {
+                for end in key_ends(here) {
                     if let Some((k, v)) = index.get(&here[..end]).and_then(|&i| map.get(i)) {
                         best = Some((k, v, end));
                     }
@@ -269,6 +261,14 @@ impl Spans {
         }
         (found, true)
     }
+}
+
+/// Where each prefix of `path` that could be a whole key ends: before each `.` or `[`, and at
+/// its end (keys may hold dots, so every such prefix is a candidate).
+fn key_ends(path: &str) -> impl Iterator<Item = usize> + '_ {
+    path.match_indices(['.', '['])
+        .map(|(i, _)| i)
+        .chain([path.len()])
 }
 
 /// Reads topology text. `Err` only when nothing usable could be read (a YAML syntax error,

@@ -260,16 +260,23 @@ fn a_sysctl_key_new_in_the_file_is_read_before_it_is_planned() {
     if !root_or_skip("new sysctl key") {
         return;
     }
-    let first = "name: tn-sys3\nnodes:\n  a:\n    sysctls: {net.ipv4.ip_forward: 1}\n";
-    let lab = TestLab::new("tn-sys3", first);
+    // The file with ip_forward and, if given, tcp_syn_retries; that sysctl read in the node.
+    let file = |retries: Option<&str>| {
+        let extra = retries.map_or(String::new(), |r| {
+            format!(", net.ipv4.tcp_syn_retries: {r}")
+        });
+        format!("name: tn-sys3\nnodes:\n  a:\n    sysctls: {{net.ipv4.ip_forward: 1{extra}}}\n")
+    };
+    let lab = TestLab::new("tn-sys3", &file(None));
+    let retries = || {
+        let out = netns_exec(&lab.ns("a"), &["cat", "/proc/sys/net/ipv4/tcp_syn_retries"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
     lab.up();
     assert!(lab.plan().contains("no changes"), "{}", lab.plan());
-    let current = netns_exec(&lab.ns("a"), &["cat", "/proc/sys/net/ipv4/tcp_syn_retries"]);
-    let current = String::from_utf8_lossy(&current.stdout).trim().to_string();
+    let current = retries();
     assert!(!current.is_empty(), "tcp_syn_retries is readable");
-    lab.rewrite(&format!(
-        "name: tn-sys3\nnodes:\n  a:\n    sysctls: {{net.ipv4.ip_forward: 1, net.ipv4.tcp_syn_retries: {current}}}\n"
-    ));
+    lab.rewrite(&file(Some(&current)));
     let plan = lab.plan();
     assert!(
         plan.contains("no changes"),
@@ -277,13 +284,10 @@ fn a_sysctl_key_new_in_the_file_is_read_before_it_is_planned() {
     );
     // And one whose value differs is planned.
     let other = if current == "3" { "4" } else { "3" };
-    lab.rewrite(&format!(
-        "name: tn-sys3\nnodes:\n  a:\n    sysctls: {{net.ipv4.ip_forward: 1, net.ipv4.tcp_syn_retries: {other}}}\n"
-    ));
+    lab.rewrite(&file(Some(other)));
     let plan = lab.plan();
     assert!(plan.contains("net.ipv4.tcp_syn_retries"), "{plan}");
     lab.up();
-    let now = netns_exec(&lab.ns("a"), &["cat", "/proc/sys/net/ipv4/tcp_syn_retries"]);
-    assert_eq!(String::from_utf8_lossy(&now.stdout).trim(), other);
+    assert_eq!(retries(), other);
     assert!(lab.plan().contains("no changes"), "{}", lab.plan());
 }
