@@ -165,6 +165,19 @@ fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
         group("memory", "tn-mem", "a").is_none(),
         "no memory limit, no memory group"
     );
+    // The service's shell starts `sleep` on its own time after `up` returns: wait for it
+    // (up to 5 s), so that the processes counted below are all the node will have.
+    let has_sleep = |set: &std::collections::BTreeSet<u32>| {
+        set.iter().any(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
+    };
+    for _ in 0..50 {
+        if has_sleep(&procs(&pids)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let before = procs(&pids);
     assert!(before.len() >= 2, "init and service: {before:?}");
     // A limit added while the node runs: its group is made and every process moves in.
