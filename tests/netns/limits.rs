@@ -145,14 +145,13 @@ fn procs(dir: &std::path::Path) -> std::collections::BTreeSet<u32> {
 }
 
 #[test]
-fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
-    if !root_or_skip("memory group on demand") {
+fn memory_and_cpu_groups_are_made_once_limited_and_a_running_node_moves_in_whole() {
+    if !root_or_skip("memory and cpu groups on demand") {
         return;
     }
-    if !std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
-        eprintln!(
-            "skipping: the memory controller is not a v1 hierarchy here (tests/vm covers v2)"
-        );
+    let v1 = |c: &str| std::path::Path::new("/sys/fs/cgroup").join(c).is_dir();
+    if !v1("memory") || !v1("cpu") {
+        eprintln!("skipping: memory and cpu are not v1 hierarchies here (tests/vm covers v2)");
         return;
     }
     let lab = TestLab::new(
@@ -164,6 +163,10 @@ fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
     assert!(
         group("memory", "tn-mem", "a").is_none(),
         "no memory limit, no memory group"
+    );
+    assert!(
+        group("cpu", "tn-mem", "a").is_none(),
+        "no CPU limit, no cpu group (v1)"
     );
     // The service's shell starts `sleep` on its own time after `up` returns: wait for it
     // (up to 5 s), so that the processes counted below are all the node will have.
@@ -180,9 +183,9 @@ fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
     }
     let before = procs(&pids);
     assert!(before.len() >= 2, "init and service: {before:?}");
-    // A limit added while the node runs: its group is made and every process moves in.
+    // Limits added while the node runs: its groups are made and every process moves in.
     lab.rewrite(
-        "name: tn-mem\nnodes:\n  a:\n    services: {idle: sleep 300}\n    limits: {memory: 32Mi}\n",
+        "name: tn-mem\nnodes:\n  a:\n    services: {idle: sleep 300}\n    limits: {memory: 32Mi, cpu: 0.5}\n",
     );
     let out = lab.up();
     assert!(out.status.success(), "{}", text(&out));
@@ -193,6 +196,9 @@ fn memory_is_accounted_once_limited_and_a_running_node_moves_in_whole() {
         procs(&pids),
         "every process of the node is in it"
     );
+    let cpu = group("cpu", "tn-mem", "a").expect("cpu group made by the second up");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(procs(&cpu), procs(&pids), "every process is in it too");
     assert_eq!(procs(&pids), before, "the node was not restarted");
     // And it is enforced on them.
     let hog = py(

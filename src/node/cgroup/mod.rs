@@ -372,12 +372,12 @@ impl Cgroups {
         }
         let mut paths = Vec::new();
         for mut h in self.hierarchies() {
-            // Memory is accounted only where it is limited (see `accounts_memory`).
-            if !self.accounts_memory(&h, lab, node, limits) {
-                h.controllers.retain(|&c| c != Controller::Memory);
-                if h.controllers.is_empty() && !h.v2 {
-                    continue;
-                }
+            // Memory, and the CPU controller on v1, only where limited (see `needs_group`).
+            let (mount, v2) = (h.mount.clone(), h.v2);
+            h.controllers
+                .retain(|&c| Self::needs_group(c, &mount, v2, lab, node, limits));
+            if h.controllers.is_empty() && !h.v2 {
+                continue;
             }
             // `remove_lab` of another lab may remove an empty `topo` group between our
             // mkdir and our writes (ENOENT): make it again, once.
@@ -390,31 +390,49 @@ impl Cgroups {
         NodeCgroup::from_paths(paths)
     }
 
-    /// Whether the node gets a memory cgroup in hierarchy `h`: only when it (v1) or a node of
-    /// its lab (v2, where controllers are enabled for a lab's groups together) limits memory,
-    /// or has done so before (the group stays, and a removed limit becomes "unlimited").
+    /// Whether the node's group in a hierarchy (at `mount`, v2 or not) serves
+    /// controller `c`. Always, except for two controllers that are made only where limited:
     ///
-    /// Making a memory cgroup costs the kernel an allocation per memory-aware shrinker of the
-    /// machine, and every superblock (each node's proc, sysfs, tmpfs, devpts, mqueue) is one:
-    /// O(N) per node, O(N²) per lab (13 % of a 100-node `up`'s CPU time).
-    fn accounts_memory(&self, h: &Hierarchy, lab: &str, node: &str, limits: &Limits) -> bool {
-        if limits.memory.is_some() || !h.controllers.contains(&Controller::Memory) {
+    /// - memory, when the node (v1) or a node of its lab (v2, where controllers are enabled
+    ///   for a lab's groups together) limits memory. Making a memory cgroup costs the kernel
+    ///   an allocation per memory-aware shrinker of the machine, and every superblock (each
+    ///   node's proc, tmpfs, devpts, mqueue) is one: O(N) per node, O(N²) per lab (13 % of a
+    ///   100-node `up`'s CPU time).
+    /// - cpu on v1, when the node limits CPU time. Nothing reads a v1 cpu group's accounts,
+    ///   and its own hierarchy's group (a scheduling group per CPU, made, joined and removed)
+    ///   cost about 5 % of the CPU time of a 100-node `up`; the pids group holds the node.
+    ///
+    /// A group made once stays (a removed limit becomes "unlimited").
+    fn needs_group(
+        c: Controller,
+        mount: &Path,
+        v2: bool,
+        lab: &str,
+        node: &str,
+        limits: &Limits,
+    ) -> bool {
+        let lazy = match c {
+            Controller::Memory => true,
+            Controller::Cpu => !v2,
+            Controller::Pids => false,
+        };
+        if !lazy || c.limited_in(limits) {
             return true;
         }
-        if h.v2 {
-            fsio::read(&group_dir(&h.mount, lab, None).join("cgroup.subtree_control")).is_some_and(
+        if v2 {
+            fsio::read(&group_dir(mount, lab, None).join("cgroup.subtree_control")).is_some_and(
                 |s| {
                     s.split_whitespace()
-                        .any(|c| c.trim_start_matches('+') == Controller::Memory.name())
+                        .any(|e| e.trim_start_matches('+') == c.name())
                 },
             )
         } else {
-            group_dir(&h.mount, lab, Some(node)).is_dir()
+            group_dir(mount, lab, Some(node)).is_dir()
         }
     }
 
-    /// Puts every process of the node in all of its groups: after a memory limit was added
-    /// to a running node on cgroup v1, its new memory group starts empty. Moves what its other
+    /// Puts every process of the node in all of its groups: after a memory or CPU limit was
+    /// added to a running node on cgroup v1, its new group starts empty. Moves what its other
     /// groups hold, a few rounds so that children forked meanwhile follow (a process that
     /// exits meanwhile is no error). Nothing to do on v2, where a node has one group.
     pub fn gather(&self, lab: &str, node: &str) -> Result<(), CgroupError> {

@@ -365,18 +365,26 @@ fn v2_memory_is_enabled_for_the_lab_once_a_node_limits_it_and_stays() {
 }
 
 #[test]
-fn v1_memory_group_only_for_a_node_that_limits_memory_or_did() {
-    let fake = FakeRoot::v1("v1-lazymem");
+fn v1_memory_and_cpu_groups_only_for_a_node_that_limits_them_or_did() {
+    let fake = FakeRoot::v1("v1-lazy");
     let cg = fake.cgroups();
     let plain = cg.create("lab1", "r1", &Limits::default()).unwrap();
     assert!(!fake.exists("memory/topo/lab1/r1"));
-    let expect: Vec<PathBuf> = ["cpu,cpuacct", "pids"]
-        .iter()
-        .map(|h| fake.path(&format!("{h}/topo/lab1/r1")))
-        .collect();
-    assert_eq!(plain.paths(), expect);
+    assert!(!fake.exists("cpu,cpuacct/topo/lab1/r1"));
+    assert_eq!(plain.paths(), [fake.path("pids/topo/lab1/r1")]);
     assert_eq!(cg.usage("lab1", "r1").memory_bytes, None);
-    // A limit added later makes the group; removed again, the group stays, unlimited.
+    assert_eq!(cg.limits_in_kernel("lab1", "r1"), Limits::default());
+    // A CPU limit added later makes that group only.
+    let cpu = cg
+        .create("lab1", "r1", &limits(None, None, Some(0.5)))
+        .unwrap();
+    assert_eq!(cpu.paths().len(), 2);
+    assert_eq!(
+        fake.read("cpu,cpuacct/topo/lab1/r1/cpu.cfs_quota_us"),
+        "50000"
+    );
+    assert!(!fake.exists("memory/topo/lab1/r1"));
+    // A memory limit makes the third; removed again, both groups stay, unlimited.
     let limited = cg
         .create("lab1", "r1", &limits(Some(64 << 20), None, None))
         .unwrap();
@@ -385,11 +393,16 @@ fn v1_memory_group_only_for_a_node_that_limits_memory_or_did() {
         fake.read("memory/topo/lab1/r1/memory.limit_in_bytes"),
         "67108864"
     );
+    assert_eq!(fake.read("cpu,cpuacct/topo/lab1/r1/cpu.cfs_quota_us"), "-1");
     let again = cg.create("lab1", "r1", &Limits::default()).unwrap();
     assert_eq!(again.paths().len(), 3);
     assert_eq!(fake.read("memory/topo/lab1/r1/memory.limit_in_bytes"), "-1");
+    // Another node without limits still gets its pids group only.
+    let other = cg.create("lab1", "r2", &Limits::default()).unwrap();
+    assert_eq!(other.paths(), [fake.path("pids/topo/lab1/r2")]);
     cg.remove_lab("lab1").unwrap();
     assert!(!fake.exists("memory/topo"));
+    assert!(!fake.exists("cpu,cpuacct/topo"));
 }
 
 #[test]
