@@ -79,6 +79,11 @@ struct Spawner {
     filters: std::collections::HashMap<crate::spec::Seccomp, Option<super::seccomp::Filter>>,
     /// Init logs by path, opened here as root (a node with a user namespace could not).
     logs: std::collections::HashMap<std::path::PathBuf, File>,
+    /// The host's devices for every node's minimal `/dev`, read once.
+    devices: Option<[mounts::Device; 6]>,
+    /// The hosts file bound on `/etc/hosts` here (the first node's), once tried; tried
+    /// only in a private mount namespace.
+    shared_hosts: Option<Option<std::path::PathBuf>>,
 }
 
 /// An init (or, for a node with a user namespace, the intermediate process making it) being
@@ -104,8 +109,9 @@ impl Spawner {
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
         // copy without /run/netns, made once here, keeps each node's copy small.
+        let mut private = false;
         if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
-            let _ = nix::mount::mount(
+            let slave = nix::mount::mount(
                 None::<&str>,
                 "/",
                 None::<&str>,
@@ -113,12 +119,16 @@ impl Spawner {
                 None::<&str>,
             );
             let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
+            // Nothing mounted here reaches the host's namespace.
+            private = slave.is_ok();
         }
         Ok(Spawner {
             host_root,
             own_pid,
             filters: std::collections::HashMap::new(),
             logs: std::collections::HashMap::new(),
+            devices: mounts::host_devices(),
+            shared_hosts: if private { None } else { Some(None) },
         })
     }
 
@@ -190,12 +200,23 @@ impl Spawner {
                 self.logs.insert(path.clone(), f);
             }
         }
+        // The lab's hosts file, bound once for every node's copy of this mount namespace.
+        let hosts = self.shared_hosts.get_or_insert_with(|| {
+            mounts::share_hosts(&config.hosts)
+                .ok()
+                .map(|()| config.hosts.clone())
+        });
+        let shared = mounts::Shared {
+            devices: self.devices,
+            hosts: hosts.as_deref() == Some(config.hosts.as_path()),
+        };
         let log = config.log.as_ref().and_then(|p| self.logs.get(p));
         let filter = self.filters.get(key).and_then(|f| f.as_ref());
         if config.ctx.userns {
-            return start_via_intermediate(config, File::from(netns), log, filter);
+            return start_via_intermediate(config, File::from(netns), log, filter, shared);
         }
-        let launched = open_cgroups(config).and_then(|cg| launch(config, netns, cg, log, filter));
+        let launched =
+            open_cgroups(config).and_then(|cg| launch(config, netns, cg, log, filter, shared));
         // Back to this process's own PID namespace for the next node's children.
         setns(self.own_pid.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
@@ -217,6 +238,7 @@ fn launch(
     cgroups: Vec<File>,
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
+    shared: mounts::Shared,
 ) -> Result<(Pid, File), NodeError> {
     setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| NodeError::sys("join the node's netns", e))?;
@@ -237,7 +259,7 @@ fn launch(
             let mut keep: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
             keep.push(wr.as_raw_fd());
             let code = match close_inherited(&keep) {
-                Ok(()) => be_init(config, cgroups, filter, wr),
+                Ok(()) => be_init(config, cgroups, filter, shared, wr),
                 Err(_) => 1,
             };
             std::process::exit(code)
@@ -260,6 +282,7 @@ fn start_via_intermediate(
     netns: File,
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
+    shared: mounts::Shared,
 ) -> Result<Pending, NodeError> {
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
     // SAFETY: as in `launch`: this process is single-threaded.
@@ -273,7 +296,8 @@ fn start_via_intermediate(
                 setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
                     .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
                 super::userns::become_root()?;
-                let (child, report) = launch(config, OwnedFd::from(netns), cgroups, log, filter)?;
+                let netns = OwnedFd::from(netns);
+                let (child, report) = launch(config, netns, cgroups, log, filter, shared)?;
                 wait_ready(&config.node, child, report)
             })();
             let line = match result {
@@ -438,6 +462,7 @@ fn be_init(
     config: &InitConfig,
     cgroups: Vec<File>,
     filter: Option<&super::seccomp::Filter>,
+    shared: mounts::Shared,
     report: OwnedFd,
 ) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
@@ -455,6 +480,7 @@ fn be_init(
             config,
             cgroups,
             filter,
+            shared,
         },
         &config.ctx.security,
     )
@@ -488,6 +514,8 @@ struct InitSteps<'a> {
     /// Compiled before the mounts (by the spawner, once per profile): a profile file may
     /// live where the node's own /tmp or root then covers it.
     filter: Option<&'a super::seccomp::Filter>,
+    /// What the spawner's mount namespace holds for every node already.
+    shared: mounts::Shared,
 }
 
 impl Steps for InitSteps<'_> {
@@ -501,7 +529,7 @@ impl Steps for InitSteps<'_> {
     fn enter_mounts(&mut self) -> Result<(), NodeError> {
         let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         unshare(flags).map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))?;
-        mounts::set_up(self.config)?;
+        mounts::set_up(self.config, self.shared)?;
         // The node's own procfs now; /proc/sys/net stays writable.
         for (key, value) in &self.config.sysctls {
             let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);

@@ -15,10 +15,68 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::{InitConfig, NodeError};
 
-/// Device nodes a node gets in its minimal `/dev` (bind-mounted from the host's).
+/// Device nodes a node gets in its minimal `/dev` (made with the host's numbers).
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
+/// A device node of the minimal `/dev`, as the host has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Device {
+    name: &'static str,
+    rdev: u64,
+    perm: u32,
+}
+
+/// The host's numbers and permissions of the minimal `/dev`'s devices, read once by the
+/// spawner for every init (each would otherwise open and stat the six itself); `None` unless
+/// all are character devices.
+pub fn host_devices() -> Option<[Device; 6]> {
+    use nix::sys::stat::{stat, SFlag};
+    let mut out = [Device {
+        name: "",
+        rdev: 0,
+        perm: 0,
+    }; 6];
+    for (slot, name) in out.iter_mut().zip(DEVICES) {
+        let st = stat(&Path::new("/dev").join(name)).ok()?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+            return None;
+        }
+        *slot = Device {
+            name,
+            rdev: st.st_rdev,
+            perm: st.st_mode & 0o777,
+        };
+    }
+    Some(out)
+}
+
+/// What the spawner prepared once for every node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shared {
+    /// The host's devices (`None`: the init reads them itself).
+    pub devices: Option<[Device; 6]>,
+    /// `/etc/hosts` of the spawner's mount namespace, which the node's is a copy of, is this
+    /// node's hosts file already (see [`share_hosts`]).
+    pub hosts: bool,
+}
+
+/// Binds the lab's hosts file on `/etc/hosts` of the calling process's mount namespace (the
+/// spawner's private one), once for every node's copy of it; read-only in the nodes like the
+/// rest of the host's tree. Per node, the open and the two mount calls cost 4 % of an init.
+pub fn share_hosts(hosts: &Path) -> Result<(), NodeError> {
+    bind(&open_path(hosts)?, Path::new("/etc/hosts"), true)
+}
+
+fn open_devices() -> Result<Vec<(&'static str, File)>, NodeError> {
+    DEVICES
+        .iter()
+        .map(|&d| Ok((d, open_path(&Path::new("/dev").join(d))?)))
+        .collect()
+}
+
+pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
+    // A node with its own root has its own /etc/hosts below it.
+    let shared_hosts = shared.hosts && config.rootfs.is_none();
     // Mount events of the host still reach the node (a netns removed on the host is removed
     // here too), but nothing mounted here reaches the host.
     mount(
@@ -33,11 +91,16 @@ pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     // table of N nodes grow as N².
     let _ = umount2("/run/netns", MntFlags::MNT_DETACH);
     // Open what we bind before /run and /tmp are covered by the node's own tmpfs.
-    let hosts = open_path(&config.hosts)?;
-    let mut devices = Vec::with_capacity(DEVICES.len());
-    for d in DEVICES {
-        devices.push((d, open_path(&Path::new("/dev").join(d))?));
-    }
+    let hosts = match shared_hosts {
+        true => None,
+        false => Some(open_path(&config.hosts)?),
+    };
+    // In a user namespace mknod is refused: the devices are bound from the host's then.
+    let known = shared.devices.filter(|_| !config.ctx.userns);
+    let opened = match known {
+        Some(_) => Vec::new(),
+        None => open_devices()?,
+    };
     let mut sources = Vec::with_capacity(config.binds.len());
     for b in &config.binds {
         sources.push(open_path(&b.host)?);
@@ -68,12 +131,14 @@ pub fn set_up(config: &InitConfig) -> Result<(), NodeError> {
     harden_proc(&at("/proc"))?;
     // A minimal /dev in every node: the host's /dev would offer its disks and /dev/kmsg
     // (a read-only mount does not stop writes to a device).
-    minimal_dev(&at("/dev"), &devices)?;
-    let etc_hosts = at("/etc/hosts");
-    if config.rootfs.is_some() && !etc_hosts.exists() {
-        make_file(&etc_hosts)?;
+    minimal_dev(&at("/dev"), known, &opened)?;
+    if let Some(hosts) = hosts {
+        let etc_hosts = at("/etc/hosts");
+        if config.rootfs.is_some() && !etc_hosts.exists() {
+            make_file(&etc_hosts)?;
+        }
+        bind(&hosts, &etc_hosts, true)?;
     }
-    bind(&hosts, &etc_hosts, true)?;
     for (b, src) in config.binds.iter().zip(&sources) {
         let target = at(&b.node.to_string_lossy());
         make_target(&target, &b.node, src)?;
@@ -216,10 +281,14 @@ fn make_read_only(path: &str) -> Result<(), NodeError> {
     }
 }
 
-/// A minimal `/dev`: a tmpfs with the usual device nodes bound from the host's (opened
-/// before, since this may cover the host's /dev), a private devpts, `/dev/shm`, and the
-/// standard links.
-fn minimal_dev(dev: &Path, devices: &[(&str, File)]) -> Result<(), NodeError> {
+/// A minimal `/dev`: a tmpfs with the usual device nodes (`known`, or else made like the
+/// host's `opened` ones, which were opened before this may cover the host's /dev), a private
+/// devpts, `/dev/shm`, and the standard links.
+fn minimal_dev(
+    dev: &Path,
+    known: Option<[Device; 6]>,
+    opened: &[(&str, File)],
+) -> Result<(), NodeError> {
     std::fs::create_dir_all(dev)
         .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
     mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"))?;
@@ -228,14 +297,22 @@ fn minimal_dev(dev: &Path, devices: &[(&str, File)]) -> Result<(), NodeError> {
     // they cost a tenth of a bind each (creating the bind's target in the tmpfs, then the
     // mount: 9 % of an init's CPU for the six).
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let made = devices.iter().try_for_each(|(d, src)| {
-        let target = dev.join(d);
-        if make_device(&target, src) {
-            return Ok(());
-        }
-        make_file(&target)?;
-        bind(src, &target, false)
-    });
+    let made = match known {
+        Some(known) => known.iter().try_for_each(|d| {
+            use nix::sys::stat::{mknod, Mode, SFlag};
+            let perm = Mode::from_bits_truncate(d.perm);
+            mknod(&dev.join(d.name), SFlag::S_IFCHR, perm, d.rdev)
+                .map_err(|e| NodeError::sys(format!("mknod /dev/{}", d.name), e))
+        }),
+        None => opened.iter().try_for_each(|(d, src)| {
+            let target = dev.join(d);
+            if make_device(&target, src) {
+                return Ok(());
+            }
+            make_file(&target)?;
+            bind(src, &target, false)
+        }),
+    };
     nix::sys::stat::umask(umask);
     made?;
     let mkdir = |p: PathBuf| {
@@ -293,33 +370,46 @@ const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "kpageflags"];
 
 fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
+    // Each path is mounted on without looking first: what this kernel's /proc lacks
+    // (ENOENT) is skipped, and a lookup of its own per path would cost as much as the mount.
+    let bind_flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    let remount = |target: &Path, flags: MsFlags| {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .map_err(|e| NodeError::sys(format!("remount {}", target.display()), e))
+    };
     for p in PROC_READ_ONLY {
         let target = proc_dir.join(p);
-        if target.exists() {
-            bind_path(&target, &target, true)?;
+        match mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            bind_flags,
+            None::<&str>,
+        ) {
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(NodeError::sys(format!("bind {}", target.display()), e)),
+            Ok(()) => remount(&target, MsFlags::MS_RDONLY)?,
         }
     }
-    // The node's network namespace is its own: its sysctls stay writable.
+    // The node's network namespace is its own: its sysctls stay writable. A bind mount
+    // starts with its source's flags: the read-only one is cleared explicitly.
     let net = proc_dir.join("sys/net");
-    if net.exists() {
-        // A bind mount starts with its source's flags: clear the read-only one explicitly.
-        bind_path(&net, &net, false)?;
-        mount(
-            None::<&str>,
-            &net,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-            None::<&str>,
-        )
-        .map_err(|e| NodeError::sys("make /proc/sys/net writable", e))?;
+    match mount(Some(&net), &net, None::<&str>, bind_flags, None::<&str>) {
+        Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(NodeError::sys("bind /proc/sys/net", e)),
+        Ok(()) => remount(&net, MsFlags::empty())?,
     }
     // As runc does, a plain bind: /dev/null discards what is written and reads as empty, so
     // a read-only remount (a second mount call each) would add nothing.
     let null = open_path(Path::new("/dev/null"))?;
+    let from = PathBuf::from(format!("/proc/self/fd/{}", null.as_raw_fd()));
     for p in PROC_MASKED {
         let target = proc_dir.join(p);
-        if target.is_file() {
-            bind(&null, &target, false)?;
+        match mount(Some(&from), &target, None::<&str>, bind_flags, None::<&str>) {
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(NodeError::sys(format!("mask {}", target.display()), e)),
+            Ok(()) => {}
         }
     }
     Ok(())
