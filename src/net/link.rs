@@ -53,11 +53,16 @@ fn end_message(
     mtu: u32,
     up: bool,
 ) -> LinkMessageBuilder<LinkUnspec> {
+    // One queue each way: the kernel's default makes one per possible CPU, then (veth_newlink)
+    // cuts the pair down to one, with a synchronous RCU grace period per end under RTNL:
+    // 300 pairs by `ip -batch`, interleaved: 0.125 -> 0.079 s (median of 6).
     m = m
         .name(end.name)
         .mtu(mtu)
         .address(end.mac.to_vec())
-        .link_group(end.group);
+        .link_group(end.group)
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1));
     if let Some(fd) = end.netns {
         m = m.setns_by_fd(fd.as_raw_fd());
     }
