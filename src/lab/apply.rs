@@ -31,6 +31,11 @@ pub(super) struct Applier<'a> {
     run: &'a RunDir,
     state: &'a mut State,
     index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
+    /// The next interface index to give a veth end made in each namespace, or `None` once
+    /// the kernel refused one (see `create_veth`).
+    next_index: Mutex<Option<HashMap<String, u32>>>,
+    /// The highest interface index of each of the lab's namespaces that existed already.
+    existing_max: HashMap<String, u32>,
     /// Sysctls (namespace, key) that node inits started by this run set themselves.
     set_by_init: std::collections::HashSet<(String, String)>,
     /// The kernel's packet scheduler clock, read once per run (netem encodes in its ticks).
@@ -54,6 +59,9 @@ const NETNS_SYSCTLS: [(&str, &str); 6] = [
     ("net.ipv6.conf.default.keep_addr_on_down", "1"),
 ];
 
+/// The interface index of a network namespace's loopback (the kernel's `LOOPBACK_IFINDEX`).
+const LOOPBACK_INDEX: u32 = 1;
+
 /// How long a killed process may take to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,7 +72,18 @@ impl<'a> Applier<'a> {
         session: &'a mut Session,
         run: &'a RunDir,
         state: &'a mut State,
+        observed: &crate::plan::Observed,
     ) -> Self {
+        let existing_max = observed
+            .namespaces
+            .iter()
+            .filter_map(|(name, o)| match o {
+                crate::plan::NsObserved::Ours(st) => {
+                    Some((name.clone(), st.links.iter().map(|l| l.index).max()?))
+                }
+                crate::plan::NsObserved::Foreign { .. } => None,
+            })
+            .collect();
         Applier {
             lab,
             desired,
@@ -72,6 +91,8 @@ impl<'a> Applier<'a> {
             run,
             state,
             index_cache: Mutex::new(HashMap::new()),
+            next_index: Mutex::new(Some(HashMap::new())),
+            existing_max,
             set_by_init: std::collections::HashSet::new(),
             psched: OnceLock::new(),
         }
@@ -327,9 +348,9 @@ impl<'a> Applier<'a> {
                 // Not waited for here: the next namespace is made meanwhile.
                 let lo = handle.clone();
                 let who = format!("{name}:lo");
-                marking
-                    .borrow_mut()
-                    .push(rt.spawn(async move { net::link::set(&lo, 1, &who, &change).await }));
+                marking.borrow_mut().push(rt.spawn(async move {
+                    net::link::set(&lo, LOOPBACK_INDEX, &who, &change).await
+                }));
                 start_init(name)?;
                 Ok(handle)
             };
@@ -754,15 +775,17 @@ impl<'a> Applier<'a> {
         let spec_a = self.iface(v.a.ns.as_deref(), &v.a.name);
         let spec_b = self.iface(v.b.ns.as_deref(), &v.b.name);
         let group = names::lab_group(self.lab.name());
-        let a = VethEnd {
+        let mut a = VethEnd {
             group,
             name: &v.a.name,
+            index: 0,
             netns: fd_of(&v.a.ns)?,
             mac: spec_a.and_then(|s| s.mac).unwrap_or_default(),
         };
-        let b = VethEnd {
+        let mut b = VethEnd {
             group,
             name: &v.b.name,
+            index: 0,
             netns: fd_of(&v.b.ns)?,
             mac: spec_b.and_then(|s| s.mac).unwrap_or_default(),
         };
@@ -770,9 +793,59 @@ impl<'a> Applier<'a> {
             .and_then(|s| s.mtu)
             .unwrap_or(crate::plan::desired::DEFAULT_MTU);
         let up = spec_a.is_none_or(|s| s.up);
+        // With both ends in namespaces, each is given its interface index, so that no later
+        // step has to ask for it (two requests per pair). The request then goes on the
+        // socket of end `a`'s namespace, where the kernel looks the index up first (on the
+        // host's socket, a host interface with that index would make it EEXIST).
+        let chosen = match (&v.a.ns, &v.b.ns) {
+            (Some(na), Some(nb)) => match self.session.handle(Some(na)) {
+                Ok(h) => self.choose_indices(na, nb).map(|ix| (h, ix)),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        if let Some((handle, (ia, ib))) = chosen {
+            (a.index, b.index, a.netns) = (ia, ib, None);
+            match net::link::add_veth(handle, &a, &b, mtu, up).await {
+                Ok(()) => {
+                    if let Ok(mut c) = self.index_cache.lock() {
+                        c.insert((v.a.ns.clone(), v.a.name.clone()), ia);
+                        c.insert((v.b.ns.clone(), v.b.name.clone()), ib);
+                    }
+                    return Ok(());
+                }
+                // Taken, by a device the kernel makes in every namespace (fallback tunnels)
+                // or one made meanwhile: the kernel picks indices from now on.
+                Err(e) if e.errno() == Some(libc::EBUSY) || e.errno() == Some(libc::EEXIST) => {
+                    if let Ok(mut n) = self.next_index.lock() {
+                        *n = None;
+                    }
+                    (a.index, b.index, a.netns) = (0, 0, fd_of(&v.a.ns)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         // Sent on the host's socket; both ends go straight to their namespaces.
         net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?;
         Ok(())
+    }
+
+    /// The next free interface index in each of two namespaces (the same one twice if it
+    /// is): above every index the namespace had before this run, or above its loopback's
+    /// (1) in one made by this run; `None` once the kernel refused one.
+    fn choose_indices(&self, a: &str, b: &str) -> Option<(u32, u32)> {
+        let mut guard = self.next_index.lock().ok()?;
+        let next = guard.as_mut()?;
+        let mut take = |ns: &str| {
+            let n = next
+                .entry(ns.to_string())
+                .or_insert_with(|| self.existing_max.get(ns).map_or(2, |m| m + 1));
+            let i = *n;
+            *n += 1;
+            i
+        };
+        let ia = take(a);
+        Some((ia, take(b)))
     }
 
     fn iface(&self, ns: Option<&str>, name: &str) -> Option<&crate::plan::IfaceSpec> {
@@ -788,6 +861,10 @@ impl<'a> Applier<'a> {
 
     /// The ifindex of an interface by name, asked of the kernel once per run.
     async fn index(&self, ns: Option<&str>, name: &str) -> Result<u32, LabError> {
+        if ns.is_some() && name == "lo" {
+            // The loopback of every network namespace is made with index 1.
+            return Ok(LOOPBACK_INDEX);
+        }
         let key = (ns.map(str::to_string), name.to_string());
         if let Some(i) = self
             .index_cache

@@ -345,7 +345,7 @@ impl Lab {
         state.lab = self.name().to_string();
         state.file = file;
         state.sysctl_keys = sysctl_keys;
-        let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state)
+        let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, progress)
             .await;
         // A no-op `up` leaves the record as it was (rewriting it costs an fsync of 1.4 MB at

@@ -14,6 +14,8 @@ use super::{nl_err, NetError};
 /// socket that sends the request, the namespace it is created in.
 pub struct VethEnd<'a> {
     pub name: &'a str,
+    /// Interface index to create it with; 0: the kernel picks one.
+    pub index: u32,
     /// Device group, set at creation.
     pub group: u32,
     pub netns: Option<BorrowedFd<'a>>,
@@ -65,6 +67,9 @@ fn end_message(
         .append_extra_attribute(LinkAttribute::NumRxQueues(1));
     if let Some(fd) = end.netns {
         m = m.setns_by_fd(fd.as_raw_fd());
+    }
+    if end.index != 0 {
+        m = m.index(end.index);
     }
     if up {
         m = m.up();

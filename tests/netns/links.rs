@@ -96,3 +96,55 @@ fn topo_link_down_is_drift_that_plan_shows_and_up_repairs() {
         text(&foreign)
     );
 }
+
+/// A veth end is made with its interface index (so no later step asks for it): the next one
+/// above every interface its namespace already has, even one `topo` did not make.
+#[test]
+fn veth_ends_get_indexes_above_what_their_namespace_holds() {
+    if !root_or_skip("veth interface indexes") {
+        return;
+    }
+    let yaml = |second: bool| {
+        let mut y = String::from("name: tn-idx\nnodes:\n  a:\n    interfaces: {eth0: {addresses: [198.51.100.0/31]}}\n  b:\n    interfaces: {eth0: {addresses: [198.51.100.1/31]}");
+        if second {
+            y.push_str(", eth1: {addresses: [198.51.100.2/31]}");
+        }
+        y.push_str("}\n  c: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+        if second {
+            y = y.replace(
+                "c: {}",
+                "c:\n    interfaces: {eth0: {addresses: [198.51.100.3/31]}}",
+            );
+            y.push_str("  - endpoints: [b:eth1, c:eth0]\n");
+        }
+        y
+    };
+    let lab = TestLab::new("tn-idx", &yaml(false));
+    lab.up();
+    let b = lab.ns("b");
+    // Someone else's pair inside b, at indexes 7 and 8 (the namespace goes with the lab).
+    let made = std::process::Command::new("ip")
+        .args([
+            "-n", &b, "link", "add", "tnx0", "index", "7", "type", "veth",
+        ])
+        .args(["peer", "name", "tnx1", "index", "8"])
+        .output()
+        .expect("ip");
+    assert!(made.status.success(), "{}", text(&made));
+    lab.rewrite(&yaml(true));
+    let out = lab.up();
+    assert!(out.status.success(), "{}", text(&out));
+    let idx = |ns: &str, dev: &str| {
+        ifindexes(ns)
+            .into_iter()
+            .find(|(n, _)| n == dev)
+            .map(|(_, i)| i)
+    };
+    // The kernel alone would have given b's new end 3 (the next after its eth0).
+    assert_eq!(idx(&b, "eth1"), Some(9), "{:?}", ifindexes(&b));
+    assert_eq!(idx(&lab.ns("c"), "eth0"), Some(2));
+    assert_eq!(idx(&b, "tnx0"), Some(7), "the foreign pair is left alone");
+    assert_eq!(addresses(&b, "eth1"), ["198.51.100.2/31"]);
+    assert!(ping(&lab.ns("c"), "198.51.100.2"), "the new link works");
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+}

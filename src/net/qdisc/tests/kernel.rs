@@ -57,6 +57,7 @@ async fn ifindex(handle: &Handle, name: &str) -> u32 {
 async fn exercise(handle: &Handle) {
     let end = |name| VethEnd {
         name,
+        index: 0,
         group: 0,
         netns: None,
         mac: [0x02, 0, 0, 0, 0, if name == "qa" { 1 } else { 2 }],
