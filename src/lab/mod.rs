@@ -348,8 +348,7 @@ impl Lab {
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, progress)
             .await;
-        // A no-op `up` leaves the record as it was (rewriting it costs an fsync of 1.4 MB at
-        // 1000 nodes).
+        // A no-op `up` leaves the record as it was (1.4 MB to encode and write at 1000 nodes).
         if state != loaded {
             run.save(&state)?;
         }
