@@ -1,6 +1,7 @@
 #!/bin/bash
 # smoke: topo's whole life cycle on Debian 12's stock kernel. Runs as root inside the VM
-# (tests/vm/run.sh boots it): validate, up, a ping across the link, static routes of both
+# (tests/vm/run.sh boots it): validate, up, a ping across the link, veths with one queue
+# and chosen interface indexes (a second link added next to someone else's), static routes of both
 # families in place, a second up that changes nothing (its route dump is filtered by this
 # kernel, which must still return topo's routes), down, and then nothing of the lab left in
 # the kernel: no namespace, no interface, no mount, no process, no run directory.
@@ -59,6 +60,18 @@ step "ping a -> b across the veth"
 ip -n "$LAB-a" -br addr show dev eth0
 ip netns exec "$LAB-a" ping -c 3 -i 0.2 -W 2 192.0.2.2 || fail "a cannot reach b"
 ip netns exec "$LAB-b" ping -c 1 -W 2 192.0.2.1 || fail "b cannot reach a"
+
+step "veth ends: one queue each way, and indexes above what their namespace holds"
+ip -d -n "$LAB-a" link show eth0 | grep -q "numtxqueues 1 numrxqueues 1" ||
+    fail "a:eth0 does not have one queue each way"
+# Someone else's pair in b at indexes 7 and 8; a second link then gives b:eth1 the next, 9
+# (the kernel alone would give it 3), with the request sent in a's namespace.
+ip -n "$LAB-b" link add vmx0 index 7 type veth peer name vmx1 index 8
+echo "  - endpoints: [a:eth1, b:eth1]" >>"$FILE"
+topo up "$FILE"
+idx=$(ip -n "$LAB-b" -o link show eth1 | cut -d: -f1)
+[[ $idx == 9 ]] || fail "b:eth1 has index $idx, not 9"
+ip -n "$LAB-b" -o link show vmx0 | grep -q "^7: " || fail "the foreign pair was touched"
 
 step "static routes of both families, marked as topo's"
 ip -n "$LAB-a" route show proto 200 | grep -q "^198.51.100.0/24 via 192.0.2.2" ||
