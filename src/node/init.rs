@@ -81,8 +81,9 @@ struct Spawner {
     logs: std::collections::HashMap<std::path::PathBuf, File>,
     /// The host's devices for every node's minimal `/dev`, read once.
     devices: Option<[mounts::Device; 6]>,
-    /// The hosts file bound on `/etc/hosts` here (the first node's), once tried; tried
-    /// only in a private mount namespace.
+    /// The hosts file bound on `/etc/hosts` here for every node: `None` until the first
+    /// node's is tried, `Some(None)` if it could not be (or this mount namespace is not
+    /// private: then it is not tried).
     shared_hosts: Option<Option<std::path::PathBuf>>,
 }
 

@@ -291,7 +291,8 @@ fn minimal_dev(
 ) -> Result<(), NodeError> {
     std::fs::create_dir_all(dev)
         .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
-    mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"))?;
+    let tmpfs = || mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"));
+    tmpfs()?;
     // Device nodes are made with the host's numbers and modes, as runc does; where that is
     // not allowed (a node with its own user namespace) they are bound from the host's. Made,
     // they cost a tenth of a bind each (creating the bind's target in the tmpfs, then the
@@ -304,14 +305,19 @@ fn minimal_dev(
             mknod(&dev.join(d.name), SFlag::S_IFCHR, perm, d.rdev)
                 .map_err(|e| NodeError::sys(format!("mknod /dev/{}", d.name), e))
         }),
-        None => opened.iter().try_for_each(|(d, src)| {
-            let target = dev.join(d);
-            if make_device(&target, src) {
-                return Ok(());
-            }
-            make_file(&target)?;
-            bind(src, &target, false)
-        }),
+        None => make_like(dev, opened),
+    };
+    let made = match made {
+        // mknod refused after all (a device cgroup, say): this tmpfs goes, the host's
+        // devices are opened under it, and a new one gets them like the host's, or bound.
+        Err(_) if known.is_some() => {
+            let _ = umount2(dev, MntFlags::MNT_DETACH);
+            open_devices().and_then(|opened| {
+                tmpfs()?;
+                make_like(dev, &opened)
+            })
+        }
+        other => other,
     };
     nix::sys::stat::umask(umask);
     made?;
@@ -348,6 +354,18 @@ fn minimal_dev(
     Ok(())
 }
 
+/// Device nodes in `dev` like the host's `opened` ones: made where allowed, else bound.
+fn make_like(dev: &Path, opened: &[(&str, File)]) -> Result<(), NodeError> {
+    opened.iter().try_for_each(|(d, src)| {
+        let target = dev.join(d);
+        if make_device(&target, src) {
+            return Ok(());
+        }
+        make_file(&target)?;
+        bind(src, &target, false)
+    })
+}
+
 /// Makes `target` a character device with the number and permissions of the device `src`
 /// (opened on the host's `/dev`); `false` when it cannot (then nothing was made).
 fn make_device(target: &Path, src: &File) -> bool {
@@ -370,9 +388,6 @@ const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "kpageflags"];
 
 fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
-    // Each path is mounted on without looking first: what this kernel's /proc lacks
-    // (ENOENT) is skipped, and a lookup of its own per path would cost as much as the mount.
-    let bind_flags = MsFlags::MS_BIND | MsFlags::MS_REC;
     let remount = |target: &Path, flags: MsFlags| {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
         mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
@@ -380,39 +395,35 @@ fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
     };
     for p in PROC_READ_ONLY {
         let target = proc_dir.join(p);
-        match mount(
-            Some(&target),
-            &target,
-            None::<&str>,
-            bind_flags,
-            None::<&str>,
-        ) {
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(NodeError::sys(format!("bind {}", target.display()), e)),
-            Ok(()) => remount(&target, MsFlags::MS_RDONLY)?,
+        if bind_if_there(&target, &target)? {
+            remount(&target, MsFlags::MS_RDONLY)?;
         }
     }
     // The node's network namespace is its own: its sysctls stay writable. A bind mount
     // starts with its source's flags: the read-only one is cleared explicitly.
     let net = proc_dir.join("sys/net");
-    match mount(Some(&net), &net, None::<&str>, bind_flags, None::<&str>) {
-        Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(NodeError::sys("bind /proc/sys/net", e)),
-        Ok(()) => remount(&net, MsFlags::empty())?,
+    if bind_if_there(&net, &net)? {
+        remount(&net, MsFlags::empty())?;
     }
     // As runc does, a plain bind: /dev/null discards what is written and reads as empty, so
     // a read-only remount (a second mount call each) would add nothing.
     let null = open_path(Path::new("/dev/null"))?;
     let from = PathBuf::from(format!("/proc/self/fd/{}", null.as_raw_fd()));
     for p in PROC_MASKED {
-        let target = proc_dir.join(p);
-        match mount(Some(&from), &target, None::<&str>, bind_flags, None::<&str>) {
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(NodeError::sys(format!("mask {}", target.display()), e)),
-            Ok(()) => {}
-        }
+        bind_if_there(&from, &proc_dir.join(p))?;
     }
     Ok(())
+}
+
+/// Bind-mounts `from` on `target` if `target` exists (`false` if this kernel's /proc lacks
+/// it). Without a lookup first: in a fresh /proc, that costs as much as the mount itself.
+fn bind_if_there(from: &Path, target: &Path) -> Result<bool, NodeError> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    match mount(Some(from), target, None::<&str>, flags, None::<&str>) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(NodeError::sys(format!("bind onto {}", target.display()), e)),
+    }
 }
 
 /// Makes `root` the root of this mount namespace and drops the old root entirely.

@@ -116,3 +116,53 @@ fn nodes_sys_shows_its_own_interfaces_read_only_also_under_userns_and_to_service
         assert!(!w.status.success(), "/sys is read-only in {node}");
     }
 }
+
+/// Removes a cgroup directory this test made, also when the test fails.
+struct CgroupDir(std::path::PathBuf);
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Where `mknod` is refused for the whole of `topo` (a v1 device cgroup that denies it, as
+/// some container managers set), a node's devices are bound from the host's instead of made,
+/// and work.
+#[test]
+fn devices_are_bound_where_mknod_is_refused() {
+    if !root_or_skip("devices without mknod") {
+        return;
+    }
+    let devices = std::path::Path::new("/sys/fs/cgroup/devices");
+    if !devices.is_dir() {
+        eprintln!("skipping: the kernel has no v1 devices controller here (cgroup v2)");
+        return;
+    }
+    let group = CgroupDir(devices.join(format!("tn-mknod-{}", std::process::id())));
+    std::fs::create_dir(&group.0).expect("make the device cgroup");
+    std::fs::write(group.0.join("devices.deny"), "c *:* m").expect("deny mknod");
+    let lab = TestLab::new("tn-mknod", "name: tn-mknod\nnodes:\n  a: {}\n");
+    // `topo up` from a shell in that group: the spawner and the inits are in it too.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {TOPO} up {}",
+        group.0.display(),
+        path(&lab.file)
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run sh");
+    assert!(out.status.success(), "{}", text(&out));
+    let probe = lab.exec(
+        "a",
+        &["sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c && grep -c ' /dev/null ' /proc/self/mountinfo"],
+    );
+    assert_eq!(
+        stdout(&probe).split_whitespace().collect::<Vec<_>>(),
+        ["4", "1"],
+        "/dev/null and /dev/zero work, /dev/null is a bind mount: {}",
+        text(&probe)
+    );
+    assert!(lab.down().status.success());
+}
