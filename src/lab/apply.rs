@@ -825,8 +825,13 @@ impl<'a> Applier<'a> {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Sent on the host's socket; both ends go straight to their namespaces.
+        // Sent on the host's socket; both ends go straight to their namespaces. Their indexes
+        // are the kernel's choice: an index this run knew under either name is forgotten.
         net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?;
+        if let Ok(mut c) = self.index_cache.lock() {
+            c.remove(&(v.a.ns.clone(), v.a.name.clone()));
+            c.remove(&(v.b.ns.clone(), v.b.name.clone()));
+        }
         Ok(())
     }
 
