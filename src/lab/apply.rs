@@ -31,11 +31,10 @@ pub(super) struct Applier<'a> {
     run: &'a RunDir,
     state: &'a mut State,
     index_cache: Mutex<HashMap<(Option<String>, String), u32>>,
-    /// The next interface index to give a veth end made in each namespace, or `None` once
-    /// the kernel refused one (see `create_veth`).
+    /// The next interface index to give a veth end made in each namespace (one above the
+    /// highest it held before the run; 2, above its loopback, in one this run makes), or
+    /// `None` once the kernel refused one (see `create_veth`).
     next_index: Mutex<Option<HashMap<String, u32>>>,
-    /// The highest interface index of each of the lab's namespaces that existed already.
-    existing_max: HashMap<String, u32>,
     /// Sysctls (namespace, key) that node inits started by this run set themselves.
     set_by_init: std::collections::HashSet<(String, String)>,
     /// The kernel's packet scheduler clock, read once per run (netem encodes in its ticks).
@@ -74,12 +73,12 @@ impl<'a> Applier<'a> {
         state: &'a mut State,
         observed: &crate::plan::Observed,
     ) -> Self {
-        let existing_max = observed
+        let next_index = observed
             .namespaces
             .iter()
             .filter_map(|(name, o)| match o {
                 crate::plan::NsObserved::Ours(st) => {
-                    Some((name.clone(), st.links.iter().map(|l| l.index).max()?))
+                    Some((name.clone(), st.links.iter().map(|l| l.index).max()? + 1))
                 }
                 crate::plan::NsObserved::Foreign { .. } => None,
             })
@@ -91,8 +90,7 @@ impl<'a> Applier<'a> {
             run,
             state,
             index_cache: Mutex::new(HashMap::new()),
-            next_index: Mutex::new(Some(HashMap::new())),
-            existing_max,
+            next_index: Mutex::new(Some(next_index)),
             set_by_init: std::collections::HashSet::new(),
             psched: OnceLock::new(),
         }
@@ -836,15 +834,12 @@ impl<'a> Applier<'a> {
     }
 
     /// The next free interface index in each of two namespaces (the same one twice if it
-    /// is): above every index the namespace had before this run, or above its loopback's
-    /// (1) in one made by this run; `None` once the kernel refused one.
+    /// is; see `next_index`); `None` once the kernel refused one.
     fn choose_indices(&self, a: &str, b: &str) -> Option<(u32, u32)> {
         let mut guard = self.next_index.lock().ok()?;
         let next = guard.as_mut()?;
         let mut take = |ns: &str| {
-            let n = next
-                .entry(ns.to_string())
-                .or_insert_with(|| self.existing_max.get(ns).map_or(2, |m| m + 1));
+            let n = next.entry(ns.to_string()).or_insert(LOOPBACK_INDEX + 1);
             let i = *n;
             *n += 1;
             i

@@ -46,11 +46,7 @@ pub fn spawn_main(args: &[String]) -> i32 {
         .first()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
     {
-        let keep = caps::all()
-            .into_iter()
-            .filter(|c| mask & c.bitmask() != 0)
-            .collect();
-        let _ = security::limit_bounding(&keep);
+        let _ = security::limit_bounding(&security::caps_of_mask(mask));
     }
     let spawner = match Spawner::new() {
         Ok(s) => s,

@@ -30,24 +30,36 @@ pub struct Device {
 /// spawner for every init (each would otherwise open and stat the six itself); `None` unless
 /// all are character devices.
 pub fn host_devices() -> Option<[Device; 6]> {
-    use nix::sys::stat::{stat, SFlag};
     let mut out = [Device {
         name: "",
         rdev: 0,
         perm: 0,
     }; 6];
     for (slot, name) in out.iter_mut().zip(DEVICES) {
-        let st = stat(&Path::new("/dev").join(name)).ok()?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
-            return None;
-        }
-        *slot = Device {
+        *slot = char_device(
             name,
-            rdev: st.st_rdev,
-            perm: st.st_mode & 0o777,
-        };
+            &nix::sys::stat::stat(&Path::new("/dev").join(name)).ok()?,
+        )?;
     }
     Some(out)
+}
+
+/// `name` as the character device `st` describes; `None` if it is something else.
+fn char_device(name: &'static str, st: &nix::sys::stat::FileStat) -> Option<Device> {
+    use nix::sys::stat::SFlag;
+    (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR).then_some(Device {
+        name,
+        rdev: st.st_rdev,
+        perm: st.st_mode & 0o777,
+    })
+}
+
+/// Makes `d` in the directory `dev` with `mknod`.
+fn make_device(dev: &Path, d: &Device) -> Result<(), NodeError> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let perm = Mode::from_bits_truncate(d.perm);
+    mknod(&dev.join(d.name), SFlag::S_IFCHR, perm, d.rdev)
+        .map_err(|e| NodeError::sys(format!("mknod /dev/{}", d.name), e))
 }
 
 /// What the spawner prepared once for every node.
@@ -287,7 +299,7 @@ fn make_read_only(path: &str) -> Result<(), NodeError> {
 fn minimal_dev(
     dev: &Path,
     known: Option<[Device; 6]>,
-    opened: &[(&str, File)],
+    opened: &[(&'static str, File)],
 ) -> Result<(), NodeError> {
     std::fs::create_dir_all(dev)
         .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
@@ -299,12 +311,7 @@ fn minimal_dev(
     // mount: 9 % of an init's CPU for the six).
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let made = match known {
-        Some(known) => known.iter().try_for_each(|d| {
-            use nix::sys::stat::{mknod, Mode, SFlag};
-            let perm = Mode::from_bits_truncate(d.perm);
-            mknod(&dev.join(d.name), SFlag::S_IFCHR, perm, d.rdev)
-                .map_err(|e| NodeError::sys(format!("mknod /dev/{}", d.name), e))
-        }),
+        Some(known) => known.iter().try_for_each(|d| make_device(dev, d)),
         None => make_like(dev, opened),
     };
     let made = match made {
@@ -355,29 +362,19 @@ fn minimal_dev(
 }
 
 /// Device nodes in `dev` like the host's `opened` ones: made where allowed, else bound.
-fn make_like(dev: &Path, opened: &[(&str, File)]) -> Result<(), NodeError> {
+fn make_like(dev: &Path, opened: &[(&'static str, File)]) -> Result<(), NodeError> {
     opened.iter().try_for_each(|(d, src)| {
-        let target = dev.join(d);
-        if make_device(&target, src) {
+        let made = nix::sys::stat::fstat(src)
+            .ok()
+            .and_then(|st| char_device(d, &st))
+            .is_some_and(|device| make_device(dev, &device).is_ok());
+        if made {
             return Ok(());
         }
+        let target = dev.join(d);
         make_file(&target)?;
         bind(src, &target, false)
     })
-}
-
-/// Makes `target` a character device with the number and permissions of the device `src`
-/// (opened on the host's `/dev`); `false` when it cannot (then nothing was made).
-fn make_device(target: &Path, src: &File) -> bool {
-    use nix::sys::stat::{fstat, mknod, Mode, SFlag};
-    let Ok(st) = fstat(src) else {
-        return false;
-    };
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
-        return false;
-    }
-    let perm = Mode::from_bits_truncate(st.st_mode & 0o777);
-    mknod(target, SFlag::S_IFCHR, perm, st.st_rdev).is_ok()
 }
 
 /// Files of `/proc` that reach beyond the node, made read-only as runc does: host-wide

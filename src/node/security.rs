@@ -119,6 +119,14 @@ impl Security {
     }
 }
 
+/// The capabilities of a mask made by [`Security::cap_mask`].
+pub fn caps_of_mask(mask: u64) -> CapsHashSet {
+    caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .collect()
+}
+
 /// The privileged steps a node process takes before exec, one method each.
 ///
 /// The steps that act on the calling thread alone have their real implementation here, as
