@@ -6,6 +6,8 @@ mod apply;
 mod down;
 mod drift;
 mod hosts;
+mod observe;
+mod prescan;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -13,12 +15,15 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::net::observe::{observe, Depth, Session};
+use crate::net::observe::Session;
 use crate::net::NetError;
 use crate::node::{NodeError, ProcId};
-use crate::plan::{self, names, Desired, NodeObs, Observed, Plan, ServiceObs};
+use crate::plan::{self, Desired, Observed, Plan};
 use crate::spec::{Diagnostics, Topology};
 use crate::state::{RunDir, State, StateError};
+
+use observe::{observe_all, Scanned};
+use prescan::Prescan;
 
 pub use down::{down, DownReport};
 pub use drift::{endpoint, set_impair, set_link};
@@ -80,51 +85,6 @@ pub struct Lab {
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
 }
 
-/// What the processes thread of an observation finds.
-#[derive(Default)]
-struct Processes {
-    /// Whether each recorded init is alive, by node.
-    alive: std::collections::HashMap<String, bool>,
-    /// The limits each recorded node's cgroups hold.
-    limits: std::collections::HashMap<String, crate::spec::Limits>,
-    /// Node inits with the inode of their network namespace: every one of the machine if
-    /// `scanned` (/proc was read), else the recorded ones (all alive, each in its recorded
-    /// namespace).
-    inits: Vec<(ProcId, u64)>,
-    scanned: bool,
-}
-
-/// The inits a record names (node, init, its netns inode), and what was found about them.
-type Scanned = Option<(Vec<(String, ProcId, u64)>, Processes)>;
-
-/// An observation started before the file is parsed, for the lab its `name:` line names.
-#[derive(Debug)]
-struct Prescan {
-    lab: String,
-    /// The processes half, from the record; used only if the record read under the lock
-    /// names the same inits.
-    processes: std::thread::JoinHandle<Scanned>,
-    /// The namespaces half, when a runtime was given.
-    net: Option<NetPrescan>,
-}
-
-/// The network half of an observation, made under the lab's lock (so no other `topo`
-/// changes the lab meanwhile). Without the desired state it reads no sysctls and no host
-/// links by name: the sysctls are read once the file is parsed.
-struct NetPrescan {
-    run: RunDir,
-    state: State,
-    task: tokio::task::JoinHandle<Result<(Session, Observed), crate::net::NetError>>,
-}
-
-impl std::fmt::Debug for NetPrescan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetPrescan")
-            .field("lab", &self.run.lab)
-            .finish()
-    }
-}
-
 /// A lab's run directory (locked, when it has one), a session, the record, and what of the
 /// observation is already done or under way.
 struct Opened {
@@ -167,28 +127,7 @@ impl Lab {
         path: &Path,
         rt: Option<&tokio::runtime::Handle>,
     ) -> Result<Lab, LabError> {
-        let prescan = guess_name(path)
-            .filter(|lab| crate::state::root().join(lab).join("state.json").is_file())
-            .map(|lab| {
-                let net = rt.and_then(|rt| start_net_prescan(&lab, rt));
-                // The record read under the lock, when there is one; else read it here.
-                let locked = net.as_ref().map(|n| recorded_inits(&n.state));
-                let name = lab.clone();
-                let processes = processes_on_thread(lab.clone(), move || match locked {
-                    Some(r) => Some(r),
-                    None => {
-                        let run = crate::state::root().join(&name).join("state.json");
-                        let state: State =
-                            serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
-                        Some(recorded_inits(&state))
-                    }
-                });
-                Prescan {
-                    lab,
-                    processes,
-                    net,
-                }
-            });
+        let prescan = prescan::start(path, rt);
         let mut lab = Lab::load(path)?;
         lab.prescan = std::sync::Arc::new(std::sync::Mutex::new(prescan));
         Ok(lab)
@@ -374,134 +313,6 @@ impl Lab {
     }
 }
 
-/// Starts observing the lab's namespaces on `rt`, holding its lock: only for a lab with a
-/// record and nothing in creation (whose half-made namespaces the desired state decides).
-fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPrescan> {
-    let run = RunDir::lock_existing(lab).ok()??;
-    let state = run.load();
-    if state.nodes.is_empty() || !state.creating.is_empty() {
-        return None;
-    }
-    let name = lab.to_string();
-    let handle = rt.clone();
-    // The sysctls of the record's last file: after the parse, only new keys are read.
-    let keys = state.sysctl_keys.clone();
-    let procs = node_procs(lab, &state);
-    let task = rt.spawn(async move {
-        let mut session = Session::new(handle)?;
-        session.procs = procs;
-        let observed = observe(&mut session, &name, None, &keys, &[], Depth::Full).await?;
-        Ok((session, observed))
-    });
-    Some(NetPrescan { run, state, task })
-}
-
-/// The procfs of each node's init, by namespace: sysctls are read through it (see
-/// `net::sysctl`). Which netns the answer is for depends only on the reading thread, so a
-/// stale PID costs speed, not truth (a dead one falls back to the host's procfs).
-fn node_procs(lab: &str, state: &State) -> std::collections::BTreeMap<String, PathBuf> {
-    state
-        .nodes
-        .iter()
-        .map(|(name, rec)| {
-            (
-                names::node_netns(lab, name),
-                crate::net::sysctl::node_proc(rec.init.pid),
-            )
-        })
-        .collect()
-}
-
-/// The recorded init of each node, with the inode of the netns it was started in.
-fn recorded_inits(state: &State) -> Vec<(String, ProcId, u64)> {
-    state
-        .nodes
-        .iter()
-        .map(|(n, r)| (n.clone(), r.init, r.netns_inode))
-        .collect()
-}
-
-/// Reads the processes of the inits `recorded` names ([`scan_processes`]) on a thread of its
-/// own. Without a record (a new lab, or one whose record was lost), nothing is read here:
-/// /proc is scanned only if the observation finds namespaces of the lab (a first `up` skips
-/// it, 15 ms of 0.28 s at N = 100).
-fn processes_on_thread(
-    lab: String,
-    recorded: impl FnOnce() -> Option<Vec<(String, ProcId, u64)>> + Send + 'static,
-) -> std::thread::JoinHandle<Scanned> {
-    std::thread::spawn(move || {
-        let recorded = recorded()?;
-        let found = if recorded.is_empty() {
-            Processes::default()
-        } else {
-            scan_processes(&lab, recorded.clone())
-        };
-        Some((recorded, found))
-    })
-}
-
-/// Reads which recorded inits are alive, their nodes' cgroup limits, and the node inits to
-/// look among for ones the record does not name (see [`Processes`]).
-fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes {
-    use crate::node::procfs;
-    let t = Instant::now();
-    let cgroups = crate::node::cgroup::Cgroups::detect().ok();
-    // Each recorded init alive (same PID and start time) in its recorded namespace: then
-    // no other init of `topo`'s can be in those namespaces (a node's init is started only
-    // after its previous one was stopped), and the record's are the lab's, without reading
-    // all of /proc (at 1000 nodes, half the time of this thread). Namespaces of the lab that
-    // no recorded init holds are then scanned for after the observation.
-    let own: Option<Vec<(ProcId, u64)>> = recorded
-        .iter()
-        .map(|(_, id, ino)| {
-            (id.alive() && procfs::ns_inode(id.pid, "net") == Some(*ino)).then_some((*id, *ino))
-        })
-        .collect();
-    let (inits, scanned) = match own {
-        Some(own) if !own.is_empty() => (own, false),
-        // Every node init of the machine (zombies have no namespaces, so are not among
-        // them): a recorded init is alive if it is one of these, same PID and start time.
-        _ => (procfs::nested_inits(), true),
-    };
-    let running: std::collections::HashSet<ProcId> = inits.iter().map(|(id, _)| *id).collect();
-    let mut alive = std::collections::HashMap::new();
-    let mut limits = std::collections::HashMap::new();
-    for (node, init, _) in recorded {
-        if let Some(c) = &cgroups {
-            limits.insert(node.clone(), c.limits_in_kernel(lab, &node));
-        }
-        alive.insert(node, running.contains(&init));
-    }
-    tracing::debug!(
-        ms = t.elapsed().as_secs_f64() * 1e3,
-        scanned,
-        "read processes and cgroups"
-    );
-    Processes {
-        alive,
-        limits,
-        inits,
-        scanned,
-    }
-}
-
-/// The lab name a topology file's top-level `name:` line gives, read without parsing the
-/// file (a guess: the parsed name decides).
-fn guess_name(path: &Path) -> Option<String> {
-    use std::io::BufRead;
-    // Line by line up to the first match (usually near the top): the parser reads the whole
-    // file anyway.
-    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
-    let line = file
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("name:"))?;
-    let value = line["name:".len()..].split('#').next()?.trim();
-    let value = value.trim_matches(|c| c == '"' || c == '\'');
-    down::check_lab_name(value).ok()?;
-    Some(value.to_string())
-}
-
 /// A digest of what a node's processes are started with (binds, rootfs, environment and
 /// security): when it changes, the node is restarted.
 pub fn node_digest(n: &crate::spec::Node) -> String {
@@ -586,156 +397,6 @@ impl Drop for LabGuard {
     }
 }
 
-/// Observes the kernel and the recorded processes.
-async fn observe_all(
-    session: &mut Session,
-    topology: &Topology,
-    state: &State,
-    desired: &Desired,
-    processes: Option<std::thread::JoinHandle<Scanned>>,
-    early: Option<Observed>,
-) -> Result<Observed, LabError> {
-    let lab = topology.name.as_str();
-    if session.procs.is_empty() {
-        // (Set already where the namespaces were observed before the parse.)
-        session.procs = node_procs(lab, state);
-    }
-    // The processes and cgroups are read on a thread of their own while the namespaces are
-    // dumped (at 1000 nodes, some 4000 files of /proc and the cgroup trees), or were read
-    // while the file was parsed.
-    let recorded = recorded_inits(state);
-    let processes = match processes {
-        Some(p) => p,
-        None => {
-            let recorded = recorded.clone();
-            processes_on_thread(lab.to_string(), move || Some(recorded))
-        }
-    };
-    let t = std::time::Instant::now();
-    let observed = match early {
-        // Observed before the file was parsed, with the sysctls of the record's last file:
-        // only keys new in this one are left to read.
-        Some(mut o) => crate::net::observe::read_sysctls(session, desired, &state.sysctl_keys)
-            .await
-            .map(|values| {
-                for (name, more) in values {
-                    if let Some(plan::NsObserved::Ours(st)) = o.namespaces.get_mut(&name) {
-                        st.sysctls.extend(more);
-                    }
-                }
-                o
-            }),
-        None => {
-            observe(
-                session,
-                lab,
-                Some(desired),
-                &[],
-                &state.creating,
-                Depth::Full,
-            )
-            .await
-        }
-    };
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
-    let found = processes
-        .join()
-        .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
-    let Processes {
-        alive,
-        mut limits,
-        inits: nested,
-        scanned,
-    } = match found {
-        Some((seen, found)) if seen == recorded => found,
-        // The prescan read another record (changed since, or unreadable): read again.
-        _ if !recorded.is_empty() => scan_processes(lab, recorded.clone()),
-        _ => Default::default(),
-    };
-    let mut observed = observed?;
-    // The inode of each open namespace (the same inode is the same namespace).
-    let ns_inode: std::collections::BTreeMap<&String, u64> = session
-        .ns
-        .iter()
-        .filter_map(|(ns, c)| Some((ns, crate::net::netns::inode(&c.file).ok()?)))
-        .collect();
-    // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
-    let mut inode_of = std::collections::BTreeMap::new();
-    for (ns, o) in &observed.namespaces {
-        if let (plan::NsObserved::Ours(_), Some(ino)) = (o, ns_inode.get(ns)) {
-            inode_of.insert(*ino, ns.clone());
-        }
-    }
-    // The recorded inits stand for all only if each of the lab's node namespaces (all but
-    // the bridges') holds one.
-    let held: std::collections::HashSet<u64> = nested.iter().map(|(_, ino)| *ino).collect();
-    let bridges = names::bridge_netns(lab);
-    let all_held = inode_of
-        .iter()
-        .all(|(ino, ns)| *ns == bridges || held.contains(ino));
-    let nested = if inode_of.is_empty() || scanned || all_held {
-        nested
-    } else {
-        crate::node::procfs::nested_inits()
-    };
-    let inits = nested
-        .into_iter()
-        .filter(|(_, ino)| inode_of.contains_key(ino));
-    let prefix = names::netns_prefix(lab);
-    for (name, rec) in &state.nodes {
-        let ns = names::node_netns(lab, name);
-        let current = ns_inode.get(&ns).copied();
-        // A node whose process settings changed in the file is restarted (they apply from
-        // its init on); its user namespace cannot change while its netns lives.
-        let wanted = topology.nodes.get(name);
-        if let Some(w) = wanted {
-            if w.userns.unwrap_or(false) != rec.ctx.userns {
-                return Err(LabError::Usage(format!(
-                    "node {name}: `userns` changed; its network namespace is owned by its user namespace and cannot move: run `topo down --lab {lab}` first"
-                )));
-            }
-        }
-        let same_config = wanted.is_none_or(|w| rec.config == node_digest(w));
-        let is_alive = alive.get(name).copied().unwrap_or(false);
-        let init_alive = is_alive && current == Some(rec.netns_inode) && same_config;
-        let services = rec
-            .services
-            .iter()
-            .map(|(s, r)| {
-                (
-                    s.clone(),
-                    ServiceObs {
-                        pid: r.proc.pid,
-                        command: r.command.clone(),
-                        alive: init_alive && r.proc.alive(),
-                    },
-                )
-            })
-            .collect();
-        observed.nodes.insert(
-            name.clone(),
-            NodeObs {
-                init_alive,
-                init: is_alive.then_some(rec.init),
-                strays: Vec::new(),
-                services,
-                limits: limits.remove(name),
-            },
-        );
-    }
-    // Inits that no record knows: stopped by the plan.
-    for (id, ino) in inits {
-        let Some(node) = inode_of.get(&ino).and_then(|ns| ns.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let obs = observed.nodes.entry(node.to_string()).or_default();
-        if obs.init != Some(id) {
-            obs.strays.push(id);
-        }
-    }
-    Ok(observed)
-}
-
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
 pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
     let (target, ctx) = node_target(lab, node)?;
@@ -779,35 +440,5 @@ pub fn only_lab() -> Result<String, LabError> {
             "several labs are up ({}); name one with --lab NAME or -f FILE",
             many.join(", ")
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::guess_name;
-
-    fn guess(text: &str) -> Option<String> {
-        let dir = std::env::temp_dir().join(format!("topo-guess-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let file = dir.join(format!("{}.yaml", text.len()));
-        std::fs::write(&file, text).ok()?;
-        let out = guess_name(&file);
-        let _ = std::fs::remove_dir_all(&dir);
-        out
-    }
-
-    #[test]
-    fn the_name_guess_reads_only_a_plain_top_level_name_line() {
-        assert_eq!(
-            guess("# lab\nname: lab1\nnodes: {}\n").as_deref(),
-            Some("lab1")
-        );
-        assert_eq!(guess("name: \"q-2\"  # quoted\n").as_deref(), Some("q-2"));
-        assert_eq!(guess("name: 'sq'\n").as_deref(), Some("sq"));
-        // Indented (not top level), invalid as a lab name, or absent: no guess.
-        assert_eq!(guess("nodes:\n  name: r1\n"), None);
-        assert_eq!(guess("name: Not/A/Lab\n"), None);
-        assert_eq!(guess("name: averyveryverylongname\n"), None);
-        assert_eq!(guess("nodes: {}\n"), None);
     }
 }
