@@ -192,32 +192,21 @@ pub(super) async fn observe_all(
         .iter()
         .filter_map(|(ns, c)| Some((ns, crate::net::netns::inode(&c.file).ok()?)))
         .collect();
-    // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
+    // The lab's namespaces, by inode.
     let mut inode_of = std::collections::BTreeMap::new();
     for (ns, o) in &observed.namespaces {
         if let (plan::NsObserved::Ours(_), Some(ino)) = (o, ns_inode.get(ns)) {
             inode_of.insert(*ino, ns.clone());
         }
     }
-    // The recorded inits stand for all only if each of the lab's node namespaces (all but
-    // the bridges') holds one.
-    let held: std::collections::HashSet<u64> = nested.iter().map(|(_, ino)| *ino).collect();
-    let bridges = names::bridge_netns(lab);
-    let all_held = inode_of
-        .iter()
-        .all(|(ino, ns)| *ns == bridges || held.contains(ino));
-    let nested = if inode_of.is_empty() || scanned || all_held {
+    // Every node init in the lab's namespaces, recorded or not (one pass over /proc).
+    let nested = if plan::inits_cover_lab(lab, &inode_of, &nested, scanned) {
         nested
     } else {
         crate::node::procfs::nested_inits()
     };
-    let inits = nested
-        .into_iter()
-        .filter(|(_, ino)| inode_of.contains_key(ino));
-    let prefix = names::netns_prefix(lab);
+    let mut records = Vec::with_capacity(state.nodes.len());
     for (name, rec) in &state.nodes {
-        let ns = names::node_netns(lab, name);
-        let current = ns_inode.get(&ns).copied();
         // A node whose process settings changed in the file is restarted (they apply from
         // its init on); its user namespace cannot change while its netns lives.
         let wanted = topology.nodes.get(name);
@@ -228,43 +217,47 @@ pub(super) async fn observe_all(
                 )));
             }
         }
-        let same_config = wanted.is_none_or(|w| rec.config == node_digest(w));
-        let is_alive = alive.get(name).copied().unwrap_or(false);
-        let init_alive = is_alive && current == Some(rec.netns_inode) && same_config;
-        let services = rec
-            .services
-            .iter()
-            .map(|(s, r)| {
-                (
-                    s.clone(),
-                    ServiceObs {
-                        pid: r.proc.pid,
-                        command: r.command.clone(),
-                        alive: init_alive && r.proc.alive(),
-                    },
-                )
+        records.push(plan::RecordedInit {
+            node: name.clone(),
+            init: rec.init,
+            netns_inode: rec.netns_inode,
+            current_netns: ns_inode.get(&names::node_netns(lab, name)).copied(),
+            alive: alive.get(name).copied().unwrap_or(false),
+            same_config: wanted.is_none_or(|w| rec.config == node_digest(w)),
+        });
+    }
+    // The recorded inits that live on, and the inits no record knows (stopped by the plan).
+    for (name, found) in plan::node_inits(lab, &records, &inode_of, &nested) {
+        let services = state
+            .nodes
+            .get(&name)
+            .map(|rec| {
+                rec.services
+                    .iter()
+                    .map(|(s, r)| {
+                        (
+                            s.clone(),
+                            ServiceObs {
+                                pid: r.proc.pid,
+                                command: r.command.clone(),
+                                alive: found.init_alive && r.proc.alive(),
+                            },
+                        )
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
+        let limits = limits.remove(&name);
         observed.nodes.insert(
-            name.clone(),
+            name,
             NodeObs {
-                init_alive,
-                init: is_alive.then_some(rec.init),
-                strays: Vec::new(),
+                init_alive: found.init_alive,
+                init: found.init,
+                strays: found.strays,
                 services,
-                limits: limits.remove(name),
+                limits,
             },
         );
-    }
-    // Inits that no record knows: stopped by the plan.
-    for (id, ino) in inits {
-        let Some(node) = inode_of.get(&ino).and_then(|ns| ns.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let obs = observed.nodes.entry(node.to_string()).or_default();
-        if obs.init != Some(id) {
-            obs.strays.push(id);
-        }
     }
     Ok(observed)
 }

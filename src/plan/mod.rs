@@ -6,9 +6,11 @@ pub mod names;
 pub mod observed;
 
 mod diff;
+mod inits;
 
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
 pub use diff::{diff, fmt_impair, simulate, Action, Plan};
+pub use inits::{inits_cover_lab, node_inits, NodeInits, RecordedInit};
 pub use observed::{
     AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, QdiscObs, RouteObs, ServiceObs,
 };
