@@ -170,7 +170,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| LabError::Usage(format!("cannot start the async runtime: {e}")))
+        .map_err(LabError::Runtime)
 }
 
 fn run(command: Command) -> Result<i32, LabError> {

@@ -209,7 +209,7 @@ impl<'a> Applier<'a> {
         if let (false, Ok(cg)) = (gone.is_empty(), Cgroups::detect()) {
             for node in gone {
                 cg.remove(self.lab.name(), node)
-                    .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+                    .map_err(LabError::cgroup(node))?;
             }
         }
         Ok(())
@@ -412,7 +412,7 @@ impl<'a> Applier<'a> {
                 // move the node's processes in, and join it from now on (`exec`, services).
                 if let Ok(cg) = &cg {
                     cg.gather(self.lab.name(), node)
-                        .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+                        .map_err(LabError::cgroup(node))?;
                 }
                 if let Some(rec) = self.state.nodes.get_mut(node) {
                     rec.ctx.cgroups = groups;
@@ -1112,7 +1112,7 @@ fn node_cgroups(
         Ok(cg) => {
             let group = cg
                 .create(lab, node, limits)
-                .map_err(|e| LabError::Kernel(format!("node {node}: cgroup: {e}")))?;
+                .map_err(LabError::cgroup(node))?;
             Ok(group
                 .paths()
                 .iter()

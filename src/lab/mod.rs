@@ -60,6 +60,18 @@ pub enum LabError {
     /// The kernel lacks something the file needs; nothing was changed.
     #[error("{0}")]
     Kernel(String),
+    /// A node's cgroups could not be made, filled or removed.
+    #[error("node {node}: cgroup: {source}")]
+    Cgroup {
+        node: String,
+        source: crate::node::cgroup::CgroupError,
+    },
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A thread or task of `topo`'s own failed (it panicked or was cancelled).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl LabError {
@@ -72,6 +84,14 @@ impl LabError {
             } => 130,
             LabError::Interrupted { .. } => 143,
             _ => 1,
+        }
+    }
+
+    /// For `map_err`: a cgroup error of `node`.
+    pub(crate) fn cgroup(node: &str) -> impl FnOnce(crate::node::cgroup::CgroupError) -> Self + '_ {
+        move |source| LabError::Cgroup {
+            node: node.to_string(),
+            source,
         }
     }
 }
@@ -151,7 +171,7 @@ impl Lab {
             Some(np) if desired.host_ifaces.is_empty() => {
                 let (session, observed) = match np.task.await {
                     Ok(r) => r.map_err(LabError::from)?,
-                    Err(e) => return Err(LabError::Kernel(format!("observation task: {e}"))),
+                    Err(e) => return Err(LabError::Internal(format!("observation task: {e}"))),
                 };
                 return Ok(Opened {
                     run: Some(np.run),
@@ -440,5 +460,23 @@ pub fn only_lab() -> Result<String, LabError> {
             "several labs are up ({}); name one with --lab NAME or -f FILE",
             many.join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LabError;
+
+    #[test]
+    fn only_bad_input_exits_2() {
+        let usage = LabError::Usage("no lab is up".into());
+        assert_eq!(usage.exit_code(), 2);
+        let runtime = LabError::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(runtime.exit_code(), 1);
+        assert_eq!(
+            runtime.to_string(),
+            "cannot start the async runtime: no threads"
+        );
+        assert_eq!(LabError::Internal("panicked".into()).exit_code(), 1);
     }
 }

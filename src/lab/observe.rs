@@ -173,7 +173,7 @@ pub(super) async fn observe_all(
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed the network");
     let found = processes
         .join()
-        .map_err(|_| LabError::Kernel("process observation thread panicked".into()))?;
+        .map_err(|_| LabError::Internal("process observation thread panicked".into()))?;
     let Processes {
         alive,
         mut limits,
