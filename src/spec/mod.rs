@@ -14,8 +14,8 @@ use std::path::Path;
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use units::{
-    format_bytes, format_duration_us, format_ppm, format_rate, parse_duration_us, parse_ppm,
-    parse_rate, parse_size, UnitError,
+    format_bytes, format_duration_us, format_ppm, format_rate, parse_duration_us, parse_impair,
+    parse_ppm, parse_rate, parse_size, ImpairText, UnitError,
 };
 
 /// The JSON Schema of the topology file (as shipped in `docs/topology.schema.json`), pretty

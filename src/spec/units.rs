@@ -2,6 +2,8 @@
 //! percentages (`0.5%`), parsed exactly (decimal arithmetic, no floating point) and printed
 //! back in a form that parses to the same value.
 
+use super::model::Impair;
+
 /// Why a value could not be read, with a hint on how to write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitError {
@@ -253,6 +255,39 @@ pub fn parse_ppm(text: &str) -> Result<u32, UnitError> {
     u32::try_from(ppm).or_else(|_| fail(format!("invalid percentage '{trimmed}'"), String::new()))
 }
 
+/// The values of a link's `impair:` keys as text, as `topo impair` takes them
+/// (`--delay 50ms --loss 1%`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImpairText {
+    pub delay: Option<String>,
+    pub jitter: Option<String>,
+    pub loss: Option<String>,
+    pub corrupt: Option<String>,
+    pub duplicate: Option<String>,
+    pub reorder: Option<String>,
+    pub rate: Option<String>,
+}
+
+/// An impairment from its values as text, each read with the parser of its key in the file;
+/// the first that does not parse (in the order of the fields) is the error.
+pub fn parse_impair(text: &ImpairText) -> Result<Impair, UnitError> {
+    fn one<T>(
+        value: &Option<String>,
+        parse: fn(&str) -> Result<T, UnitError>,
+    ) -> Result<Option<T>, UnitError> {
+        value.as_deref().map(parse).transpose()
+    }
+    Ok(Impair {
+        delay_us: one(&text.delay, parse_duration_us)?,
+        jitter_us: one(&text.jitter, parse_duration_us)?,
+        loss_ppm: one(&text.loss, parse_ppm)?,
+        corrupt_ppm: one(&text.corrupt, parse_ppm)?,
+        duplicate_ppm: one(&text.duplicate, parse_ppm)?,
+        reorder_ppm: one(&text.reorder, parse_ppm)?,
+        rate_bps: one(&text.rate, parse_rate)?,
+    })
+}
+
 /// `128Mi`, `1Gi`, `1000` (the largest binary unit that divides the value exactly).
 pub fn format_bytes(bytes: u64) -> String {
     format_with(u128::from(bytes), &SIZE_UNITS[1..], "")
@@ -344,6 +379,37 @@ mod tests {
         assert!(parse_ppm("101%").is_err());
         assert!(parse_ppm("0.00001%").is_err());
         assert!(parse_ppm("-1%").is_err());
+    }
+
+    #[test]
+    fn impairments_as_text_read_as_the_file_reads_them() {
+        let text = ImpairText {
+            delay: Some("10ms".into()),
+            jitter: Some("1ms".into()),
+            loss: Some("0.5%".into()),
+            corrupt: Some("0.1%".into()),
+            duplicate: Some("1%".into()),
+            reorder: Some("25%".into()),
+            rate: Some("100mbit".into()),
+        };
+        let file = "name: imp\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    impair: {delay: 10ms, jitter: 1ms, loss: 0.5%, corrupt: 0.1%, duplicate: 1%, reorder: 25%, rate: 100mbit}\n";
+        let parsed = crate::spec::parse_str(file, std::path::Path::new("imp.yaml"));
+        let from_file = match parsed.map(|t| t.links[0].impair.clone()) {
+            Ok(Some(crate::spec::LinkImpair::Both(i))) => i,
+            other => panic!("the file does not give one impairment: {other:?}"),
+        };
+        assert_eq!(parse_impair(&text), Ok(from_file));
+        assert_eq!(parse_impair(&ImpairText::default()), Ok(Impair::default()));
+        // The first value that does not parse is the error, with the file's message.
+        let bad = ImpairText {
+            delay: Some("10".into()),
+            loss: Some("5".into()),
+            ..ImpairText::default()
+        };
+        assert_eq!(
+            parse_impair(&bad),
+            Err(parse_duration_us("10").unwrap_err())
+        );
     }
 
     #[test]
