@@ -4,9 +4,9 @@
 mod graph;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::lab::{self, Lab, LabError};
 
@@ -98,20 +98,8 @@ enum Command {
         lab: Option<String>,
         /// NODE:INTERFACE
         endpoint: String,
-        #[arg(long)]
-        delay: Option<String>,
-        #[arg(long)]
-        jitter: Option<String>,
-        #[arg(long)]
-        loss: Option<String>,
-        #[arg(long)]
-        corrupt: Option<String>,
-        #[arg(long)]
-        duplicate: Option<String>,
-        #[arg(long)]
-        reorder: Option<String>,
-        #[arg(long)]
-        rate: Option<String>,
+        #[command(flatten)]
+        impair: ImpairArgs,
         /// Remove the impairment
         #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "corrupt", "duplicate", "reorder", "rate"])]
         clear: bool,
@@ -126,6 +114,39 @@ enum Command {
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
     Gen(crate::gen::GenArgs),
+}
+
+/// The impairment options of `topo impair`, read as the file's `impair:` keys are.
+#[derive(Args)]
+struct ImpairArgs {
+    #[arg(long)]
+    delay: Option<String>,
+    #[arg(long)]
+    jitter: Option<String>,
+    #[arg(long)]
+    loss: Option<String>,
+    #[arg(long)]
+    corrupt: Option<String>,
+    #[arg(long)]
+    duplicate: Option<String>,
+    #[arg(long)]
+    reorder: Option<String>,
+    #[arg(long)]
+    rate: Option<String>,
+}
+
+impl From<ImpairArgs> for crate::spec::ImpairText {
+    fn from(a: ImpairArgs) -> Self {
+        crate::spec::ImpairText {
+            delay: a.delay,
+            jitter: a.jitter,
+            loss: a.loss,
+            corrupt: a.corrupt,
+            duplicate: a.duplicate,
+            reorder: a.reorder,
+            rate: a.rate,
+        }
+    }
 }
 
 /// Runs the command line; returns the process exit status.
@@ -175,207 +196,222 @@ fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
 
 fn run(command: Command) -> Result<i32, LabError> {
     match command {
-        Command::Validate { file } => {
-            let lab = Lab::load(&file)?;
-            let t = &lab.topology;
-            println!(
-                "{}: ok: lab {}, {} nodes, {} links, {} bridges",
-                file.display(),
-                t.name,
-                t.nodes.len(),
-                t.links.len(),
-                t.bridges.len()
-            );
-            Ok(0)
-        }
-        Command::Plan { file, output } => {
-            let rt = runtime()?;
-            let lab = Lab::load_prescanned(&file, Some(rt.handle()))?;
-            let plan = rt.block_on(lab.plan())?;
-            match output {
-                Output::Json => print_json(&plan),
-                Output::Text if plan.is_empty() => println!("lab {}: no changes", lab.name()),
-                Output::Text => print!("{plan}"),
-            }
-            Ok(0)
-        }
-        Command::Up { file, output } => {
-            let rt = runtime()?;
-            let lab = Lab::load_prescanned(&file, Some(rt.handle()))?;
-            let bar = progress_bar();
-            let ticker = bar.clone();
-            let show = move |phase: &str, done: usize, total: usize| {
-                if let Some(b) = &ticker {
-                    b.set_length(total as u64);
-                    b.set_position(done as u64);
-                    b.set_message(phase.to_string());
-                }
-            };
-            let report = rt.block_on(async {
-                // The handlers are installed before `up` starts, so a signal can never find
-                // them missing and kill the process mid-step.
-                let stop = interrupted();
-                tokio::select! {
-                    biased;
-                    sig = stop => Err(LabError::Interrupted {
-                        lab: lab.name().to_string(),
-                        signal: sig,
-                        file: file.display().to_string(),
-                    }),
-                    r = lab.up_with_progress(Some(&show)) => r,
-                }
-            });
-            if let Some(b) = &bar {
-                b.finish_and_clear();
-            }
-            let report = report?;
-            match output {
-                Output::Json => print_json(&report.plan),
-                Output::Text => {
-                    print_applied(&report.plan);
-                    let n = report.plan.visible().count();
-                    if n == 0 {
-                        println!(
-                            "lab {}: up to date, no changes ({:.2}s)",
-                            lab.name(),
-                            report.elapsed.as_secs_f64()
-                        );
-                    } else {
-                        println!(
-                            "lab {}: up, {n} changes ({:.2}s)",
-                            lab.name(),
-                            report.elapsed.as_secs_f64()
-                        );
-                    }
-                }
-            }
-            Ok(0)
-        }
-        Command::Down { file, lab } => {
-            let name = lab_name(file, lab)?;
-            let report = runtime()?.block_on(lab::down(&name))?;
-            println!(
-                "lab {name}: down ({} namespaces, {} host links, {} node processes removed)",
-                report.namespaces.len(),
-                report.host_links.len(),
-                report.processes
-            );
-            for f in &report.foreign {
-                eprintln!(
-                    "topo: note: left {f} alone: it has the lab's prefix but is not this lab's"
-                );
-            }
-            Ok(0)
-        }
-        Command::Status { file, lab, output } => {
-            let name = lab_name(file, lab)?;
-            let status = runtime()?.block_on(lab::status(&name))?;
-            match output {
-                Output::Json => print_json(&status),
-                Output::Text => print_status(&status),
-            }
-            Ok(0)
-        }
+        Command::Validate { file } => cmd_validate(&file),
+        Command::Plan { file, output } => cmd_plan(&file, output),
+        Command::Up { file, output } => cmd_up(&file, output),
+        Command::Down { file, lab } => cmd_down(file, lab),
+        Command::Status { file, lab, output } => cmd_status(file, lab, output),
         Command::Exec {
             file,
             lab,
             node,
             command,
-        } => {
-            let name = lab_name(file, lab)?;
-            let argv = if command.is_empty() {
-                vec!["/bin/sh".to_string()]
-            } else {
-                command
-            };
-            let _ = std::io::stdin().is_terminal();
-            lab::exec(&name, &node, &argv)
-        }
+        } => cmd_exec(file, lab, &node, command),
         Command::Link {
             lab,
             endpoint,
             state,
-        } => {
-            let name = lab_name(None, lab)?;
-            let ep = lab::endpoint(&endpoint)?;
-            let up = state == LinkStateArg::Up;
-            runtime()?.block_on(lab::set_link(&name, &ep, up))?;
-            println!(
-                "{ep}: {} (drift from the file until the next `topo up`)",
-                if up { "up" } else { "down" }
-            );
-            Ok(0)
-        }
+        } => cmd_link(lab, &endpoint, state),
         Command::Impair {
             lab,
             endpoint,
-            delay,
-            jitter,
-            loss,
-            corrupt,
-            duplicate,
-            reorder,
-            rate,
+            impair,
             clear,
-        } => {
-            let name = lab_name(None, lab)?;
-            let ep = lab::endpoint(&endpoint)?;
-            let unit = |v: Option<String>,
-                        f: fn(&str) -> Result<u64, crate::spec::UnitError>|
-             -> Result<Option<u64>, LabError> {
-                v.map(|t| f(&t).map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint))))
-                    .transpose()
-            };
-            let pct = |v: Option<String>| -> Result<Option<u32>, LabError> {
-                v.map(|t| {
-                    crate::spec::parse_ppm(&t)
-                        .map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint)))
-                })
-                .transpose()
-            };
-            let impair = crate::spec::Impair {
-                delay_us: unit(delay, crate::spec::parse_duration_us)?,
-                jitter_us: unit(jitter, crate::spec::parse_duration_us)?,
-                loss_ppm: pct(loss)?,
-                corrupt_ppm: pct(corrupt)?,
-                duplicate_ppm: pct(duplicate)?,
-                reorder_ppm: pct(reorder)?,
-                rate_bps: unit(rate, crate::spec::parse_rate)?,
-            };
-            let set = !clear && crate::plan::desired::impairs(&impair);
-            if !clear && !set {
-                return Err(LabError::Usage("give at least one of --delay, --jitter, --loss, --corrupt, --duplicate, --reorder, --rate, or --clear".into()));
-            }
-            runtime()?.block_on(lab::set_impair(&name, &ep, set.then_some(&impair)))?;
-            if set {
+        } => cmd_impair(lab, &endpoint, impair.into(), clear),
+        Command::Graph { file, format } => cmd_graph(&file, format),
+        Command::Schema => cmd_schema(),
+        Command::Gen(args) => cmd_gen(&args),
+    }
+}
+
+/// `topo validate FILE`
+fn cmd_validate(file: &Path) -> Result<i32, LabError> {
+    let lab = Lab::load(file)?;
+    let t = &lab.topology;
+    println!(
+        "{}: ok: lab {}, {} nodes, {} links, {} bridges",
+        file.display(),
+        t.name,
+        t.nodes.len(),
+        t.links.len(),
+        t.bridges.len()
+    );
+    Ok(0)
+}
+
+/// `topo plan FILE`
+fn cmd_plan(file: &Path, output: Output) -> Result<i32, LabError> {
+    let rt = runtime()?;
+    let lab = Lab::load_prescanned(file, Some(rt.handle()))?;
+    let plan = rt.block_on(lab.plan())?;
+    match output {
+        Output::Json => print_json(&plan),
+        Output::Text if plan.is_empty() => println!("lab {}: no changes", lab.name()),
+        Output::Text => print!("{plan}"),
+    }
+    Ok(0)
+}
+
+/// `topo up FILE`
+fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
+    let rt = runtime()?;
+    let lab = Lab::load_prescanned(file, Some(rt.handle()))?;
+    let bar = progress_bar();
+    let ticker = bar.clone();
+    let show = move |phase: &str, done: usize, total: usize| {
+        if let Some(b) = &ticker {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            b.set_message(phase.to_string());
+        }
+    };
+    let report = rt.block_on(async {
+        // The handlers are installed before `up` starts, so a signal can never find
+        // them missing and kill the process mid-step.
+        let stop = interrupted();
+        tokio::select! {
+            biased;
+            sig = stop => Err(LabError::Interrupted {
+                lab: lab.name().to_string(),
+                signal: sig,
+                file: file.display().to_string(),
+            }),
+            r = lab.up_with_progress(Some(&show)) => r,
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    match output {
+        Output::Json => print_json(&report.plan),
+        Output::Text => {
+            print_applied(&report.plan);
+            let n = report.plan.visible().count();
+            if n == 0 {
                 println!(
-                    "{ep}: impair {} (drift from the file until the next `topo up`)",
-                    crate::plan::fmt_impair(&impair)
+                    "lab {}: up to date, no changes ({:.2}s)",
+                    lab.name(),
+                    report.elapsed.as_secs_f64()
                 );
             } else {
-                println!("{ep}: no impairment (drift from the file until the next `topo up`)");
+                println!(
+                    "lab {}: up, {n} changes ({:.2}s)",
+                    lab.name(),
+                    report.elapsed.as_secs_f64()
+                );
             }
-            Ok(0)
-        }
-        Command::Graph { file, format } => {
-            let lab = Lab::load(&file)?;
-            let text = match format {
-                GraphFormat::Dot => graph::dot(&lab.topology),
-                GraphFormat::Mermaid => graph::mermaid(&lab.topology),
-            };
-            print!("{text}");
-            Ok(0)
-        }
-        Command::Schema => {
-            print!("{}", crate::spec::json_schema());
-            Ok(0)
-        }
-        Command::Gen(args) => {
-            let text = crate::gen::generate(&args).map_err(|e| LabError::Usage(e.to_string()))?;
-            print!("{text}");
-            Ok(0)
         }
     }
+    Ok(0)
+}
+
+/// `topo down [FILE | --lab NAME]`
+fn cmd_down(file: Option<PathBuf>, lab: Option<String>) -> Result<i32, LabError> {
+    let name = lab_name(file, lab)?;
+    let report = runtime()?.block_on(lab::down(&name))?;
+    println!(
+        "lab {name}: down ({} namespaces, {} host links, {} node processes removed)",
+        report.namespaces.len(),
+        report.host_links.len(),
+        report.processes
+    );
+    for f in &report.foreign {
+        eprintln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+    }
+    Ok(0)
+}
+
+/// `topo status [-f FILE | --lab NAME]`
+fn cmd_status(file: Option<PathBuf>, lab: Option<String>, output: Output) -> Result<i32, LabError> {
+    let name = lab_name(file, lab)?;
+    let status = runtime()?.block_on(lab::status(&name))?;
+    match output {
+        Output::Json => print_json(&status),
+        Output::Text => print_status(&status),
+    }
+    Ok(0)
+}
+
+/// `topo exec [-f FILE | --lab NAME] NODE [-- COMMAND…]`: the command's exit status.
+fn cmd_exec(
+    file: Option<PathBuf>,
+    lab: Option<String>,
+    node: &str,
+    command: Vec<String>,
+) -> Result<i32, LabError> {
+    let name = lab_name(file, lab)?;
+    let argv = if command.is_empty() {
+        vec!["/bin/sh".to_string()]
+    } else {
+        command
+    };
+    let _ = std::io::stdin().is_terminal();
+    lab::exec(&name, node, &argv)
+}
+
+/// `topo link [--lab NAME] NODE:INTERFACE up|down`
+fn cmd_link(lab: Option<String>, endpoint: &str, state: LinkStateArg) -> Result<i32, LabError> {
+    let name = lab_name(None, lab)?;
+    let ep = lab::endpoint(endpoint)?;
+    let up = state == LinkStateArg::Up;
+    runtime()?.block_on(lab::set_link(&name, &ep, up))?;
+    println!(
+        "{ep}: {} (drift from the file until the next `topo up`)",
+        if up { "up" } else { "down" }
+    );
+    Ok(0)
+}
+
+/// `topo impair [--lab NAME] NODE:INTERFACE OPTIONS | --clear`
+fn cmd_impair(
+    lab: Option<String>,
+    endpoint: &str,
+    text: crate::spec::ImpairText,
+    clear: bool,
+) -> Result<i32, LabError> {
+    let name = lab_name(None, lab)?;
+    let ep = lab::endpoint(endpoint)?;
+    let impair = crate::spec::parse_impair(&text)
+        .map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint)))?;
+    let set = !clear && crate::plan::desired::impairs(&impair);
+    if !clear && !set {
+        return Err(LabError::Usage("give at least one of --delay, --jitter, --loss, --corrupt, --duplicate, --reorder, --rate, or --clear".into()));
+    }
+    runtime()?.block_on(lab::set_impair(&name, &ep, set.then_some(&impair)))?;
+    if set {
+        println!(
+            "{ep}: impair {} (drift from the file until the next `topo up`)",
+            crate::plan::fmt_impair(&impair)
+        );
+    } else {
+        println!("{ep}: no impairment (drift from the file until the next `topo up`)");
+    }
+    Ok(0)
+}
+
+/// `topo graph FILE`
+fn cmd_graph(file: &Path, format: GraphFormat) -> Result<i32, LabError> {
+    let lab = Lab::load(file)?;
+    let text = match format {
+        GraphFormat::Dot => graph::dot(&lab.topology),
+        GraphFormat::Mermaid => graph::mermaid(&lab.topology),
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+/// `topo schema`
+fn cmd_schema() -> Result<i32, LabError> {
+    print!("{}", crate::spec::json_schema());
+    Ok(0)
+}
+
+/// `topo gen SHAPE OPTIONS`
+fn cmd_gen(args: &crate::gen::GenArgs) -> Result<i32, LabError> {
+    let text = crate::gen::generate(args).map_err(|e| LabError::Usage(e.to_string()))?;
+    print!("{text}");
+    Ok(0)
 }
 
 /// The lab a command is about: named, from a file, or the only one that is up.
