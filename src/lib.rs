@@ -7,11 +7,11 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
-pub mod gen;
 pub mod lab;
 pub mod net;
 pub mod node;
 pub mod plan;
+pub mod shapes;
 pub mod spec;
 pub mod state;
 

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use topo::gen::{generate, GenArgs, Shape};
 use topo::plan::{compile, diff, simulate, Observed};
+use topo::shapes::{generate, GenArgs, Shape};
 use topo::spec::{Impair, LinkImpair, LinkState, Topology};
 
 fn shape() -> impl Strategy<Value = Shape> {

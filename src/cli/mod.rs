@@ -2,6 +2,7 @@
 //! [`crate::lab`].
 
 mod graph;
+mod shapes;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -113,7 +114,7 @@ enum Command {
     /// Print the JSON Schema of topology files
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
-    Gen(crate::gen::GenArgs),
+    Gen(shapes::GenOptions),
 }
 
 /// The impairment options of `topo impair`, read as the file's `impair:` keys are.
@@ -220,7 +221,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Graph { file, format } => cmd_graph(&file, format),
         Command::Schema => cmd_schema(),
-        Command::Gen(args) => cmd_gen(&args),
+        Command::Gen(options) => cmd_gen(&options.into()),
     }
 }
 
@@ -408,8 +409,8 @@ fn cmd_schema() -> Result<i32, LabError> {
 }
 
 /// `topo gen SHAPE OPTIONS`
-fn cmd_gen(args: &crate::gen::GenArgs) -> Result<i32, LabError> {
-    let text = crate::gen::generate(args).map_err(|e| LabError::Usage(e.to_string()))?;
+fn cmd_gen(args: &crate::shapes::GenArgs) -> Result<i32, LabError> {
+    let text = crate::shapes::generate(args).map_err(|e| LabError::Usage(e.to_string()))?;
     print!("{text}");
     Ok(0)
 }

@@ -28,7 +28,6 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use clap::{Args, Subcommand};
 use thiserror::Error;
 
 /// Most nodes a generated lab may have: loopbacks are numbered in 10.255.0.0/16.
@@ -41,63 +40,51 @@ const V4_LOOPBACKS: u32 = 0x0aff_0000; // 10.255.0.0
 const V6_LINKS: u128 = 0x2001_0db8_0001_0000_0000_0000_0000_0000; // 2001:db8:1::
 const V6_LOOPBACKS: u128 = 0x2001_0db8_00ff_0000_0000_0000_0000_0000; // 2001:db8:ff::
 
-/// `topo gen SHAPE …`: print a generated topology file.
-#[derive(Args, Debug, Clone, PartialEq, Eq)]
+/// What to generate: a shape, and the options of `topo gen SHAPE …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenArgs {
-    #[command(subcommand)]
     pub shape: Shape,
     /// Lab name (1 to 12 characters from a-z, 0-9 and '-'); default: the shape's name
-    #[arg(long, global = true)]
     pub name: Option<String>,
     /// Dual stack: IPv6 addresses and routes next to the IPv4 ones
-    #[arg(long, global = true)]
     pub ipv6: bool,
     /// Links and their /31 addresses only, no loopbacks and no routes (what the peer
     /// benchmark scripts build)
-    #[arg(long, global = true)]
     pub bare: bool,
 }
 
 /// The generated shapes.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// A line of nodes n0 … n(N-1), node i joined to node i+1
     Chain {
         /// Number of nodes (at least 2)
-        #[arg(long)]
         nodes: u64,
     },
     /// A chain whose last node is joined to the first
     Ring {
         /// Number of nodes (at least 3)
-        #[arg(long)]
         nodes: u64,
     },
     /// A hub joined to N leaves n0 … n(N-1)
     Star {
         /// Number of leaves (at least 1)
-        #[arg(long)]
         nodes: u64,
     },
     /// A complete tree: every node above the last level has FANOUT children
     Tree {
         /// Levels below the root (at least 1)
-        #[arg(long)]
         depth: u64,
         /// Children of every inner node (at least 1)
-        #[arg(long)]
         fanout: u64,
     },
     /// A two-tier leaf-spine fabric: every leaf joined to every spine, hosts under leaves
     Clos {
         /// Number of spines (at least 1)
-        #[arg(long)]
         spines: u64,
         /// Number of leaves (at least 1)
-        #[arg(long)]
         leaves: u64,
         /// Hosts under every leaf
-        #[arg(long, default_value_t = 1)]
         hosts_per_leaf: u64,
     },
 }
