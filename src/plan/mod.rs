@@ -6,9 +6,11 @@ pub mod names;
 pub mod observed;
 
 mod diff;
+#[cfg(test)]
+mod scenarios;
 
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
-pub use diff::{diff, fmt_impair, simulate, Action, Plan};
+pub use diff::{diff, fmt_impair, simulate, Action, Phase, Plan};
 pub use observed::{
     AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, QdiscObs, RouteObs, ServiceObs,
 };
