@@ -1895,3 +1895,51 @@ nodes:
         }
     }
 }
+
+/// The reader's key lists and the model's schema (what editors and `topo schema` show) are
+/// two descriptions of one file format: they must name the same keys.
+#[cfg(test)]
+mod schema_keys {
+    use super::*;
+
+    fn properties(schema: &serde_json::Value, pointer: &str) -> Vec<String> {
+        let Some(props) = schema.pointer(pointer).and_then(|p| p.as_object()) else {
+            panic!("the schema has no {pointer}");
+        };
+        let mut keys: Vec<String> = props.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_key_list_equals_its_schema_properties() {
+        let schema: serde_json::Value = match serde_json::from_str(&crate::spec::json_schema()) {
+            Ok(v) => v,
+            Err(e) => panic!("schema is not JSON: {e}"),
+        };
+        let lists: [(&str, &[&str]); 11] = [
+            ("/properties", TOP_KEYS),
+            ("/definitions/Defaults/properties", DEFAULT_KEYS),
+            ("/definitions/Node/properties", NODE_KEYS),
+            ("/definitions/Interface/properties", INTERFACE_KEYS),
+            ("/definitions/Route/properties", ROUTE_KEYS),
+            ("/definitions/Filesystem/properties", FILESYSTEM_KEYS),
+            ("/definitions/Limits/properties", LIMIT_KEYS),
+            ("/definitions/Capabilities/properties", CAPABILITY_KEYS),
+            ("/definitions/Link/properties", LINK_KEYS),
+            ("/definitions/Impair/properties", IMPAIR_KEYS),
+            ("/definitions/Bridge/properties", BRIDGE_KEYS),
+        ];
+        for (pointer, list) in lists {
+            let mut keys: Vec<String> = list.iter().map(|k| k.to_string()).collect();
+            keys.sort();
+            assert_eq!(keys, properties(&schema, pointer), "keys at {pointer}");
+        }
+        // Every object the schema describes has its list here.
+        let described = schema
+            .pointer("/definitions")
+            .and_then(|d| d.as_object())
+            .map(|d| d.values().filter(|v| v.get("properties").is_some()).count());
+        assert_eq!(described, Some(lists.len() - 1));
+    }
+}
