@@ -154,8 +154,8 @@ impl Lab {
         })
     }
 
-    /// [`load`](Self::load) for `plan` and `up`: while the file is parsed (85 ms at 1000
-    /// nodes, on one CPU), the recorded inits and their cgroups are read on another thread,
+    /// [`load`](Self::load) for `plan` and `up`: while the file is parsed (on one CPU, a
+    /// large part of a no-op), the recorded inits and their cgroups are read on another thread,
     /// for the lab the file's top-level `name:` line names, when it has a record. Reading
     /// only: nothing is locked or written, and `up` uses the result only if the record it
     /// reads under the lab's lock names the same inits.
@@ -348,7 +348,7 @@ impl Lab {
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, progress)
             .await;
-        // A no-op `up` leaves the record as it was (1.4 MB to encode and write at 1000 nodes).
+        // A no-op `up` leaves the record as it was (large to encode and write for a large lab).
         if state != loaded {
             run.save(&state)?;
         }
@@ -424,7 +424,7 @@ fn recorded_inits(state: &State) -> Vec<(String, ProcId, u64)> {
 /// Reads the processes of the inits `recorded` names ([`scan_processes`]) on a thread of its
 /// own. Without a record (a new lab, or one whose record was lost), nothing is read here:
 /// /proc is scanned only if the observation finds namespaces of the lab (a first `up` skips
-/// it, 15 ms of 0.28 s at N = 100).
+/// it).
 fn processes_on_thread(
     lab: String,
     recorded: impl FnOnce() -> Option<Vec<(String, ProcId, u64)>> + Send + 'static,
@@ -449,7 +449,7 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
     // Each recorded init alive (same PID and start time) in its recorded namespace: then
     // no other init of `topo`'s can be in those namespaces (a node's init is started only
     // after its previous one was stopped), and the record's are the lab's, without reading
-    // all of /proc (at 1000 nodes, half the time of this thread). Namespaces of the lab that
+    // all of /proc (much of this thread's time). Namespaces of the lab that
     // no recorded init holds are then scanned for after the observation.
     let own: Option<Vec<(ProcId, u64)>> = recorded
         .iter()

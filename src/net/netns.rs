@@ -105,9 +105,9 @@ pub fn create_each<T>(
 ///
 /// A new file costs a new inode, and ext4 without a journal (as `/run` may be where it is
 /// not a tmpfs) looks at each inode freed in the last half minute before it reuses one: after
-/// a `down`, each placeholder of the next `up` cost 50–150 µs, one by one on the thread that
-/// creates the namespaces (1.5 µs as a link). A name that exists is an error (EEXIST), as
-/// before; where links are refused, each file is made on its own.
+/// a `down`, each placeholder of the next `up` would pay that, one by one on the thread that
+/// creates the namespaces; a link needs no new inode. A name that exists is an error
+/// (EEXIST), as for a single file; where links are refused, each file is made on its own.
 fn make_placeholders(names: &[String]) -> Result<(), NetError> {
     let create = |target: &Path| {
         OpenOptions::new()

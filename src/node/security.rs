@@ -254,8 +254,8 @@ pub fn apparmor_on_exec(profile: &str) -> Result<(), NodeError> {
 /// Opens the file through which a single-threaded process joins a cgroup, given the group's
 /// `cgroup.procs`. On a cgroup v1 hierarchy that is `tasks`: moving the writing thread itself
 /// (`0`) through `tasks` skips the kernel's global threadgroup lock, whose every write waits
-/// for its readers (every fork on the machine) and an RCU grace period (measured: 1.4 → 0.44 ms
-/// per init for three hierarchies). The process is single-threaded, so its thread is all of it.
+/// for its readers (every fork on the machine) and an RCU grace period. The process is
+/// single-threaded, so its thread is all of it.
 pub fn open_cgroup(procs: &std::path::Path) -> Result<std::fs::File, NodeError> {
     let tasks = procs.with_file_name("tasks");
     let path = if procs.ends_with("cgroup.procs") && tasks.exists() {

@@ -121,8 +121,7 @@ pub struct Span {
 /// List items have the same key and value position.
 ///
 /// Found when asked, by walking the file's tree along the path: positions are needed only
-/// for messages, and a map of every path of a 1000-node file cost 4.5 MB and a tenth of the
-/// parse.
+/// for messages, and a map of every path would cost memory and parse time on every load.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
     root: Option<Yaml>,
