@@ -1,7 +1,7 @@
 //! What a node's processes may do, and the order in which it is imposed.
 //!
 //! Every process of a node (its init, `exec:` commands, services, `topo exec`) goes through
-//! the same steps, in the order runc, youki and crun use (DESIGN §4): join the node's cgroup,
+//! the same steps, in the order runc, youki and crun use: join the node's cgroup,
 //! its user namespace, its mounts; AppArmor (before no_new_privs, which restricts profile
 //! changes); set `no_new_privs`; drop capabilities (bounding set, then effective, permitted
 //! and inheritable, then ambient); Landlock; the seccomp filter last; then exec.

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-/// Name of a node's network namespace under `/run/netns` (DESIGN §4).
+/// Name of a node's network namespace under `/run/netns`: `<lab>-<node>`.
 pub fn node_netns(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
 }
