@@ -67,8 +67,8 @@ pub fn write_here(proc_dir: &Path, key: &str, value: &str, who: &str) -> Result<
 }
 
 /// Writes a sysctl file. Opened for writing only: `std::fs::write` would ask to create and
-/// truncate it, and an open that may create takes the directory's lock and a slower lookup
-/// (in a node's fresh procfs, the sysctl writes were an eighth of its init's CPU).
+/// truncate it, and an open that may create takes the directory's lock and a slower lookup,
+/// on every write of every init.
 pub fn write_file(file: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::OpenOptions::new()

@@ -396,11 +396,10 @@ impl Cgroups {
     /// - memory, when the node (v1) or a node of its lab (v2, where controllers are enabled
     ///   for a lab's groups together) limits memory. Making a memory cgroup costs the kernel
     ///   an allocation per memory-aware shrinker of the machine, and every superblock (each
-    ///   node's proc, tmpfs, devpts, mqueue) is one: O(N) per node, O(N²) per lab (13 % of a
-    ///   100-node `up`'s CPU time).
+    ///   node's proc, tmpfs, devpts, mqueue) is one: O(N) per node, O(N²) per lab.
     /// - cpu on v1, when the node limits CPU time. Nothing reads a v1 cpu group's accounts,
     ///   and its own hierarchy's group (a scheduling group per CPU, made, joined and removed)
-    ///   cost about 5 % of the CPU time of a 100-node `up`; the pids group holds the node.
+    ///   is work for every node; the pids group holds the node.
     ///
     /// A group made once stays (a removed limit becomes "unlimited").
     fn needs_group(
