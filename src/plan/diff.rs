@@ -569,7 +569,7 @@ impl<'a> Planner<'a> {
                     changes.push(if spec.up { "up".into() } else { "down".into() });
                 }
                 if let Some(mac) = spec.mac.filter(|m| Some(*m) != l.mac) {
-                    changes.push(format!("mac {}", fmt_mac(&mac)));
+                    changes.push(format!("mac {}", names::format_mac(&mac)));
                 }
                 if l.alias.as_deref() != Some(spec.marker.as_str()) {
                     changes.push("marker".into());
@@ -1015,13 +1015,6 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
 
 fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// The kernel state a flawless `up` of `desired` leaves: what `observe` would then report.
