@@ -60,15 +60,6 @@ pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Proportional set size of a process in KiB, from `smaps_rollup`.
-pub fn pss_kib(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("Pss:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 /// Processes that are PID 1 of a nested PID namespace and live in one of the given network
 /// namespaces: node inits, with the inode of their network namespace. One pass over /proc.
 pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, u64)> {

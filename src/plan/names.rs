@@ -1,8 +1,6 @@
 //! How kernel objects of a lab are named and marked. Pure functions of the lab, node and
 //! interface names, so `up`, `plan` and `down` agree on them without any stored state.
 
-use std::net::IpAddr;
-
 /// Name of a node's network namespace under `/run/netns`: `<lab>-<node>`.
 pub fn node_netns(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
@@ -86,15 +84,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-/// The family of an address as `/proc/sys/net` names it: `ipv4` or `ipv6`.
-pub fn family(ip: &IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "ipv4"
-    } else {
-        "ipv6"
-    }
 }
 
 #[cfg(test)]

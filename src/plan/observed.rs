@@ -52,10 +52,6 @@ impl NsState {
     pub fn link(&self, name: &str) -> Option<&LinkObs> {
         self.links.iter().find(|l| l.name == name)
     }
-
-    pub fn link_by_index(&self, index: u32) -> Option<&LinkObs> {
-        self.links.iter().find(|l| l.index == index)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -319,6 +319,7 @@ impl Cgroups {
         })
     }
 
+    #[cfg(test)]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -591,8 +592,8 @@ impl Cgroups {
         first
     }
 
-    /// The nodes of the lab that have a group in some hierarchy, sorted (for `down` when the
-    /// run directory is lost).
+    /// The nodes of the lab that have a group in some hierarchy, sorted.
+    #[cfg(test)]
     pub fn labs_nodes(&self, lab: &str) -> Vec<String> {
         if check_name(lab).is_err() {
             return Vec::new();
