@@ -3,13 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-/// A process as `topo` records it: its PID in the host namespace and its start time in clock
-/// ticks since boot (field 22 of `/proc/PID/stat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct ProcId {
-    pub pid: i32,
-    pub start: u64,
-}
+pub use crate::plan::ProcId;
 
 /// Start time and state letter of a process, from `/proc/PID/stat`. Reads into the stack:
 /// the spawner calls this between forks, where each heap page written is copied.

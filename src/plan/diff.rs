@@ -1021,7 +1021,7 @@ fn normalise(s: &str) -> String {
 /// Pure; used by the property tests (`diff` of a lab against its own result is empty) and
 /// the fuzz target.
 pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
-    use super::observed::{AddrObs, NodeObs, QdiscObs, RouteObs, ServiceObs};
+    use super::observed::{AddrObs, NodeObs, ProcId, QdiscObs, RouteObs, ServiceObs};
     let group = names::lab_group(&desired.lab);
     let links_of = |ifaces: &BTreeMap<String, IfaceSpec>| -> Vec<LinkObs> {
         let names_: Vec<&String> = ifaces.keys().collect();
@@ -1105,7 +1105,7 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
     out.host_links = links_of(&desired.host_ifaces);
     out.host_qdiscs = qdiscs_of(&desired.host_ifaces);
     for (i, (name, node)) in topology.nodes.iter().enumerate() {
-        let init = crate::node::ProcId {
+        let init = ProcId {
             pid: i as i32 + 2,
             start: 1,
         };

@@ -12,5 +12,6 @@ mod scenarios;
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
 pub use diff::{diff, fmt_impair, simulate, Action, Phase, Plan};
 pub use observed::{
-    AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, QdiscObs, RouteObs, ServiceObs,
+    AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, ProcId, QdiscObs, RouteObs,
+    ServiceObs,
 };
