@@ -7,6 +7,7 @@ mod down;
 mod drift;
 mod hosts;
 pub(crate) mod status;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::state::{RunDir, State, StateError};
 pub use down::{down, DownReport};
 pub(crate) use drift::{endpoint, set_impair, set_link};
 pub(crate) use status::{status, Status};
+pub use world::load_topology;
 
 #[derive(Debug, Error)]
 pub enum LabError {
@@ -145,7 +147,7 @@ pub struct UpReport {
 impl Lab {
     /// Loads and validates a topology file (no kernel access).
     pub fn load(path: &Path) -> Result<Lab, LabError> {
-        let topology = crate::spec::load(path)?;
+        let topology = load_topology(path)?;
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         Ok(Lab {
             topology,
