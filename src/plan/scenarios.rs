@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::observed::{LinkObs, NodeObs, NsObserved, NsState, Observed, RouteObs, ServiceObs};
+use super::ProcId;
 use super::{compile, diff, names, simulate, Action, Phase, Plan};
-use crate::node::ProcId;
 use crate::spec::Topology;
 
 /// Two routers on a link, r1 with a host LAN on a bridge, a static route, an `exec` line
