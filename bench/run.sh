@@ -10,7 +10,8 @@
 #   iproute2  peers/iproute2-chain.sh: one `ip` command per step    (N <= IPROUTE2_MAX_N)
 #   mininet   peers/mininet-chain.py, when Mininet is installed        (N <= PEERS_MAX_N)
 #   munet     peers/munet-chain.sh, when munet is installed            (N <= PEERS_MAX_N)
-# then prints medians, ratios and the performance contract (DESIGN §5) as MET / NOT MET.
+# then prints medians, ratios and each target of the performance contract (docs/performance.md,
+# "The contract") as MET / NOT MET.
 #
 # usage: bench/run.sh [--quick] [--reps R] [N ...]     (as root; default N = 10 100 1000 5000,
 #        bench/run.sh --summarize RESULTS_FILE          --quick: 10 100 1000, R = 3)
@@ -90,7 +91,7 @@ summarize() {
         f(m("topo", n, "kmem_kb_per_node"), "%.0f"), f(m("floor", n, "kmem_kb_per_node"), "%.0f"), f(m("topo", n, "change_actions"), "%d");
     }
     print "";
-    print "== performance contract (DESIGN.md section 5) ==";
+    print "== performance contract (docs/performance.md) ==";
     K = 1000;
     up = m("topo", K, "up_s"); fl = m("floor", K, "up_s");
     if (up == "" || fl == "") unmeasured("1000-node up <= 2x the ip -batch floor", "needs N=1000");

@@ -1,18 +1,18 @@
 //! topo: a YAML topology becomes a live network lab on one Linux host.
 //!
 //! Functional core, imperative shell: [`spec`] parses and validates, [`plan`] diffs the
-//! desired lab against what the kernel holds (both pure); [`net`] (netlink), [`node`]
-//! (namespaces and processes) and [`state`] (run directory) act; [`Lab`] ties them together
-//! for the CLI and for Rust tests.
+//! desired lab against what the kernel holds (both pure); `net` (netlink), `node`
+//! (namespaces and processes) and `state` (run directory), private to the crate, act; [`Lab`]
+//! ties them together for the CLI and for Rust tests.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
 pub mod lab;
-pub mod net;
-pub mod node;
+pub(crate) mod net;
+pub(crate) mod node;
 pub mod plan;
 pub mod shapes;
 pub mod spec;
-pub mod state;
+pub(crate) mod state;
 
 pub use lab::{Lab, LabError, LabGuard};

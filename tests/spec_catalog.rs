@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use topo::spec::{self, Diagnostic};
+use topo::lab::load_topology;
+use topo::spec::Diagnostic;
 
 #[derive(Debug)]
 struct Expect {
@@ -59,7 +60,7 @@ fn check_bad(path: &Path) -> Vec<String> {
         return vec![format!("{name}: no '# expect:' line")];
     }
     let start = Instant::now();
-    let result = spec::load(path);
+    let result = load_topology(path);
     let elapsed = start.elapsed();
     let diags = match result {
         Ok(_) => return vec![format!("{name}: accepted, expected {expects:?}")],
@@ -120,7 +121,7 @@ fn good_files_load() {
     let files = yaml_files("tests/good");
     assert!(files.len() >= 2);
     for f in files {
-        if let Err(d) = spec::load(&f) {
+        if let Err(d) = load_topology(&f) {
             panic!("{} was refused:\n{d}", f.display());
         }
     }
@@ -128,7 +129,7 @@ fn good_files_load() {
 
 #[test]
 fn missing_file_is_one_diagnostic() {
-    let d = spec::load(Path::new("/nonexistent/topo.yaml")).unwrap_err();
+    let d = load_topology(Path::new("/nonexistent/topo.yaml")).unwrap_err();
     assert_eq!(d.len(), 1);
     assert!(d.0[0].message.contains("cannot read"));
 }

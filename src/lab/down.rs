@@ -103,7 +103,7 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
 }
 
 /// Threads removing namespace names at once: each removal waits for an RCU grace period
-/// after the kernel's mount lock is released, so several overlap (1000: 0.3 s on one).
+/// after the kernel's mount lock is released, so several overlap.
 const REMOVERS: usize = 4;
 
 /// Removes the named namespaces (`ip netns del`), on [`REMOVERS`] threads; the first error.

@@ -8,7 +8,8 @@ mod drift;
 mod hosts;
 mod observe;
 mod prescan;
-pub mod status;
+pub(crate) mod status;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,8 +27,9 @@ use observe::{observe_all, Scanned};
 use prescan::Prescan;
 
 pub use down::{down, DownReport};
-pub use drift::{endpoint, set_impair, set_link};
-pub use status::{status, Status};
+pub(crate) use drift::{endpoint, set_impair, set_link};
+pub(crate) use status::{status, Status};
+pub use world::load_topology;
 
 #[derive(Debug, Error)]
 pub enum LabError {
@@ -76,7 +78,7 @@ pub enum LabError {
 
 impl LabError {
     /// The process exit status for this error: 2 for bad input, 1 for everything else.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             LabError::Spec(_) | LabError::Usage(_) => 2,
             LabError::Interrupted {
@@ -99,8 +101,8 @@ impl LabError {
 /// A lab as a topology file describes it.
 #[derive(Debug, Clone)]
 pub struct Lab {
-    pub topology: Topology,
-    pub file: PathBuf,
+    pub(crate) topology: Topology,
+    pub(crate) file: PathBuf,
     /// What was read while the file was parsed (see [`Lab::load_prescanned`]).
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
 }
@@ -125,7 +127,7 @@ pub struct UpReport {
 impl Lab {
     /// Loads and validates a topology file (no kernel access).
     pub fn load(path: &Path) -> Result<Lab, LabError> {
-        let topology = crate::spec::load(path)?;
+        let topology = load_topology(path)?;
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         Ok(Lab {
             topology,
@@ -134,8 +136,8 @@ impl Lab {
         })
     }
 
-    /// [`load`](Self::load) for `plan` and `up`: while the file is parsed (85 ms at 1000
-    /// nodes, on one CPU), the recorded inits and their cgroups are read on another thread,
+    /// [`load`](Self::load) for `plan` and `up`: while the file is parsed (on one CPU, a
+    /// large part of a no-op), the recorded inits and their cgroups are read on another thread,
     /// for the lab the file's top-level `name:` line names, when it has a record. Reading
     /// only: nothing is locked or written, and `up` uses the result only if the record it
     /// reads under the lab's lock names the same inits.
@@ -143,7 +145,7 @@ impl Lab {
     /// With `rt`, the lab's namespaces are also opened and dumped meanwhile, on that runtime,
     /// holding the lab's lock (taken before the parse, released if the file turns out to name
     /// another lab or to be invalid).
-    pub fn load_prescanned(
+    pub(crate) fn load_prescanned(
         path: &Path,
         rt: Option<&tokio::runtime::Handle>,
     ) -> Result<Lab, LabError> {
@@ -232,7 +234,7 @@ impl Lab {
     }
 
     /// `up`, telling `progress` each phase as it starts (phase name, actions done, total).
-    pub async fn up_with_progress(
+    pub(crate) async fn up_with_progress(
         &self,
         progress: Option<&Progress>,
     ) -> Result<UpReport, LabError> {
@@ -307,7 +309,7 @@ impl Lab {
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, progress)
             .await;
-        // A no-op `up` leaves the record as it was (1.4 MB to encode and write at 1000 nodes).
+        // A no-op `up` leaves the record as it was (large to encode and write for a large lab).
         if state != loaded {
             run.save(&state)?;
         }
@@ -335,7 +337,7 @@ impl Lab {
 
 /// A digest of what a node's processes are started with (binds, rootfs, environment and
 /// security): when it changes, the node is restarted.
-pub fn node_digest(n: &crate::spec::Node) -> String {
+pub(crate) fn node_digest(n: &crate::spec::Node) -> String {
     let what = serde_json::json!({
         "binds": n.binds, "rootfs": n.rootfs, "env": n.env, "capabilities": n.capabilities,
         "seccomp": n.seccomp, "filesystem": n.filesystem, "apparmor": n.apparmor, "userns": n.userns,
@@ -391,7 +393,7 @@ fn kernel_support(plan: &Plan) -> Result<(), LabError> {
 
 /// Told of each phase of an `up` as it starts: its name, the actions done so far, and the
 /// plan's total.
-pub type Progress = dyn Fn(&str, usize, usize) + Send + Sync;
+pub(crate) type Progress = dyn Fn(&str, usize, usize) + Send + Sync;
 
 /// Brings its lab down when dropped, even when a test fails.
 pub struct LabGuard {
@@ -418,7 +420,7 @@ impl Drop for LabGuard {
 }
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
-pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
+pub(crate) fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
     let (target, ctx) = node_target(lab, node)?;
     let status = crate::node::spawn::enter_command(target, &ctx, false, argv)?
         .status()
@@ -427,7 +429,10 @@ pub fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
 }
 
 /// The init and environment of a running node, from the lab's record.
-pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, crate::node::NodeContext), LabError> {
+pub(crate) fn node_target(
+    lab: &str,
+    node: &str,
+) -> Result<(ProcId, crate::node::NodeContext), LabError> {
     down::check_lab_name(lab)?;
     let path = crate::state::root().join(lab).join("state.json");
     let state: State = std::fs::read(&path)
@@ -449,7 +454,7 @@ pub fn node_target(lab: &str, node: &str) -> Result<(ProcId, crate::node::NodeCo
 }
 
 /// The lab meant when a command names none: the only one that is up.
-pub fn only_lab() -> Result<String, LabError> {
+pub(crate) fn only_lab() -> Result<String, LabError> {
     let labs = crate::state::labs();
     match labs.as_slice() {
         [one] => Ok(one.clone()),

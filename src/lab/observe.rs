@@ -58,7 +58,7 @@ pub(super) fn recorded_inits(state: &State) -> Vec<(String, ProcId, u64)> {
 /// Reads the processes of the inits `recorded` names ([`scan_processes`]) on a thread of its
 /// own. Without a record (a new lab, or one whose record was lost), nothing is read here:
 /// /proc is scanned only if the observation finds namespaces of the lab (a first `up` skips
-/// it, 15 ms of 0.28 s at N = 100).
+/// it).
 pub(super) fn processes_on_thread(
     lab: String,
     recorded: impl FnOnce() -> Option<Vec<(String, ProcId, u64)>> + Send + 'static,
@@ -83,7 +83,7 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
     // Each recorded init alive (same PID and start time) in its recorded namespace: then
     // no other init of `topo`'s can be in those namespaces (a node's init is started only
     // after its previous one was stopped), and the record's are the lab's, without reading
-    // all of /proc (at 1000 nodes, half the time of this thread). Namespaces of the lab that
+    // all of /proc (much of this thread's time). Namespaces of the lab that
     // no recorded init holds are then scanned for after the observation.
     let own: Option<Vec<(ProcId, u64)>> = recorded
         .iter()

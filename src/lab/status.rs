@@ -85,12 +85,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                 index: l.index,
                 up: l.up,
                 mtu: l.mtu,
-                mac: l.mac.map(|m| {
-                    m.iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(":")
-                }),
+                mac: l.mac.as_ref().map(names::format_mac),
                 impair: st
                     .qdiscs
                     .iter()

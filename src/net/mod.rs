@@ -4,7 +4,8 @@
 //! Namespaces are per thread: everything that must run *inside* a network namespace (opening
 //! its netlink socket, creating it, reading its sysctls) runs on a dedicated `std::thread`
 //! that `setns`es, never on a tokio worker. A netlink socket stays bound to the namespace it
-//! was opened in, so the sockets are then driven from tokio.
+//! was opened in, so the sockets that make changes are then driven from tokio; the
+//! observation's are used synchronously by the threads that opened them (`dump.rs`).
 
 pub mod addr;
 pub mod dump;

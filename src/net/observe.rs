@@ -1,5 +1,10 @@
-//! Observation: one dump of links, addresses and routes per namespace of the lab, in
-//! parallel, through sockets opened once and kept for the apply that follows.
+//! Observation: what each namespace of the lab holds (links, addresses, routes, root qdiscs,
+//! sysctls) and the lab's host links. Two threads (`OBSERVE_THREADS`) each enter their
+//! share of the namespaces in turn and read each through a plain netlink socket opened there
+//! for that read alone ([`dump`](super::dump)); the host is read through the session's own
+//! socket. The namespace files stay open in the [`Session`], without a socket: the apply
+//! connects runtime sockets ([`Session::connect`]) only in the namespaces where the plan
+//! changes something.
 
 use std::collections::BTreeMap;
 use std::fs::File;

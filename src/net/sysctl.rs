@@ -5,8 +5,8 @@
 //! Which procfs the path goes through matters for speed, not for the answer. Every network
 //! namespace adds its own `net/ipv4`, `net/ipv6`, … entries to the dentry cache of the procfs
 //! they are looked up in, all with the same parent and name, and the kernel finds the right
-//! one by walking them all: through the host's `/proc`, writing a sysctl in each of 1000
-//! namespaces cost 0.5 s of lookups (O(N²)). A node's init mounts a procfs of its own, which
+//! one by walking them all: through the host's `/proc`, writing a sysctl in each of N
+//! namespaces costs O(N²) lookups. A node's init mounts a procfs of its own, which
 //! only that node's namespace ever fills, so `topo` goes through it
 //! (`/proc/PID/root/proc`) when the node's init is known, and through `/proc` otherwise.
 
@@ -67,8 +67,8 @@ pub fn write_here(proc_dir: &Path, key: &str, value: &str, who: &str) -> Result<
 }
 
 /// Writes a sysctl file. Opened for writing only: `std::fs::write` would ask to create and
-/// truncate it, and an open that may create takes the directory's lock and a slower lookup
-/// (in a node's fresh procfs, the sysctl writes were an eighth of its init's CPU).
+/// truncate it, and an open that may create takes the directory's lock and a slower lookup,
+/// on every write of every init.
 pub fn write_file(file: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::OpenOptions::new()

@@ -74,7 +74,7 @@ pub struct Shared {
 
 /// Binds the lab's hosts file on `/etc/hosts` of the calling process's mount namespace (the
 /// spawner's private one), once for every node's copy of it; read-only in the nodes like the
-/// rest of the host's tree. Per node, the open and the two mount calls cost 4 % of an init.
+/// rest of the host's tree, instead of an open and two mount calls in every init.
 pub fn share_hosts(hosts: &Path) -> Result<(), NodeError> {
     bind(&open_path(hosts)?, Path::new("/etc/hosts"), true)
 }
@@ -178,10 +178,9 @@ pub fn host_sys_dev() -> Option<u64> {
 ///
 /// sysfs shows the network devices of the namespace that mounts it, so every node needs one,
 /// and the kernel finds or makes its superblock by comparing every sysfs superblock of the
-/// machine under a global lock: O(N) per node, O(N²) per lab (5 % of a 1000-node `up`, a
-/// quarter of a 5000-node one). The inits therefore leave `/sys` alone, and the first process
-/// to enter a node (`exec:`, a service, `topo exec`) mounts it: a node nobody runs anything
-/// in costs nothing. The only other process of a node is its init, which never reads `/sys`.
+/// machine under a global lock: O(N) per node, O(N²) per lab. The inits therefore leave
+/// `/sys` alone, and the first process to enter a node (`exec:`, a service, `topo exec`)
+/// mounts it: a node nobody runs anything in costs nothing. The only other process of a node is its init, which never reads `/sys`.
 /// Two processes entering at once may both mount it; the second mount covers the first with
 /// the same view.
 pub fn ensure_sysfs(host_sys: Option<u64>) -> Result<(), NodeError> {
@@ -307,8 +306,8 @@ fn minimal_dev(
     tmpfs()?;
     // Device nodes are made with the host's numbers and modes, as runc does; where that is
     // not allowed (a node with its own user namespace) they are bound from the host's. Made,
-    // they cost a tenth of a bind each (creating the bind's target in the tmpfs, then the
-    // mount: 9 % of an init's CPU for the six).
+    // they cost far less than a bind each (which creates the bind's target in the tmpfs,
+    // then mounts).
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let made = match known {
         Some(known) => known.iter().try_for_each(|d| make_device(dev, d)),

@@ -3,13 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-/// A process as `topo` records it: its PID in the host namespace and its start time in clock
-/// ticks since boot (field 22 of `/proc/PID/stat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct ProcId {
-    pub pid: i32,
-    pub start: u64,
-}
+pub use crate::plan::ProcId;
 
 /// Start time and state letter of a process, from `/proc/PID/stat`. Reads into the stack:
 /// the spawner calls this between forks, where each heap page written is copied.
@@ -58,15 +52,6 @@ pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
     std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
         .ok()
         .map(|m| m.ino())
-}
-
-/// Proportional set size of a process in KiB, from `smaps_rollup`.
-pub fn pss_kib(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("Pss:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }
 
 /// Processes that are PID 1 of a nested PID namespace and live in one of the given network

@@ -1,7 +1,7 @@
 //! What a node's processes may do, and the order in which it is imposed.
 //!
 //! Every process of a node (its init, `exec:` commands, services, `topo exec`) goes through
-//! the same steps, in the order runc, youki and crun use (DESIGN §4): join the node's cgroup,
+//! the same steps, in the order runc, youki and crun use: join the node's cgroup,
 //! its user namespace, its mounts; AppArmor (before no_new_privs, which restricts profile
 //! changes); set `no_new_privs`; drop capabilities (bounding set, then effective, permitted
 //! and inheritable, then ambient); Landlock; the seccomp filter last; then exec.
@@ -254,8 +254,8 @@ pub fn apparmor_on_exec(profile: &str) -> Result<(), NodeError> {
 /// Opens the file through which a single-threaded process joins a cgroup, given the group's
 /// `cgroup.procs`. On a cgroup v1 hierarchy that is `tasks`: moving the writing thread itself
 /// (`0`) through `tasks` skips the kernel's global threadgroup lock, whose every write waits
-/// for its readers (every fork on the machine) and an RCU grace period (measured: 1.4 → 0.44 ms
-/// per init for three hierarchies). The process is single-threaded, so its thread is all of it.
+/// for its readers (every fork on the machine) and an RCU grace period. The process is
+/// single-threaded, so its thread is all of it.
 pub fn open_cgroup(procs: &std::path::Path) -> Result<std::fs::File, NodeError> {
     let tasks = procs.with_file_name("tasks");
     let path = if procs.ends_with("cgroup.procs") && tasks.exists() {

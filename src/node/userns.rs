@@ -9,7 +9,7 @@
 //! within a lab (collisions probe to the next free slot, in node name order); two labs may
 //! share a slot with a probability of about 1/16384 per pair of nodes.
 //!
-//! The user namespace is made first (DESIGN §4) by a short-lived helper (`topo __userns`):
+//! The user namespace is made first by a short-lived helper (`topo __userns`):
 //! it unshares CLONE_NEWUSER (impossible in a multi-threaded process), `topo` writes its
 //! uid and gid maps, and the helper then unshares CLONE_NEWNET, which is thereby owned by
 //! the new user namespace. `topo` bind-mounts that network namespace under /run/netns; the

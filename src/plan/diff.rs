@@ -135,7 +135,16 @@ impl Action {
             | Action::DelAddress { ns, .. }
             | Action::SetImpair { ns, .. }
             | Action::ClearImpair { ns, .. } => ns.as_deref(),
-            _ => None,
+            Action::StopService { .. }
+            | Action::StopNode { .. }
+            | Action::DeleteNetns { .. }
+            | Action::CreateNetns { .. }
+            | Action::StartNode { .. }
+            | Action::SetLimits { .. }
+            | Action::CreateVeth { .. }
+            | Action::SetSysctl { .. }
+            | Action::RunExec { .. }
+            | Action::StartService { .. } => None,
         }
     }
 
@@ -147,14 +156,98 @@ impl Action {
             | Action::DeleteNetns { .. }
             | Action::DeleteLink { .. }
             | Action::DelAddress { .. }
-            | Action::DelRoute { .. } => '-',
+            | Action::DelRoute { .. }
+            | Action::ClearImpair { .. } => '-',
             Action::SetLink { .. }
             | Action::SetSysctl { .. }
             | Action::SetLimits { .. }
-            | Action::SetImpair { .. } => '~',
-            Action::ClearImpair { .. } => '-',
-            Action::AddRoute { replace: true, .. } => '~',
-            _ => '+',
+            | Action::SetImpair { .. }
+            | Action::AddRoute { replace: true, .. } => '~',
+            Action::CreateNetns { .. }
+            | Action::StartNode { .. }
+            | Action::CreateBridge { .. }
+            | Action::CreateVeth { .. }
+            | Action::AddAddress { .. }
+            | Action::AddRoute { replace: false, .. }
+            | Action::RunExec { .. }
+            | Action::StartService { .. } => '+',
+        }
+    }
+
+    /// The phase this action runs in.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::StopService { .. } => Phase::StopServices,
+            Action::StopNode { .. } => Phase::StopNodes,
+            Action::DeleteNetns { .. } => Phase::DeleteNetns,
+            Action::DeleteLink { .. } => Phase::DeleteLinks,
+            Action::CreateNetns { .. } => Phase::CreateNetns,
+            Action::StartNode { .. } => Phase::StartNodes,
+            Action::SetLimits { .. } => Phase::SetLimits,
+            Action::CreateBridge { .. } => Phase::CreateBridges,
+            Action::CreateVeth { .. } => Phase::CreateVeths,
+            Action::SetLink { .. } => Phase::SetLinks,
+            Action::SetImpair { .. } | Action::ClearImpair { .. } => Phase::Impairments,
+            Action::SetSysctl { .. } => Phase::SetSysctls,
+            Action::AddAddress { .. } => Phase::AddAddresses,
+            Action::DelAddress { .. } => Phase::DelAddresses,
+            Action::DelRoute { .. } => Phase::DelRoutes,
+            Action::AddRoute { .. } => Phase::AddRoutes,
+            Action::RunExec { .. } => Phase::RunExec,
+            Action::StartService { .. } => Phase::StartServices,
+        }
+    }
+}
+
+/// The steps of a plan, in the order they run: removals first, then creation from the bottom
+/// up. Every phase holds one kind of action, except `Impairments` (set and clear, one per
+/// interface).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    StopServices,
+    StopNodes,
+    DeleteNetns,
+    DeleteLinks,
+    CreateNetns,
+    StartNodes,
+    SetLimits,
+    CreateBridges,
+    CreateVeths,
+    SetLinks,
+    Impairments,
+    SetSysctls,
+    /// New addresses before old ones go: a subnet never loses its last address on the way,
+    /// so routes through it survive a renumbering.
+    AddAddresses,
+    DelAddresses,
+    DelRoutes,
+    AddRoutes,
+    RunExec,
+    StartServices,
+}
+
+impl Phase {
+    /// What the phase does, for progress and logs (`TOPO_LOG=info`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::StopServices => "stop services",
+            Phase::StopNodes => "stop nodes",
+            Phase::DeleteNetns => "delete namespaces",
+            Phase::DeleteLinks => "delete links",
+            Phase::CreateNetns => "create namespaces",
+            Phase::StartNodes => "start nodes",
+            Phase::SetLimits => "set limits",
+            Phase::CreateBridges => "create bridges",
+            Phase::CreateVeths => "create veths",
+            Phase::SetLinks => "set links",
+            Phase::Impairments => "set impairments",
+            Phase::SetSysctls => "set sysctls",
+            Phase::AddAddresses => "add addresses",
+            Phase::DelAddresses => "delete addresses",
+            Phase::DelRoutes => "delete routes",
+            Phase::AddRoutes => "add routes",
+            Phase::RunExec => "run exec",
+            Phase::StartServices => "start services",
         }
     }
 }
@@ -254,34 +347,8 @@ pub fn diff(topology: &Topology, desired: &Desired, observed: &Observed) -> Plan
     p.stale_links();
     p.interfaces();
     p.processes(topology);
-    p.plan.actions.sort_by_key(phase);
+    p.plan.actions.sort_by_key(Action::phase);
     p.plan
-}
-
-/// The order actions run in: removals first, then creation from the bottom up.
-fn phase(a: &Action) -> u8 {
-    match a {
-        Action::StopService { .. } => 0,
-        Action::StopNode { .. } => 1,
-        Action::DeleteNetns { .. } => 2,
-        Action::DeleteLink { .. } => 3,
-        Action::CreateNetns { .. } => 4,
-        Action::StartNode { .. } => 5,
-        Action::SetLimits { .. } => 5,
-        Action::CreateBridge { .. } => 6,
-        Action::CreateVeth { .. } => 7,
-        Action::SetLink { .. } => 8,
-        Action::SetImpair { .. } | Action::ClearImpair { .. } => 9,
-        Action::SetSysctl { .. } => 10,
-        // New addresses first: a subnet never loses its last address on the way, so routes
-        // through it survive a renumbering.
-        Action::AddAddress { .. } => 11,
-        Action::DelAddress { .. } => 12,
-        Action::DelRoute { .. } => 13,
-        Action::AddRoute { .. } => 14,
-        Action::RunExec { .. } => 15,
-        Action::StartService { .. } => 16,
-    }
 }
 
 struct Planner<'a> {
@@ -502,7 +569,7 @@ impl<'a> Planner<'a> {
                     changes.push(if spec.up { "up".into() } else { "down".into() });
                 }
                 if let Some(mac) = spec.mac.filter(|m| Some(*m) != l.mac) {
-                    changes.push(format!("mac {}", fmt_mac(&mac)));
+                    changes.push(format!("mac {}", names::format_mac(&mac)));
                 }
                 if l.alias.as_deref() != Some(spec.marker.as_str()) {
                     changes.push("marker".into());
@@ -950,18 +1017,11 @@ fn normalise(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The kernel state a flawless `up` of `desired` leaves: what `observe` would then report.
 /// Pure; used by the property tests (`diff` of a lab against its own result is empty) and
 /// the fuzz target.
 pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
-    use super::observed::{AddrObs, NodeObs, QdiscObs, RouteObs, ServiceObs};
+    use super::observed::{AddrObs, NodeObs, ProcId, QdiscObs, RouteObs, ServiceObs};
     let group = names::lab_group(&desired.lab);
     let links_of = |ifaces: &BTreeMap<String, IfaceSpec>| -> Vec<LinkObs> {
         let names_: Vec<&String> = ifaces.keys().collect();
@@ -1045,7 +1105,7 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
     out.host_links = links_of(&desired.host_ifaces);
     out.host_qdiscs = qdiscs_of(&desired.host_ifaces);
     for (i, (name, node)) in topology.nodes.iter().enumerate() {
-        let init = crate::node::ProcId {
+        let init = ProcId {
             pid: i as i32 + 2,
             start: 1,
         };

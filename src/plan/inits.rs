@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::node::ProcId;
+use super::observed::ProcId;
 
 use super::names;
 

@@ -7,10 +7,13 @@ pub mod observed;
 
 mod diff;
 mod inits;
+#[cfg(test)]
+mod scenarios;
 
 pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
-pub use diff::{diff, fmt_impair, simulate, Action, Plan};
+pub use diff::{diff, fmt_impair, simulate, Action, Phase, Plan};
 pub use inits::{inits_cover_lab, node_inits, NodeInits, RecordedInit};
 pub use observed::{
-    AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, QdiscObs, RouteObs, ServiceObs,
+    AddrObs, LinkObs, NodeObs, NsObserved, NsState, Observed, ProcId, QdiscObs, RouteObs,
+    ServiceObs,
 };

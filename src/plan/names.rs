@@ -1,9 +1,7 @@
 //! How kernel objects of a lab are named and marked. Pure functions of the lab, node and
 //! interface names, so `up`, `plan` and `down` agree on them without any stored state.
 
-use std::net::IpAddr;
-
-/// Name of a node's network namespace under `/run/netns` (DESIGN §4).
+/// Name of a node's network namespace under `/run/netns`: `<lab>-<node>`.
 pub fn node_netns(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
 }
@@ -70,6 +68,14 @@ pub fn mac(lab: &str, ns: &str, iface: &str) -> [u8; 6] {
     [(h[0] & 0xfc) | 0x02, h[1], h[2], h[3], h[4], h[5]]
 }
 
+/// A MAC address as the kernel and `ip link` print it: `02:1a:2b:3c:4d:5e`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// FNV-1a, 64 bit: stable across Rust releases, unlike `DefaultHasher`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -80,18 +86,18 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// `/proc/sys` path of a sysctl key (`net.ipv4.ip_forward` → `net/ipv4/ip_forward`).
-pub fn family(ip: &IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "ipv4"
-    } else {
-        "ipv6"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_print_as_ip_link_does() {
+        assert_eq!(
+            format_mac(&[0x02, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e]),
+            "02:1a:2b:3c:4d:5e"
+        );
+        assert_eq!(format_mac(&[0; 6]), "00:00:00:00:00:00");
+    }
 
     #[test]
     fn macs_are_local_unicast_and_stable() {

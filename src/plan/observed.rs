@@ -5,7 +5,15 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// A process as `topo` records it: its PID in the host namespace and its start time in clock
+/// ticks since boot (field 22 of `/proc/PID/stat`). `node::procfs` reads it from `/proc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Observed {
@@ -52,10 +60,6 @@ impl NsState {
     pub fn link(&self, name: &str) -> Option<&LinkObs> {
         self.links.iter().find(|l| l.name == name)
     }
-
-    pub fn link_by_index(&self, index: u32) -> Option<&LinkObs> {
-        self.links.iter().find(|l| l.index == index)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,13 +98,13 @@ pub struct NodeObs {
     /// The init process is alive and holds the node's current network namespace.
     pub init_alive: bool,
     /// The recorded init, if it is still running.
-    pub init: Option<crate::node::ProcId>,
+    pub init: Option<ProcId>,
     /// Running services and the command each was started with.
     pub services: BTreeMap<String, ServiceObs>,
     /// Other inits in the node's namespace (an `up` stopped before it recorded them):
     /// stopped by the next `up`.
     #[serde(default)]
-    pub strays: Vec<crate::node::ProcId>,
+    pub strays: Vec<ProcId>,
     /// The limits the node's cgroup files hold; `None` when not read (no cgroups).
     pub limits: Option<crate::spec::Limits>,
 }

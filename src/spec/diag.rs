@@ -1,7 +1,7 @@
 //! Diagnostics: an error about a place in the topology file, with a hint on how to fix it.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One problem in a topology file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,38 +81,3 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
-
-/// Reads the file, refusing oversized files before reading them.
-pub(crate) fn read_file(path: &Path) -> Result<String, Diagnostics> {
-    let one = |message: String, hint: &str| {
-        Diagnostics(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message,
-            hint: Some(hint.to_string()),
-        }])
-    };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        one(
-            format!("cannot read the topology file: {e}"),
-            "check the path",
-        )
-    })?;
-    if meta.len() > super::MAX_FILE_BYTES {
-        return Err(one(
-            format!(
-                "the file is {} bytes, more than the {} bytes topo accepts",
-                meta.len(),
-                super::MAX_FILE_BYTES
-            ),
-            "split the lab, or generate a smaller one",
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| {
-        one(
-            format!("cannot read the topology file: {e}"),
-            "the file must be UTF-8 text",
-        )
-    })
-}

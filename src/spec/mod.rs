@@ -1,5 +1,6 @@
-//! `spec`: parse, merge defaults, validate. Pure: no syscalls, no kernel access (it reads the
-//! topology file and checks that referenced host paths exist, nothing else).
+//! `spec`: parse, merge defaults, validate. Pure: no syscalls, no file system access. What
+//! validation needs to know of the host (paths that exist, seccomp profiles topo can honour)
+//! comes from a [`World`] that the caller passes in.
 
 pub mod model;
 
@@ -7,6 +8,7 @@ mod diag;
 mod parse;
 mod units;
 mod validate;
+mod world;
 mod yaml;
 
 use std::path::Path;
@@ -17,6 +19,7 @@ pub use units::{
     format_bytes, format_duration_us, format_ppm, format_rate, parse_duration_us, parse_impair,
     parse_ppm, parse_rate, parse_size, ImpairText, UnitError,
 };
+pub use world::{Unchecked, World};
 
 /// The JSON Schema of the topology file (as shipped in `docs/topology.schema.json`), pretty
 /// printed, with a trailing newline.
@@ -30,17 +33,18 @@ pub fn json_schema() -> String {
 /// Largest topology file accepted, in bytes (a 10 000-node generated chain is about 3 MiB).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Reads, parses and validates a topology file. Every problem of the file is reported, each
-/// with the file, line and column it is about, and a hint.
-pub fn load(path: &Path) -> Result<Topology, Diagnostics> {
-    let src = diag::read_file(path)?;
-    parse_str(&src, path)
+/// Parses and validates topology text against `world`. Every problem of the text is reported,
+/// each with the file, line and column it is about, and a hint. `path` names the file in
+/// messages; relative paths in the file (binds, rootfs, seccomp profiles) are resolved
+/// against its directory.
+pub fn parse_with(src: &str, path: &Path, world: &dyn World) -> Result<Topology, Diagnostics> {
+    let (topology, spans, mut diags) = parse::parse(src, path)?;
+    validate::validate(&topology, &spans, path, world, &mut diags);
+    diags.into_result(topology)
 }
 
-/// Parses and validates topology text. `path` names the file in messages; relative paths in
-/// the file (binds, rootfs, seccomp profiles) are resolved against its directory.
+/// Parses and validates topology text alone, as [`parse_with`] with [`Unchecked`]: host paths
+/// and seccomp profiles are taken as they are written.
 pub fn parse_str(src: &str, path: &Path) -> Result<Topology, Diagnostics> {
-    let (topology, spans, mut diags) = parse::parse(src, path)?;
-    validate::validate(&topology, &spans, path, &mut diags);
-    diags.into_result(topology)
+    parse_with(src, path, &Unchecked)
 }

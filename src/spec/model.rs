@@ -1,6 +1,6 @@
 //! The desired state of a lab, as the topology file declares it (schema v1).
 //!
-//! These types are the output of `spec::load`: defaults are already merged into every node,
+//! These types are the output of `spec`: defaults are already merged into every node,
 //! units are already converted (bytes, bits per second, microseconds, parts per million), and
 //! relative paths are already resolved against the topology file's directory. They are plain
 //! data: no syscalls, no I/O. The JSON Schema shipped in `docs/topology.schema.json` is

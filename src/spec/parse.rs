@@ -121,8 +121,7 @@ pub struct Span {
 /// List items have the same key and value position.
 ///
 /// Found when asked, by walking the file's tree along the path: positions are needed only
-/// for messages, and a map of every path of a 1000-node file cost 4.5 MB and a tenth of the
-/// parse.
+/// for messages, and a map of every path would cost memory and parse time on every load.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
     root: Option<Yaml>,
@@ -1717,7 +1716,9 @@ nodes:
     #[test]
     fn full_file_model() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
-        let got = crate::spec::load(&dir.join("triangle.yaml")).unwrap();
+        let file = dir.join("triangle.yaml");
+        let src = std::fs::read_to_string(&file).unwrap();
+        let got = crate::spec::parse_str(&src, &file).unwrap();
         let forwarding = map(&[
             ("net.ipv4.ip_forward", SysctlValue::Int(1)),
             ("net.ipv6.conf.all.forwarding", SysctlValue::Int(1)),
@@ -1893,5 +1894,53 @@ nodes:
         for s in samples {
             let _ = parse(s, Path::new("x.yaml"));
         }
+    }
+}
+
+/// The reader's key lists and the model's schema (what editors and `topo schema` show) are
+/// two descriptions of one file format: they must name the same keys.
+#[cfg(test)]
+mod schema_keys {
+    use super::*;
+
+    fn properties(schema: &serde_json::Value, pointer: &str) -> Vec<String> {
+        let Some(props) = schema.pointer(pointer).and_then(|p| p.as_object()) else {
+            panic!("the schema has no {pointer}");
+        };
+        let mut keys: Vec<String> = props.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_key_list_equals_its_schema_properties() {
+        let schema: serde_json::Value = match serde_json::from_str(&crate::spec::json_schema()) {
+            Ok(v) => v,
+            Err(e) => panic!("schema is not JSON: {e}"),
+        };
+        let lists: [(&str, &[&str]); 11] = [
+            ("/properties", TOP_KEYS),
+            ("/definitions/Defaults/properties", DEFAULT_KEYS),
+            ("/definitions/Node/properties", NODE_KEYS),
+            ("/definitions/Interface/properties", INTERFACE_KEYS),
+            ("/definitions/Route/properties", ROUTE_KEYS),
+            ("/definitions/Filesystem/properties", FILESYSTEM_KEYS),
+            ("/definitions/Limits/properties", LIMIT_KEYS),
+            ("/definitions/Capabilities/properties", CAPABILITY_KEYS),
+            ("/definitions/Link/properties", LINK_KEYS),
+            ("/definitions/Impair/properties", IMPAIR_KEYS),
+            ("/definitions/Bridge/properties", BRIDGE_KEYS),
+        ];
+        for (pointer, list) in lists {
+            let mut keys: Vec<String> = list.iter().map(|k| k.to_string()).collect();
+            keys.sort();
+            assert_eq!(keys, properties(&schema, pointer), "keys at {pointer}");
+        }
+        // Every object the schema describes has its list here.
+        let described = schema
+            .pointer("/definitions")
+            .and_then(|d| d.as_object())
+            .map(|d| d.values().filter(|v| v.get("properties").is_some()).count());
+        assert_eq!(described, Some(lists.len() - 1));
     }
 }

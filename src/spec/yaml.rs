@@ -295,7 +295,7 @@ impl Builder {
         };
         let mut pos = frame.pos;
         // Trimmed to size: most collections of a topology hold one to three items, and a
-        // growing Vec starts at four (at 1000 nodes, a third of the tree's memory).
+        // growing Vec starts at four.
         let kind = match frame.open {
             Open::Seq(mut items) => {
                 items.shrink_to_fit();

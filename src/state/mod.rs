@@ -179,9 +179,9 @@ impl RunDir {
     /// machine, and the rename alone is atomic for every reader and for a `topo` killed
     /// half-way. After a crash of the machine the record may be old or empty, as the lab is
     /// gone; an unreadable record reads as empty (see [`load`](Self::load)). Where `/run` is
-    /// on a disk, the fsync of each of an `up`'s four saves cost 1–3.4 ms on the way.
+    /// on a disk, an fsync would stall each of an `up`'s four saves.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        // Compact: at 1000 nodes, half the bytes of the pretty form to write and to read.
+        // Compact: about half the bytes of the pretty form to write and to read.
         let json =
             serde_json::to_vec(state).map_err(|e| io("encode state")(std::io::Error::other(e)))?;
         write_atomic(&self.state_path(), &json)

@@ -15,16 +15,6 @@ use serde_json::Value;
 
 pub const TOPO: &str = env!("CARGO_BIN_EXE_topo");
 
-/// True when the test can touch the kernel; otherwise prints why it skips.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipping {test}: needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
-        false
-    }
-}
-
 /// A lab under test: its topology file in a private directory and a guard that brings it
 /// down (and removes the directory) on drop.
 pub struct TestLab {

@@ -8,10 +8,8 @@ fn pair(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn two_labs_with_the_same_addresses_do_not_see_each_other() {
-    if !root_or_skip("two labs") {
-        return;
-    }
     let one = TestLab::new("tn-one", &pair("tn-one"));
     let two = TestLab::new("tn-two", &pair("tn-two"));
     one.up();
@@ -36,10 +34,8 @@ fn two_labs_with_the_same_addresses_do_not_see_each_other() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn two_concurrent_ups_of_one_lab_end_in_one_correct_lab() {
-    if !root_or_skip("concurrent up") {
-        return;
-    }
     let lab = TestLab::new("tn-race", &pair("tn-race"));
     let spawn = || {
         std::process::Command::new(TOPO)

@@ -9,10 +9,8 @@ fn triangle(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn triangle_h1_reaches_h2_through_the_routers_v4_and_v6() {
-    if !root_or_skip("triangle") {
-        return;
-    }
     let lab = TestLab::new("tn-tri", &triangle("tn-tri"));
     lab.up();
     let h1 = lab.ns("h1");
@@ -62,10 +60,8 @@ fn triangle_h1_reaches_h2_through_the_routers_v4_and_v6() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn second_up_changes_nothing_and_keeps_every_ifindex() {
-    if !root_or_skip("idempotent") {
-        return;
-    }
     let lab = TestLab::new("tn-idem", &triangle("tn-idem"));
     lab.up();
     let before: Vec<_> = ["r1", "r2", "r3", "h1", "h2"]
@@ -91,10 +87,8 @@ fn second_up_changes_nothing_and_keeps_every_ifindex() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn changed_file_is_applied_as_exactly_the_difference() {
-    if !root_or_skip("incremental") {
-        return;
-    }
     let lab = TestLab::new("tn-inc", &triangle("tn-inc"));
     lab.up();
     let r2_before = ifindexes(&lab.ns("r2"));
@@ -155,10 +149,8 @@ fn changed_file_is_applied_as_exactly_the_difference() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn down_leaves_no_namespace_interface_mount_process_or_run_dir() {
-    if !root_or_skip("down") {
-        return;
-    }
     let yaml = "name: tn-down\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}, eth1: {}}}\n  c: {interfaces: {eth0: {}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n  - endpoints: [b:eth1, host:tn-down-h]\nbridges:\n  br0: {members: [c:eth0]}\n";
     let lab = TestLab::new("tn-down", yaml);
     lab.up();
@@ -214,10 +206,8 @@ fn down_leaves_no_namespace_interface_mount_process_or_run_dir() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn foreign_namespace_or_interface_in_the_way_is_reported_and_left_alone() {
-    if !root_or_skip("collision") {
-        return;
-    }
     // A namespace with the name the lab's node would get, made by someone else.
     let foreign_ns = "tn-col-a";
     let _ = std::process::Command::new("ip")

@@ -38,10 +38,8 @@ fn assert_nothing_left(round: usize) {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn up_killed_at_30_points_is_finished_by_up_or_cleaned_by_down() {
-    if !root_or_skip("crash safety") {
-        return;
-    }
     let gen = topo(&["gen", "chain", "--nodes", "50", "--name", LAB]);
     assert!(gen.status.success(), "{}", text(&gen));
     let mut yaml = String::from_utf8_lossy(&gen.stdout).into_owned();
@@ -111,10 +109,8 @@ fn up_killed_at_30_points_is_finished_by_up_or_cleaned_by_down() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn sigterm_or_sigint_during_up_stops_and_says_the_lab_is_partly_up() {
-    if !root_or_skip("signals") {
-        return;
-    }
     let name = "tn-sig";
     let gen = topo(&["gen", "chain", "--nodes", "150", "--name", name]);
     let lab = TestLab::new(name, &String::from_utf8_lossy(&gen.stdout));

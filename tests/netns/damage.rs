@@ -18,10 +18,8 @@ fn node<'a>(st: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn damage_from_outside_is_shown_planned_repaired_and_still_removed() {
-    if !root_or_skip("damage") {
-        return;
-    }
     let lab = TestLab::new("tn-dmg", YAML);
     lab.up();
     let pid = node(&status(), "a")["init_pid"].as_i64().expect("pid") as i32;
@@ -112,10 +110,8 @@ fn damage_from_outside_is_shown_planned_repaired_and_still_removed() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_corrupt_record_never_makes_down_touch_foreign_objects_nor_miss_its_own() {
-    if !root_or_skip("corrupt state") {
-        return;
-    }
     let lab = TestLab::new(
         "tn-cor",
         "name: tn-cor\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
@@ -180,23 +176,19 @@ fn inits_stay_one_per_node_after(lab_name: &str, nodes: &[&str], damage: impl Fn
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn up_without_its_record_finds_the_running_inits_and_keeps_one_per_node() {
-    if !root_or_skip("lost record") {
-        return;
-    }
     inits_stay_one_per_node_after("tn-lost", &["a", "b"], |path| {
         std::fs::remove_file(path).expect("remove the record")
     });
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn an_init_missing_from_a_partial_record_is_found_and_not_doubled() {
     // An `up` stopped after a node's init started but before it was recorded leaves a
     // record that names the other nodes' inits only. Those being alive, /proc is not
     // scanned for them; the namespace that no recorded init holds must still be.
-    if !root_or_skip("partial record") {
-        return;
-    }
     inits_stay_one_per_node_after("tn-part", &["a", "b", "c"], |path| {
         let mut record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(path).expect("read the record")).expect("json");
@@ -209,10 +201,8 @@ fn an_init_missing_from_a_partial_record_is_found_and_not_doubled() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_sysctl_changed_from_outside_is_planned_and_put_back() {
-    if !root_or_skip("sysctl drift") {
-        return;
-    }
     let lab = TestLab::new(
         "tn-sys2",
         "name: tn-sys2\nnodes:\n  a:\n    sysctls: {net.ipv4.ip_forward: 1, net.ipv4.conf.eth0.rp_filter: 2}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
@@ -253,13 +243,11 @@ fn a_sysctl_changed_from_outside_is_planned_and_put_back() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_sysctl_key_new_in_the_file_is_read_before_it_is_planned() {
     // The observation made while the file is parsed reads the keys of the last file only;
     // a key new in this one is read after the parse. Here the new key's value is already
     // the wanted one, so nothing is to change: a plan that skipped the read would list it.
-    if !root_or_skip("new sysctl key") {
-        return;
-    }
     // The file with ip_forward and, if given, tcp_syn_retries; that sysctl read in the node.
     let file = |retries: Option<&str>| {
         let extra = retries.map_or(String::new(), |r| {

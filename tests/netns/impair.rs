@@ -83,10 +83,8 @@ fn ip_json_tc(ns: &str) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn rate_is_measured_changed_in_place_and_removed() {
-    if !root_or_skip("rate") {
-        return;
-    }
     let lab = TestLab::new("tn-rate", &pair("tn-rate", "    impair: {rate: 10mbit}\n"));
     lab.up();
     let index = ifindexes(&lab.ns("a"));
@@ -129,10 +127,8 @@ fn rate_is_measured_changed_in_place_and_removed() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn topo_impair_is_drift_that_up_reverts() {
-    if !root_or_skip("impair drift") {
-        return;
-    }
     let lab = TestLab::new(
         "tn-imd",
         &pair("tn-imd", "    impair: {a:eth0: {rate: 50mbit}}\n"),
@@ -159,10 +155,8 @@ fn topo_impair_is_drift_that_up_reverts() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn netem_without_kernel_support_fails_before_any_change_naming_sch_netem() {
-    if !root_or_skip("netem missing") {
-        return;
-    }
     if std::path::Path::new("/sys/module/sch_netem").exists() {
         eprintln!("skipping: this kernel has netem (tests/vm covers it)");
         return;

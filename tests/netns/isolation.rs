@@ -11,10 +11,8 @@ fn stdout(o: &std::process::Output) -> String {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn node_has_own_pid1_hostname_proc_and_tmp() {
-    if !root_or_skip("isolation") {
-        return;
-    }
     let lab = TestLab::new("tn-iso", YAML);
     lab.up();
     // PID 1 in the node is topo's init.
@@ -78,10 +76,8 @@ fn sys_class_net(lab: &TestLab, node: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn nodes_sys_shows_its_own_interfaces_read_only_also_under_userns_and_to_services() {
-    if !root_or_skip("node sysfs") {
-        return;
-    }
     let yaml = "name: tn-sys\nnodes:\n  a:\n    services: {probe: 'ls /sys/class/net > /tmp/seen; sleep 300'}\n  b: {userns: true}\nlinks:\n  - endpoints: [a:eth0, b:eth7]\n";
     let lab = TestLab::new("tn-sys", yaml);
     lab.up();
@@ -130,10 +126,8 @@ impl Drop for CgroupDir {
 /// some container managers set), a node's devices are bound from the host's instead of made,
 /// and work.
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn devices_are_bound_where_mknod_is_refused() {
-    if !root_or_skip("devices without mknod") {
-        return;
-    }
     let devices = std::path::Path::new("/sys/fs/cgroup/devices");
     if !devices.is_dir() {
         eprintln!("skipping: the kernel has no v1 devices controller here (cgroup v2)");

@@ -21,10 +21,8 @@ fn py(lab: &TestLab, node: &str, code: &str) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn memory_pids_and_cpu_limits_are_written_and_enforced() {
-    if !root_or_skip("limits") {
-        return;
-    }
     let yaml = "name: tn-lim\nnodes:\n  a: {limits: {memory: 64Mi, pids: 16, cpu: 0.25}}\n";
     let lab = TestLab::new("tn-lim", yaml);
     lab.up();
@@ -102,10 +100,8 @@ fn memory_pids_and_cpu_limits_are_written_and_enforced() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn down_removes_its_groups_and_leaves_another_labs() {
-    if !root_or_skip("cgroup cleanup") {
-        return;
-    }
     let one = TestLab::new(
         "tn-cg1",
         "name: tn-cg1\nnodes:\n  a: {limits: {pids: 64}}\n",
@@ -145,10 +141,8 @@ fn procs(dir: &std::path::Path) -> std::collections::BTreeSet<u32> {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn memory_and_cpu_groups_are_made_once_limited_and_a_running_node_moves_in_whole() {
-    if !root_or_skip("memory and cpu groups on demand") {
-        return;
-    }
     let v1 = |c: &str| std::path::Path::new("/sys/fs/cgroup").join(c).is_dir();
     if !v1("memory") || !v1("cpu") {
         eprintln!("skipping: memory and cpu are not v1 hierarchies here (tests/vm covers v2)");

@@ -11,10 +11,8 @@ fn chain(state_ab: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn state_down_fails_the_link_only_and_state_up_restores_it_with_the_same_ifindex() {
-    if !root_or_skip("link state") {
-        return;
-    }
     let lab = TestLab::new("tn-state", &chain("up"));
     lab.up();
     let before = [
@@ -65,10 +63,8 @@ fn state_down_fails_the_link_only_and_state_up_restores_it_with_the_same_ifindex
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn topo_link_down_is_drift_that_plan_shows_and_up_repairs() {
-    if !root_or_skip("link drift") {
-        return;
-    }
     let yaml = chain("up").replace("tn-state", "tn-drift");
     let lab = TestLab::new("tn-drift", &yaml);
     lab.up();
@@ -100,10 +96,8 @@ fn topo_link_down_is_drift_that_plan_shows_and_up_repairs() {
 /// A veth end is made with its interface index (so no later step asks for it): the next one
 /// above every interface its namespace already has, even one `topo` did not make.
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn veth_ends_get_indexes_above_what_their_namespace_holds() {
-    if !root_or_skip("veth interface indexes") {
-        return;
-    }
     let yaml = |second: bool| {
         let mut y = String::from("name: tn-idx\nnodes:\n  a:\n    interfaces: {eth0: {addresses: [198.51.100.0/31]}}\n  b:\n    interfaces: {eth0: {addresses: [198.51.100.1/31]}");
         if second {

@@ -1,5 +1,6 @@
 //! Integration tests on the real kernel: each builds a lab with the `topo` binary and asserts
-//! on what the kernel holds. They need root; without it each says so and passes nothing.
+//! on what the kernel holds. They need root: a build by another user lists them as ignored
+//! ("needs root"; see `build.rs`).
 
 mod common;
 

@@ -18,10 +18,8 @@ fn topo_with_nofile(soft: u32, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_lab_needing_more_files_than_the_soft_limit_comes_up_and_nodes_keep_the_callers_limit() {
-    if !root_or_skip("open-file limit") {
-        return;
-    }
     // 150 namespaces: topo holds a namespace file and a netlink socket for each, over 256.
     let lab = TestLab::new("tn-nofile", &gen_chain("tn-nofile", 150, &["--bare"]));
     let out = topo_with_nofile(256, &["up", path(&lab.file)]);
@@ -51,10 +49,8 @@ fn a_lab_needing_more_files_than_the_soft_limit_comes_up_and_nodes_keep_the_call
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
-    if !root_or_skip("init descriptors") {
-        return;
-    }
     let lab = TestLab::new("tn-initfd", &gen_chain("tn-initfd", 6, &["--bare"]));
     lab.up();
     let status = topo(&["status", "--lab", "tn-initfd", "-o", "json"]);

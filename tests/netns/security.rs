@@ -37,10 +37,8 @@ fn out(o: &std::process::Output) -> String {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn default_node_has_the_documented_caps_no_new_privs_and_seccomp() {
-    if !root_or_skip("default security") {
-        return;
-    }
     let yaml = "name: tn-sec\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
     let lab = TestLab::new("tn-sec", yaml);
     lab.up();
@@ -97,10 +95,8 @@ fn default_node_has_the_documented_caps_no_new_privs_and_seccomp() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly_its_syscall() {
-    if !root_or_skip("security options") {
-        return;
-    }
     let lab = TestLab::new("tn-sec2", "name: tn-sec2\nnodes:\n  a: {}\n");
     let profile = lab.dir.join("deny-getcwd.json");
     std::fs::write(
@@ -148,10 +144,8 @@ fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn node_cannot_see_or_signal_host_processes() {
-    if !root_or_skip("pid isolation") {
-        return;
-    }
     let lab = TestLab::new("tn-hpid", "name: tn-hpid\nnodes:\n  a: {}\n");
     lab.up();
     let mut host = std::process::Command::new("sleep")
@@ -170,10 +164,8 @@ fn node_cannot_see_or_signal_host_processes() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn rootfs_gives_the_node_its_own_tree_and_landlock_keeps_etc_read_only() {
-    if !root_or_skip("rootfs") {
-        return;
-    }
     let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -227,10 +219,8 @@ fn rootfs_gives_the_node_its_own_tree_and_landlock_keeps_etc_read_only() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn apparmor_is_refused_clearly_where_it_is_not_active() {
-    if !root_or_skip("apparmor") {
-        return;
-    }
     if std::path::Path::new("/sys/kernel/security/apparmor").exists() {
         eprintln!("skipping apparmor refusal: AppArmor is active on this kernel");
         return;
@@ -246,10 +236,8 @@ fn apparmor_is_refused_clearly_where_it_is_not_active() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn userns_node_root_is_an_unprivileged_host_uid_yet_configures_its_interfaces() {
-    if !root_or_skip("userns") {
-        return;
-    }
     let yaml = "name: tn-usr\nnodes:\n  a: {userns: true, interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {userns: true, interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
     let lab = TestLab::new("tn-usr", yaml);
     lab.up();
@@ -305,10 +293,8 @@ fn userns_node_root_is_an_unprivileged_host_uid_yet_configures_its_interfaces() 
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn host_wide_proc_and_devices_are_out_of_reach_while_the_node_netns_sysctls_are_not() {
-    if !root_or_skip("proc hardening") {
-        return;
-    }
     let lab = TestLab::new("tn-proc", "name: tn-proc\nnodes:\n  a: {}\n");
     lab.up();
     let before = std::fs::read_to_string("/proc/sys/vm/swappiness").expect("swappiness");
@@ -368,10 +354,8 @@ fn host_wide_proc_and_devices_are_out_of_reach_while_the_node_netns_sysctls_are_
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn changing_a_running_nodes_security_restarts_it_with_the_new_settings() {
-    if !root_or_skip("security change") {
-        return;
-    }
     let lab = TestLab::new("tn-chg", "name: tn-chg\nnodes:\n  a: {}\n  b: {}\n");
     lab.up();
     let b_before = std::fs::read_to_string("/run/topo/tn-chg/state.json").expect("state");

@@ -17,10 +17,8 @@ links:
 "#;
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn service_is_reachable_over_tcp_logged_and_ended_by_down() {
-    if !root_or_skip("service") {
-        return;
-    }
     let lab = TestLab::new("tn-svc", YAML);
     lab.up();
     let to = "198.51.100.80:8080".parse().expect("addr");
@@ -103,10 +101,8 @@ fn service_is_reachable_over_tcp_logged_and_ended_by_down() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn failing_exec_fails_up_with_node_command_status_and_output() {
-    if !root_or_skip("exec failure") {
-        return;
-    }
     let yaml = "name: tn-exf\nnodes:\n  a:\n    exec: [\"echo before\", \"echo some-diagnostic >&2; exit 3\", \"echo never\"]\n";
     let lab = TestLab::new("tn-exf", yaml);
     let out = topo(&["up", path(&lab.file)]);

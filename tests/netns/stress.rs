@@ -46,10 +46,8 @@ fn footprint(prefix: &str) -> [usize; 4] {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn eight_labs_in_parallel_rounds_do_not_interfere_or_leak() {
-    if !root_or_skip("parallel labs") {
-        return;
-    }
     let rounds = if full() { 20 } else { 3 };
     let labs: Vec<TestLab> = (0..8)
         .map(|i| {
@@ -92,10 +90,8 @@ fn eight_labs_in_parallel_rounds_do_not_interfere_or_leak() {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn up_down_cycles_leave_no_growth() {
-    if !root_or_skip("soak") {
-        return;
-    }
     let cycles = if full() { 200 } else { 15 };
     let test_lab = TestLab::new("tn-soak", &chain("tn-soak", 20));
     // In this process, through the library: its file descriptors are topo's.

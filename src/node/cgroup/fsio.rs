@@ -122,6 +122,17 @@ pub(super) fn read_max(path: &Path) -> Option<u64> {
     }
 }
 
+/// Writes a control file holding a number or `max` (v2 `memory.max`, v1 and v2 `pids.max`):
+/// `value` when given; without one, `max` only if the file holds a number, so a fresh group
+/// is left untouched.
+pub(super) fn write_max(fs: Fs, path: &Path, value: Option<u64>) -> Result<(), CgroupError> {
+    match value {
+        Some(n) => fs.write(path, &n.to_string()),
+        None if read_max(path).is_some() => fs.write(path, "max"),
+        None => Ok(()),
+    }
+}
+
 /// The names of the subdirectories (child groups) of a group; empty when it does not exist.
 pub(super) fn child_groups(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {

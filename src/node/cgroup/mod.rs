@@ -319,6 +319,7 @@ impl Cgroups {
         })
     }
 
+    #[cfg(test)]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -396,11 +397,10 @@ impl Cgroups {
     /// - memory, when the node (v1) or a node of its lab (v2, where controllers are enabled
     ///   for a lab's groups together) limits memory. Making a memory cgroup costs the kernel
     ///   an allocation per memory-aware shrinker of the machine, and every superblock (each
-    ///   node's proc, tmpfs, devpts, mqueue) is one: O(N) per node, O(N²) per lab (13 % of a
-    ///   100-node `up`'s CPU time).
+    ///   node's proc, tmpfs, devpts, mqueue) is one: O(N) per node, O(N²) per lab.
     /// - cpu on v1, when the node limits CPU time. Nothing reads a v1 cpu group's accounts,
     ///   and its own hierarchy's group (a scheduling group per CPU, made, joined and removed)
-    ///   cost about 5 % of the CPU time of a 100-node `up`; the pids group holds the node.
+    ///   is work for every node; the pids group holds the node.
     ///
     /// A group made once stays (a removed limit becomes "unlimited").
     fn needs_group(
@@ -533,29 +533,33 @@ impl Cgroups {
 
     /// Memory and task counts of the node's group, as the kernel accounts them.
     pub fn usage(&self, lab: &str, node: &str) -> Usage {
-        let mut usage = Usage::default();
-        for c in Controller::ALL {
-            match self.controller_dir(c, lab, node) {
-                Some((dir, true)) => v2::read_usage(&dir, c, &mut usage),
-                Some((dir, false)) => v1::read_usage(&dir, c, &mut usage),
-                None => {}
-            }
-        }
-        usage
+        self.read_each(lab, node, v1::read_usage, v2::read_usage)
     }
 
     /// The limits the node's control files hold (what the kernel enforces, not what the
     /// topology asks for); unlimited, missing or unreadable reads as `None`.
     pub fn limits_in_kernel(&self, lab: &str, node: &str) -> Limits {
-        let mut limits = Limits::default();
+        self.read_each(lab, node, v1::read_limit, v2::read_limit)
+    }
+
+    /// What `v1` or `v2` (by the hierarchy that holds each controller) reads from the node's
+    /// group, for every controller.
+    fn read_each<T: Default>(
+        &self,
+        lab: &str,
+        node: &str,
+        v1: fn(&Path, Controller, &mut T),
+        v2: fn(&Path, Controller, &mut T),
+    ) -> T {
+        let mut out = T::default();
         for c in Controller::ALL {
             match self.controller_dir(c, lab, node) {
-                Some((dir, true)) => v2::read_limit(&dir, c, &mut limits),
-                Some((dir, false)) => v1::read_limit(&dir, c, &mut limits),
+                Some((dir, true)) => v2(&dir, c, &mut out),
+                Some((dir, false)) => v1(&dir, c, &mut out),
                 None => {}
             }
         }
-        limits
+        out
     }
 
     /// Removes the node's group from every hierarchy; equivalent to `rmdir` of each. Waits a
@@ -588,8 +592,8 @@ impl Cgroups {
         first
     }
 
-    /// The nodes of the lab that have a group in some hierarchy, sorted (for `down` when the
-    /// run directory is lost).
+    /// The nodes of the lab that have a group in some hierarchy, sorted.
+    #[cfg(test)]
     pub fn labs_nodes(&self, lab: &str) -> Vec<String> {
         if check_name(lab).is_err() {
             return Vec::new();
@@ -620,6 +624,11 @@ fn check_name(name: &str) -> Result<(), CgroupError> {
         });
     }
     Ok(())
+}
+
+/// `pids.max`, the same file on v1 and v2: a number of tasks, or `max`.
+fn pids_max(fs: Fs, dir: &Path, pids: Option<u64>) -> Result<(), CgroupError> {
+    fsio::write_max(fs, &dir.join("pids.max"), pids)
 }
 
 /// The CFS quota for `cpu` CPUs at [`CPU_PERIOD_US`], at least the kernel's minimum.

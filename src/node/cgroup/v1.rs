@@ -2,9 +2,10 @@
 //! each with its own `topo/<lab>/<node>` group. No enabling step: a controller's files exist
 //! in every group of its hierarchy.
 //!
-//! One function per control file; each writes a limit when one is given, and when none is
-//! given puts back "unlimited" only if the file says otherwise (so a fresh group is left
-//! untouched, and a limit removed from the topology file is removed from the kernel).
+//! One function per control file (`pids.max`, the same on v1 and v2, is the parent module's);
+//! each writes a limit when one is given, and when none is given puts back "unlimited" only
+//! if the file says otherwise (so a fresh group is left untouched, and a limit removed from
+//! the topology file is removed from the kernel).
 
 use std::path::Path;
 
@@ -50,16 +51,6 @@ pub(super) fn memory_limit(fs: Fs, dir: &Path, bytes: Option<u64>) -> Result<(),
     }
 }
 
-/// `pids.max`: a number of tasks, or `max`.
-pub(super) fn pids_max(fs: Fs, dir: &Path, pids: Option<u64>) -> Result<(), CgroupError> {
-    let path = dir.join("pids.max");
-    match pids {
-        Some(n) => fs.write(&path, &n.to_string()),
-        None if fsio::read_max(&path).is_some() => fs.write(&path, "max"),
-        None => Ok(()),
-    }
-}
-
 /// `cpu.cfs_period_us` and `cpu.cfs_quota_us` (-1: unlimited).
 pub(super) fn cpu_quota(fs: Fs, dir: &Path, cpu: Option<f64>) -> Result<(), CgroupError> {
     let quota = dir.join("cpu.cfs_quota_us");
@@ -84,7 +75,7 @@ pub(super) fn write_limits(
         match c {
             Controller::Memory => memory_limit(fs, dir, limits.memory)?,
             Controller::Cpu => cpu_quota(fs, dir, limits.cpu)?,
-            Controller::Pids => pids_max(fs, dir, limits.pids)?,
+            Controller::Pids => super::pids_max(fs, dir, limits.pids)?,
         }
     }
     Ok(())

@@ -3,9 +3,10 @@
 //! (systemd's, or the container manager's): `topo` only reads it, and enables controllers in
 //! its own `topo` and `topo/<lab>` groups.
 //!
-//! One function per control file; each writes a limit when one is given, and when none is
-//! given puts back "unlimited" only if the file says otherwise (so a fresh group is left
-//! untouched, and a limit removed from the topology file is removed from the kernel).
+//! One function per control file (`pids.max`, the same on v1 and v2, is the parent module's);
+//! each writes a limit when one is given, and when none is given puts back "unlimited" only
+//! if the file says otherwise (so a fresh group is left untouched, and a limit removed from
+//! the topology file is removed from the kernel).
 
 use std::path::Path;
 
@@ -31,12 +32,7 @@ pub(super) fn enable(fs: Fs, dir: &Path, controllers: &[Controller]) -> Result<(
 
 /// `memory.max`: bytes, or `max`.
 pub(super) fn memory_max(fs: Fs, dir: &Path, bytes: Option<u64>) -> Result<(), CgroupError> {
-    let path = dir.join("memory.max");
-    match bytes {
-        Some(b) => fs.write(&path, &b.to_string()),
-        None if fsio::read_max(&path).is_some() => fs.write(&path, "max"),
-        None => Ok(()),
-    }
+    fsio::write_max(fs, &dir.join("memory.max"), bytes)
 }
 
 /// `memory.swap.max`: 0 while memory is limited, so the limit is not escaped into swap (the
@@ -50,16 +46,6 @@ pub(super) fn memory_swap_max(fs: Fs, dir: &Path, limited: bool) -> Result<(), C
         (true, _) => fs.write(&path, "0"),
         (false, Some(_)) => fs.write(&path, "max"),
         (false, None) => Ok(()),
-    }
-}
-
-/// `pids.max`: a number of tasks, or `max`.
-pub(super) fn pids_max(fs: Fs, dir: &Path, pids: Option<u64>) -> Result<(), CgroupError> {
-    let path = dir.join("pids.max");
-    match pids {
-        Some(n) => fs.write(&path, &n.to_string()),
-        None if fsio::read_max(&path).is_some() => fs.write(&path, "max"),
-        None => Ok(()),
     }
 }
 
@@ -87,7 +73,7 @@ pub(super) fn write_limits(
                 memory_swap_max(fs, dir, limits.memory.is_some())?;
             }
             Controller::Cpu => cpu_max(fs, dir, limits.cpu)?,
-            Controller::Pids => pids_max(fs, dir, limits.pids)?,
+            Controller::Pids => super::pids_max(fs, dir, limits.pids)?,
         }
     }
     Ok(())

@@ -110,9 +110,9 @@ const PERSONALITIES: &[u64] = &[
 /// (the tests run both on every system call number with telling arguments).
 ///
 /// Built from the profile, seccompiler makes three programs (the x32 guard, the EPERM rules
-/// and clone3's ENOSYS: 4 + 515 + 17 instructions on x86_64), and loading them was a fifth
-/// of each init's CPU time (perf: each program is allocated with vmalloc, converted to eBPF
-/// and compiled). This one has about 110 instructions:
+/// and clone3's ENOSYS: 4 + 515 + 17 instructions on x86_64), and the kernel allocates each
+/// program with vmalloc, converts it to eBPF and compiles it, in every init. This one has
+/// about 110 instructions:
 ///
 /// ```text
 ///   ld arch; jeq AUDIT_ARCH else kill      wrong architecture: kill the process

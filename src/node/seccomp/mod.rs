@@ -94,8 +94,6 @@ use thiserror::Error;
 
 use crate::spec::Seccomp;
 
-pub use oci::{parse_oci, ArgCmp, OciProfile, Rule};
-
 #[derive(Debug, Error)]
 pub enum SeccompError {
     #[error("not an OCI seccomp profile: {0}")]

@@ -3,9 +3,8 @@
 //! That table is only reachable through seccompiler's JSON frontend, which builds all of it
 //! (about 400 names, each a `String` in a `HashMap`) on every `compile_from_json`. Looked up
 //! one name at a time, the default profile cost some 50 such builds in every process that
-//! compiles it (`topo __spawn`, each `topo __enter`: 0.7 of the 5.4 ms of CPU of a `topo
-//! exec`). Names are therefore resolved in one batch (one compile, one single-rule filter per
-//! name) and kept for the life of the process.
+//! compiles it (`topo __spawn`, each `topo __enter`). Names are therefore resolved in one
+//! batch (one compile, one single-rule filter per name) and kept for the life of the process.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -129,11 +129,6 @@ struct RawArg {
     op: String,
 }
 
-/// Parses an OCI/Docker seccomp profile for this machine's architecture.
-pub fn parse_oci(json: &str) -> Result<OciProfile, SeccompError> {
-    parse_oci_for(json, super::host_arch()?)
-}
-
 /// Parses an OCI/Docker seccomp profile for `arch` (system call names are checked against it).
 pub(super) fn parse_oci_for(json: &str, arch: TargetArch) -> Result<OciProfile, SeccompError> {
     let raw: RawProfile = serde_json::from_str(json).map_err(SeccompError::Json)?;

@@ -24,11 +24,8 @@ fn ours(qdiscs: &[ObservedQdisc], ifindex: u32) -> Option<&ObservedQdisc> {
 }
 
 #[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn tbf_is_replaced_in_place_and_netem_matches_the_probe() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: needs root");
-        return;
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

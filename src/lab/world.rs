@@ -1,0 +1,69 @@
+//! The real host for validation: the topology file read from disk, its paths checked on the
+//! file system, its seccomp profiles compiled the way a node's would be.
+
+use std::path::Path;
+
+use crate::spec::{self, Diagnostic, Diagnostics, Topology};
+
+/// The host `topo` runs on, as [`spec::World`].
+pub(crate) struct Host;
+
+impl spec::World for Host {
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn check_seccomp_profile(&self, path: &Path) -> Result<(), String> {
+        crate::node::seccomp::check_profile_file(path)
+    }
+}
+
+/// Reads, parses and validates a topology file against this host. Every problem of the file
+/// is reported, each with the file, line and column it is about, and a hint.
+pub fn load_topology(path: &Path) -> Result<Topology, Diagnostics> {
+    let src = read_file(path)?;
+    spec::parse_with(&src, path, &Host)
+}
+
+/// Reads the file, refusing oversized files before reading them.
+fn read_file(path: &Path) -> Result<String, Diagnostics> {
+    let one = |message: String, hint: &str| {
+        Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+            hint: Some(hint.to_string()),
+        }])
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        one(
+            format!("cannot read the topology file: {e}"),
+            "check the path",
+        )
+    })?;
+    if meta.len() > spec::MAX_FILE_BYTES {
+        return Err(one(
+            format!(
+                "the file is {} bytes, more than the {} bytes topo accepts",
+                meta.len(),
+                spec::MAX_FILE_BYTES
+            ),
+            "split the lab, or generate a smaller one",
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| {
+        one(
+            format!("cannot read the topology file: {e}"),
+            "the file must be UTF-8 text",
+        )
+    })
+}
