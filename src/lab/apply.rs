@@ -475,6 +475,7 @@ impl<'a> Applier<'a> {
                 rootfs: spec.rootfs.clone(),
                 ctx,
                 sysctls: init_sysctls(self.desired.namespaces.get(&ns).map(|n| &n.sysctls)),
+                tmpfs: (&spec.tmpfs).into(),
             };
             jobs.push((config, ns, spec.limits.clone()));
         }
@@ -1091,7 +1092,9 @@ fn node_cgroups(
     node: &str,
     limits: &Limits,
 ) -> Result<Vec<PathBuf>, LabError> {
-    let declared = limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some();
+    let declared = limits.memory.is_some()
+        || (limits.pids.is_some() && !limits.pids_default)
+        || limits.cpu.is_some();
     match cg {
         Ok(cg) => {
             let group = cg

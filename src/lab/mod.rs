@@ -338,10 +338,15 @@ impl Lab {
 /// A digest of what a node's processes are started with (binds, rootfs, environment and
 /// security): when it changes, the node is restarted.
 pub(crate) fn node_digest(n: &crate::spec::Node) -> String {
-    let what = serde_json::json!({
+    let mut what = serde_json::json!({
         "binds": n.binds, "rootfs": n.rootfs, "env": n.env, "capabilities": n.capabilities,
         "seccomp": n.seccomp, "filesystem": n.filesystem, "apparmor": n.apparmor, "userns": n.userns,
     });
+    // Only when declared: a node that says nothing keeps the digest it had before `tmpfs`
+    // existed (and is not restarted for it).
+    if n.tmpfs != crate::spec::Tmpfs::default() {
+        what["tmpfs"] = serde_json::json!(n.tmpfs);
+    }
     format!("{:016x}", plan::names::fnv1a(what.to_string().as_bytes()))
 }
 

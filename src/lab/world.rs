@@ -21,6 +21,10 @@ impl spec::World for Host {
         path.is_file()
     }
 
+    fn is_root(&self, path: &Path) -> bool {
+        std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/"))
+    }
+
     fn check_seccomp_profile(&self, path: &Path) -> Result<(), String> {
         crate::node::seccomp::check_profile_file(path)
     }

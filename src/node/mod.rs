@@ -79,6 +79,36 @@ pub struct InitConfig {
     /// lookups of all the others slower.)
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// Sizes of the node's tmpfs mounts.
+    #[serde(default)]
+    pub tmpfs: TmpfsSizes,
+}
+
+/// Sizes in bytes of a node's tmpfs mounts (`size=` of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsSizes {
+    pub tmp: u64,
+    pub run: u64,
+    pub dev: u64,
+    pub dev_shm: u64,
+}
+
+impl From<&crate::spec::Tmpfs> for TmpfsSizes {
+    fn from(t: &crate::spec::Tmpfs) -> Self {
+        let [tmp, run, dev, dev_shm] = t.sizes();
+        TmpfsSizes {
+            tmp,
+            run,
+            dev,
+            dev_shm,
+        }
+    }
+}
+
+impl Default for TmpfsSizes {
+    fn default() -> Self {
+        TmpfsSizes::from(&crate::spec::Tmpfs::default())
+    }
 }
 
 /// What every process started in a node gets: its environment, its security profile and its

@@ -49,6 +49,9 @@ pub struct Defaults {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: Limits,
+    /// Sizes of the node's own tmpfs mounts.
+    #[serde(default)]
+    pub tmpfs: Tmpfs,
     #[serde(default)]
     pub capabilities: Option<Capabilities>,
     #[serde(default)]
@@ -94,6 +97,9 @@ pub struct Node {
     pub services: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: Limits,
+    /// Sizes of the node's own tmpfs mounts.
+    #[serde(default)]
+    pub tmpfs: Tmpfs,
     #[serde(default)]
     pub capabilities: Option<Capabilities>,
     #[serde(default)]
@@ -188,12 +194,76 @@ pub struct Limits {
     #[serde(default)]
     #[schemars(with = "Option<SizeValue>")]
     pub memory: Option<u64>,
-    /// Maximum number of tasks.
+    /// Maximum number of tasks (file form: a number, or `max` for no limit); 4096 when left
+    /// out. In the model `None` is no limit.
     #[serde(default)]
+    #[schemars(with = "Option<PidsValue>")]
     pub pids: Option<u64>,
     /// CPUs (fractions allowed: `0.5`).
     #[serde(default)]
     pub cpu: Option<f64>,
+    /// `pids` is topo's default ([`Limits::DEFAULT_PIDS`]), not the file's: it is written
+    /// where the kernel offers the pids controller, and its absence is no error.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pids_default: bool,
+}
+
+impl Limits {
+    /// The pids limit of a node whose file (and `defaults:`) says nothing about it.
+    pub const DEFAULT_PIDS: u64 = 4096;
+}
+
+/// Sizes in bytes of a node's own tmpfs mounts (file form: `128Mi`, `1Gi`); one left out is
+/// topo's default (`Tmpfs::DEFAULT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tmpfs {
+    /// `/tmp` (default 256Mi).
+    #[serde(default, rename = "/tmp", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SizeValue>")]
+    pub tmp: Option<u64>,
+    /// `/run` (default 64Mi).
+    #[serde(default, rename = "/run", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SizeValue>")]
+    pub run: Option<u64>,
+    /// `/dev` (default 1Mi; it holds only device nodes and links).
+    #[serde(default, rename = "/dev", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SizeValue>")]
+    pub dev: Option<u64>,
+    /// `/dev/shm` (default 64Mi, as Docker).
+    #[serde(default, rename = "/dev/shm", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SizeValue>")]
+    pub dev_shm: Option<u64>,
+}
+
+impl Tmpfs {
+    /// The mount points, as the file names them.
+    pub const MOUNT_POINTS: [&'static str; 4] = ["/tmp", "/run", "/dev", "/dev/shm"];
+    /// Topo's sizes, in the order of [`Tmpfs::MOUNT_POINTS`].
+    pub const DEFAULT: [u64; 4] = [256 << 20, 64 << 20, 1 << 20, 64 << 20];
+
+    /// The size declared for a mount point, by its name in the file.
+    pub fn get_mut(&mut self, mount_point: &str) -> Option<&mut Option<u64>> {
+        match mount_point {
+            "/tmp" => Some(&mut self.tmp),
+            "/run" => Some(&mut self.run),
+            "/dev" => Some(&mut self.dev),
+            "/dev/shm" => Some(&mut self.dev_shm),
+            _ => None,
+        }
+    }
+
+    /// Every size, declared or topo's default, in the order of [`Tmpfs::MOUNT_POINTS`].
+    pub fn sizes(&self) -> [u64; 4] {
+        let [tmp, run, dev, shm] = Self::DEFAULT;
+        [
+            self.tmp.unwrap_or(tmp),
+            self.run.unwrap_or(run),
+            self.dev.unwrap_or(dev),
+            self.dev_shm.unwrap_or(shm),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -337,6 +407,22 @@ enum SysctlFileValue {
     Int(i64),
     Bool(bool),
     Text(String),
+}
+
+/// A pids limit: a number of tasks, or `max` (no limit).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PidsValue {
+    Tasks(u64),
+    Max(PidsMax),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum PidsMax {
+    Max,
 }
 
 /// A size: plain bytes, or a number with `Ki`, `Mi`, `Gi` or `Ti`.

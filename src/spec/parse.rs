@@ -15,7 +15,7 @@ use ipnetwork::IpNetwork;
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
     Bind, Bridge, Capabilities, Defaults, Endpoint, Filesystem, Impair, Interface, Limits, Link,
-    LinkImpair, LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Topology, HOST,
+    LinkImpair, LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Tmpfs, Topology, HOST,
 };
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
@@ -25,6 +25,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "sysctls",
     "env",
     "limits",
+    "tmpfs",
     "capabilities",
     "seccomp",
     "userns",
@@ -41,6 +42,7 @@ const NODE_KEYS: &[&str] = &[
     "exec",
     "services",
     "limits",
+    "tmpfs",
     "capabilities",
     "seccomp",
     "userns",
@@ -50,6 +52,7 @@ const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric"];
 const FILESYSTEM_KEYS: &[&str] = &["read_only", "read_write"];
 const LIMIT_KEYS: &[&str] = &["memory", "pids", "cpu"];
+const TMPFS_KEYS: &[&str] = &Tmpfs::MOUNT_POINTS;
 const CAPABILITY_KEYS: &[&str] = &["drop", "add"];
 const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state"];
 const IMPAIR_KEYS: &[&str] = &[
@@ -311,6 +314,8 @@ struct Reader<'a> {
     base: PathBuf,
     diags: Diagnostics,
     spans: Spans,
+    /// The `limits` paths (`defaults.limits`, `nodes.a.limits`) that say `pids: max`.
+    unlimited_pids: BTreeSet<String>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -343,6 +348,7 @@ impl<'a> Reader<'a> {
             base: normalize(&base),
             diags: Diagnostics::default(),
             spans: Spans::default(),
+            unlimited_pids: BTreeSet::new(),
         }
     }
 
@@ -588,6 +594,7 @@ impl<'a> Reader<'a> {
             "sysctls" => out.sysctls = self.sysctls(e.value, &e.path),
             "env" => out.env = self.env(e.value, &e.path),
             "limits" => out.limits = self.limits(e.value, &e.path),
+            "tmpfs" => out.tmpfs = self.tmpfs(e.value, &e.path),
             "capabilities" => out.capabilities = Some(self.capabilities(e.value, &e.path)),
             "seccomp" => out.seccomp = self.seccomp(e.value, &e.path),
             "userns" => out.userns = self.boolean(e.value, &e.path),
@@ -626,6 +633,7 @@ impl<'a> Reader<'a> {
         node.sysctls = own.sysctls;
         node.env = own.env;
         node.limits = own.limits;
+        node.tmpfs = own.tmpfs;
         node.capabilities = own.capabilities;
         node.seccomp = own.seccomp;
         node.userns = own.userns;
@@ -902,12 +910,48 @@ impl<'a> Reader<'a> {
         for e in self.fields(value, path, "in 'limits'", LIMIT_KEYS) {
             match e.key.as_str() {
                 "memory" => out.memory = self.memory(e.value, &e.path),
+                "pids" if e.value.as_str() == Some("max") => {
+                    self.unlimited_pids.insert(path.to_string());
+                }
                 "pids" => {
+                    if e.value.as_i64().is_none() && e.value.as_str().is_some() {
+                        self.error(
+                            e.value.pos,
+                            format!(
+                                "invalid pids limit '{}'",
+                                e.value.as_str().unwrap_or_default()
+                            ),
+                            "write a number of tasks, e.g. 512, or 'max' for no limit".to_string(),
+                        );
+                        continue;
+                    }
                     out.pids = self
                         .integer(e.value, &e.path, "pids limit", (1, i64::MAX))
                         .and_then(|n| u64::try_from(n).ok());
                 }
                 _ => out.cpu = self.cpu(e.value, &e.path),
+            }
+        }
+        out
+    }
+
+    fn tmpfs(&mut self, value: &Yaml, path: &str) -> Tmpfs {
+        let mut out = Tmpfs::default();
+        for e in self.fields(value, path, "in 'tmpfs'", TMPFS_KEYS) {
+            let Some(bytes) = self.unit(e.value, &e.path, units::parse_size) else {
+                continue;
+            };
+            // tmpfs reads size=0 as "no limit": a size must be at least a page.
+            if bytes < 4096 {
+                self.error(
+                    e.value.pos,
+                    format!("tmpfs size {bytes} of {} is too small", e.key),
+                    "give at least 4Ki, e.g. '64Mi'".to_string(),
+                );
+                continue;
+            }
+            if let Some(slot) = out.get_mut(&e.key) {
+                *slot = Some(bytes);
             }
         }
         out
@@ -1190,6 +1234,7 @@ impl<'a> Reader<'a> {
     /// Node keys win; sysctls and env merge key by key, limits field by field.
     fn merge_defaults(&mut self, topo: &mut Topology) {
         let d = &topo.defaults;
+        let unlimited = std::mem::take(&mut self.unlimited_pids);
         for (name, node) in &mut topo.nodes {
             let to = format!("nodes.{name}");
             for (k, v) in &d.sysctls {
@@ -1208,9 +1253,29 @@ impl<'a> Reader<'a> {
                 node.limits.memory = d.limits.memory;
                 self.inherit("limits.memory", &to);
             }
-            if node.limits.pids.is_none() && d.limits.pids.is_some() {
-                node.limits.pids = d.limits.pids;
-                self.inherit("limits.pids", &to);
+            let declared =
+                |limits: &Limits, path: &str| limits.pids.is_some() || unlimited.contains(path);
+            if !declared(&node.limits, &format!("{to}.limits")) {
+                if declared(&d.limits, "defaults.limits") {
+                    node.limits.pids = d.limits.pids;
+                    self.inherit("limits.pids", &to);
+                } else {
+                    node.limits.pids = Some(Limits::DEFAULT_PIDS);
+                    node.limits.pids_default = true;
+                }
+            }
+            for (mount_point, declared) in Tmpfs::MOUNT_POINTS.into_iter().zip([
+                d.tmpfs.tmp,
+                d.tmpfs.run,
+                d.tmpfs.dev,
+                d.tmpfs.dev_shm,
+            ]) {
+                if let Some(slot) = node.tmpfs.get_mut(mount_point) {
+                    if slot.is_none() && declared.is_some() {
+                        *slot = declared;
+                        self.inherit(&format!("tmpfs.{mount_point}"), &to);
+                    }
+                }
             }
             if node.limits.cpu.is_none() && d.limits.cpu.is_some() {
                 node.limits.cpu = d.limits.cpu;
@@ -1735,11 +1800,13 @@ nodes:
             memory: Some(128 << 20),
             pids: Some(256),
             cpu: Some(0.5),
+            pids_default: false,
         };
         let defaults = Defaults {
             sysctls: forwarding.clone(),
             env: map(&[("A", "b".to_string())]),
             limits: limits.clone(),
+            tmpfs: Tmpfs::default(),
             capabilities: Some(caps.clone()),
             seccomp: Some(Seccomp::Default),
             userns: Some(false),
@@ -1918,7 +1985,7 @@ mod schema_keys {
             Ok(v) => v,
             Err(e) => panic!("schema is not JSON: {e}"),
         };
-        let lists: [(&str, &[&str]); 11] = [
+        let lists: [(&str, &[&str]); 12] = [
             ("/properties", TOP_KEYS),
             ("/definitions/Defaults/properties", DEFAULT_KEYS),
             ("/definitions/Node/properties", NODE_KEYS),
@@ -1926,6 +1993,7 @@ mod schema_keys {
             ("/definitions/Route/properties", ROUTE_KEYS),
             ("/definitions/Filesystem/properties", FILESYSTEM_KEYS),
             ("/definitions/Limits/properties", LIMIT_KEYS),
+            ("/definitions/Tmpfs/properties", TMPFS_KEYS),
             ("/definitions/Capabilities/properties", CAPABILITY_KEYS),
             ("/definitions/Link/properties", LINK_KEYS),
             ("/definitions/Impair/properties", IMPAIR_KEYS),

@@ -405,6 +405,15 @@ impl Validator<'_> {
                      paths start from the topology file's directory)"
                         .to_string(),
                 );
+            } else if self.world.is_root(rootfs) {
+                self.error(
+                    self.spans.value(&format!("nodes.{name}.rootfs")),
+                    format!("rootfs '{}' is the host's root directory", rootfs.display()),
+                    "a rootfs is the node's own tree, writable by node root: point it at a \
+                     directory holding only the node's files, or leave rootfs out to give \
+                     the node the host's tree read-only"
+                        .to_string(),
+                );
             }
         }
         if let Some(Seccomp::Profile(p)) = &node.seccomp {

@@ -12,6 +12,13 @@ pub trait World {
     fn is_dir(&self, path: &Path) -> bool;
     /// `path` is a file (a seccomp profile).
     fn is_file(&self, path: &Path) -> bool;
+    /// `path` is the host's root directory once `..` and symbolic links are resolved (a
+    /// rootfs that must be refused: `/`, or `../..` from a file near it). Without a file
+    /// system, only the text `/` is.
+    fn is_root(&self, path: &Path) -> bool {
+        path.components()
+            .all(|c| c == std::path::Component::RootDir)
+    }
     /// Reads the seccomp profile at `path` and checks that topo can honour it; the error is
     /// the diagnostic's message, naming the file and the offending key.
     fn check_seccomp_profile(&self, path: &Path) -> Result<(), String>;

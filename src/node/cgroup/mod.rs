@@ -129,12 +129,13 @@ impl Controller {
         }
     }
 
-    /// A limit in `limits` needs this controller.
+    /// A limit the file declares in `limits` needs this controller (topo's default pids
+    /// limit is written only where the controller is available).
     fn limited_in(self, limits: &Limits) -> bool {
         match self {
             Controller::Memory => limits.memory.is_some(),
             Controller::Cpu => limits.cpu.is_some(),
-            Controller::Pids => limits.pids.is_some(),
+            Controller::Pids => limits.pids.is_some() && !limits.pids_default,
         }
     }
 }

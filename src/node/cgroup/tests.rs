@@ -10,7 +10,12 @@ const EXT4_MAGIC: i64 = 0xef53;
 const MI: u64 = 1 << 20;
 
 fn limits(memory: Option<u64>, pids: Option<u64>, cpu: Option<f64>) -> Limits {
-    Limits { memory, pids, cpu }
+    Limits {
+        memory,
+        pids,
+        cpu,
+        pids_default: false,
+    }
 }
 
 fn full_limits() -> Limits {
