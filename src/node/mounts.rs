@@ -8,12 +8,15 @@
 //! same private mounts.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 
-use super::{InitConfig, NodeError};
+use super::{InitConfig, NodeError, TmpfsSizes};
 
 /// Device nodes a node gets in its minimal `/dev` (made with the host's numbers).
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -89,16 +92,17 @@ fn open_devices() -> Result<Vec<(&'static str, File)>, NodeError> {
 pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
     // A node with its own root has its own /etc/hosts below it.
     let shared_hosts = shared.hosts && config.rootfs.is_none();
-    // Mount events of the host still reach the node (a netns removed on the host is removed
-    // here too), but nothing mounted here reaches the host.
+    // No mount event crosses in either direction: nothing mounted here reaches the host,
+    // and nothing the host mounts later (on a host whose `/` is shared, as systemd makes it)
+    // appears in the node.
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| NodeError::sys("make / rslave", e))?;
+    .map_err(|e| NodeError::sys("make / rprivate", e))?;
     // The copies of other namespaces' mounts are of no use here, and would make the mount
     // table of N nodes grow as N².
     let _ = umount2("/run/netns", MntFlags::MNT_DETACH);
@@ -121,45 +125,267 @@ pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
         Some(dir) => {
             let dir = dir.as_path();
             bind_path(dir, dir, false)?;
-            dir.to_path_buf()
+            // Set-user-ID bits and file capabilities in the node's tree mean nothing in the
+            // node (`no_new_privs`); nosuid says so for every program started from it.
+            set_attr(dir, MOUNT_ATTR_NOSUID, "mount the rootfs nosuid")?;
+            Root::own(dir)?
         }
         None => {
-            make_read_only("/")?;
-            PathBuf::from("/")
+            set_attr(
+                Path::new("/"),
+                MOUNT_ATTR_RDONLY,
+                "make the host's filesystem read-only in the node",
+            )?;
+            Root::Host
         }
     };
-    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let sizes = &config.tmpfs;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount_fs(
+    mount_at(
         "proc",
-        &at("/proc"),
+        &root.existing("/proc")?,
         "proc",
         nosuid | MsFlags::MS_NOEXEC,
         None,
     )?;
     // The node's own sysfs is mounted by the first process that enters it: see `ensure_sysfs`.
-    mount_fs("tmpfs", &at("/tmp"), "tmpfs", nosuid, Some("mode=1777"))?;
-    mount_fs("tmpfs", &at("/run"), "tmpfs", nosuid, Some("mode=755"))?;
-    harden_proc(&at("/proc"))?;
+    let data = |mode: &str, size: u64| format!("mode={mode},size={size}");
+    mount_at(
+        "tmpfs",
+        &root.existing("/tmp")?,
+        "tmpfs",
+        nosuid,
+        Some(&data("1777", sizes.tmp)),
+    )?;
+    mount_at(
+        "tmpfs",
+        &root.existing("/run")?,
+        "tmpfs",
+        nosuid,
+        Some(&data("755", sizes.run)),
+    )?;
+    harden_proc(&root.existing("/proc")?.at)?;
     // A minimal /dev in every node: the host's /dev would offer its disks and /dev/kmsg
     // (a read-only mount does not stop writes to a device).
-    minimal_dev(&at("/dev"), known, &opened)?;
+    minimal_dev(&root, known, &opened, sizes)?;
     if let Some(hosts) = hosts {
-        let etc_hosts = at("/etc/hosts");
-        if config.rootfs.is_some() && !etc_hosts.exists() {
-            make_file(&etc_hosts)?;
-        }
-        bind(&hosts, &etc_hosts, true)?;
+        let etc_hosts = match root {
+            Root::Host => root.existing("/etc/hosts")?,
+            Root::Own { .. } => root.file("/etc/hosts")?,
+        };
+        bind_to(&root, &hosts, &etc_hosts, Path::new("/etc/hosts"), true)?;
     }
     for (b, src) in config.binds.iter().zip(&sources) {
-        let target = at(&b.node.to_string_lossy());
-        make_target(&target, &b.node, src)?;
-        bind(src, &target, b.read_only)?;
+        let target = make_target(&root, &b.node, src)?;
+        bind_to(&root, src, &target, &b.node, b.read_only)?;
     }
-    if config.rootfs.is_some() {
-        pivot_into(&root)?;
+    if let Some(dir) = &config.rootfs {
+        pivot_into(dir)?;
     }
     Ok(())
+}
+
+/// Where a node's mounts go: the host's tree, or the node's own `rootfs`, opened.
+///
+/// Node root owns a rootfs and may have planted symbolic links in it (`/etc/hosts ->
+/// /etc/shadow`, `/tmp -> /`), also while this init runs (another node sharing the tree).
+/// Before `pivot_root` the init's root is the host's, so a link followed there would lead
+/// out of the tree. Every path below a rootfs is therefore looked up by the kernel inside
+/// it, following no symbolic link (`openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS`),
+/// what is missing is made with `mkdirat` and `O_CREAT | O_EXCL`, and mounts go onto the
+/// opened object through `/proc/self/fd/N`, never by name again.
+enum Root {
+    Host,
+    Own { dir: PathBuf, fd: OwnedFd },
+}
+
+/// A place to mount on: `at` is what `mount(2)` is given (for a rootfs, `/proc/self/fd/N`
+/// of the object opened, kept open in `_fd`), `shown` the path for messages.
+struct Target {
+    at: PathBuf,
+    shown: PathBuf,
+    _fd: Option<OwnedFd>,
+}
+
+impl Target {
+    fn path(p: &Path) -> Target {
+        Target {
+            at: p.to_path_buf(),
+            shown: p.to_path_buf(),
+            _fd: None,
+        }
+    }
+
+    fn opened(fd: OwnedFd, shown: PathBuf) -> Target {
+        Target {
+            at: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            shown,
+            _fd: Some(fd),
+        }
+    }
+}
+
+impl Root {
+    fn own(dir: &Path) -> Result<Root, NodeError> {
+        // The rootfs itself is the file's (trusted) path, opened once it is a mount of its
+        // own: lookups from this descriptor cross the mounts made on it next.
+        let fd = nix::fcntl::open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| NodeError::sys(format!("open rootfs {}", dir.display()), e))?;
+        Ok(Root::Own {
+            dir: dir.to_path_buf(),
+            fd,
+        })
+    }
+
+    /// The host path of `p` (a path in the node), for messages.
+    fn shown(&self, p: &Path) -> PathBuf {
+        match self {
+            Root::Host => p.to_path_buf(),
+            Root::Own { dir, .. } => dir.join(p.strip_prefix("/").unwrap_or(p)),
+        }
+    }
+
+    fn error(&self, what: &str, p: &Path, e: Errno) -> NodeError {
+        let shown = self.shown(p);
+        match e {
+            Errno::ELOOP | Errno::EXDEV => NodeError::sys(
+                format!(
+                    "{what} {} (inside a rootfs, topo follows no symbolic link)",
+                    shown.display()
+                ),
+                e,
+            ),
+            _ => NodeError::sys(format!("{what} {}", shown.display()), e),
+        }
+    }
+
+    /// `p` as it is; `ENOENT` when missing.
+    fn lookup(&self, p: &Path) -> Result<Target, Errno> {
+        match self {
+            Root::Host => match std::fs::symlink_metadata(p) {
+                Ok(_) => Ok(Target::path(p)),
+                Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT))),
+            },
+            Root::Own { fd, .. } => {
+                resolve(fd, p, OFlag::empty()).map(|o| Target::opened(o, self.shown(p)))
+            }
+        }
+    }
+
+    /// An existing file or directory to mount on.
+    fn existing(&self, p: &str) -> Result<Target, NodeError> {
+        let p = Path::new(p);
+        match self {
+            // The host's own paths: looked up by `mount(2)` itself.
+            Root::Host => Ok(Target::path(p)),
+            Root::Own { .. } => self.lookup(p).map_err(|e| self.error("open", p, e)),
+        }
+    }
+
+    /// The directory `p`, made with its parents where missing.
+    fn dir(&self, p: &Path) -> Result<Target, NodeError> {
+        match self {
+            Root::Host => {
+                std::fs::create_dir_all(p)
+                    .map_err(|e| NodeError::sys(format!("create {}", p.display()), e))?;
+                Ok(Target::path(p))
+            }
+            Root::Own { fd, .. } => make_dirs(fd, p)
+                .map(|d| Target::opened(d, self.shown(p)))
+                .map_err(|e| self.error("create", p, e)),
+        }
+    }
+
+    /// The file `p`, made empty (with its directory) where missing; an existing one is
+    /// left as it is, never truncated.
+    fn file(&self, p: &str) -> Result<Target, NodeError> {
+        let p = Path::new(p);
+        match self {
+            Root::Host => {
+                if !p.exists() {
+                    make_file(p)?;
+                }
+                Ok(Target::path(p))
+            }
+            Root::Own { fd, .. } => make_file_in(fd, p)
+                .map(|f| Target::opened(f, self.shown(p)))
+                .map_err(|e| self.error("create", p, e)),
+        }
+    }
+}
+
+/// How every path below a rootfs is opened: inside it, through no symbolic link (a link as
+/// the last component too is refused, `ELOOP`).
+fn in_root(flags: OFlag) -> OpenHow {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    // openat2 refuses a mode without O_CREAT.
+    match flags.contains(OFlag::O_CREAT) {
+        true => how.mode(Mode::from_bits_truncate(0o644)),
+        false => how,
+    }
+}
+
+/// Opens `p` (a path in the node) below the rootfs `root`, as an `O_PATH` descriptor.
+fn resolve(root: &OwnedFd, p: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    openat2(root, rel, in_root(OFlag::O_PATH | flags))
+}
+
+/// The directory `p` below the rootfs `root`, made one component at a time where missing
+/// (`mkdirat` makes no link's target), each opened as above before the next.
+fn make_dirs(root: &OwnedFd, p: &Path) -> Result<OwnedFd, Errno> {
+    match resolve(root, p, OFlag::O_DIRECTORY) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let mut cur = resolve(root, Path::new("."), OFlag::O_DIRECTORY)?;
+    for c in p.components() {
+        let name = match c {
+            Component::RootDir | Component::CurDir => continue,
+            Component::Normal(name) => Path::new(name),
+            // `..` is resolved by the kernel above; here it would climb out of `cur`'s view.
+            Component::ParentDir | Component::Prefix(_) => return Err(Errno::EINVAL),
+        };
+        cur = match resolve(&cur, name, OFlag::O_DIRECTORY) {
+            Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(&cur, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                resolve(&cur, name, OFlag::O_DIRECTORY)?
+            }
+            other => other?,
+        };
+    }
+    Ok(cur)
+}
+
+/// The file `p` below the rootfs `root`: made with `O_CREAT | O_EXCL` (which follows no
+/// link) where missing, then opened as above.
+fn make_file_in(root: &OwnedFd, p: &Path) -> Result<OwnedFd, Errno> {
+    match resolve(root, p, OFlag::empty()) {
+        Err(Errno::ENOENT) => {}
+        other => return other,
+    }
+    let name = p.file_name().map(Path::new).ok_or(Errno::EINVAL)?;
+    let parent = make_dirs(root, p.parent().unwrap_or(Path::new("/")))?;
+    let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW;
+    match openat2(&parent, name, in_root(create)) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    resolve(&parent, name, OFlag::empty())
 }
 
 /// `statfs(2)` f_type of sysfs (linux/magic.h).
@@ -199,7 +425,8 @@ pub fn ensure_sysfs(host_sys: Option<u64>) -> Result<(), NodeError> {
         return Ok(());
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-    mount_fs("sysfs", sys, "sysfs", flags, None)
+    mount_fs("sysfs", sys, "sysfs", flags, None)?;
+    mask_dirs(sys, &SYS_MASKED_DIRS)
 }
 
 fn open_path(p: &Path) -> Result<File, NodeError> {
@@ -222,27 +449,60 @@ fn mount_fs(
         .map_err(|e| NodeError::sys(format!("mount {fstype} on {}", target.display()), e))
 }
 
+fn mount_at(
+    src: &str,
+    target: &Target,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), NodeError> {
+    mount(Some(src), &target.at, Some(fstype), flags, data)
+        .map_err(|e| NodeError::sys(format!("mount {fstype} on {}", target.shown.display()), e))
+}
+
 /// Bind-mounts an opened path (through its `/proc/self/fd` link, so the source is the object
 /// opened earlier even if its path is now covered).
 fn bind(src: &File, target: &Path, read_only: bool) -> Result<(), NodeError> {
-    let from = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
-    bind_path(&from, target, read_only)
+    bind_to(&Root::Host, src, &Target::path(target), target, read_only)
 }
 
-fn bind_path(from: &Path, target: &Path, read_only: bool) -> Result<(), NodeError> {
-    let what = || format!("bind mount onto {}", target.display());
+/// Binds `src` on `target` (`in_node` in `root`), read-only if asked: the read-only remount
+/// must name the new mount, so it goes to `in_node` looked up again (the target's own
+/// descriptor is the object under it).
+fn bind_to(
+    root: &Root,
+    src: &File,
+    target: &Target,
+    in_node: &Path,
+    read_only: bool,
+) -> Result<(), NodeError> {
+    let what = |e| NodeError::sys(format!("bind mount onto {}", target.shown.display()), e);
+    let from = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
+    bind_path(&from, &target.at, false).map_err(what)?;
+    if read_only {
+        let top = match root {
+            Root::Host => Target::path(in_node),
+            Root::Own { .. } => root
+                .lookup(in_node)
+                .map_err(|e| root.error("open", in_node, e))?,
+        };
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, &top.at, None::<&str>, flags, None::<&str>).map_err(what)?;
+    }
+    Ok(())
+}
+
+fn bind_path(from: &Path, target: &Path, read_only: bool) -> Result<(), Errno> {
     mount(
         Some(from),
         target,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
-    )
-    .map_err(|e| NodeError::sys(what(), e))?;
+    )?;
     if read_only {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-            .map_err(|e| NodeError::sys(what(), e))?;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>)?;
     }
     Ok(())
 }
@@ -258,17 +518,19 @@ struct MountAttr {
 
 const SYS_MOUNT_SETATTR: libc::c_long = 442;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
 
-/// Makes every mount at and below `path` read-only in this mount namespace (Linux 5.12+).
-fn make_read_only(path: &str) -> Result<(), NodeError> {
+/// Sets `attr` on every mount at and below `path` in this mount namespace (Linux 5.12+).
+fn set_attr(path: &Path, attr: u64, what: &str) -> Result<(), NodeError> {
+    use std::os::unix::ffi::OsStrExt;
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: attr,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    let c_path = std::ffi::CString::new(path)
-        .map_err(|_| NodeError::sys("path", std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| NodeError::sys(what, Errno::EINVAL))?;
     // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`,
     // which is a live, properly laid out `struct mount_attr`; `c_path` is NUL-terminated and
     // outlives the call.
@@ -285,10 +547,7 @@ fn make_read_only(path: &str) -> Result<(), NodeError> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(NodeError::sys(
-            "make the host's filesystem read-only in the node",
-            std::io::Error::last_os_error(),
-        ))
+        Err(NodeError::sys(what, std::io::Error::last_os_error()))
     }
 }
 
@@ -296,37 +555,50 @@ fn make_read_only(path: &str) -> Result<(), NodeError> {
 /// host's `opened` ones, which were opened before this may cover the host's /dev), a private
 /// devpts, `/dev/shm`, and the standard links.
 fn minimal_dev(
-    dev: &Path,
+    root: &Root,
     known: Option<[Device; 6]>,
     opened: &[(&'static str, File)],
+    sizes: &TmpfsSizes,
 ) -> Result<(), NodeError> {
-    std::fs::create_dir_all(dev)
-        .map_err(|e| NodeError::sys(format!("create {}", dev.display()), e))?;
-    let tmpfs = || mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755"));
-    tmpfs()?;
+    let mount_point = root.dir(Path::new("/dev"))?;
+    let data = format!("mode=755,size={}", sizes.dev);
+    let tmpfs = || {
+        mount_at(
+            "tmpfs",
+            &mount_point,
+            "tmpfs",
+            MsFlags::MS_NOSUID,
+            Some(&data),
+        )?;
+        // The new tmpfs, looked up again (the mount point's descriptor is the directory
+        // under it); everything below is made in it, which the node has not seen yet.
+        root.existing("/dev")
+    };
+    let mut fresh = tmpfs()?;
     // Device nodes are made with the host's numbers and modes, as runc does; where that is
     // not allowed (a node with its own user namespace) they are bound from the host's. Made,
     // they cost far less than a bind each (which creates the bind's target in the tmpfs,
     // then mounts).
-    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let umask = nix::sys::stat::umask(Mode::empty());
     let made = match known {
-        Some(known) => known.iter().try_for_each(|d| make_device(dev, d)),
-        None => make_like(dev, opened),
+        Some(known) => known.iter().try_for_each(|d| make_device(&fresh.at, d)),
+        None => make_like(&fresh.at, opened),
     };
     let made = match made {
         // mknod refused after all (a device cgroup, say): this tmpfs goes, the host's
         // devices are opened under it, and a new one gets them like the host's, or bound.
         Err(_) if known.is_some() => {
-            let _ = umount2(dev, MntFlags::MNT_DETACH);
+            let _ = umount2(&fresh.at, MntFlags::MNT_DETACH);
             open_devices().and_then(|opened| {
-                tmpfs()?;
-                make_like(dev, &opened)
+                fresh = tmpfs()?;
+                make_like(&fresh.at, &opened)
             })
         }
         other => other,
     };
     nix::sys::stat::umask(umask);
     made?;
+    let dev = fresh.at.as_path();
     let mkdir = |p: PathBuf| {
         std::fs::create_dir_all(&p)
             .map_err(|e| NodeError::sys(format!("create {}", p.display()), e))
@@ -345,7 +617,7 @@ fn minimal_dev(
         &dev.join("shm"),
         "tmpfs",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
+        Some(&format!("mode=1777,size={}", sizes.dev_shm)),
     )?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
@@ -381,7 +653,21 @@ fn make_like(dev: &Path, opened: &[(&'static str, File)]) -> Result<(), NodeErro
 /// bus and filesystem settings.
 const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
 /// Files of `/proc` that show host kernel state, hidden behind `/dev/null` as runc does.
-const PROC_MASKED: [&str; 5] = ["kcore", "keys", "timer_list", "sched_debug", "kpageflags"];
+const PROC_MASKED: [&str; 7] = [
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "kpageflags",
+    "latency_stats",
+    "timer_stats",
+];
+/// Directories of `/proc` about the host's hardware (ACPI, sound cards, SCSI devices),
+/// covered by an empty read-only tmpfs as runc does.
+const PROC_MASKED_DIRS: [&str; 3] = ["acpi", "asound", "scsi"];
+/// Directories of a node's `/sys` about the host's firmware (ACPI tables, EFI variables,
+/// memory map) and power use (RAPL counters), covered the same way when `/sys` is mounted.
+const SYS_MASKED_DIRS: [&str; 2] = ["firmware", "devices/virtual/powercap"];
 
 fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
     let remount = |target: &Path, flags: MsFlags| {
@@ -408,6 +694,39 @@ fn harden_proc(proc_dir: &Path) -> Result<(), NodeError> {
     for p in PROC_MASKED {
         bind_if_there(&from, &proc_dir.join(p))?;
     }
+    mask_dirs(proc_dir, &PROC_MASKED_DIRS)
+}
+
+/// Covers each directory of `dirs` (below `base`) that exists with an empty read-only
+/// tmpfs: one tmpfs on the first, bound on the others (one superblock per node, not one per
+/// directory).
+fn mask_dirs(base: &Path, dirs: &[&str]) -> Result<(), NodeError> {
+    let mut first: Option<PathBuf> = None;
+    for d in dirs {
+        let target = base.join(d);
+        match &first {
+            Some(from) => {
+                bind_if_there(from, &target)?;
+            }
+            None => {
+                let flags = MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC;
+                match mount(
+                    Some("tmpfs"),
+                    &target,
+                    Some("tmpfs"),
+                    flags,
+                    Some("size=0k,nr_inodes=1,mode=0555"),
+                ) {
+                    Ok(()) => first = Some(target),
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(NodeError::sys(format!("mask {}", target.display()), e)),
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -417,7 +736,7 @@ fn bind_if_there(from: &Path, target: &Path) -> Result<bool, NodeError> {
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
     match mount(Some(from), target, None::<&str>, flags, None::<&str>) {
         Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(Errno::ENOENT) => Ok(false),
         Err(e) => Err(NodeError::sys(format!("bind onto {}", target.display()), e)),
     }
 }
@@ -446,11 +765,14 @@ fn make_file(p: &Path) -> Result<(), NodeError> {
 /// A bind target must exist. Under the node's own `/tmp` and `/run` (and anywhere in a
 /// node's own `rootfs`) it is created, a directory or an empty file like the source;
 /// elsewhere that would write to the host's filesystem, so a missing target is an error.
-fn make_target(target: &Path, in_node: &Path, src: &File) -> Result<(), NodeError> {
-    if target.exists() {
-        return Ok(());
+fn make_target(root: &Root, in_node: &Path, src: &File) -> Result<Target, NodeError> {
+    match root.lookup(in_node) {
+        Err(Errno::ENOENT) => {}
+        found => return found.map_err(|e| root.error("open bind target", in_node, e)),
     }
-    let private = in_node.starts_with("/tmp") || in_node.starts_with("/run") || target != in_node;
+    let private = in_node.starts_with("/tmp")
+        || in_node.starts_with("/run")
+        || matches!(root, Root::Own { .. });
     if !private {
         return Err(NodeError::sys(
             format!(
@@ -464,9 +786,8 @@ fn make_target(target: &Path, in_node: &Path, src: &File) -> Result<(), NodeErro
         .map(|m| m.is_dir())
         .unwrap_or(true);
     if is_dir {
-        std::fs::create_dir_all(target)
-            .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))
+        root.dir(in_node)
     } else {
-        make_file(target)
+        root.file(&in_node.to_string_lossy())
     }
 }
