@@ -4,6 +4,7 @@
 
 mod common;
 
+mod attacks_fs;
 mod bad_input;
 mod concurrency;
 mod core;
