@@ -4,6 +4,7 @@
 
 mod common;
 
+mod attacks_logs;
 mod bad_input;
 mod concurrency;
 mod core;
