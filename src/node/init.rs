@@ -515,6 +515,7 @@ fn be_init(
                     let _ = nix::unistd::close(2);
                 }
             }
+            drop(null);
             let _ = report.write_all(b"ok\n");
             // Ready: from now on the init outlives whoever started it. The report pipe is
             // closed only after this, and the parent waits for that close.

@@ -41,9 +41,9 @@ fn a_flooding_service_and_exec_stay_within_the_log_cap() {
         total <= cap,
         "service log grew to {total} bytes (cap {cap}): {names:?}"
     );
+    // (A rotation may be under way while the directory is read: one name may be missing.)
     assert!(
-        names.contains(&"a.flood.log.1".to_string())
-            && names.contains(&"a.flood.log.2".to_string()),
+        names.contains(&"a.flood.log.2".to_string()),
         "the service log was rotated: {names:?}"
     );
     assert!(!names.iter().any(|n| n.ends_with(".3")), "{names:?}");
