@@ -158,6 +158,7 @@ pub fn main() -> i32 {
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         Some("__userns") => return crate::node::userns::helper_main(),
         Some("__spawn") => return crate::node::init::spawn_main(&args[2..]),
+        Some("__log") => return crate::state::log::main(&args[2..]),
         _ => {}
     }
     let cli = Cli::parse();

@@ -22,6 +22,7 @@ use crate::node::security::Security;
 use crate::node::{self, InitConfig, NodeContext, NodeError, ProcId};
 use crate::plan::{names, Action, Desired, IfaceKind, Phase, Plan};
 use crate::spec::Limits;
+use crate::state::log::LogPipe;
 use crate::state::{NodeRecord, RunDir, ServiceRecord, State};
 
 pub(super) struct Applier<'a> {
@@ -905,26 +906,41 @@ impl<'a> Applier<'a> {
             ) else {
                 continue;
             };
-            let log_path = self.run.log_path(&format!("{node}.exec"));
-            let log = self.run.open_log(&format!("{node}.exec"))?;
-            jobs.push((
-                node.clone(),
-                spec.exec.clone(),
-                rec.init,
-                rec.ctx.clone(),
-                log,
-                log_path,
-            ));
+            jobs.push((node.clone(), spec.exec.clone(), rec.init, rec.ctx.clone()));
         }
+        let run = self.run;
+        let (dir, logs) = (self.run.logs_dir(), self.lab.topology.logs);
         stream::iter(jobs)
-            .map(|(node, commands, init, ctx, log, log_path)| async move {
-                tokio::task::spawn_blocking(move || {
-                    run_commands(&node, &commands, init, &ctx, &log, &log_path)
-                })
-                .await
-                .map_err(|e| {
-                    LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e)))
-                })?
+            .map(|(node, commands, init, ctx)| {
+                let dir = dir.clone();
+                async move {
+                    let failed = tokio::task::spawn_blocking(move || {
+                        let log = match LogPipe::start(&dir, &format!("{node}.exec"), logs) {
+                            Ok(l) => l,
+                            Err(e) => return Err((node, e.into())),
+                        };
+                        let r = run_commands(&node, &commands, init, &ctx, &log);
+                        // Once the failing command's output is in the log (or after a second,
+                        // if a process it left behind still holds the pipe).
+                        if r.is_err() {
+                            log.close_and_wait(Duration::from_secs(1));
+                        }
+                        r.map_err(|e| (node, e))
+                    })
+                    .await
+                    .map_err(|e| {
+                        LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e)))
+                    })?;
+                    match failed {
+                        Ok(()) => Ok(()),
+                        Err((node, mut e)) => {
+                            if let LabError::ExecFailed { tail, .. } = &mut e {
+                                *tail = run.log_tail(&format!("{node}.exec"), 20);
+                            }
+                            Err(e)
+                        }
+                    }
+                }
             })
             .buffer_unordered(PARALLEL)
             .try_collect::<Vec<()>>()
@@ -946,25 +962,36 @@ impl<'a> Applier<'a> {
             let Some(rec) = self.state.nodes.get(node) else {
                 continue;
             };
-            let log = self.run.open_log(&format!("{node}.{service}"))?;
             jobs.push((
                 node.clone(),
                 service.clone(),
                 command.clone(),
                 rec.init,
                 rec.ctx.clone(),
-                log,
             ));
         }
+        let (dir, logs) = (self.run.logs_dir(), self.lab.topology.logs);
         let started: Vec<(String, String, String, ProcId)> = stream::iter(jobs)
-            .map(|(node, service, command, init, ctx, log)| async move {
-                let cmd = command.clone();
-                let id = tokio::task::spawn_blocking(move || {
-                    node::spawn::start_service(init, &ctx, &cmd, log)
-                })
-                .await
-                .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
-                Ok::<_, LabError>((node, service, command, id))
+            .map(|(node, service, command, init, ctx)| {
+                let dir = dir.clone();
+                async move {
+                    let cmd = command.clone();
+                    let name = format!("{node}.{service}");
+                    let id = tokio::task::spawn_blocking(move || {
+                        // The service's output goes to a pipe that the host-side log writer reads;
+                        // this end is closed once the service holds it.
+                        let log = LogPipe::start(&dir, &name, logs)?;
+                        Ok::<_, LabError>(node::spawn::start_service(
+                            init,
+                            &ctx,
+                            &cmd,
+                            log.file()?,
+                        )?)
+                    })
+                    .await
+                    .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
+                    Ok::<_, LabError>((node, service, command, id))
+                }
             })
             .buffer_unordered(PARALLEL)
             .try_collect()
@@ -989,12 +1016,11 @@ fn run_commands(
     commands: &[String],
     init: ProcId,
     ctx: &NodeContext,
-    log: &File,
-    log_path: &std::path::Path,
+    log: &LogPipe,
 ) -> Result<(), LabError> {
     use std::io::Write;
     for command in commands {
-        let mut l = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
+        let mut l = log.file()?;
         let _ = writeln!(l, "$ {command}");
         let code = node::spawn::run_shell(init, ctx, command, l)?;
         if code != 0 {
@@ -1002,24 +1028,12 @@ fn run_commands(
                 node: node.to_string(),
                 command: command.clone(),
                 code,
-                tail: tail(log_path, 20),
+                // Read from the log once its writer has it all (see `exec`).
+                tail: String::new(),
             });
         }
     }
     Ok(())
-}
-
-/// The last `n` lines of a log, indented, for an error message.
-pub(super) fn tail(path: &std::path::Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    let mut out = format!("  last output ({}):", path.display());
-    for l in &lines[start..] {
-        out.push_str("\n    ");
-        out.push_str(l);
-    }
-    out
 }
 
 /// Kills processes (each checked by PID and start time) and waits until all are gone.

@@ -440,9 +440,9 @@ pub(crate) fn node_target(
 ) -> Result<(ProcId, crate::node::NodeContext), LabError> {
     down::check_lab_name(lab)?;
     let path = crate::state::root().join(lab).join("state.json");
-    let state: State = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    // Read without following a symbolic link: the record says how the node's processes are
+    // confined.
+    let state: State = crate::state::read_record(lab)
         .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up (no {})", path.display())))?;
     let rec = state.nodes.get(node).ok_or_else(|| {
         LabError::Usage(format!(

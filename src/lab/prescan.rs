@@ -42,7 +42,7 @@ impl std::fmt::Debug for NetPrescan {
 /// the file's `name:` line names, when it has a record.
 pub(super) fn start(path: &Path, rt: Option<&tokio::runtime::Handle>) -> Option<Prescan> {
     guess_name(path)
-        .filter(|lab| crate::state::root().join(lab).join("state.json").is_file())
+        .filter(|lab| crate::state::has_record(lab))
         .map(|lab| {
             let net = rt.and_then(|rt| start_net_prescan(&lab, rt));
             // The record read under the lock, when there is one; else read it here.
@@ -50,11 +50,7 @@ pub(super) fn start(path: &Path, rt: Option<&tokio::runtime::Handle>) -> Option<
             let name = lab.clone();
             let processes = processes_on_thread(lab.clone(), move || match locked {
                 Some(r) => Some(r),
-                None => {
-                    let run = crate::state::root().join(&name).join("state.json");
-                    let state: State = serde_json::from_slice(&std::fs::read(run).ok()?).ok()?;
-                    Some(recorded_inits(&state))
-                }
+                None => Some(recorded_inits(&crate::state::read_record(&name)?)),
             });
             Prescan {
                 lab,

@@ -189,11 +189,7 @@ impl Spawner {
         }
         if let Some(path) = &config.log {
             if !self.logs.contains_key(path) {
-                let f = File::options()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| NodeError::sys(format!("open {}", path.display()), e))?;
+                let f = open_init_log(path)?;
                 self.logs.insert(path.clone(), f);
             }
         }
@@ -402,6 +398,26 @@ fn close_inherited(keep: &[RawFd]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Opens the init log for appending without following a symbolic link, and only if it is a
+/// regular file with no other hard link (its directory is checked by `topo`, see
+/// `state::safe`).
+fn open_init_log(path: &std::path::Path) -> Result<File, NodeError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let err = |e: std::io::Error| NodeError::sys(format!("open {}", path.display()), e);
+    let f = File::options()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(err)?;
+    let m = f.metadata().map_err(err)?;
+    if !m.is_file() || m.nlink() > 1 {
+        return Err(err(std::io::Error::other("not a regular file of its own")));
+    }
+    Ok(f)
+}
+
 /// The init log becomes standard error of everything the node's init does; without one,
 /// /dev/null (never `topo`'s own, which an init would otherwise hold open for its life).
 fn redirect_stderr(log: Option<&File>) {
@@ -463,9 +479,10 @@ fn be_init(
     report: OwnedFd,
 ) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
-    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdout(&null);
-        let _ = nix::unistd::dup2_stdin(&null);
+    let null = File::options().read(true).write(true).open("/dev/null");
+    if let Ok(null) = &null {
+        let _ = nix::unistd::dup2_stdout(null);
+        let _ = nix::unistd::dup2_stdin(null);
     }
     let _ = setsid();
     // What `ps` shows for PID 1 inside the node.
@@ -488,6 +505,17 @@ fn be_init(
     });
     match ready {
         Ok(()) => {
+            // The init log took the set-up's errors; no process of the node may reach it
+            // (through /proc/1/fd/2) once node programs can run, which is after this report.
+            match &null {
+                Ok(null) => {
+                    let _ = nix::unistd::dup2_stderr(null);
+                }
+                Err(_) => {
+                    let _ = nix::unistd::close(2);
+                }
+            }
+            drop(null);
             let _ = report.write_all(b"ok\n");
             // Ready: from now on the init outlives whoever started it. The report pipe is
             // closed only after this, and the parent waits for that close.

@@ -36,6 +36,46 @@ pub struct Topology {
     /// L2 segments; each bridge lives in the lab's hidden bridge namespace.
     #[serde(default)]
     pub bridges: BTreeMap<String, Bridge>,
+    /// How large the logs of services and `exec:` commands grow before they are rotated.
+    #[serde(default)]
+    pub logs: Logs,
+}
+
+/// The cap on each service's (and each node's `exec:`) log in the run directory: the log
+/// `NAME.log` is rotated to `NAME.log.1` (… `NAME.log.KEEP`) when it would pass `max_size`,
+/// and the oldest is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    /// Bytes per log file (file form: `1Mi`, `64Ki`, `1048576`); default 1 MiB.
+    #[serde(default = "Logs::default_max_size")]
+    #[schemars(with = "SizeValue")]
+    pub max_size: u64,
+    /// Rotated files kept beside the current one (0 to 100); default 2.
+    #[serde(default = "Logs::default_keep")]
+    pub keep: u32,
+}
+
+impl Logs {
+    pub const DEFAULT_MAX_SIZE: u64 = 1 << 20;
+    pub const DEFAULT_KEEP: u32 = 2;
+    /// The largest `keep` the file may ask for.
+    pub const MAX_KEEP: u32 = 100;
+    fn default_max_size() -> u64 {
+        Self::DEFAULT_MAX_SIZE
+    }
+    fn default_keep() -> u32 {
+        Self::DEFAULT_KEEP
+    }
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            max_size: Self::DEFAULT_MAX_SIZE,
+            keep: Self::DEFAULT_KEEP,
+        }
+    }
 }
 
 /// Keys that `defaults:` may set for every node.

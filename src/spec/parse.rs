@@ -15,12 +15,14 @@ use ipnetwork::IpNetwork;
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
     Bind, Bridge, Capabilities, Defaults, Endpoint, Filesystem, Impair, Interface, Limits, Link,
-    LinkImpair, LinkState, Node, Route, RouteDest, Seccomp, SysctlValue, Tmpfs, Topology, HOST,
+    LinkImpair, LinkState, Logs, Node, Route, RouteDest, Seccomp, SysctlValue, Tmpfs, Topology,
+    HOST,
 };
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
 
-const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "links", "bridges"];
+const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "links", "bridges", "logs"];
+const LOGS_KEYS: &[&str] = &["max_size", "keep"];
 const DEFAULT_KEYS: &[&str] = &[
     "sysctls",
     "env",
@@ -551,6 +553,7 @@ impl<'a> Reader<'a> {
             nodes: BTreeMap::new(),
             links: Vec::new(),
             bridges: BTreeMap::new(),
+            logs: Logs::default(),
         };
         let mut has_name = false;
         for e in self.fields(root, "", "at the top level", TOP_KEYS) {
@@ -566,6 +569,7 @@ impl<'a> Reader<'a> {
                 "nodes" => topo.nodes = self.nodes(e.value),
                 "links" => topo.links = self.links(e.value),
                 "bridges" => topo.bridges = self.bridges(e.value),
+                "logs" => topo.logs = self.logs(e.value),
                 _ => {}
             }
         }
@@ -578,6 +582,33 @@ impl<'a> Reader<'a> {
         }
         self.merge_defaults(&mut topo);
         Some(topo)
+    }
+
+    fn logs(&mut self, value: &Yaml) -> Logs {
+        let mut out = Logs::default();
+        for e in self.fields(value, "logs", "in 'logs'", LOGS_KEYS) {
+            match e.key.as_str() {
+                "max_size" => match self.unit(e.value, &e.path, units::parse_size) {
+                    Some(n) if n < 1024 => self.error(
+                        e.value.pos,
+                        format!("log size {n} is below 1Ki"),
+                        "give a size of at least 1Ki, e.g. '1Mi'".to_string(),
+                    ),
+                    Some(n) => out.max_size = n,
+                    None => {}
+                },
+                _ => {
+                    let max = i64::from(Logs::MAX_KEEP);
+                    if let Some(n) = self
+                        .integer(e.value, &e.path, "logs keep", (0, max))
+                        .and_then(|n| u32::try_from(n).ok())
+                    {
+                        out.keep = n;
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn defaults(&mut self, value: &Yaml) -> Defaults {
@@ -1606,6 +1637,21 @@ mod tests {
     }
 
     #[test]
+    fn logs_default_and_bounds() {
+        let (t, _, d) = read("name: a\n");
+        assert!(d.is_empty());
+        assert_eq!(t.logs, Logs::default());
+        assert_eq!((t.logs.max_size, t.logs.keep), (1 << 20, 2));
+        let (t, _, d) = read("name: a\nlogs: {max_size: 4Mi, keep: 3}\n");
+        assert!(d.is_empty(), "{d}");
+        assert_eq!((t.logs.max_size, t.logs.keep), (4 << 20, 3));
+        let (_, _, d) = read("name: a\nlogs: {max_size: 10, keep: 101}\n");
+        assert_eq!(d.len(), 2, "{d}");
+        let (_, _, d) = read("name: a\nlogs: {size: 1Mi}\n");
+        assert_eq!(d.len(), 1, "{d}");
+    }
+
+    #[test]
     fn cidr() {
         assert!(parse_cidr("10.0.0.1/24").is_ok());
         assert!(parse_cidr("2001:db8::1/64").is_ok());
@@ -1892,6 +1938,7 @@ nodes:
         };
         let expected = Topology {
             name: "triangle".into(),
+            logs: Logs::default(),
             defaults,
             nodes: map(&[("r1", r1), ("r2", r2), ("r3", r3), ("h1", h1)]),
             links: vec![
@@ -1985,8 +2032,9 @@ mod schema_keys {
             Ok(v) => v,
             Err(e) => panic!("schema is not JSON: {e}"),
         };
-        let lists: [(&str, &[&str]); 12] = [
+        let lists: [(&str, &[&str]); 13] = [
             ("/properties", TOP_KEYS),
+            ("/definitions/Logs/properties", LOGS_KEYS),
             ("/definitions/Defaults/properties", DEFAULT_KEYS),
             ("/definitions/Node/properties", NODE_KEYS),
             ("/definitions/Interface/properties", INTERFACE_KEYS),

@@ -4,16 +4,19 @@
 //! the objects decide); this only remembers which processes are ours.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::node::ProcId;
+
+pub mod log;
+mod safe;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -25,6 +28,8 @@ pub enum StateError {
     },
     #[error("lab {lab} is busy: another topo holds its lock ({path})")]
     Busy { lab: String, path: PathBuf },
+    #[error("refusing the run directory path {path}: {why} (the run directory, set with TOPO_RUN_DIR, must be a real directory of root, writable by nobody else, reached without symbolic links)")]
+    Unsafe { path: PathBuf, why: String },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
@@ -77,28 +82,46 @@ pub struct ServiceRecord {
     pub command: String,
 }
 
-/// A lab's run directory, locked for the lifetime of this value.
+/// A lab's run directory, locked for the lifetime of this value. Everything in it is opened
+/// through `dir`, without following symbolic links (see `safe.rs`).
 pub struct RunDir {
     pub lab: String,
     pub path: PathBuf,
+    dir: OwnedFd,
     _lock: Flock<File>,
+}
+
+/// The run directory of every lab, opened and checked; created if `create`.
+fn open_root(create: bool) -> Result<Option<OwnedFd>, StateError> {
+    safe::open_dir(&root(), create)
 }
 
 impl RunDir {
     /// Creates (if needed) and locks the lab's run directory. Waits for another `topo`
     /// working on the same lab unless `wait` is false, in which case that is an error.
     pub fn lock(lab: &str, wait: bool) -> Result<RunDir, StateError> {
-        let path = root().join(lab);
+        let top = root();
+        let path = top.join(lab);
+        let root_fd = open_root(true)?.ok_or_else(|| {
+            io(format!("open {}", top.display()))(std::io::Error::from_raw_os_error(libc::ENOENT))
+        })?;
         loop {
-            std::fs::create_dir_all(path.join("logs"))
-                .map_err(io(format!("create {}", path.display())))?;
+            let missing = || {
+                io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(
+                    libc::ENOENT,
+                ))
+            };
+            let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, true)?.ok_or_else(missing)?;
+            safe::open_subdir(dir.as_fd(), "logs", &path.join("logs"), true)?
+                .ok_or_else(missing)?;
             let lock_path = path.join("lock");
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(io(format!("open {}", lock_path.display())))?;
+            let file = safe::open_file(
+                dir.as_fd(),
+                "lock",
+                &lock_path,
+                OFlag::O_WRONLY | OFlag::O_CREAT,
+                0o600,
+            )?;
             let arg = if wait {
                 FlockArg::LockExclusive
             } else {
@@ -116,14 +139,26 @@ impl RunDir {
             };
             // `down` removes the directory while holding the lock: if the file we locked is
             // no longer the one at the path, we waited on a removed lab; start again.
-            let same = match (lock.metadata(), std::fs::metadata(&lock_path)) {
-                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            let same = match (
+                nix::sys::stat::fstat(&*lock),
+                nix::fcntl::openat(
+                    root_fd.as_fd(),
+                    lab,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .and_then(|d| {
+                    nix::sys::stat::fstatat(&d, "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                }),
+            ) {
+                (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
                 _ => false,
             };
             if same {
                 return Ok(RunDir {
                     lab: lab.to_string(),
                     path,
+                    dir,
                     _lock: lock,
                 });
             }
@@ -133,47 +168,72 @@ impl RunDir {
     /// Locks the lab's run directory if it exists; `None` when the lab has none (it is not
     /// up), so read-only commands leave nothing behind.
     pub fn lock_existing(lab: &str) -> Result<Option<RunDir>, StateError> {
-        if root().join(lab).is_dir() {
+        let Some(root_fd) = open_root(false)? else {
+            return Ok(None);
+        };
+        if safe::open_subdir(root_fd.as_fd(), lab, &root().join(lab), false)?.is_some() {
             RunDir::lock(lab, true).map(Some)
         } else {
             Ok(None)
         }
     }
 
-    fn state_path(&self) -> PathBuf {
-        self.path.join("state.json")
-    }
-
     pub fn hosts_path(&self) -> PathBuf {
         self.path.join("hosts")
     }
 
-    pub fn log_path(&self, name: &str) -> PathBuf {
-        self.path.join("logs").join(format!("{name}.log"))
+    /// The directory of the logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.path.join("logs")
     }
 
-    pub fn open_log(&self, name: &str) -> Result<File, StateError> {
-        let p = self.log_path(name);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(io(format!("open {}", p.display())))
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.logs_dir().join(format!("{name}.log"))
+    }
+
+    /// The last `n` lines of a log (read without following a symbolic link), indented, for an
+    /// error message.
+    pub fn log_tail(&self, name: &str, n: usize) -> String {
+        let path = self.log_path(name);
+        let text = safe::open_subdir(self.dir.as_fd(), "logs", &self.logs_dir(), false)
+            .ok()
+            .flatten()
+            .and_then(|logs| {
+                safe::open_file(
+                    logs.as_fd(),
+                    &format!("{name}.log"),
+                    &path,
+                    OFlag::O_RDONLY,
+                    0,
+                )
+                .ok()
+            })
+            .and_then(|f| {
+                let mut b = Vec::new();
+                f.take(16 << 20).read_to_end(&mut b).ok()?;
+                Some(String::from_utf8_lossy(&b).into_owned())
+            })
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(n);
+        let mut out = format!("  last output ({}):", path.display());
+        for l in &lines[start..] {
+            out.push_str("\n    ");
+            out.push_str(l);
+        }
+        out
     }
 
     /// The recorded state; an unreadable or corrupt record counts as none (ownership is
     /// decided on the kernel objects, never from this file).
     pub fn load(&self) -> State {
-        std::fs::read(self.state_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| State {
-                lab: self.lab.clone(),
-                ..State::default()
-            })
+        read_state(self.dir.as_fd(), &self.path).unwrap_or_else(|| State {
+            lab: self.lab.clone(),
+            ..State::default()
+        })
     }
 
-    /// Saves the state atomically: write a temporary file, rename it over the old one.
+    /// Saves the state atomically: write a new temporary file, rename it over the old one.
     ///
     /// Not fsync'ed: the record describes namespaces and processes, which do not outlive the
     /// machine, and the rename alone is atomic for every reader and for a `topo` killed
@@ -184,45 +244,103 @@ impl RunDir {
         // Compact: about half the bytes of the pretty form to write and to read.
         let json =
             serde_json::to_vec(state).map_err(|e| io("encode state")(std::io::Error::other(e)))?;
-        write_atomic(&self.state_path(), &json)
+        let tmp = self.path.join("state.tmp");
+        let mut f = safe::create_new(self.dir.as_fd(), "state.tmp", &tmp, 0o644)?;
+        f.write_all(&json)
+            .map_err(io(format!("write {}", tmp.display())))?;
+        drop(f);
+        nix::fcntl::renameat(
+            self.dir.as_fd(),
+            "state.tmp",
+            self.dir.as_fd(),
+            "state.json",
+        )
+        .map_err(|e| {
+            io(format!(
+                "rename to {}",
+                self.path.join("state.json").display()
+            ))(e.into())
+        })
     }
 
     /// Rewrites the hosts file in place when its content changed. In place, not by rename:
-    /// nodes bind-mount this very inode on their `/etc/hosts`.
+    /// nodes bind-mount this very inode on their `/etc/hosts`. A symbolic link (or a file
+    /// with other hard links) in its place is refused.
     pub fn write_hosts(&self, content: &str) -> Result<(), StateError> {
         let p = self.hosts_path();
-        if std::fs::read_to_string(&p).is_ok_and(|old| old == content) {
+        let mut f = safe::open_file(
+            self.dir.as_fd(),
+            "hosts",
+            &p,
+            OFlag::O_RDWR | OFlag::O_CREAT,
+            0o644,
+        )?;
+        let mut old = Vec::new();
+        let _ = (&f).take(content.len() as u64 + 1).read_to_end(&mut old);
+        if old == content.as_bytes() {
             return Ok(());
         }
-        std::fs::write(&p, content).map_err(io(format!("write {}", p.display())))
+        f.set_len(0)
+            .and_then(|()| f.rewind())
+            .and_then(|()| f.write_all(content.as_bytes()))
+            .map_err(io(format!("write {}", p.display())))
     }
 
-    /// Removes the run directory (at the end of `down`, still holding the lock).
+    /// Removes the run directory (at the end of `down`, still holding the lock). Symbolic
+    /// links in it are removed, never followed.
     pub fn remove(self) -> Result<(), StateError> {
         std::fs::remove_dir_all(&self.path).map_err(io(format!("remove {}", self.path.display())))
     }
 }
 
-/// Labs that have a run directory.
+fn read_state(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Option<State> {
+    let f = safe::open_file(
+        dir,
+        "state.json",
+        &path.join("state.json"),
+        OFlag::O_RDONLY,
+        0,
+    )
+    .ok()?;
+    let mut b = Vec::new();
+    f.take(256 << 20).read_to_end(&mut b).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// A lab's record read without its lock (for `topo exec` and the prescan), through the same
+/// checks as the locked run directory: `None` when there is none or it cannot be trusted.
+pub fn read_record(lab: &str) -> Option<State> {
+    let root_fd = open_root(false).ok()??;
+    let path = root().join(lab);
+    let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false).ok()??;
+    read_state(dir.as_fd(), &path)
+}
+
+/// Whether the lab has a record (a `state.json` that is a regular file, not a link).
+pub fn has_record(lab: &str) -> bool {
+    let Ok(Some(root_fd)) = open_root(false) else {
+        return false;
+    };
+    let path = root().join(lab);
+    let Ok(Some(dir)) = safe::open_subdir(root_fd.as_fd(), lab, &path, false) else {
+        return false;
+    };
+    nix::sys::stat::fstatat(&dir, "state.json", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+/// Labs that have a run directory (symbolic links in the run directory are not labs).
 pub fn labs() -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root())
         .map(|rd| {
             rd.flatten()
-                .filter(|e| e.path().is_dir())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
                 .collect()
         })
         .unwrap_or_default();
     out.sort();
     out
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-    f.write_all(bytes)
-        .map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("rename to {}", path.display())))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod common;
 
 mod attacks_fs;
+mod attacks_logs;
 mod bad_input;
 mod concurrency;
 mod core;

@@ -70,7 +70,7 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
             .filter_map(|e| std::fs::read_link(e.path()).ok())
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        // Standard input and output on /dev/null, standard error on the lab's init log.
+        // Standard input, output and error on /dev/null.
         assert_eq!(fds.len(), 3, "init {pid} holds {fds:?}");
         assert!(
             fds.iter()
