@@ -117,6 +117,9 @@ fn open_ns(pid: i32, kind: &str) -> Result<File, NodeError> {
 }
 
 fn run(args: &EnterArgs) -> Result<i32, NodeError> {
+    // Before anything of the node is joined, and inherited by the child, which stays out of
+    // the node's reach until it is the program.
+    security::not_dumpable()?;
     let pid = args.target.pid;
     let mnt = open_ns(pid, "mnt")?;
     let mut others = Vec::new();

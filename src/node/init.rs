@@ -42,6 +42,11 @@ pub fn spawn_main(args: &[String]) -> i32 {
     // way: nothing keeps making inits that the next `down` or `up` would not know of.
     die_with_parent();
     super::restore_nofile_limit();
+    // Inherited by every init, which never execs: no process of a node may trace its init.
+    if let Err(e) = security::not_dumpable() {
+        println!("? error: {e}");
+        return 1;
+    }
     if let Some(mask) = args
         .first()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())

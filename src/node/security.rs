@@ -281,6 +281,17 @@ pub fn join_cgroups(procs: &mut [std::fs::File]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Makes the calling process not dumpable (`PR_SET_DUMPABLE` 0) until its next exec. A
+/// process entering a node is, once its capabilities are cut, within the reach of the node's
+/// processes: a tracer there could attach to it (`ptrace`) and, before its seccomp filter is
+/// installed, skip the installation. The kernel lets nobody without `CAP_SYS_PTRACE` in the
+/// host's user namespace attach to a process that is not dumpable, nor read its `/proc`
+/// files. Exec makes the program dumpable again, as any program, under its filter. (The fix
+/// of runc's CVE-2016-9962.)
+pub fn not_dumpable() -> Result<(), NodeError> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| NodeError::sys("set not dumpable", e))
+}
+
 pub fn no_new_privs() -> Result<(), NodeError> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| NodeError::sys("set no_new_privs", e))
 }
