@@ -244,6 +244,9 @@ fn child(
         let _ = nix::unistd::setsid();
         let _ = nix::unistd::dup2_stdout(std::io::stderr());
     }
+    if let Err(e) = security::close_extra_fds() {
+        return e;
+    }
     match execvpe(&argv[0], argv, env) {
         Ok(never) => match never {},
         Err(e) => NodeError::sys(format!("exec {}", argv[0].to_string_lossy()), e),

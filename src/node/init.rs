@@ -504,6 +504,7 @@ fn be_init(
         }
     }
     drop(report);
+    let _ = security::close_extra_fds();
     let _ = nix::unistd::chdir("/");
     reap_loop(&signals)
 }
