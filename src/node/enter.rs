@@ -59,7 +59,12 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
             "--env" => {
                 let kv = it.next().ok_or("--env needs K=V")?;
                 let (k, v) = kv.split_once('=').ok_or("--env needs K=V")?;
-                out.env.push((k.to_string(), v.to_string()));
+                // A later value replaces an earlier one (the node's `env` overrides the
+                // fixed set): a program's getenv would otherwise see the first.
+                match out.env.iter_mut().find(|(key, _)| key == k) {
+                    Some(e) => e.1 = v.to_string(),
+                    None => out.env.push((k.to_string(), v.to_string())),
+                }
             }
             "--security" => {
                 let json = it.next().ok_or("--security needs a JSON value")?;
@@ -297,4 +302,35 @@ fn cstrings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>, No
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_later_env_value_replaces_an_earlier_one() {
+        let a = parse_args(&args(&[
+            "1",
+            "2",
+            "--env",
+            "PATH=/bin",
+            "--env",
+            "A=1",
+            "--env",
+            "PATH=/opt/bin",
+            "--",
+            "sh",
+        ]))
+        .unwrap();
+        assert_eq!(
+            a.env,
+            [("PATH".into(), "/opt/bin".into()), ("A".into(), "1".into())]
+        );
+        assert_eq!(a.argv, ["sh"]);
+    }
 }
