@@ -317,7 +317,7 @@ mod tests {
         for v in PERSONALITIES {
             args.extend([*v, *v | 0x1_0000_0000, *v ^ 1]);
         }
-        let mut ioctl_args: Vec<u64> = vec![1, libc::TIOCGWINSZ as u64, u64::MAX];
+        let mut ioctl_args: Vec<u64> = vec![1, u64::from(libc::TIOCGWINSZ as u32), u64::MAX];
         for r in IOCTLS {
             let r = u64::from(*r);
             ioctl_args.extend([r, r | 0x1_0000_0000, r | 0xffff_ffff_0000_0000, r ^ 1]);

@@ -129,9 +129,9 @@ fn default_denies_escapes_and_allows_ordinary_calls() {
             // requests reach the kernel, which has no fd 12345.
             let byte = b'x';
             for request in [
-                libc::TIOCSTI as u64,
-                libc::TIOCSTI as u64 | 1 << 32,
-                libc::TIOCLINUX as u64,
+                u64::from(libc::TIOCSTI as u32),
+                u64::from(libc::TIOCSTI as u32) | 1 << 32,
+                u64::from(libc::TIOCLINUX as u32),
             ] {
                 assert_eq!(
                     sys(libc::syscall(
