@@ -228,6 +228,26 @@ pub fn enter_command(
     detach: bool,
     argv: &[String],
 ) -> Result<Command, NodeError> {
+    enter_command_as(target, ctx, if detach { "--detach" } else { "" }, argv)
+}
+
+/// A command that runs `argv` inside the node whose init is `target` on a new terminal that
+/// it relays to its own standard streams (which must be a terminal): `topo exec` on a
+/// terminal.
+pub fn enter_tty_command(
+    target: ProcId,
+    ctx: &NodeContext,
+    argv: &[String],
+) -> Result<Command, NodeError> {
+    enter_command_as(target, ctx, "--tty", argv)
+}
+
+fn enter_command_as(
+    target: ProcId,
+    ctx: &NodeContext,
+    mode: &str,
+    argv: &[String],
+) -> Result<Command, NodeError> {
     let mut c = helper_command()?;
     c.envs(super::helper_env());
     // The node's PATH, which `__enter` searches for the program (the last one given wins, as
@@ -238,8 +258,8 @@ pub fn enter_command(
     c.arg("__enter")
         .arg(target.pid.to_string())
         .arg(target.start.to_string());
-    if detach {
-        c.arg("--detach");
+    if !mode.is_empty() {
+        c.arg(mode);
     }
     for (k, v) in &ctx.env {
         c.arg("--env").arg(format!("{k}={v}"));
