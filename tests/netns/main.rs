@@ -4,6 +4,7 @@
 
 mod common;
 
+mod attacks;
 mod bad_input;
 mod concurrency;
 mod core;
