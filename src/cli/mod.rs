@@ -348,8 +348,7 @@ fn cmd_exec(
     } else {
         command
     };
-    let _ = std::io::stdin().is_terminal();
-    lab::exec(&name, node, &argv)
+    lab::exec(&name, node, &argv, std::io::stdin().is_terminal())
 }
 
 /// `topo link [--lab NAME] NODE:INTERFACE up|down`

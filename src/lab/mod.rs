@@ -331,7 +331,7 @@ impl Lab {
 
     /// Runs `argv` in a node and waits for it; its standard streams are this process's.
     pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
-        exec(self.name(), node, argv)
+        exec(self.name(), node, argv, false)
     }
 }
 
@@ -425,9 +425,19 @@ impl Drop for LabGuard {
 }
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
-pub(crate) fn exec(lab: &str, node: &str, argv: &[String]) -> Result<i32, LabError> {
-    let (target, ctx) = node_target(lab, node)?;
-    let status = crate::node::spawn::enter_command(target, &ctx, false, argv)?
+/// With `tty` (standard input is a terminal), the program runs on a new terminal that the
+/// helper relays, with the caller's `TERM`; it never gets the caller's terminal itself.
+pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<i32, LabError> {
+    let (target, mut ctx) = node_target(lab, node)?;
+    let mut command = if tty {
+        if let Ok(term) = std::env::var("TERM") {
+            ctx.env.push(("TERM".into(), term));
+        }
+        crate::node::spawn::enter_tty_command(target, &ctx, argv)?
+    } else {
+        crate::node::spawn::enter_command(target, &ctx, false, argv)?
+    };
+    let status = command
         .status()
         .map_err(|e| NodeError::sys("run the command", e))?;
     Ok(status.code().unwrap_or(128))

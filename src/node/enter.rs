@@ -2,19 +2,26 @@
 //! node, like `nsenter`: join the init's IPC, UTS, network and PID namespaces, fork (the PID
 //! namespace applies to children only), join its mount namespace in the child, and exec.
 //!
+//! The program always starts in a session of its own: it never has the caller's terminal as
+//! its controlling terminal, through which it could push input into the caller's shell
+//! (TIOCSTI) or be handed signals meant for it.
+//!
 //! Without `--detach` the parent waits and exits with the program's status (128 + signal
-//! when it was killed), passing SIGTERM and SIGHUP on; SIGINT and SIGQUIT from a terminal
-//! reach the program directly (same process group), so the parent ignores them. With
-//! `--detach` the parent prints the program's host PID and start time and exits at once
+//! when it was killed), passing SIGTERM, SIGHUP, SIGINT and SIGQUIT on. With `--tty` (`topo
+//! exec` on a terminal) the program runs on a new pseudo-terminal that the parent relays:
+//! the caller's terminal is put in raw mode, input and output are copied both ways, window
+//! size changes are passed on, and the terminal is restored at the end (as `docker exec -t`).
+//! With `--detach` the parent prints the program's host PID and start time and exits at once
 //! (services).
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{signal, SigHandler, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
+use nix::sys::termios::SetArg;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvpe, fork, ForkResult, Pid};
 
 use super::security::{self, Security, Steps};
@@ -23,6 +30,9 @@ use super::{NodeError, ProcId};
 pub struct EnterArgs {
     pub target: ProcId,
     pub detach: bool,
+    /// Run the program on a new pseudo-terminal relayed to this process's (`topo exec` on a
+    /// terminal).
+    pub tty: bool,
     pub env: Vec<(String, String)>,
     /// The node's security profile (JSON of [`Security`]); the default profile if absent.
     pub security: Security,
@@ -47,6 +57,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
     let mut out = EnterArgs {
         target: ProcId { pid, start },
         detach: false,
+        tty: false,
         env: Vec::new(),
         security: Security::default(),
         cgroups: Vec::new(),
@@ -56,10 +67,16 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--detach" => out.detach = true,
+            "--tty" => out.tty = true,
             "--env" => {
                 let kv = it.next().ok_or("--env needs K=V")?;
                 let (k, v) = kv.split_once('=').ok_or("--env needs K=V")?;
-                out.env.push((k.to_string(), v.to_string()));
+                // A later value replaces an earlier one (the node's `env` overrides the
+                // fixed set): a program's getenv would otherwise see the first.
+                match out.env.iter_mut().find(|(key, _)| key == k) {
+                    Some(e) => e.1 = v.to_string(),
+                    None => out.env.push((k.to_string(), v.to_string())),
+                }
             }
             "--security" => {
                 let json = it.next().ok_or("--security needs a JSON value")?;
@@ -117,6 +134,9 @@ fn open_ns(pid: i32, kind: &str) -> Result<File, NodeError> {
 }
 
 fn run(args: &EnterArgs) -> Result<i32, NodeError> {
+    // Before anything of the node is joined, and inherited by the child, which stays out of
+    // the node's reach until it is the program.
+    security::not_dumpable()?;
     let pid = args.target.pid;
     let mnt = open_ns(pid, "mnt")?;
     let mut others = Vec::new();
@@ -144,15 +164,27 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
             .iter()
             .map(String::as_str),
     )?;
+    let tty = if args.tty && !args.detach {
+        Some(Tty::open()?)
+    } else {
+        None
+    };
     // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
         ForkResult::Child => {
-            let err = child(&mut steps, &args.security, args.detach, &argv, &env);
+            let slave = tty.map(|t| {
+                t.restore_child_signals();
+                t.slave
+            });
+            let err = child(&mut steps, &args.security, args.detach, slave, &argv, &env);
             eprintln!("topo: {err}");
             std::process::exit(127)
         }
         ForkResult::Parent { child } => {
+            if let Some(tty) = tty {
+                return Ok(tty.relay(child));
+            }
             if args.detach {
                 let id = ProcId::of(child.as_raw()).unwrap_or(ProcId {
                     pid: child.as_raw(),
@@ -229,17 +261,29 @@ fn child(
     steps: &mut ChildSteps,
     sec: &Security,
     detach: bool,
+    tty: Option<OwnedFd>,
     argv: &[CString],
     env: &[CString],
 ) -> NodeError {
+    // A session of its own, without the caller's terminal; with `--tty`, the new terminal.
+    if let Err(e) = nix::unistd::setsid() {
+        return NodeError::sys("setsid", e);
+    }
+    if let Some(slave) = tty {
+        if let Err(e) = take_terminal(&slave) {
+            return e;
+        }
+    }
     if let Err(e) = security::harden(steps, sec) {
         return e;
     }
     if detach {
-        // A service: its own session, and its standard output goes where its errors go (the
-        // log), not to the pipe on which the parent reports its PID.
-        let _ = nix::unistd::setsid();
+        // A service: its standard output goes where its errors go (the log), not to the pipe
+        // on which the parent reports its PID.
         let _ = nix::unistd::dup2_stdout(std::io::stderr());
+    }
+    if let Err(e) = security::close_extra_fds() {
+        return e;
     }
     match execvpe(&argv[0], argv, env) {
         Ok(never) => match never {},
@@ -247,25 +291,319 @@ fn child(
     }
 }
 
+/// The slave of a new pseudo-terminal becomes the controlling terminal of the calling
+/// process (a session leader without one) and its standard input, output and error.
+fn take_terminal(slave: &OwnedFd) -> Result<(), NodeError> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal a terminal in use).
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(NodeError::sys(
+            "take the terminal",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    nix::unistd::dup2_stdin(slave).map_err(|e| NodeError::sys("dup2 the terminal", e))?;
+    nix::unistd::dup2_stdout(slave).map_err(|e| NodeError::sys("dup2 the terminal", e))?;
+    nix::unistd::dup2_stderr(slave).map_err(|e| NodeError::sys("dup2 the terminal", e))
+}
+
+/// The signals the parent passes on to the program.
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+];
+
 fn wait_forwarding(child: Pid) -> i32 {
-    // SAFETY: installing SIG_IGN, or a handler that only calls the async-signal-safe kill(2)
-    // with a PID stored before the handler could run, is sound.
+    // SAFETY: installing a handler that only calls the async-signal-safe kill(2) with a PID
+    // stored before the handler could run is sound.
     unsafe {
         CHILD.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);
-        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
-        let _ = signal(Signal::SIGQUIT, SigHandler::SigIgn);
-        let _ = signal(Signal::SIGTERM, SigHandler::Handler(forward));
-        let _ = signal(Signal::SIGHUP, SigHandler::Handler(forward));
+        for sig in FORWARDED {
+            let _ = signal(sig, SigHandler::Handler(forward));
+        }
     }
     loop {
         match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => continue,
+            Ok(status) => match exit_code(status) {
+                Some(code) => return code,
+                None => continue,
+            },
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 126,
         }
     }
+}
+
+/// The exit code for a child's end (128 + signal when killed); `None` if it has not ended.
+fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// A new pseudo-terminal for the program, and what the parent needs to relay it.
+struct Tty {
+    master: OwnedFd,
+    slave: OwnedFd,
+    /// The signals the parent reads from a signalfd, blocked before the fork.
+    signals: SigSet,
+    /// The signal mask before they were blocked, for the child.
+    old_mask: SigSet,
+}
+
+impl Tty {
+    /// Opens a pseudo-terminal the size of the caller's, and blocks the signals the relay
+    /// reads (before the fork, so that none is lost; the child unblocks them).
+    fn open() -> Result<Tty, NodeError> {
+        let size = window_size(std::io::stdin().as_fd());
+        let pty = nix::pty::openpty(size.as_ref(), None)
+            .map_err(|e| NodeError::sys("open a pseudo-terminal", e))?;
+        let mut signals = SigSet::empty();
+        for sig in FORWARDED {
+            signals.add(sig);
+        }
+        signals.add(Signal::SIGCHLD);
+        signals.add(Signal::SIGWINCH);
+        let mut old_mask = SigSet::empty();
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&signals),
+            Some(&mut old_mask),
+        )
+        .map_err(|e| NodeError::sys("block signals", e))?;
+        Ok(Tty {
+            master: pty.master,
+            slave: pty.slave,
+            signals,
+            old_mask,
+        })
+    }
+
+    /// In the child: the signal mask it was started with.
+    fn restore_child_signals(&self) {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&self.old_mask),
+            None,
+        );
+    }
+
+    /// In the parent: relays until the program ends, then restores the caller's terminal and
+    /// returns the program's exit code.
+    fn relay(self, child: Pid) -> i32 {
+        let Tty {
+            master,
+            slave,
+            signals,
+            ..
+        } = self;
+        drop(slave);
+        let stdin = std::io::stdin();
+        let stdin = stdin.as_fd();
+        let saved = nix::sys::termios::tcgetattr(stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(stdin, SetArg::TCSANOW, &raw);
+        }
+        let code = Relay {
+            stdin,
+            master: master.as_fd(),
+            child,
+            pending: Vec::new(),
+        }
+        .run(&signals);
+        if let Some(t) = &saved {
+            let _ = nix::sys::termios::tcsetattr(stdin, SetArg::TCSANOW, t);
+        }
+        code
+    }
+}
+
+/// The caller's window size, if its standard input is a terminal.
+fn window_size(fd: BorrowedFd) -> Option<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into `ws`, which lives across the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some(ws)
+}
+
+/// Copies the caller's window size to the program's terminal (whose foreground process
+/// group the kernel then sends SIGWINCH).
+fn pass_window_size(from: BorrowedFd, to: BorrowedFd) {
+    if let Some(ws) = window_size(from) {
+        // SAFETY: TIOCSWINSZ reads one `winsize` from `ws`, which lives across the call.
+        unsafe {
+            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+struct Relay<'a> {
+    stdin: BorrowedFd<'a>,
+    master: BorrowedFd<'a>,
+    child: Pid,
+    /// Input read from the caller, not yet taken by the program's terminal.
+    pending: Vec<u8>,
+}
+
+impl Relay<'_> {
+    fn run(&mut self, signals: &SigSet) -> i32 {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let Ok(sfd) = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        else {
+            // Cannot relay: wait for the program as without a terminal.
+            return self.wait();
+        };
+        if set_nonblocking(self.master).is_err() {
+            return self.wait();
+        }
+        let mut stdin_open = true;
+        let mut master_open = true;
+        loop {
+            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let stdin_at = (stdin_open && self.pending.is_empty()).then(|| {
+                fds.push(PollFd::new(self.stdin, PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let master_at = master_open.then(|| {
+                let mut ev = PollFlags::POLLIN;
+                if !self.pending.is_empty() {
+                    ev |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(self.master, ev));
+                fds.len() - 1
+            });
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return self.wait(),
+            }
+            let ready = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
+            let (sig_ready, stdin_ready, master_ready) = (
+                !ready(0).is_empty(),
+                stdin_at.map(ready).unwrap_or(PollFlags::empty()),
+                master_at.map(ready).unwrap_or(PollFlags::empty()),
+            );
+            drop(fds);
+            if !stdin_ready.is_empty() && !self.read_input() {
+                stdin_open = false;
+            }
+            if master_ready.contains(PollFlags::POLLOUT) {
+                self.write_input();
+            }
+            if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                && !self.copy_output()
+            {
+                master_open = false;
+            }
+            if sig_ready {
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    match Signal::try_from(info.ssi_signo as i32) {
+                        Ok(Signal::SIGWINCH) => pass_window_size(self.stdin, self.master),
+                        Ok(Signal::SIGCHLD) => {}
+                        Ok(sig) => {
+                            let _ = nix::sys::signal::kill(self.child, sig);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                match waitpid(self.child, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(status) => {
+                        if let Some(code) = exit_code(status) {
+                            // What the program wrote last is still in the terminal (up to
+                            // 1 MiB: a process left behind may keep writing).
+                            for _ in 0..256 {
+                                if !master_open || !self.copy_output() {
+                                    break;
+                                }
+                            }
+                            return code;
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => return 126,
+                }
+            }
+        }
+    }
+
+    /// Reads what the caller typed; `false` at its end.
+    fn read_input(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(self.stdin, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                self.write_input();
+                true
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Passes pending input on, as much as the program's terminal takes now.
+    fn write_input(&mut self) {
+        while !self.pending.is_empty() {
+            match nix::unistd::write(self.master, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                // Full (EAGAIN), or gone: the rest waits, or is dropped with the terminal.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Copies what the program wrote to the caller's standard output; `false` once the
+    /// terminal has nothing more to give (every slave closed, EIO) or has nothing now
+    /// (EAGAIN, which ends the draining loop only).
+    fn copy_output(&mut self) -> bool {
+        use std::io::Write;
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(self.master, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                true
+            }
+            Err(nix::errno::Errno::EINTR) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for the program without relaying.
+    fn wait(&self) -> i32 {
+        loop {
+            match waitpid(self.child, None) {
+                Ok(status) => {
+                    if let Some(code) = exit_code(status) {
+                        return code;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return 126,
+            }
+        }
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd) -> Result<(), nix::errno::Errno> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
 static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -291,4 +629,35 @@ fn cstrings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>, No
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_later_env_value_replaces_an_earlier_one() {
+        let a = parse_args(&args(&[
+            "1",
+            "2",
+            "--env",
+            "PATH=/bin",
+            "--env",
+            "A=1",
+            "--env",
+            "PATH=/opt/bin",
+            "--",
+            "sh",
+        ]))
+        .unwrap();
+        assert_eq!(
+            a.env,
+            [("PATH".into(), "/opt/bin".into()), ("A".into(), "1".into())]
+        );
+        assert_eq!(a.argv, ["sh"]);
+    }
 }

@@ -31,7 +31,8 @@ use super::{mounts, InitConfig, NodeError, ProcId};
 /// are reparented, so they are nobody's child in `topo`. A node with its own user namespace
 /// needs an intermediate process (this one cannot leave a user namespace once joined).
 ///
-/// Its one argument is the mask of every capability some node keeps. The others are dropped
+/// Its first argument is the mask of every capability some node keeps (the second, if any,
+/// the soft open-file limit to give back). The others are dropped
 /// from this process's bounding set first, once: each drop commits a new copy of the
 /// process's credentials, and every init inherits the result instead of making 27 such
 /// drops itself (the default set keeps 14 of 41). The effective and permitted sets, which
@@ -41,7 +42,14 @@ pub fn spawn_main(args: &[String]) -> i32 {
     // If `topo up` dies (killed), so does this helper, and so does every node set-up under
     // way: nothing keeps making inits that the next `down` or `up` would not know of.
     die_with_parent();
-    super::restore_nofile_limit();
+    // The caller's open-file limit comes as the second argument: the environment of this
+    // process is every init's, and holds nothing.
+    super::restore_nofile_limit_to(args.get(1).map(String::as_str));
+    // Inherited by every init, which never execs: no process of a node may trace its init.
+    if let Err(e) = security::not_dumpable() {
+        println!("? error: {e}");
+        return 1;
+    }
     if let Some(mask) = args
         .first()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
@@ -527,6 +535,7 @@ fn be_init(
         }
     }
     drop(report);
+    let _ = security::close_extra_fds();
     let _ = nix::unistd::chdir("/");
     reap_loop(&signals)
 }

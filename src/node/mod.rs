@@ -126,7 +126,10 @@ pub struct NodeContext {
     pub userns: bool,
 }
 
-/// The environment every process in a node starts with, before the node's own `env`.
+/// The environment every process in a node starts with, before the node's own `env` (which
+/// may override it). Nothing of `topo`'s caller is passed on, but `TERM` to a program that
+/// `topo exec` runs on a terminal. The helper modes themselves start with an empty environment
+/// (see `spawn::helper_command`), so the init's own is empty too.
 pub fn base_env(lab: &str, node: &str) -> Vec<(String, String)> {
     vec![
         (
@@ -159,18 +162,34 @@ pub fn raise_nofile_limit() {
     }
 }
 
+/// The soft open-file limit of `topo`'s caller, if `topo` raised its own.
+pub fn caller_nofile() -> Option<String> {
+    std::env::var(NOFILE_ENV).ok()
+}
+
+/// The environment variables the helper modes get from `topo`: the caller's open-file limit
+/// only.
+pub fn helper_env() -> Vec<(&'static str, String)> {
+    caller_nofile()
+        .map(|v| (NOFILE_ENV, v))
+        .into_iter()
+        .collect()
+}
+
 /// In a helper mode: gives the open-file limit back the value `topo`'s caller had.
 pub fn restore_nofile_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Some(soft) = std::env::var(NOFILE_ENV)
-        .ok()
-        .and_then(|v| v.parse::<nix::libc::rlim_t>().ok())
-    else {
-        return;
-    };
+    restore_nofile_limit_to(caller_nofile().as_deref());
     // Single-threaded (helper modes run before any thread), so changing the environment is
     // safe.
     std::env::remove_var(NOFILE_ENV);
+}
+
+/// Sets the soft open-file limit to `soft` (a number), if given.
+pub fn restore_nofile_limit_to(soft: Option<&str>) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Some(soft) = soft.and_then(|v| v.parse::<nix::libc::rlim_t>().ok()) else {
+        return;
+    };
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard);
     }

@@ -37,6 +37,15 @@ pub fn helper_exe() -> Result<PathBuf, NodeError> {
         })
 }
 
+/// The `topo` binary in a helper mode, with an empty environment: nothing of `topo`'s
+/// caller reaches a node through a helper (the spawner's environment is every init's, and
+/// what a node program gets is passed with `--env`).
+fn helper_command() -> Result<Command, NodeError> {
+    let mut c = Command::new(helper_exe()?);
+    c.env_clear();
+    Ok(c)
+}
+
 /// One node's init as `topo __spawn` reports it: the node, and its init or why it failed.
 pub type InitReport = (String, Result<ProcId, String>);
 
@@ -113,9 +122,10 @@ impl SpawnFeed {
         let keep = configs
             .into_iter()
             .fold(0u64, |m, c| m | c.ctx.security.cap_mask());
-        let mut child = Command::new(helper_exe()?)
+        let mut child = helper_command()?
             .arg("__spawn")
             .arg(format!("{keep:#x}"))
+            .args(super::caller_nofile())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -218,12 +228,38 @@ pub fn enter_command(
     detach: bool,
     argv: &[String],
 ) -> Result<Command, NodeError> {
-    let mut c = Command::new(helper_exe()?);
+    enter_command_as(target, ctx, if detach { "--detach" } else { "" }, argv)
+}
+
+/// A command that runs `argv` inside the node whose init is `target` on a new terminal that
+/// it relays to its own standard streams (which must be a terminal): `topo exec` on a
+/// terminal.
+pub fn enter_tty_command(
+    target: ProcId,
+    ctx: &NodeContext,
+    argv: &[String],
+) -> Result<Command, NodeError> {
+    enter_command_as(target, ctx, "--tty", argv)
+}
+
+fn enter_command_as(
+    target: ProcId,
+    ctx: &NodeContext,
+    mode: &str,
+    argv: &[String],
+) -> Result<Command, NodeError> {
+    let mut c = helper_command()?;
+    c.envs(super::helper_env());
+    // The node's PATH, which `__enter` searches for the program (the last one given wins, as
+    // in the program's environment).
+    if let Some((_, path)) = ctx.env.iter().rev().find(|(k, _)| k == "PATH") {
+        c.env("PATH", path);
+    }
     c.arg("__enter")
         .arg(target.pid.to_string())
         .arg(target.start.to_string());
-    if detach {
-        c.arg("--detach");
+    if !mode.is_empty() {
+        c.arg(mode);
     }
     for (k, v) in &ctx.env {
         c.arg("--env").arg(format!("{k}={v}"));

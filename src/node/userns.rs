@@ -182,5 +182,8 @@ pub fn become_root() -> Result<(), NodeError> {
     nix::unistd::setresgid(root_g, root_g, root_g)
         .map_err(|e| NodeError::sys("setgid in the user namespace", e))?;
     nix::unistd::setresuid(root_u, root_u, root_u)
-        .map_err(|e| NodeError::sys("setuid in the user namespace", e))
+        .map_err(|e| NodeError::sys("setuid in the user namespace", e))?;
+    // A change of credentials sets the process's dumpable flag to `fs.suid_dumpable`; it must
+    // stay off until exec (see `security::not_dumpable`).
+    super::security::not_dumpable()
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod attacks;
 mod attacks_fs;
 mod attacks_logs;
 mod bad_input;

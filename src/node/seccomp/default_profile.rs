@@ -90,6 +90,12 @@ const CLONE_NS_FLAGS: &[libc::c_int] = &[
     libc::CLONE_NEWCGROUP,
 ];
 
+/// `ioctl` requests refused: TIOCSTI pushes characters into a terminal's input (and so into
+/// the shell of whoever owns the terminal), TIOCLINUX does the same and more on a virtual
+/// console. Compared on the low 32 bits, as the kernel reads the request (`unsigned int`):
+/// a request with high bits set is the same request to the kernel.
+const IOCTLS: &[u32] = &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
+
 /// The `personality` values a program may set: the Linux default, 32-bit `uname` (`setarch
 /// linux32`), the 2.6-style version number (`UNAME26`), no address randomisation (`setarch -R`,
 /// gdb), and 0xffffffff, which only reads the current value. Other values (for instance
@@ -121,6 +127,7 @@ const PERSONALITIES: &[u64] = &[
 ///   ret allow
 /// clone:       ld arg0 (low word); jset namespace flags → deny, else allow
 /// unshare:     the same, with CLONE_NEWTIME
+/// ioctl:       arg1 low word one of IOCTLS → deny, else allow
 /// personality: arg0 high word 0 and low word one of PERSONALITIES → allow, else deny
 /// ```
 ///
@@ -136,7 +143,7 @@ pub(super) fn filter(arch: TargetArch) -> Result<Filter, SeccompError> {
 
 fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
     let mut asm = Asm::default();
-    let [deny, enosys, allow, kill, clone_l, unshare_l, personality_l] =
+    let [deny, enosys, allow, kill, clone_l, unshare_l, personality_l, ioctl_l] =
         std::array::from_fn(|_| asm.label());
     // Each named call with where it goes, sorted by number.
     let mut calls: Vec<(u32, usize)> = numbers::resolve(DENIED, arch)
@@ -148,6 +155,7 @@ fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
         ("clone", clone_l),
         ("unshare", unshare_l),
         ("personality", personality_l),
+        ("ioctl", ioctl_l),
         ("clone3", enosys),
     ];
     let names: Vec<&str> = specials.iter().map(|(n, _)| *n).collect();
@@ -173,6 +181,16 @@ fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
         asm.bind(label);
         asm.stmt(LD_ABS_W, arg_low(0));
         asm.jump(JSET_K, mask, To::Label(deny), To::Label(allow));
+    }
+    asm.bind(ioctl_l);
+    asm.stmt(LD_ABS_W, arg_low(1));
+    for (i, request) in IOCTLS.iter().enumerate() {
+        let otherwise = if i + 1 == IOCTLS.len() {
+            To::Label(allow)
+        } else {
+            To::Next
+        };
+        asm.jump(JEQ_K, *request, To::Label(deny), otherwise);
     }
     asm.bind(personality_l);
     asm.stmt(LD_ABS_W, arg_high(0));
@@ -236,6 +254,15 @@ pub(super) fn profile(arch: TargetArch) -> Result<OciProfile, SeccompError> {
     rules.extend(CLONE_NS_FLAGS.iter().map(|f| ns_flag("clone", *f)));
     rules.extend(CLONE_NS_FLAGS.iter().map(|f| ns_flag("unshare", *f)));
     rules.push(ns_flag("unshare", libc::CLONE_NEWTIME));
+    rules.extend(IOCTLS.iter().map(|request| Rule {
+        names: vec!["ioctl".into()],
+        action: eperm.clone(),
+        args: vec![ArgCmp {
+            index: 1,
+            op: SeccompCmpOp::MaskedEq(0xffff_ffff),
+            value: u64::from(*request),
+        }],
+    }));
     rules.push(Rule {
         names: vec!["personality".into()],
         action: eperm,
@@ -277,7 +304,8 @@ mod tests {
     /// The hand-written program answers every call as seccompiler's programs for the same
     /// profile do: every number (and x32 ones), the right and two wrong architectures, and
     /// first arguments that tell the rules apart (each namespace flag, other clone flags,
-    /// every allowed personality and others, high words set).
+    /// every allowed personality and others, high words set) and second arguments that tell
+    /// the ioctl rules apart (each refused request, with high bits set, others).
     #[test]
     fn one_program_answers_as_the_profile_does() {
         use super::super::program::interp::{run, run_stack};
@@ -289,6 +317,11 @@ mod tests {
         for v in PERSONALITIES {
             args.extend([*v, *v | 0x1_0000_0000, *v ^ 1]);
         }
+        let mut ioctl_args: Vec<u64> = vec![1, u64::from(libc::TIOCGWINSZ as u32), u64::MAX];
+        for r in IOCTLS {
+            let r = u64::from(*r);
+            ioctl_args.extend([r, r | 0x1_0000_0000, r | 0xffff_ffff_0000_0000, r ^ 1]);
+        }
         for arch in [TargetArch::x86_64, TargetArch::aarch64] {
             let one = filter(arch).unwrap();
             assert_eq!(one.programs.len(), 1, "{arch:?}");
@@ -298,18 +331,26 @@ mod tests {
             let numbers = (0..1100u32)
                 .chain(0x4000_0000..0x4000_0200)
                 .chain([u32::MAX]);
+            // (arg0, arg1): every first argument with arg1 0, every second with arg0 0.
+            let pairs: Vec<(u64, u64)> = args
+                .iter()
+                .map(|a| (*a, 0))
+                .chain(ioctl_args.iter().map(|b| (0, *b)))
+                .collect();
             for nr in numbers {
                 for arch_word in [native, 0x4000_0003, 0] {
-                    for a in &args {
+                    for (a, b) in &pairs {
                         let mut data = [0u32; 16];
                         data[0] = nr;
                         data[1] = arch_word;
                         data[4] = *a as u32;
                         data[5] = (*a >> 32) as u32;
+                        data[6] = *b as u32;
+                        data[7] = (*b >> 32) as u32;
                         assert_eq!(
                             run(&one.programs[0], &data),
                             run_stack(&stack.programs, &data),
-                            "{arch:?} nr {nr} arch {arch_word:#x} arg0 {a:#x}"
+                            "{arch:?} nr {nr} arch {arch_word:#x} arg0 {a:#x} arg1 {b:#x}"
                         );
                     }
                 }

@@ -37,6 +37,9 @@
 //! - raw port I/O: `iopl`, `ioperm`;
 //! - other processes' memory and kernel pointers: `process_vm_readv`, `process_vm_writev`,
 //!   `kcmp` (Docker allows them only with CAP_SYS_PTRACE);
+//! - typing into a terminal: `ioctl` with `TIOCSTI` or `TIOCLINUX` (compared on the request's
+//!   low 32 bits, as the kernel reads it), so that no node program can push commands into the
+//!   input of a terminal it holds;
 //! - `personality` except the harmless values: 0, `PER_LINUX32`, `UNAME26`, both together,
 //!   `ADDR_NO_RANDOMIZE` (gdb, `setarch -R`) and 0xffffffff (a query).
 //!

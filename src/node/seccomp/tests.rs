@@ -124,6 +124,30 @@ fn default_denies_escapes_and_allows_ordinary_calls() {
                 Err(libc::EPERM)
             );
             assert!(sys(libc::syscall(libc::SYS_personality, 0xffff_ffffu64)).is_ok());
+            // Typing into a terminal: refused before the kernel looks at the descriptor, also
+            // with high bits set in the request (the kernel reads it as 32 bits); other
+            // requests reach the kernel, which has no fd 12345.
+            let byte = b'x';
+            for request in [
+                u64::from(libc::TIOCSTI as u32),
+                u64::from(libc::TIOCSTI as u32) | 1 << 32,
+                u64::from(libc::TIOCLINUX as u32),
+            ] {
+                assert_eq!(
+                    sys(libc::syscall(
+                        libc::SYS_ioctl,
+                        12345,
+                        request,
+                        &byte as *const u8
+                    )),
+                    Err(libc::EPERM),
+                    "ioctl {request:#x}"
+                );
+            }
+            assert_eq!(
+                sys(libc::syscall(libc::SYS_ioctl, 12345, libc::TIOCGWINSZ, 0)),
+                Err(libc::EBADF)
+            );
             #[cfg(target_arch = "x86_64")]
             {
                 // keyctl through the x32 ABI (bit 30 set in the number).

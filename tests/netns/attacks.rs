@@ -1,0 +1,384 @@
+//! Attacks from inside a node on whoever enters it or runs `topo`: each test plays one escape
+//! (a program of `tests/netns/attacks/` run in the node, or a caller holding something a node
+//! must not get) and asserts that it fails. See docs/security.md, "Attacks on the way in".
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A helper program of `tests/netns/attacks/`, by its path on the host (which a node without
+/// `rootfs` sees read-only).
+fn attack(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/netns/attacks")
+        .join(name);
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A file a node program wrote in the node's /tmp, once it is there (up to `secs` seconds).
+fn node_file(lab: &TestLab, node: &str, path: &str, secs: u64) -> Option<String> {
+    eventually(secs, || {
+        let o = lab.exec(node, &["cat", path]);
+        o.status.success().then(|| stdout(&o))
+    })
+}
+
+/// The host PID of a node's init (found by its name in the lab's cgroup).
+fn init_pid(lab: &str) -> String {
+    let inits: Vec<String> = lab_processes(lab)
+        .into_iter()
+        .filter(|(_, comm)| comm == "topo-init")
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(inits.len(), 1, "one init in {lab}: {inits:?}");
+    inits[0].clone()
+}
+
+/// Sets a sysctl for the life of the guard, when the kernel has it.
+struct Sysctl {
+    path: &'static str,
+    old: Option<String>,
+}
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Sysctl {
+        let old = std::fs::read_to_string(path).ok();
+        if old.is_some() {
+            std::fs::write(path, value).expect("write sysctl");
+        }
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(self.path, old.trim());
+        }
+    }
+}
+
+/// Everything read from a pty master, collected by a thread.
+fn collect(master: OwnedFd) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    seen
+}
+
+fn wait_for(seen: &Arc<Mutex<Vec<u8>>>, needle: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn set_winsize(fd: RawFd, cols: u16, rows: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(rc, 0, "TIOCSWINSZ");
+}
+
+/// A node program run by `topo exec` on the caller's terminal pushes characters into that
+/// terminal's input with TIOCSTI (and tries TIOCLINUX), while `topo exec` runs and from a
+/// process it leaves behind, after `topo exec` has returned to the caller's "shell" (a
+/// session leader on the terminal, as a login shell is). Nothing may reach the terminal's
+/// input; the program gets a terminal of its own, relayed, sized as the caller's.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn node_program_cannot_type_into_the_callers_terminal() {
+    let _legacy = Sysctl::set("/proc/sys/dev/tty/legacy_tiocsti", "1");
+    let lab = TestLab::new("ta-tty", "name: ta-tty\nnodes:\n  a: {}\n");
+    lab.up();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    set_winsize(pty.master.as_raw_fd(), 111, 33);
+    let before = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .arg("-c")
+        .arg(r#""$0" exec --lab ta-tty a -- python3 "$1"; echo "topo-exit=$?"; sleep 60"#)
+        .arg(TOPO)
+        .arg(attack("tiocsti.py"))
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe; the child makes the pty its terminal.
+    unsafe {
+        shell.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut shell = shell.spawn().expect("start the shell");
+    let seen = collect(pty.master.try_clone().unwrap());
+    let text = wait_for(&seen, "ready-for-resize", 20);
+    assert!(
+        text.contains("ready-for-resize"),
+        "node program started:\n{text}"
+    );
+    set_winsize(pty.master.as_raw_fd(), 122, 44);
+    let text = wait_for(&seen, "topo-exit=", 20);
+
+    // The program saw the caller's size, then the new one; its exit status came through.
+    assert!(text.contains("hello-from-node size=111x33"), "{text}");
+    assert!(
+        text.contains("resized size=122x44"),
+        "window size forwarded:\n{text}"
+    );
+    assert!(
+        text.contains("topo-exit=3"),
+        "exit status passed through:\n{text}"
+    );
+    // The terminal is as it was.
+    let after = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    assert_eq!(before.local_flags, after.local_flags, "terminal restored");
+    assert_eq!(before.input_flags, after.input_flags, "terminal restored");
+    assert_eq!(before.output_flags, after.output_flags, "terminal restored");
+
+    let during = node_file(&lab, "a", "/tmp/tty-during", 10).expect("during attempt");
+    let later = node_file(&lab, "a", "/tmp/tty-after", 15).expect("later attempt");
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Nothing in the caller's terminal: not in its input queue, not echoed.
+    let mut raw = after.clone();
+    nix::sys::termios::cfmakeraw(&mut raw);
+    nix::sys::termios::tcsetattr(&pty.slave, nix::sys::termios::SetArg::TCSANOW, &raw)
+        .expect("tcsetattr");
+    let flags = nix::fcntl::fcntl(&pty.slave, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&pty.slave, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("setfl");
+    let mut queued = [0u8; 256];
+    let got = nix::unistd::read(pty.slave.as_fd(), &mut queued);
+    let _ = shell.kill();
+    let _ = shell.wait();
+    assert_eq!(
+        got,
+        Err(nix::errno::Errno::EAGAIN),
+        "injected into the caller's terminal: {:?}",
+        got.map(|n| String::from_utf8_lossy(&queued[..n]).into_owned())
+    );
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(
+        !text.contains("INJECTED"),
+        "echoed on the terminal:\n{text}"
+    );
+    // Refused by the filter, both while `topo exec` ran and after.
+    for (when, result) in [("during", &during), ("after", &later)] {
+        assert!(result.contains("TIOCSTI=EPERM"), "{when}: {result}");
+        assert!(result.contains("TIOCLINUX=EPERM"), "{when}: {result}");
+    }
+}
+
+/// A tracer left running in a node attaches to every new process of the node as soon as it
+/// may (PTRACE_SEIZE on the next PID). A process entering the node must not be attachable
+/// before it is the program (before its seccomp filter, where the tracer could skip the
+/// filter's installation); the program itself runs under the filter.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn tracer_in_node_cannot_attach_to_an_entering_process() {
+    let yaml = format!(
+        "name: ta-ptrace\nnodes:\n  a:\n    services:\n      tracer: \"exec python3 {}\"\n",
+        attack("tracer.py")
+    );
+    let lab = TestLab::new("ta-ptrace", &yaml);
+    lab.up();
+    let ready = node_file(&lab, "a", "/tmp/tracer.log", 10).expect("tracer log");
+    assert!(ready.contains("ready"), "{ready}");
+    for i in 0..20 {
+        let o = lab.exec(
+            "a",
+            &[
+                "/bin/sh",
+                "-c",
+                "grep Seccomp: /proc/self/status; sleep 0.2",
+            ],
+        );
+        assert!(o.status.success(), "run {i}: {}", text(&o));
+        assert!(
+            stdout(&o).contains("Seccomp:\t2"),
+            "run {i}: the program runs under the filter:\n{}",
+            text(&o)
+        );
+    }
+    let log = node_file(&lab, "a", "/tmp/tracer.log", 5).expect("tracer log");
+    let early: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("comm=topo") || l.contains("seccomp=0"))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "attached before the filter or the exec:\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.starts_with("attached")),
+        "the tracer works (it attaches to the programs once they run):\n{log}"
+    );
+}
+
+/// Runs `cmd` with `fd` as an inheritable descriptor 5 (as a caller that holds it open
+/// without close-on-exec).
+fn with_fd5(cmd: &mut Command, fd: RawFd) -> &mut Command {
+    // SAFETY: dup2 and fcntl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 5) < 0 || libc::fcntl(5, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A caller of `topo up` and `topo exec` holds a descriptor of a host directory without
+/// close-on-exec. No node program may get it: `exec:` lines, services and `topo exec` see only
+/// 0, 1 and 2 (and `ls`'s own), write nothing through it, and the init holds nothing more.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn descriptors_of_the_caller_do_not_reach_the_node() {
+    let line = |tag: &str| {
+        format!("ls /proc/self/fd > /tmp/{tag}-fds; touch /proc/self/fd/5/pwned-{tag} 2>/dev/null")
+    };
+    let yaml = format!(
+        "name: ta-fds\nnodes:\n  a:\n    exec: [\"{}; true\"]\n    services:\n      fds: \"{}; sleep 600\"\n",
+        line("exec"),
+        line("svc")
+    );
+    let lab = TestLab::new("ta-fds", &yaml);
+    let victim = lab.dir.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    let host_dir = nix::fcntl::open(
+        &victim,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open the host directory");
+    let fd = host_dir.as_raw_fd();
+
+    let up = with_fd5(Command::new(TOPO).args(["up", path(&lab.file)]), fd)
+        .output()
+        .expect("run topo up");
+    assert!(up.status.success(), "topo up:\n{}", text(&up));
+    let exec = with_fd5(
+        Command::new(TOPO).args([
+            "exec",
+            "--lab",
+            "ta-fds",
+            "a",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("{}; true", line("topo-exec")),
+        ]),
+        fd,
+    )
+    .output()
+    .expect("run topo exec");
+    assert!(exec.status.success(), "topo exec:\n{}", text(&exec));
+
+    for tag in ["exec", "svc", "topo-exec"] {
+        let fds = node_file(&lab, "a", &format!("/tmp/{tag}-fds"), 10).expect("fd list");
+        let fds: Vec<&str> = fds.split_whitespace().collect();
+        assert_eq!(fds, ["0", "1", "2", "3"], "{tag}: only stdio and ls's own");
+    }
+    let written: Vec<_> = std::fs::read_dir(&victim)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(written.is_empty(), "written on the host: {written:?}");
+    let mut init_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", init_pid("ta-fds")))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    init_fds.sort();
+    assert_eq!(init_fds, ["0", "1", "2"], "the init holds only stdio");
+}
+
+/// `topo up` and `topo exec` run with a secret in their environment (as in CI). Neither the
+/// node's init nor any node program may see it; they get the declared `env:` and the fixed
+/// set.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn callers_environment_does_not_reach_the_node() {
+    const SECRET: &str = "s3cr3t-ta-env-1b7e";
+    let yaml = "name: ta-env\nnodes:\n  a:\n    env: {LAB_VAR: declared-value}\n    exec: [\"env > /tmp/exec-env\"]\n    services:\n      envs: \"env > /tmp/svc-env; sleep 600\"\n";
+    let lab = TestLab::new("ta-env", yaml);
+    let up = Command::new(TOPO)
+        .args(["up", path(&lab.file)])
+        .env("TOPO_TEST_SECRET", SECRET)
+        .output()
+        .expect("run topo up");
+    assert!(up.status.success(), "topo up:\n{}", text(&up));
+
+    // The init's own environment, read from the host (the node may not read it at all).
+    let environ = std::fs::read(format!("/proc/{}/environ", init_pid("ta-env"))).unwrap();
+    let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+    assert!(!environ.contains(SECRET), "init environment:\n{environ}");
+    let inside = lab.exec("a", &["cat", "/proc/1/environ"]);
+    assert!(!text(&inside).contains(SECRET), "{}", text(&inside));
+
+    for file in ["/tmp/exec-env", "/tmp/svc-env"] {
+        let env = node_file(&lab, "a", file, 10).expect("environment");
+        assert!(!env.contains(SECRET), "{file}:\n{env}");
+        assert!(env.contains("LAB_VAR=declared-value"), "{file}:\n{env}");
+        assert!(env.contains("TOPO_NODE=a"), "{file}:\n{env}");
+    }
+    let exec = Command::new(TOPO)
+        .args(["exec", "--lab", "ta-env", "a", "--", "env"])
+        .env("TOPO_TEST_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run topo exec");
+    assert!(exec.status.success(), "{}", text(&exec));
+    let env = stdout(&exec);
+    let mut keys: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "HOME",
+            "HOSTNAME",
+            "LAB_VAR",
+            "PATH",
+            "TOPO_LAB",
+            "TOPO_NODE"
+        ],
+        "{env}"
+    );
+}
