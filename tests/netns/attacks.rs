@@ -12,13 +12,21 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// A helper program of `tests/netns/attacks/`, by its path on the host (which a node without
-/// `rootfs` sees read-only).
-fn attack(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/netns/attacks")
-        .join(name);
+/// The directory of the helper programs, `tests/netns/attacks/`, on the host.
+fn attacks_dir() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/netns/attacks");
     p.to_str().expect("utf-8 path").to_string()
+}
+
+/// A node's `binds:` line that shows the helper programs at `/run/attacks` (the checkout
+/// may be under the host's `/tmp`, which a node replaces by its own).
+fn attacks_bind() -> String {
+    format!("    binds: ['{}:/run/attacks:ro']\n", attacks_dir())
+}
+
+/// A helper program, by its path in a node that has [`attacks_bind`].
+fn attack(name: &str) -> String {
+    format!("/run/attacks/{name}")
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -117,7 +125,8 @@ fn set_winsize(fd: RawFd, cols: u16, rows: u16) {
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn node_program_cannot_type_into_the_callers_terminal() {
     let _legacy = Sysctl::set("/proc/sys/dev/tty/legacy_tiocsti", "1");
-    let lab = TestLab::new("ta-tty", "name: ta-tty\nnodes:\n  a: {}\n");
+    let yaml = format!("name: ta-tty\nnodes:\n  a:\n{}", attacks_bind());
+    let lab = TestLab::new("ta-tty", &yaml);
     lab.up();
     let pty = nix::pty::openpty(None, None).expect("openpty");
     set_winsize(pty.master.as_raw_fd(), 111, 33);
@@ -208,7 +217,8 @@ fn node_program_cannot_type_into_the_callers_terminal() {
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn tracer_in_node_cannot_attach_to_an_entering_process() {
     let yaml = format!(
-        "name: ta-ptrace\nnodes:\n  a:\n    services:\n      tracer: \"exec python3 {}\"\n",
+        "name: ta-ptrace\nnodes:\n  a:\n{}    services:\n      tracer: \"exec python3 {}\"\n",
+        attacks_bind(),
         attack("tracer.py")
     );
     let lab = TestLab::new("ta-ptrace", &yaml);
