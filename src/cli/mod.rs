@@ -156,7 +156,6 @@ pub fn main() -> i32 {
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
         Some("__enter") => return crate::node::enter::main(&args[2..]),
-        Some("__userns") => return crate::node::userns::helper_main(),
         Some("__spawn") => return crate::node::init::spawn_main(&args[2..]),
         Some("__log") => return crate::state::log::main(&args[2..]),
         _ => {}

@@ -352,26 +352,33 @@ impl<'a> Applier<'a> {
             let mut out: Vec<(String, (File, rtnetlink::Handle))> = Vec::new();
             let made = netns::create_each(&plain, |name, _| setup(name))?;
             out.extend(plain.into_iter().zip(made));
-            let mut files = Vec::new();
-            for (ns, id) in &owned {
-                node::userns::create_netns(&netns::path(ns), *id).map_err(|e| {
+            // Each node's namespace is set up (and its init released) as soon as it exists, so
+            // that the spawner starts inits while the next namespaces are made.
+            let mut holders = node::userns::Holders::default();
+            for (ns, id) in owned {
+                holders.create_netns(&netns::path(&ns), id).map_err(|e| {
                     NetError::io(
                         format!("create netns {ns}"),
                         std::io::Error::other(e.to_string()),
                     )
                 })?;
-                files.push(netns::open(ns)?.ok_or_else(|| {
+                let file = netns::open(&ns)?.ok_or_else(|| {
                     NetError::io(
                         format!("open netns {ns}"),
                         std::io::Error::from_raw_os_error(libc::ENOENT),
                     )
-                })?);
-            }
-            let refs: Vec<&File> = files.iter().collect();
-            let handles = netns::enter_each(&refs, |i| setup(&owned[i].0))?;
-            for (((ns, _), file), handle) in owned.into_iter().zip(files).zip(handles) {
+                })?;
+                let handle = netns::enter_each(&[&file], |_| setup(&ns))?
+                    .pop()
+                    .ok_or_else(|| {
+                        NetError::io(
+                            format!("enter netns {ns}"),
+                            std::io::Error::other("no handle"),
+                        )
+                    })?;
                 out.push((ns, (file, handle)));
             }
+            drop(holders);
             for marked in marking.into_inner() {
                 rt.block_on(marked).map_err(|e| {
                     NetError::io("mark a namespace", std::io::Error::other(e.to_string()))

@@ -5,7 +5,7 @@
 //! only), exec.
 //!
 //! Both helpers are the `topo` binary itself, re-executed through `/proc/self/exe` with a
-//! hidden subcommand (`__spawn`, `__enter`, `__userns`) before any tokio runtime exists, so every
+//! hidden subcommand (`__spawn`, `__enter`) before any tokio runtime exists, so every
 //! `setns`, `unshare` and `fork` happens in a single-threaded process.
 
 pub mod cgroup;

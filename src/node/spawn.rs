@@ -1,5 +1,5 @@
 //! Starting and stopping node processes from `topo`'s side: the init, one-shot commands and
-//! services, all through the hidden `__spawn` / `__enter` / `__userns` modes of the `topo` binary.
+//! services, all through the hidden `__spawn` / `__enter` modes of the `topo` binary.
 
 use std::fs::File;
 use std::path::PathBuf;

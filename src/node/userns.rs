@@ -9,20 +9,16 @@
 //! within a lab (collisions probe to the next free slot, in node name order); two labs may
 //! share a slot with a probability of about 1/16384 per pair of nodes.
 //!
-//! The user namespace is made first by a short-lived helper (`topo __userns`):
-//! it unshares CLONE_NEWUSER (impossible in a multi-threaded process), `topo` writes its
-//! uid and gid maps, and the helper then unshares CLONE_NEWNET, which is thereby owned by
-//! the new user namespace. `topo` bind-mounts that network namespace under /run/netns; the
-//! user namespace lives on as its owner and is found again with `NS_GET_USERNS`.
+//! Both are made by one short-lived child cloned with `CLONE_NEWUSER | CLONE_NEWNET` (see
+//! [`create_netns`]); `topo` writes its uid and gid maps and bind-mounts its network namespace
+//! under /run/netns. The user namespace lives on as the network namespace's owner and is
+//! found again with `NS_GET_USERNS`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::process::{Command, Stdio};
 
 use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 
 use super::NodeError;
 use crate::plan::names::fnv1a;
@@ -58,105 +54,93 @@ pub fn allocate(lab: &str, nodes: &[&str]) -> BTreeMap<String, u32> {
     out
 }
 
-/// Creates a network namespace owned by a new user namespace that maps root to
-/// `host_id..host_id+RANGE`, and bind-mounts it at `target` (blocking).
-pub fn create_netns(target: &std::path::Path, host_id: u32) -> Result<(), NodeError> {
-    let exe = super::spawn::helper_exe()?;
-    let mut child = Command::new(exe)
-        .arg("__userns")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| NodeError::sys("start the user namespace helper", e))?;
-    let pid = child.id();
-    let result = (|| {
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| NodeError::sys("helper", std::io::Error::other("no stdout")))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| NodeError::sys("helper", std::io::Error::other("no stdin")))?;
-        expect_line(&mut lines, "user")?;
-        let map = format!("0 {host_id} {RANGE}\n");
-        for file in ["uid_map", "gid_map"] {
-            std::fs::write(format!("/proc/{pid}/{file}"), &map)
-                .map_err(|e| NodeError::sys(format!("write {file}"), e))?;
-        }
-        stdin
-            .write_all(b"mapped\n")
-            .map_err(|e| NodeError::sys("talk to the helper", e))?;
-        expect_line(&mut lines, "net")?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(target)
-            .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))?;
-        let src = format!("/proc/{pid}/ns/net");
-        mount(
-            Some(src.as_str()),
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| NodeError::sys(format!("bind mount {}", target.display()), e))?;
-        Ok(())
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    if result.is_err() && target.exists() {
-        let _ = std::fs::remove_file(target);
-    }
-    result
+/// Children that hold new user and network namespaces, killed at once and reaped together
+/// on drop (each child runs on a stack of its own, kept here until it is reaped).
+#[derive(Default)]
+pub struct Holders {
+    children: Vec<(nix::unistd::Pid, Vec<u8>)>,
 }
 
-fn expect_line(
-    lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>,
-    want: &str,
-) -> Result<(), NodeError> {
-    match lines.next() {
-        Some(Ok(l)) if l == want => Ok(()),
-        other => Err(NodeError::sys(
-            "create the user namespace",
-            std::io::Error::other(format!("helper said {other:?} instead of {want}")),
-        )),
+impl Holders {
+    /// Creates a network namespace owned by a new user namespace that maps root to
+    /// `host_id..host_id+RANGE`, and bind-mounts it at `target` (blocking).
+    ///
+    /// A child cloned with `CLONE_NEWUSER | CLONE_NEWNET` (the user namespace is made first,
+    /// so it owns the network namespace) holds both while this process, root of the parent
+    /// user namespace, writes the child's id maps and binds its network namespace; the child
+    /// is then killed. It shares this process's memory (`CLONE_VM`): it copies no page tables
+    /// and runs nothing but `pause` on its own stack.
+    pub fn create_netns(
+        &mut self,
+        target: &std::path::Path,
+        host_id: u32,
+    ) -> Result<(), NodeError> {
+        let mut stack = vec![0u8; HOLDER_STACK];
+        let top = stack.as_mut_ptr_range().end;
+        // The ABI wants the stack pointer aligned to 16 bytes.
+        let top = top.wrapping_sub(top as usize % 16);
+        let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_VM | libc::SIGCHLD;
+        // SAFETY: `hold` touches no memory of this process beyond its own stack frame, on the
+        // fresh stack `top` points into; `stack` is kept in `self` until the child is reaped.
+        let pid = unsafe { libc::clone(hold, top.cast(), flags, std::ptr::null_mut()) };
+        if pid < 0 {
+            return Err(NodeError::sys(
+                "create the user and network namespaces",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let child = nix::unistd::Pid::from_raw(pid);
+        let result = bind_holder(pid, target, host_id);
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        self.children.push((child, stack));
+        if result.is_err() && target.exists() {
+            let _ = std::fs::remove_file(target);
+        }
+        result
     }
 }
 
-/// `topo __userns`: unshare a user namespace, wait for the maps, unshare a network
-/// namespace, and wait until told to go (stdin closed or killed).
-pub fn helper_main() -> i32 {
-    super::restore_nofile_limit();
-    let step = || -> Result<(), NodeError> {
-        let mut out = std::io::stdout();
-        unshare(CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| NodeError::sys("unshare the user namespace", e))?;
-        writeln!(out, "user")
-            .and_then(|()| out.flush())
-            .map_err(|e| NodeError::sys("report", e))?;
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| NodeError::sys("wait for the maps", e))?;
-        unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|e| NodeError::sys("unshare the network namespace", e))?;
-        writeln!(out, "net")
-            .and_then(|()| out.flush())
-            .map_err(|e| NodeError::sys("report", e))?;
-        let _ = std::io::stdin().read_line(&mut line);
-        Ok(())
-    };
-    match step() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("topo __userns: {e}");
-            1
+impl Drop for Holders {
+    fn drop(&mut self) {
+        for (child, stack) in self.children.drain(..) {
+            while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(child, None) {}
+            drop(stack);
         }
     }
+}
+
+/// Bytes of stack for the child that holds new namespaces.
+const HOLDER_STACK: usize = 16 * 1024;
+
+/// The body of the child that holds new namespaces until it is killed.
+extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
+    loop {
+        // SAFETY: pause takes no argument and only returns after a signal handler ran.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Writes the id maps of the holder `pid` and binds its network namespace at `target`.
+fn bind_holder(pid: libc::pid_t, target: &std::path::Path, host_id: u32) -> Result<(), NodeError> {
+    let map = format!("0 {host_id} {RANGE}\n");
+    for file in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{file}"), &map)
+            .map_err(|e| NodeError::sys(format!("write {file}"), e))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))?;
+    let src = format!("/proc/{pid}/ns/net");
+    mount(
+        Some(src.as_str()),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| NodeError::sys(format!("bind mount {}", target.display()), e))
 }
 
 nix::ioctl_none!(ns_get_userns, 0xb7, 0x1);
