@@ -537,7 +537,7 @@ fn print_status(s: &lab::Status) {
                 crate::spec::Seccomp::Unconfined => "unconfined".to_string(),
                 crate::spec::Seccomp::Profile(p) => p.display().to_string(),
             };
-            let default_caps = crate::node::security::Security::default().capabilities;
+            let default_caps = crate::node::security::default_capabilities(n.userns);
             let caps = if sec.capabilities == default_caps {
                 "default set".to_string()
             } else {

@@ -289,13 +289,14 @@ impl<'a> Applier<'a> {
             .collect();
         self.run.save(self.state)?;
         let lab = self.lab.name().to_string();
-        // Nodes with `userns: true` get a namespace owned by their own user namespace.
+        // Nodes with a user namespace (all but `userns: false`) get a network namespace owned
+        // by it.
         let userns_nodes: Vec<&str> = self
             .lab
             .topology
             .nodes
             .iter()
-            .filter(|(_, n)| n.userns == Some(true))
+            .filter(|(_, n)| n.has_userns())
             .map(|(k, _)| k.as_str())
             .collect();
         let ids = node::userns::allocate(&lab, &userns_nodes);
@@ -465,13 +466,14 @@ impl<'a> Applier<'a> {
                 spec.capabilities.as_ref(),
                 spec.seccomp.as_ref(),
                 spec.filesystem.as_ref(),
+                spec.has_userns(),
             );
             security.apparmor = spec.apparmor.clone();
             let ctx = NodeContext {
                 env,
                 security,
                 cgroups: Vec::new(),
-                userns: spec.userns.unwrap_or(false),
+                userns: spec.has_userns(),
             };
             let config = InitConfig {
                 lab: self.lab.name().to_string(),

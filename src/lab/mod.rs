@@ -340,7 +340,7 @@ impl Lab {
 pub(crate) fn node_digest(n: &crate::spec::Node) -> String {
     let mut what = serde_json::json!({
         "binds": n.binds, "rootfs": n.rootfs, "env": n.env, "capabilities": n.capabilities,
-        "seccomp": n.seccomp, "filesystem": n.filesystem, "apparmor": n.apparmor, "userns": n.userns,
+        "seccomp": n.seccomp, "filesystem": n.filesystem, "apparmor": n.apparmor, "userns": n.has_userns(),
     });
     // Only when declared: a node that says nothing keeps the digest it had before `tmpfs`
     // existed (and is not restarted for it).

@@ -211,7 +211,7 @@ pub(super) async fn observe_all(
         // its init on); its user namespace cannot change while its netns lives.
         let wanted = topology.nodes.get(name);
         if let Some(w) = wanted {
-            if w.userns.unwrap_or(false) != rec.ctx.userns {
+            if w.has_userns() != rec.ctx.userns {
                 return Err(LabError::Usage(format!(
                     "node {name}: `userns` changed; its network namespace is owned by its user namespace and cannot move: run `topo down --lab {lab}` first"
                 )));

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::NodeError;
 use crate::spec::{Capabilities, Filesystem, Seccomp};
 
-/// The capabilities a node keeps when its file says nothing: what a routing daemon, ping,
-/// tcpdump and a server on a privileged port need, and the ordinary root-in-a-container set
-/// (Docker's default, less MKNOD), nothing that reaches beyond the node (no SYS_ADMIN,
-/// SYS_MODULE, SYS_BOOT, SYS_TIME, SYS_PTRACE, SYS_RAWIO, …). `docs/security.md` explains
-/// each.
+/// The capabilities a node without a user namespace of its own (`userns: false`) keeps when
+/// its file says nothing: what a routing daemon, ping, tcpdump and a server on a privileged
+/// port need, and the ordinary root-in-a-container set (Docker's default, less MKNOD),
+/// nothing that reaches beyond the node (no SYS_ADMIN, SYS_MODULE, SYS_BOOT, SYS_TIME,
+/// SYS_PTRACE, SYS_RAWIO, …). `docs/security.md` explains each.
 pub const DEFAULT_CAPS: [Capability; 15] = [
     Capability::CAP_NET_ADMIN,
     Capability::CAP_NET_RAW,
@@ -40,6 +40,18 @@ pub const DEFAULT_CAPS: [Capability; 15] = [
     Capability::CAP_SETFCAP,
 ];
 
+/// Added to [`DEFAULT_CAPS`] for a node with its own user namespace (the default), where they
+/// act only on what that user namespace owns. Routing daemons ask for SYS_ADMIN (FRR's
+/// zebra, ospfd and bgpd refuse to start without it); what it would allow beyond the node's
+/// own namespaces (mounts, `setns`, new namespaces, the hostname) the seccomp filter refuses.
+pub const USERNS_CAPS: [Capability; 1] = [Capability::CAP_SYS_ADMIN];
+
+/// The capability names a node keeps when its file says nothing.
+pub fn default_capabilities(userns: bool) -> BTreeSet<String> {
+    let extra: &[Capability] = if userns { &USERNS_CAPS } else { &[] };
+    DEFAULT_CAPS.iter().chain(extra).map(cap_name).collect()
+}
+
 /// A node's security profile, resolved from its file keys; recorded in the run directory so
 /// `topo exec` applies it without the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,10 +68,11 @@ pub struct Security {
     pub apparmor: Option<String>,
 }
 
+/// The profile of a node whose file says nothing (it has a user namespace).
 impl Default for Security {
     fn default() -> Self {
         Security {
-            capabilities: DEFAULT_CAPS.iter().map(cap_name).collect(),
+            capabilities: default_capabilities(true),
             seccomp: Seccomp::Default,
             no_new_privs: true,
             filesystem: None,
@@ -73,14 +86,18 @@ fn cap_name(c: &Capability) -> String {
 }
 
 impl Security {
-    /// Resolves a node's keys: the default set, less `drop` (`ALL` drops everything), plus
-    /// `add` (`ALL` adds everything).
+    /// Resolves a node's keys: the default set (which depends on whether the node has a user
+    /// namespace), less `drop` (`ALL` drops everything), plus `add` (`ALL` adds everything).
     pub fn resolve(
         caps: Option<&Capabilities>,
         seccomp: Option<&Seccomp>,
         filesystem: Option<&Filesystem>,
+        userns: bool,
     ) -> Security {
-        let mut s = Security::default();
+        let mut s = Security {
+            capabilities: default_capabilities(userns),
+            ..Security::default()
+        };
         if let Some(c) = caps {
             for d in &c.drop {
                 if d == "ALL" {
@@ -394,9 +411,9 @@ mod tests {
             "userns",
             "mounts",
             "no_new_privs",
-            "bounding 15",
-            "caps 15",
-            "ambient 15",
+            "bounding 16",
+            "caps 16",
+            "ambient 16",
             "landlock",
             "seccomp",
         ];
@@ -409,7 +426,7 @@ mod tests {
             drop: vec!["ALL".into()],
             add: vec!["NET_ADMIN".into(), "NET_RAW".into()],
         };
-        let s = Security::resolve(Some(&c), None, None);
+        let s = Security::resolve(Some(&c), None, None, true);
         assert_eq!(
             s.capabilities.iter().cloned().collect::<Vec<_>>(),
             ["NET_ADMIN", "NET_RAW"]
@@ -418,13 +435,23 @@ mod tests {
     }
 
     #[test]
-    fn add_sys_admin_to_the_default_set() {
+    fn add_sys_admin_to_the_default_set_without_userns() {
         let c = Capabilities {
             drop: vec![],
             add: vec!["SYS_ADMIN".into()],
         };
-        let s = Security::resolve(Some(&c), Some(&Seccomp::Unconfined), None);
+        let plain = Security::resolve(None, None, None, false);
+        assert!(!plain.capabilities.contains("SYS_ADMIN"));
+        let s = Security::resolve(Some(&c), Some(&Seccomp::Unconfined), None, false);
         assert!(s.capabilities.contains("SYS_ADMIN") && s.capabilities.contains("NET_ADMIN"));
         assert_eq!(s.seccomp, Seccomp::Unconfined);
+    }
+
+    #[test]
+    fn a_node_with_a_user_namespace_also_keeps_sys_admin() {
+        let own = Security::resolve(None, None, None, true);
+        let plain = Security::resolve(None, None, None, false);
+        let extra: Vec<&String> = own.capabilities.difference(&plain.capabilities).collect();
+        assert_eq!(extra, ["SYS_ADMIN"]);
     }
 }

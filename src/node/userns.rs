@@ -68,8 +68,10 @@ impl Holders {
     /// A child cloned with `CLONE_NEWUSER | CLONE_NEWNET` (the user namespace is made first,
     /// so it owns the network namespace) holds both while this process, root of the parent
     /// user namespace, writes the child's id maps and binds its network namespace; the child
-    /// is then killed. It shares this process's memory (`CLONE_VM`): it copies no page tables
-    /// and runs nothing but `pause` on its own stack.
+    /// is then killed. It shares this process's memory and descriptor table (`CLONE_VM |
+    /// CLONE_FILES`): it copies no page tables, holds no copy of a descriptor (a copy of the
+    /// lab's lock would hold the lock for as long as the child lives), and runs nothing but
+    /// `pause` on its own stack. It dies with the thread that made it, should that die first.
     pub fn create_netns(
         &mut self,
         target: &std::path::Path,
@@ -79,10 +81,16 @@ impl Holders {
         let top = stack.as_mut_ptr_range().end;
         // The ABI wants the stack pointer aligned to 16 bytes.
         let top = top.wrapping_sub(top as usize % 16);
-        let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_VM | libc::SIGCHLD;
+        let flags = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNET
+            | libc::CLONE_VM
+            | libc::CLONE_FILES
+            | libc::SIGCHLD;
+        // The child's argument: this process's PID, which `hold` compares with its parent's.
+        let parent = std::process::id() as usize as *mut libc::c_void;
         // SAFETY: `hold` touches no memory of this process beyond its own stack frame, on the
         // fresh stack `top` points into; `stack` is kept in `self` until the child is reaped.
-        let pid = unsafe { libc::clone(hold, top.cast(), flags, std::ptr::null_mut()) };
+        let pid = unsafe { libc::clone(hold, top.cast(), flags, parent) };
         if pid < 0 {
             return Err(NodeError::sys(
                 "create the user and network namespaces",
@@ -112,8 +120,17 @@ impl Drop for Holders {
 /// Bytes of stack for the child that holds new namespaces.
 const HOLDER_STACK: usize = 16 * 1024;
 
-/// The body of the child that holds new namespaces until it is killed.
-extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
+/// The body of the child that holds new namespaces until it is killed, or until the thread
+/// that made it ends (`parent` is that process's PID, passed as the pointer's value).
+extern "C" fn hold(parent: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // SAFETY: getppid takes no argument. A parent that died before the prctl is not signalled
+    // for; the child then has another parent and leaves.
+    if unsafe { libc::getppid() } as usize != parent as usize {
+        // SAFETY: _exit ends this process at once; it shares nothing it must clean up.
+        unsafe { libc::_exit(0) };
+    }
     loop {
         // SAFETY: pause takes no argument and only returns after a signal handler ran.
         unsafe { libc::pause() };

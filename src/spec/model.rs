@@ -145,11 +145,21 @@ pub struct Node {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub seccomp: Option<Seccomp>,
+    /// Whether the node has a user namespace of its own; absent means yes (see
+    /// [`Node::has_userns`]).
     #[serde(default)]
     pub userns: Option<bool>,
     /// AppArmor profile for the node's processes (refused where AppArmor is not active).
     #[serde(default)]
     pub apparmor: Option<String>,
+}
+
+impl Node {
+    /// Whether the node gets its own user namespace: yes unless the file says
+    /// `userns: false`.
+    pub fn has_userns(&self) -> bool {
+        self.userns.unwrap_or(true)
+    }
 }
 
 /// A sysctl value as written in the file (numbers and strings both allowed), kept as text

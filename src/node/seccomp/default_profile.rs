@@ -44,6 +44,10 @@ pub(super) const DENIED: &[&str] = &[
     "clock_adjtime",
     "settimeofday",
     "adjtimex",
+    // The node's name, which its init set from the file (node root holds SYS_ADMIN in its
+    // own user namespace, enough to change it otherwise).
+    "sethostname",
+    "setdomainname",
     // File handles bypass path lookup and so the node's mount namespace ("shocker").
     "open_by_handle_at",
     "name_to_handle_at",

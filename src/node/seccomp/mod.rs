@@ -22,6 +22,7 @@
 //! - the clock, which nodes share with the host: `clock_settime`, `clock_adjtime`,
 //!   `settimeofday`, `adjtimex` (so an NTP daemon in a node needs `unconfined`; `stime` exists
 //!   on neither x86_64 nor aarch64);
+//! - the node's name, set by its init from the file: `sethostname`, `setdomainname`;
 //! - file handles, which bypass the mount namespace: `open_by_handle_at`, `name_to_handle_at`;
 //! - mounts, which the node's init has already made: `mount`, `umount2`, `pivot_root`,
 //!   `move_mount`, `open_tree`, `fsopen`, `fsconfig`, `fsmount`, `fspick`, `mount_setattr`
