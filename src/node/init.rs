@@ -210,6 +210,7 @@ impl Spawner {
         let shared = mounts::Shared {
             devices: self.devices,
             hosts: hosts.as_deref() == Some(config.hosts.as_path()),
+            trees: None,
         };
         let log = config.log.as_ref().and_then(|p| self.logs.get(p));
         let filter = self.filters.get(key).and_then(|f| f.as_ref());
@@ -259,6 +260,7 @@ fn launch(
             redirect_stderr(log);
             let mut keep: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
             keep.push(wr.as_raw_fd());
+            keep.extend(shared.trees.iter().flat_map(|t| t.fds()));
             let code = match close_inherited(&keep) {
                 Ok(()) => be_init(config, cgroups, filter, shared, wr),
                 Err(_) => 1,
@@ -294,6 +296,11 @@ fn start_via_intermediate(
             let result = (|| {
                 let cgroups = open_cgroups(config)?;
                 let user = super::userns::owner(&netns)?;
+                // Made while this process is still root of the host's user namespace.
+                let shared = mounts::Shared {
+                    trees: Some(mounts::detached_trees(config, &user)?),
+                    ..shared
+                };
                 setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
                     .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
                 super::userns::become_root()?;
@@ -563,7 +570,7 @@ impl Steps for InitSteps<'_> {
     fn enter_mounts(&mut self) -> Result<(), NodeError> {
         let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         unshare(flags).map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))?;
-        mounts::set_up(self.config, self.shared)?;
+        mounts::set_up(self.config, &self.shared)?;
         // The node's own procfs now; /proc/sys/net stays writable.
         for (key, value) in &self.config.sysctls {
             let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);

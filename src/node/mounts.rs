@@ -8,7 +8,7 @@
 //! same private mounts.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -65,14 +65,139 @@ fn make_device(dev: &Path, d: &Device) -> Result<(), NodeError> {
         .map_err(|e| NodeError::sys(format!("mknod /dev/{}", d.name), e))
 }
 
-/// What the spawner prepared once for every node.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the spawner prepared for a node.
+#[derive(Debug, Clone, Default)]
 pub struct Shared {
     /// The host's devices (`None`: the init reads them itself).
     pub devices: Option<[Device; 6]>,
     /// `/etc/hosts` of the spawner's mount namespace, which the node's is a copy of, is this
     /// node's hosts file already (see [`share_hosts`]).
     pub hosts: bool,
+    /// For a node with a user namespace: its rootfs and bind sources as detached trees.
+    pub trees: Option<Trees>,
+}
+
+/// Detached copies (`open_tree(OPEN_TREE_CLONE)`) of a node's rootfs and bind sources,
+/// idmapped to the node's user namespace where the file system allows it, so that host
+/// files keep their owners as seen from the node (host uid 0 is the node's root). Only root
+/// of the host's user namespace may idmap a mount of a host file system, so the spawner's
+/// child makes them before it joins the node's user namespace; the init moves them into
+/// place (`move_mount`) instead of binding the host paths.
+#[derive(Debug, Clone, Default)]
+pub struct Trees {
+    /// The rootfs, mounted `nosuid`.
+    pub rootfs: Option<RawFd>,
+    /// One per bind, in the file's order; read-only ones are read-only already.
+    pub binds: Vec<RawFd>,
+}
+
+impl Trees {
+    /// The descriptors, which the init must keep open until it has moved them.
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.rootfs.iter().chain(&self.binds).copied().collect()
+    }
+}
+
+/// Makes a node's [`Trees`] for the user namespace `userns`. A file system that cannot be
+/// idmapped (tmpfs before Linux 6.3, NFS, FUSE, …) is copied as it is: its files show as
+/// owned by `nobody` in the node, which gets their "other" permissions.
+pub fn detached_trees(config: &InitConfig, userns: &File) -> Result<Trees, NodeError> {
+    let rootfs = match &config.rootfs {
+        Some(dir) => Some(detached_tree(dir, userns, MOUNT_ATTR_NOSUID)?),
+        None => None,
+    };
+    let mut binds = Vec::with_capacity(config.binds.len());
+    for b in &config.binds {
+        let attr = if b.read_only { MOUNT_ATTR_RDONLY } else { 0 };
+        binds.push(detached_tree(&b.host, userns, attr)?);
+    }
+    Ok(Trees { rootfs, binds })
+}
+
+/// A detached recursive copy of `path` with `attr` set, idmapped to `userns` if it can be.
+fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeError> {
+    use std::os::unix::ffi::OsStrExt;
+    let what = || format!("copy the mount tree of {}", path.display());
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| NodeError::sys(what(), Errno::EINVAL))?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
+    // SAFETY: open_tree(dirfd, path, flags) reads the NUL-terminated `c_path`, which outlives
+    // the call, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(NodeError::sys(what(), std::io::Error::last_os_error()));
+    }
+    // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let idmap = MountAttr {
+        attr_set: attr | libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let set = |a: &MountAttr| mount_setattr_fd(&tree, a);
+    match set(&idmap) {
+        Ok(()) => {}
+        // The file system cannot be idmapped: copied as it is.
+        Err(Errno::EINVAL) | Err(Errno::EPERM) | Err(Errno::EOPNOTSUPP) => {
+            let plain = MountAttr {
+                attr_set: attr,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            if attr != 0 {
+                set(&plain).map_err(|e| NodeError::sys(what(), e))?;
+            }
+        }
+        Err(e) => return Err(NodeError::sys(what(), e)),
+    }
+    Ok(tree.into_raw_fd())
+}
+
+/// Ownership of a descriptor of [`Trees`].
+fn take_tree(fd: RawFd) -> OwnedFd {
+    // SAFETY: the spawner made the descriptors of a node's `Trees` for that node's init alone,
+    // which takes each once, in `set_up`.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `mount_setattr` on every mount of the detached tree `tree`.
+fn mount_setattr_fd(tree: &OwnedFd, attr: &MountAttr) -> Result<(), Errno> {
+    // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`, a
+    // live `struct mount_attr`, and the empty NUL-terminated path; `tree` is open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Attaches the detached tree `tree` at `target` (`move_mount`), following a link there: a
+/// target in a rootfs is its opened object's `/proc/self/fd/N`.
+fn move_tree(tree: &OwnedFd, target: &Path) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_target =
+        std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: move_mount(from_dfd, from_path, to_dfd, to_path, flags) reads the two
+    // NUL-terminated paths, which outlive the call; `tree` is open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_SYMLINKS,
+        )
+    };
+    Errno::result(rc).map(drop)
 }
 
 /// Binds the lab's hosts file on `/etc/hosts` of the calling process's mount namespace (the
@@ -89,7 +214,7 @@ fn open_devices() -> Result<Vec<(&'static str, File)>, NodeError> {
         .collect()
 }
 
-pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
+pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
     // A node with its own root has its own /etc/hosts below it.
     let shared_hosts = shared.hosts && config.rootfs.is_none();
     // No mount event crosses in either direction: nothing mounted here reaches the host,
@@ -117,17 +242,36 @@ pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
         Some(_) => Vec::new(),
         None => open_devices()?,
     };
+    let trees = shared.trees.as_ref();
+    let bind_trees: Vec<OwnedFd> = trees
+        .map(|t| t.binds.iter().map(|fd| take_tree(*fd)).collect())
+        .unwrap_or_default();
+    let rootfs_tree = trees.and_then(|t| t.rootfs).map(take_tree);
     let mut sources = Vec::with_capacity(config.binds.len());
-    for b in &config.binds {
-        sources.push(open_path(&b.host)?);
+    for (i, b) in config.binds.iter().enumerate() {
+        sources.push(match bind_trees.get(i) {
+            Some(tree) => tree
+                .try_clone()
+                .map(File::from)
+                .map_err(|e| NodeError::sys(format!("open {}", b.host.display()), e))?,
+            None => open_path(&b.host)?,
+        });
     }
     let root = match &config.rootfs {
         Some(dir) => {
             let dir = dir.as_path();
-            bind_path(dir, dir, false)?;
-            // Set-user-ID bits and file capabilities in the node's tree mean nothing in the
-            // node (`no_new_privs`); nosuid says so for every program started from it.
-            set_attr(dir, MOUNT_ATTR_NOSUID, "mount the rootfs nosuid")?;
+            match &rootfs_tree {
+                Some(tree) => move_tree(tree, dir).map_err(|e| {
+                    NodeError::sys(format!("mount the rootfs {}", dir.display()), e)
+                })?,
+                None => {
+                    bind_path(dir, dir, false)?;
+                    // Set-user-ID bits and file capabilities in the node's tree mean nothing
+                    // in the node (`no_new_privs`); nosuid says so for every program started
+                    // from it.
+                    set_attr(dir, MOUNT_ATTR_NOSUID, "mount the rootfs nosuid")?;
+                }
+            }
             Root::own(dir)?
         }
         None => {
@@ -148,7 +292,16 @@ pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
         nosuid | MsFlags::MS_NOEXEC,
         None,
     )?;
-    // The node's own sysfs is mounted by the first process that enters it: see `ensure_sysfs`.
+    // The node's own sysfs is mounted by the first process that enters it (see
+    // `ensure_sysfs`), except in a rootfs with a user namespace: there the kernel mounts a
+    // sysfs only where a full one is visible, which after `pivot_root` the host's is not.
+    if config.rootfs.is_some() && config.ctx.userns {
+        let flags =
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+        mount_at("sysfs", &root.existing("/sys")?, "sysfs", flags, None)?;
+        // Looked up again: the descriptor of the target is the directory under the mount.
+        mask_dirs(&root.existing("/sys")?.at, &SYS_MASKED_DIRS)?;
+    }
     let data = |mode: &str, size: u64| format!("mode={mode},size={size}");
     mount_at(
         "tmpfs",
@@ -175,9 +328,14 @@ pub fn set_up(config: &InitConfig, shared: Shared) -> Result<(), NodeError> {
         };
         bind_to(&root, &hosts, &etc_hosts, Path::new("/etc/hosts"), true)?;
     }
-    for (b, src) in config.binds.iter().zip(&sources) {
+    for (i, (b, src)) in config.binds.iter().zip(&sources).enumerate() {
         let target = make_target(&root, &b.node, src)?;
-        bind_to(&root, src, &target, &b.node, b.read_only)?;
+        match bind_trees.get(i) {
+            Some(tree) => move_tree(tree, &target.at).map_err(|e| {
+                NodeError::sys(format!("bind mount onto {}", target.shown.display()), e)
+            })?,
+            None => bind_to(&root, src, &target, &b.node, b.read_only)?,
+        }
     }
     if let Some(dir) = &config.rootfs {
         pivot_into(dir)?;

@@ -20,6 +20,9 @@ const DEFAULT_CAPS: u64 = (1 << 12) // NET_ADMIN
     | (1 << 29) // AUDIT_WRITE
     | (1 << 31); // SETFCAP
 
+/// The default set of a node with its own user namespace (the default): also SYS_ADMIN.
+const USERNS_CAPS: u64 = DEFAULT_CAPS | (1 << 21);
+
 fn status_field(status: &str, key: &str) -> String {
     status
         .lines()
@@ -39,21 +42,39 @@ fn out(o: &std::process::Output) -> String {
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn default_node_has_the_documented_caps_no_new_privs_and_seccomp() {
-    let yaml = "name: tn-sec\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let yaml = "name: tn-sec\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\n  c: {userns: false}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
     let lab = TestLab::new("tn-sec", yaml);
     lab.up();
-    let o = lab.exec("a", &["cat", "/proc/self/status"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let st = String::from_utf8_lossy(&o.stdout).to_string();
-    for key in ["CapEff:", "CapBnd:", "CapAmb:", "CapPrm:"] {
-        let v = u64::from_str_radix(&status_field(&st, key), 16).expect("hex caps");
-        assert_eq!(v, DEFAULT_CAPS, "{key} {v:#x} in:\n{st}");
+    for (node, want) in [("a", USERNS_CAPS), ("c", DEFAULT_CAPS)] {
+        let o = lab.exec(node, &["cat", "/proc/self/status"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let st = String::from_utf8_lossy(&o.stdout).to_string();
+        for key in ["CapEff:", "CapBnd:", "CapAmb:", "CapPrm:"] {
+            let v = u64::from_str_radix(&status_field(&st, key), 16).expect("hex caps");
+            assert_eq!(v, want, "{node}: {key} {v:#x} in:\n{st}");
+        }
+        // A user namespace of its own: root is not the host's root.
+        let map = String::from_utf8_lossy(&lab.exec(node, &["cat", "/proc/self/uid_map"]).stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let own = map != "0 0 4294967295";
+        assert_eq!(own, node == "a", "{node}: uid_map {map}");
     }
+    let o = lab.exec("a", &["cat", "/proc/self/status"]);
+    let st = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(status_field(&st, "NoNewPrivs:"), "1");
     assert_eq!(status_field(&st, "Seccomp:"), "2", "seccomp filter mode");
     // Not allowed: mounting, keyctl, new namespaces.
     let m = lab.exec("a", &["mount", "-t", "tmpfs", "none", "/mnt"]);
     assert!(!m.status.success(), "mount must fail: {}", out(&m));
+    // SYS_ADMIN does not rename the node.
+    let h = lab.exec("a", &["hostname", "renamed"]);
+    assert!(!h.status.success(), "hostname must fail: {}", out(&h));
+    assert_eq!(
+        String::from_utf8_lossy(&lab.exec("a", &["hostname"]).stdout).trim(),
+        "a"
+    );
     let k = lab.exec("a", &["/usr/bin/python3", "-c", "import ctypes,os; l=ctypes.CDLL(None,use_errno=True); r=l.syscall(250,0,0,0,0,0); print(r, ctypes.get_errno())"]);
     assert_eq!(
         String::from_utf8_lossy(&k.stdout).trim(),
@@ -105,7 +126,7 @@ fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly
     )
     .expect("profile");
     lab.rewrite(&format!(
-        "name: tn-sec2\nnodes:\n  open:\n    seccomp: unconfined\n    capabilities: {{add: [SYS_ADMIN]}}\n  custom:\n    seccomp: {}\n",
+        "name: tn-sec2\ndefaults: {{userns: false}}\nnodes:\n  open:\n    seccomp: unconfined\n    capabilities: {{add: [SYS_ADMIN]}}\n  custom:\n    seccomp: {}\n",
         profile.display()
     ));
     lab.up();
@@ -113,14 +134,10 @@ fn unconfined_and_sys_admin_do_what_they_say_and_a_custom_profile_denies_exactly
         .to_string();
     assert_eq!(status_field(&st, "Seccomp:"), "0", "unconfined: no filter");
     let eff = u64::from_str_radix(&status_field(&st, "CapEff:"), 16).expect("hex");
-    assert_eq!(
-        eff,
-        DEFAULT_CAPS | (1 << 21),
-        "SYS_ADMIN added to the default set"
-    );
+    assert_eq!(eff, USERNS_CAPS, "SYS_ADMIN added to the default set");
     // The inits too: one helper starts both, and its bounding set keeps what either keeps;
     // the default node's init must still end up with the default set only.
-    for (node, want) in [("open", DEFAULT_CAPS | (1 << 21)), ("custom", DEFAULT_CAPS)] {
+    for (node, want) in [("open", USERNS_CAPS), ("custom", DEFAULT_CAPS)] {
         let init = lab.exec(node, &["cat", "/proc/1/status"]);
         let st = String::from_utf8_lossy(&init.stdout).to_string();
         for key in ["CapBnd:", "CapEff:", "CapAmb:"] {
@@ -238,7 +255,7 @@ fn apparmor_is_refused_clearly_where_it_is_not_active() {
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn userns_node_root_is_an_unprivileged_host_uid_yet_configures_its_interfaces() {
-    let yaml = "name: tn-usr\nnodes:\n  a: {userns: true, interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {userns: true, interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let yaml = "name: tn-usr\nnodes:\n  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
     let lab = TestLab::new("tn-usr", yaml);
     lab.up();
     let status: serde_json::Value =
@@ -383,4 +400,55 @@ fn changing_a_running_nodes_security_restarts_it_with_the_new_settings() {
         "node b untouched"
     );
     assert!(lab.plan().contains("no changes"));
+}
+
+/// Binds keep their host owners as seen from a node with a user namespace (idmapped): a
+/// root-only host file is node root's, a file node root writes through a `:rw` bind is the
+/// host's root's, and `:ro` stays read-only. The same for a rootfs.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn binds_keep_their_owners_in_a_user_namespace_and_honour_ro_and_rw() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lab = TestLab::new("tn-idm", "name: tn-idm\nnodes:\n  a: {}\n");
+    for d in ["ro", "rw"] {
+        let dir = lab.dir.join(d);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let secret = dir.join("secret");
+        std::fs::write(&secret, format!("{d} only for root\n")).expect("write");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    lab.rewrite("name: tn-idm\nnodes:\n  a:\n    binds: ['./ro:/run/ro:ro', './rw:/run/rw:rw']\n");
+    lab.up();
+    let sh = |cmd: &str| lab.exec("a", &["sh", "-c", cmd]);
+    let owner = sh("stat -c %u:%g /run/ro/secret /run/rw/secret");
+    assert_eq!(
+        String::from_utf8_lossy(&owner.stdout),
+        "0:0\n0:0\n",
+        "{}",
+        text(&owner)
+    );
+    for d in ["ro", "rw"] {
+        let read = sh(&format!("cat /run/{d}/secret"));
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            format!("{d} only for root\n"),
+            "node root reads a root-only file: {}",
+            text(&read)
+        );
+    }
+    let ro = sh("echo x > /run/ro/new");
+    assert!(!ro.status.success(), ":ro bind must refuse writes");
+    assert!(!lab.dir.join("ro/new").exists());
+    let rw = sh("echo written > /run/rw/new && echo more >> /run/rw/secret");
+    assert!(rw.status.success(), ":rw bind takes writes: {}", text(&rw));
+    let made = std::fs::metadata(lab.dir.join("rw/new")).expect("file made through the bind");
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (0, 0),
+        "node root's file is host root's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("rw/secret")).expect("read"),
+        "rw only for root\nmore\n"
+    );
 }
