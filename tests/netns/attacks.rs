@@ -392,3 +392,42 @@ fn callers_environment_does_not_reach_the_node() {
         "{env}"
     );
 }
+
+/// A node administering namespaces other than its own: it learns a neighbour's namespace id
+/// from its own veth (`link_netnsid`) and sends netlink requests naming it
+/// (`IFLA_TARGET_NETNSID`). With its own user namespace (the default) the kernel refuses them
+/// (EACCES, EPERM for changes): node root holds no capability over namespaces its user namespace does not own.
+/// The same request from a node with `userns: false` (whose root has `NET_ADMIN` in the
+/// host's user namespace) lists the neighbour's interfaces, which is what the default stops.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn node_cannot_reach_other_namespaces_through_netnsid() {
+    let yaml = format!(
+        "name: ta-nsid\nnodes:\n  a:\n{bind}  b: {{}}\n  c:\n    userns: false\n{bind}links:\n  - endpoints: [a:eth0, b:eth0]\n  - endpoints: [c:eth0, b:eth1]\n",
+        bind = attacks_bind()
+    );
+    let lab = TestLab::new("ta-nsid", &yaml);
+    lab.up();
+    let peer_id = |node: &str| -> i64 {
+        let o = lab.exec(node, &["ip", "-j", "link", "show", "eth0"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ip -j");
+        v[0]["link_netnsid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{node}: no link_netnsid in {v}"))
+    };
+    let list = |node: &str| {
+        let id = peer_id(node).to_string();
+        stdout(&lab.exec(node, &["python3", &attack("netnsid.py"), &id]))
+    };
+    // EACCES for a dump, EPERM for a change: the kernel's "not capable there".
+    let refused = list("a");
+    assert!(
+        ["error 13", "error 1"].contains(&refused.trim()),
+        "default node: refused, got {refused}"
+    );
+    let control = list("c");
+    assert!(
+        control.starts_with("names") && control.contains("eth1"),
+        "userns: false reaches the neighbour's namespace: {control}"
+    );
+}
