@@ -5,11 +5,25 @@
 //! without testing anything. `TOPO_KERNEL_TESTS=1` or `=0` decides instead of the user id.
 //! The answer is remembered with the build: a build directory is written by one user, and
 //! `sudo` changes `USER`, which builds anew.
+//!
+//! The FRR lab tests also need FRR's daemons (Debian's `frr` package): `cfg(frr)` is set when
+//! `/usr/lib/frr/zebra` exists, and without it those tests are listed as ignored ("needs root
+//! and FRR"). The build is redone when that file changes or, while it is missing, when dpkg's
+//! package database does (installing `frr` changes it). Cargo reruns a build script on every
+//! build for a watched path that does not exist, so a missing path is never watched; on a host
+//! without dpkg, `touch build.rs` after installing FRR.
 
 use std::fs;
+use std::path::Path;
+
+/// A daemon of Debian's `frr` package; its presence enables the FRR lab tests.
+const FRR_ZEBRA: &str = "/usr/lib/frr/zebra";
+/// dpkg's package database: it changes when a package is installed.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(kernel_tests)");
+    println!("cargo::rustc-check-cfg=cfg(frr)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=TOPO_KERNEL_TESTS");
     println!("cargo::rerun-if-env-changed=USER");
@@ -21,6 +35,12 @@ fn main() {
     };
     if run {
         println!("cargo::rustc-cfg=kernel_tests");
+    }
+    if Path::new(FRR_ZEBRA).exists() {
+        println!("cargo::rustc-cfg=frr");
+        println!("cargo::rerun-if-changed={FRR_ZEBRA}");
+    } else if Path::new(DPKG_STATUS).exists() {
+        println!("cargo::rerun-if-changed={DPKG_STATUS}");
     }
 }
 

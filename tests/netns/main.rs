@@ -12,6 +12,7 @@ mod concurrency;
 mod core;
 mod crash;
 mod damage;
+mod frr;
 mod impair;
 mod isolation;
 mod limits;
