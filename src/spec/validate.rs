@@ -37,6 +37,7 @@ pub fn validate(
         v.routes(name, node, &wired);
         v.host_paths(name, node);
     }
+    v.shared_segment_addresses();
     if let Some(Seccomp::Profile(p)) = &topo.defaults.seccomp {
         v.seccomp_profile(p, "defaults.seccomp");
     }
@@ -215,6 +216,55 @@ impl Validator<'_> {
                 );
             } else {
                 seen.insert(ip, pos);
+            }
+        }
+    }
+
+    /// The interfaces of one segment (the two ends of a link, or the members of a bridge)
+    /// each have addresses of their own: the same address on two of them is refused.
+    fn shared_segment_addresses(&mut self) {
+        let mut segments: Vec<(String, Vec<&Endpoint>)> = Vec::new();
+        for (i, link) in self.topo.links.iter().enumerate() {
+            segments.push((format!("link {}", i + 1), link.endpoints.iter().collect()));
+        }
+        for (name, bridge) in &self.topo.bridges {
+            segments.push((format!("bridge {name}"), bridge.members.iter().collect()));
+        }
+        for (segment, members) in segments {
+            let mut all: Vec<(Pos, IpAddr, &Endpoint)> = Vec::new();
+            for ep in members {
+                let Some(cfg) = self
+                    .topo
+                    .nodes
+                    .get(&ep.node)
+                    .and_then(|n| n.interfaces.get(&ep.iface))
+                else {
+                    continue;
+                };
+                for (j, net) in cfg.addresses.iter().enumerate() {
+                    let path = format!("nodes.{}.interfaces.{}.addresses[{j}]", ep.node, ep.iface);
+                    all.push((self.spans.value(&path), net.ip(), ep));
+                }
+            }
+            all.sort();
+            let mut seen: HashMap<IpAddr, (Pos, &Endpoint)> = HashMap::new();
+            for (pos, ip, ep) in all {
+                match seen.get(&ip) {
+                    // Twice on one node is reported as such.
+                    Some((_, first)) if first.node == ep.node => {}
+                    Some((at, first)) => self.error(
+                        pos,
+                        format!("address {ip} is on both {first} and {ep}, on one segment ({segment})"),
+                        format!(
+                            "it is already configured at line {}, column {}; every interface of a \
+                             link or bridge needs an address of its own",
+                            at.line, at.column
+                        ),
+                    ),
+                    None => {
+                        seen.insert(ip, (pos, ep));
+                    }
+                }
             }
         }
     }
