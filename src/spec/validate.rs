@@ -254,7 +254,9 @@ impl Validator<'_> {
                     Some((_, first)) if first.node == ep.node => {}
                     Some((at, first)) => self.error(
                         pos,
-                        format!("address {ip} is on both {first} and {ep}, on one segment ({segment})"),
+                        format!(
+                            "address {ip} is on both {first} and {ep}, on one segment ({segment})"
+                        ),
                         format!(
                             "it is already configured at line {}, column {}; every interface of a \
                              link or bridge needs an address of its own",
@@ -464,6 +466,34 @@ impl Validator<'_> {
                      the node the host's tree read-only"
                         .to_string(),
                 );
+            } else {
+                // `up` mounts the node's own /proc, /tmp and /run on these, and whatever
+                // enters the node its own /sys.
+                let missing: Vec<&str> = ROOTFS_DIRS
+                    .iter()
+                    .copied()
+                    .filter(|d| !self.world.is_dir(&rootfs.join(d)))
+                    .collect();
+                if !missing.is_empty() {
+                    let list: Vec<String> = missing.iter().map(|d| format!("/{d}")).collect();
+                    self.error(
+                        self.spans.value(&format!("nodes.{name}.rootfs")),
+                        format!(
+                            "rootfs '{}' has no directory {}",
+                            rootfs.display(),
+                            list.join(", ")
+                        ),
+                        format!(
+                            "the node's /proc, /sys, /tmp and /run are mounted on directories \
+                             of the rootfs: create them (mkdir {})",
+                            missing
+                                .iter()
+                                .map(|d| rootfs.join(d).display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                    );
+                }
             }
         }
         if let Some(Seccomp::Profile(p)) = &node.seccomp {
@@ -524,6 +554,9 @@ impl Validator<'_> {
         );
     }
 }
+
+/// The directories a node's own root must have: mount points of its own file systems.
+const ROOTFS_DIRS: [&str; 4] = ["proc", "sys", "tmp", "run"];
 
 fn dest_text(route: &Route) -> String {
     match route.to {
