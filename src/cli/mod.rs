@@ -150,8 +150,18 @@ impl From<ImpairArgs> for crate::spec::ImpairText {
     }
 }
 
+/// Set by [`main`]: this process is the `topo` binary (under whatever name), not a program
+/// that links the library, such as a test.
+static IS_TOPO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is the `topo` binary, whose own executable provides the helpers.
+pub(crate) fn is_topo() -> bool {
+    IS_TOPO.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
+    IS_TOPO.store(true, std::sync::atomic::Ordering::Relaxed);
     let args: Vec<String> = std::env::args().collect();
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
