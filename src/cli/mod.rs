@@ -457,7 +457,15 @@ fn cmd_exec(
     } else {
         command
     };
-    lab::exec(&name, node, &argv, std::io::stdin().is_terminal())
+    if let Err(e) = std::io::stdout().flush() {
+        stdout_failed(e);
+    }
+    Err(lab::exec_replacing(
+        &name,
+        node,
+        &argv,
+        std::io::stdin().is_terminal(),
+    ))
 }
 
 /// `topo link [--lab NAME] NODE:INTERFACE up|down`

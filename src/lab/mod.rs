@@ -453,22 +453,44 @@ impl Drop for LabGuard {
 }
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
-/// With `tty` (standard input is a terminal), the program runs on a new terminal that the
-/// helper relays, with the caller's `TERM`; it never gets the caller's terminal itself.
 pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<i32, LabError> {
+    let status = exec_command(lab, node, argv, tty)?
+        .status()
+        .map_err(|e| NodeError::sys("run the command", e))?;
+    Ok(status.code().unwrap_or(128))
+}
+
+/// Replaces this process with the helper that runs `argv` inside a node, keeping its PID:
+/// a signal sent to `topo exec` reaches the helper, which passes it on to the program, waits
+/// for it and exits with its status. Returns only when that fails.
+pub(crate) fn exec_replacing(lab: &str, node: &str, argv: &[String], tty: bool) -> LabError {
+    match exec_command(lab, node, argv, tty) {
+        Ok(mut command) => {
+            let err = std::os::unix::process::CommandExt::exec(&mut command);
+            NodeError::sys("run the command", err).into()
+        }
+        Err(e) => e,
+    }
+}
+
+/// The helper command that runs `argv` inside a node. With `tty` (standard input is a
+/// terminal), the program runs on a new terminal that the helper relays, with the caller's
+/// `TERM`; it never gets the caller's terminal itself.
+fn exec_command(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    tty: bool,
+) -> Result<std::process::Command, LabError> {
     let (target, mut ctx) = node_target(lab, node)?;
-    let mut command = if tty {
+    Ok(if tty {
         if let Ok(term) = std::env::var("TERM") {
             ctx.env.push(("TERM".into(), term));
         }
         crate::node::spawn::enter_tty_command(target, &ctx, argv)?
     } else {
         crate::node::spawn::enter_command(target, &ctx, false, argv)?
-    };
-    let status = command
-        .status()
-        .map_err(|e| NodeError::sys("run the command", e))?;
-    Ok(status.code().unwrap_or(128))
+    })
 }
 
 /// The init and environment of a running node, from the lab's record.

@@ -169,10 +169,24 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     } else {
         None
     };
+    // Held from before the fork until the parent's handlers pass them on, so that none that
+    // arrives in between ends the parent and leaves the program running.
+    let held = if tty.is_none() && !args.detach {
+        Some(block(&forwarded())?)
+    } else {
+        None
+    };
     // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
         ForkResult::Child => {
+            if let Some(old) = &held {
+                let _ = nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(old),
+                    None,
+                );
+            }
             let slave = tty.map(|t| {
                 t.restore_child_signals();
                 t.slave
@@ -193,7 +207,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                 println!("{} {}", id.pid, id.start);
                 return Ok(0);
             }
-            Ok(wait_forwarding(child))
+            Ok(wait_forwarding(child, held))
         }
     }
 }
@@ -314,7 +328,30 @@ const FORWARDED: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-fn wait_forwarding(child: Pid) -> i32 {
+/// The signals of [`FORWARDED`] as a set.
+fn forwarded() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set
+}
+
+/// Blocks `signals`; returns the mask before.
+fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(signals),
+        Some(&mut old),
+    )
+    .map_err(|e| NodeError::sys("block signals", e))?;
+    Ok(old)
+}
+
+/// Waits for the program, passing the signals of [`FORWARDED`] on; `held`: the mask to
+/// restore once the handlers are in place (those signals were blocked before the fork).
+fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
     // SAFETY: installing a handler that only calls the async-signal-safe kill(2) with a PID
     // stored before the handler could run is sound.
     unsafe {
@@ -322,6 +359,13 @@ fn wait_forwarding(child: Pid) -> i32 {
         for sig in FORWARDED {
             let _ = signal(sig, SigHandler::Handler(forward));
         }
+    }
+    if let Some(old) = held {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
     }
     loop {
         match waitpid(child, None) {
