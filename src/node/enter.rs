@@ -16,6 +16,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
@@ -106,14 +107,14 @@ pub fn main(args: &[String]) -> i32 {
     let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("topo __enter: {e}");
+            let _ = writeln!(std::io::stderr(), "topo __enter: {e}");
             return 2;
         }
     };
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("topo: {e}");
+            let _ = writeln!(std::io::stderr(), "topo: {e}");
             126
         }
     }
@@ -192,7 +193,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                 t.slave
             });
             let err = child(&mut steps, &args.security, args.detach, slave, &argv, &env);
-            eprintln!("topo: {err}");
+            let _ = writeln!(std::io::stderr(), "topo: {err}");
             std::process::exit(127)
         }
         ForkResult::Parent { child } => {
@@ -204,7 +205,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                     pid: child.as_raw(),
                     start: 0,
                 });
-                println!("{} {}", id.pid, id.start);
+                let _ = writeln!(std::io::stdout(), "{} {}", id.pid, id.start);
                 return Ok(0);
             }
             Ok(wait_forwarding(child, held))
