@@ -609,7 +609,7 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => outln!("{s}"),
-        Err(e) => errln!("topo: cannot encode JSON: {e}"),
+        Err(e) => errln!("topo: error: cannot encode JSON: {e}"),
     }
 }
 

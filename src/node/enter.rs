@@ -114,7 +114,7 @@ pub fn main(args: &[String]) -> i32 {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "topo: {e}");
+            let _ = writeln!(std::io::stderr(), "topo: error: {e}");
             126
         }
     }
@@ -193,7 +193,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                 t.slave
             });
             let err = child(&mut steps, &args.security, args.detach, slave, &argv, &env);
-            let _ = writeln!(std::io::stderr(), "topo: {err}");
+            let _ = writeln!(std::io::stderr(), "topo: error: {err}");
             std::process::exit(127)
         }
         ForkResult::Parent { child } => {
