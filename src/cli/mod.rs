@@ -1,10 +1,32 @@
 //! `cli`: argument parsing, output and exit codes. Thin: every command is a call into
 //! [`crate::lab`].
 
+/// `println!` to standard output that never panics: a closed pipe ends `topo` quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` to standard output that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: a message that cannot be written is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod graph;
 mod shapes;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -63,6 +85,9 @@ enum Command {
         /// The lab's name, when the file is gone
         #[arg(long, conflicts_with = "file")]
         lab: Option<String>,
+        /// A lab that is not up is no error: exit 0 (idempotent teardown, e.g. in CI)
+        #[arg(long)]
+        missing_ok: bool,
     },
     /// Nodes, interfaces, addresses, routes and processes of a lab
     Status {
@@ -150,8 +175,18 @@ impl From<ImpairArgs> for crate::spec::ImpairText {
     }
 }
 
+/// Set by [`main`]: this process is the `topo` binary (under whatever name), not a program
+/// that links the library, such as a test.
+static IS_TOPO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is the `topo` binary, whose own executable provides the helpers.
+pub(crate) fn is_topo() -> bool {
+    IS_TOPO.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
+    IS_TOPO.store(true, std::sync::atomic::Ordering::Relaxed);
     let args: Vec<String> = std::env::args().collect();
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
@@ -163,13 +198,44 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     crate::node::raise_nofile_limit();
     init_logging();
-    match run(cli.command) {
+    let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", render_error(&e));
+            errln!("{}", render_error(&e));
             e.exit_code()
         }
+    };
+    if let Err(e) = std::io::stdout().flush() {
+        stdout_failed(e);
     }
+    code
+}
+
+/// The exit status of a `topo` whose standard output was closed by its reader (`topo status
+/// | head`): that of a program killed by SIGPIPE, as the shell reports it.
+const CLOSED_PIPE: i32 = 128 + libc::SIGPIPE;
+
+/// Writes to standard output (see [`outln!`]).
+fn write_out(args: std::fmt::Arguments) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(e);
+    }
+}
+
+/// Standard output cannot be written: a reader that went away ends `topo` quietly with
+/// [`CLOSED_PIPE`]; any other error (a full disk) is reported, with status 1.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(CLOSED_PIPE);
+    }
+    errln!("topo: error: write to standard output: {e}");
+    std::process::exit(1)
+}
+
+/// Colour in log messages only for a person: standard error is a terminal and `NO_COLOR`
+/// is not set (<https://no-color.org>).
+fn log_colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn init_logging() {
@@ -177,8 +243,26 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Commands that work on the kernel's namespaces need root; said first, before anything
+/// else fails for want of it.
+fn require_root(command: &'static str) -> Result<(), LabError> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        Ok(())
+    } else {
+        Err(LabError::NotRoot {
+            command,
+            uid: uid.as_raw(),
+        })
+    }
 }
 
 fn render_error(e: &LabError) -> String {
@@ -196,11 +280,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
 }
 
 fn run(command: Command) -> Result<i32, LabError> {
+    match &command {
+        Command::Plan { .. } => require_root("plan")?,
+        Command::Up { .. } => require_root("up")?,
+        Command::Down { .. } => require_root("down")?,
+        Command::Status { .. } => require_root("status")?,
+        Command::Exec { .. } => require_root("exec")?,
+        Command::Link { .. } => require_root("link")?,
+        Command::Impair { .. } => require_root("impair")?,
+        Command::Validate { .. } | Command::Graph { .. } | Command::Schema | Command::Gen(_) => {}
+    }
     match command {
         Command::Validate { file } => cmd_validate(&file),
         Command::Plan { file, output } => cmd_plan(&file, output),
         Command::Up { file, output } => cmd_up(&file, output),
-        Command::Down { file, lab } => cmd_down(file, lab),
+        Command::Down {
+            file,
+            lab,
+            missing_ok,
+        } => cmd_down(file, lab, missing_ok),
         Command::Status { file, lab, output } => cmd_status(file, lab, output),
         Command::Exec {
             file,
@@ -229,7 +327,7 @@ fn run(command: Command) -> Result<i32, LabError> {
 fn cmd_validate(file: &Path) -> Result<i32, LabError> {
     let lab = Lab::load(file)?;
     let t = &lab.topology;
-    println!(
+    outln!(
         "{}: ok: lab {}, {} nodes, {} links, {} bridges",
         file.display(),
         t.name,
@@ -247,25 +345,27 @@ fn cmd_plan(file: &Path, output: Output) -> Result<i32, LabError> {
     let plan = rt.block_on(lab.plan())?;
     match output {
         Output::Json => print_json(&plan),
-        Output::Text if plan.is_empty() => println!("lab {}: no changes", lab.name()),
-        Output::Text => print!("{plan}"),
+        Output::Text if plan.is_empty() => outln!("lab {}: no changes", lab.name()),
+        Output::Text => out!("{plan}"),
     }
     Ok(0)
 }
 
 /// `topo up FILE`
 fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
+    let started = std::time::Instant::now();
     let rt = runtime()?;
     let lab = Lab::load_prescanned(file, Some(rt.handle()))?;
+    let name = lab.name().to_string();
     let bar = progress_bar();
     let ticker = bar.clone();
-    let show = move |phase: &str, done: usize, total: usize| {
+    let show = std::sync::Arc::new(move |phase: &str, done: usize, total: usize| {
         if let Some(b) = &ticker {
             b.set_length(total as u64);
             b.set_position(done as u64);
             b.set_message(phase.to_string());
         }
-    };
+    });
     let report = rt.block_on(async {
         // The handlers are installed before `up` starts, so a signal can never find
         // them missing and kill the process mid-step.
@@ -273,59 +373,68 @@ fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
         tokio::select! {
             biased;
             sig = stop => Err(LabError::Interrupted {
-                lab: lab.name().to_string(),
+                lab: name.clone(),
                 signal: sig,
                 file: file.display().to_string(),
             }),
-            r = lab.up_with_progress(Some(&show)) => r,
+            r = lab.up_with_progress(Some(show)) => r,
         }
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let report = report?;
+    // The time shown is the whole command's: reading the file and the kernel, planning,
+    // applying, and letting go of the lab and the runtime.
+    drop(lab);
+    drop(rt);
+    let seconds = started.elapsed().as_secs_f64();
     match output {
         Output::Json => print_json(&report.plan),
         Output::Text => {
             print_applied(&report.plan);
             let n = report.plan.visible().count();
             if n == 0 {
-                println!(
-                    "lab {}: up to date, no changes ({:.2}s)",
-                    lab.name(),
-                    report.elapsed.as_secs_f64()
-                );
+                outln!("lab {name}: up to date, no changes ({seconds:.2}s)");
             } else {
-                println!(
-                    "lab {}: up, {n} changes ({:.2}s)",
-                    lab.name(),
-                    report.elapsed.as_secs_f64()
-                );
+                outln!("lab {name}: up, {n} changes ({seconds:.2}s)");
             }
         }
     }
     Ok(0)
 }
 
-/// `topo down [FILE | --lab NAME]`
-fn cmd_down(file: Option<PathBuf>, lab: Option<String>) -> Result<i32, LabError> {
-    let name = lab_name(file, lab)?;
+/// `topo down [FILE | --lab NAME] [--missing-ok]`
+fn cmd_down(file: Option<PathBuf>, lab: Option<String>, missing_ok: bool) -> Result<i32, LabError> {
+    let name = lab_name(file, lab, "FILE or --lab NAME")?;
+    let had_run_dir = crate::state::labs().contains(&name);
     let report = runtime()?.block_on(lab::down(&name))?;
-    println!(
+    for f in &report.foreign {
+        errln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+    }
+    let found_nothing =
+        report.namespaces.is_empty() && report.host_links.is_empty() && report.processes == 0;
+    if !had_run_dir && found_nothing {
+        if missing_ok {
+            outln!("lab {name}: not up, nothing to remove");
+            return Ok(0);
+        }
+        return Err(LabError::Usage(format!(
+            "lab {name} is not up: it has no run directory, namespace, host link or node process (--missing-ok: exit 0 for this)"
+        )));
+    }
+    outln!(
         "lab {name}: down ({} namespaces, {} host links, {} node processes removed)",
         report.namespaces.len(),
         report.host_links.len(),
         report.processes
     );
-    for f in &report.foreign {
-        eprintln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
-    }
     Ok(0)
 }
 
 /// `topo status [-f FILE | --lab NAME]`
 fn cmd_status(file: Option<PathBuf>, lab: Option<String>, output: Output) -> Result<i32, LabError> {
-    let name = lab_name(file, lab)?;
+    let name = lab_name(file, lab, "--lab NAME or -f FILE")?;
     let status = runtime()?.block_on(lab::status(&name))?;
     match output {
         Output::Json => print_json(&status),
@@ -341,22 +450,30 @@ fn cmd_exec(
     node: &str,
     command: Vec<String>,
 ) -> Result<i32, LabError> {
-    let name = lab_name(file, lab)?;
+    let name = lab_name(file, lab, "--lab NAME or -f FILE")?;
     let argv = if command.is_empty() {
         vec!["/bin/sh".to_string()]
     } else {
         command
     };
-    lab::exec(&name, node, &argv, std::io::stdin().is_terminal())
+    if let Err(e) = std::io::stdout().flush() {
+        stdout_failed(e);
+    }
+    Err(lab::exec_replacing(
+        &name,
+        node,
+        &argv,
+        std::io::stdin().is_terminal(),
+    ))
 }
 
 /// `topo link [--lab NAME] NODE:INTERFACE up|down`
 fn cmd_link(lab: Option<String>, endpoint: &str, state: LinkStateArg) -> Result<i32, LabError> {
-    let name = lab_name(None, lab)?;
+    let name = lab_name(None, lab, "--lab NAME")?;
     let ep = lab::endpoint(endpoint)?;
     let up = state == LinkStateArg::Up;
     runtime()?.block_on(lab::set_link(&name, &ep, up))?;
-    println!(
+    outln!(
         "{ep}: {} (drift from the file until the next `topo up`)",
         if up { "up" } else { "down" }
     );
@@ -370,7 +487,7 @@ fn cmd_impair(
     text: crate::spec::ImpairText,
     clear: bool,
 ) -> Result<i32, LabError> {
-    let name = lab_name(None, lab)?;
+    let name = lab_name(None, lab, "--lab NAME")?;
     let ep = lab::endpoint(endpoint)?;
     let impair = crate::spec::parse_impair(&text)
         .map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint)))?;
@@ -380,12 +497,12 @@ fn cmd_impair(
     }
     runtime()?.block_on(lab::set_impair(&name, &ep, set.then_some(&impair)))?;
     if set {
-        println!(
+        outln!(
             "{ep}: impair {} (drift from the file until the next `topo up`)",
             crate::plan::fmt_impair(&impair)
         );
     } else {
-        println!("{ep}: no impairment (drift from the file until the next `topo up`)");
+        outln!("{ep}: no impairment (drift from the file until the next `topo up`)");
     }
     Ok(0)
 }
@@ -397,29 +514,30 @@ fn cmd_graph(file: &Path, format: GraphFormat) -> Result<i32, LabError> {
         GraphFormat::Dot => graph::dot(&lab.topology),
         GraphFormat::Mermaid => graph::mermaid(&lab.topology),
     };
-    print!("{text}");
+    out!("{text}");
     Ok(0)
 }
 
 /// `topo schema`
 fn cmd_schema() -> Result<i32, LabError> {
-    print!("{}", crate::spec::json_schema());
+    out!("{}", crate::spec::json_schema());
     Ok(0)
 }
 
 /// `topo gen SHAPE OPTIONS`
 fn cmd_gen(args: &crate::shapes::GenArgs) -> Result<i32, LabError> {
     let text = crate::shapes::generate(args).map_err(|e| LabError::Usage(e.to_string()))?;
-    print!("{text}");
+    out!("{text}");
     Ok(0)
 }
 
-/// The lab a command is about: named, from a file, or the only one that is up.
-fn lab_name(file: Option<PathBuf>, lab: Option<String>) -> Result<String, LabError> {
+/// The lab a command is about: named, from a file, or the only one that is up. `how` says
+/// how the command names a lab, for the error when none or several are up.
+fn lab_name(file: Option<PathBuf>, lab: Option<String>, how: &str) -> Result<String, LabError> {
     match (file, lab) {
         (_, Some(name)) => Ok(name),
         (Some(file), None) => Ok(Lab::load(&file)?.topology.name),
-        (None, None) => lab::only_lab(),
+        (None, None) => lab::only_lab(how),
     }
 }
 
@@ -428,7 +546,7 @@ fn lab_name(file: Option<PathBuf>, lab: Option<String>) -> Result<String, LabErr
 fn print_applied(plan: &crate::plan::Plan) {
     const LIST_UP_TO: usize = 100;
     if plan.visible().count() <= LIST_UP_TO {
-        print!("{plan}");
+        out!("{plan}");
         return;
     }
     let mut kinds: Vec<(String, usize)> = Vec::new();
@@ -445,7 +563,7 @@ fn print_applied(plan: &crate::plan::Plan) {
         }
     }
     for (kind, n) in kinds {
-        println!("{kind} ×{n}");
+        outln!("{kind} ×{n}");
     }
 }
 
@@ -489,13 +607,13 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("topo: cannot encode JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("topo: error: cannot encode JSON: {e}"),
     }
 }
 
 fn print_status(s: &lab::Status) {
-    println!(
+    outln!(
         "lab {}{}",
         s.lab,
         s.file
@@ -509,7 +627,7 @@ fn print_status(s: &lab::Status) {
             (Some(pid), false) => format!("init pid {pid} NOT RUNNING"),
             (None, _) => "no init".into(),
         };
-        println!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
+        outln!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
         for i in &n.interfaces {
             let state = if i.up { "up" } else { "DOWN" };
             let impair = i
@@ -517,7 +635,7 @@ fn print_status(s: &lab::Status) {
                 .as_ref()
                 .map(|x| format!("  impair {}", crate::plan::fmt_impair(x)))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "    {:<15} {:<4} mtu {:<5} {}{impair}",
                 i.name,
                 state,
@@ -526,10 +644,10 @@ fn print_status(s: &lab::Status) {
             );
         }
         for r in &n.routes {
-            println!("    route {r}");
+            outln!("    route {r}");
         }
         if let Some(line) = limits_line(n) {
-            println!("    {line}");
+            outln!("    {line}");
         }
         if let Some(sec) = &n.security {
             let seccomp = match &sec.seccomp {
@@ -557,7 +675,7 @@ fn print_status(s: &lab::Status) {
             if let Some(a) = &sec.apparmor {
                 extra.push_str(&format!(", apparmor {a}"));
             }
-            println!("    security: caps {caps}, seccomp {seccomp}, no_new_privs{extra}");
+            outln!("    security: caps {caps}, seccomp {seccomp}, no_new_privs{extra}");
         }
         for sv in &n.services {
             let st = if sv.running {
@@ -565,14 +683,16 @@ fn print_status(s: &lab::Status) {
             } else {
                 "NOT RUNNING".into()
             };
-            println!(
+            outln!(
                 "    service {:<10} {st:<12} {}  log {}",
-                sv.name, sv.command, sv.log
+                sv.name,
+                sv.command,
+                sv.log
             );
         }
     }
     for h in &s.host_interfaces {
-        println!(
+        outln!(
             "  host {:<15} {} mtu {}",
             h.name,
             if h.up { "up" } else { "DOWN" },
@@ -602,4 +722,18 @@ fn limits_line(n: &lab::status::NodeStatus) -> Option<String> {
         parts.push(format!("cpu {c}"));
     }
     (!parts.is_empty()).then(|| format!("limits {}", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colour;
+
+    #[test]
+    fn log_colour_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some("".into())));
+        assert!(!log_colour(true, Some("1".into())));
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(false, Some("1".into())));
+    }
 }

@@ -74,13 +74,18 @@ pub enum LabError {
     /// A thread or task of `topo`'s own failed (it panicked or was cancelled).
     #[error("{0}")]
     Internal(String),
+    /// `topo` runs without root, which the command needs.
+    #[error("must run as root: `topo {command}` works on the kernel's network namespaces (effective uid {uid})")]
+    NotRoot { command: &'static str, uid: u32 },
 }
 
 impl LabError {
-    /// The process exit status for this error: 2 for bad input, 1 for everything else.
+    /// The process exit status for this error: 2 for bad input, 77 without root (`EX_NOPERM`
+    /// of sysexits.h), 1 for everything else.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             LabError::Spec(_) | LabError::Usage(_) => 2,
+            LabError::NotRoot { .. } => 77,
             LabError::Interrupted {
                 signal: "SIGINT", ..
             } => 130,
@@ -233,10 +238,11 @@ impl Lab {
         self.up_with_progress(None).await
     }
 
-    /// `up`, telling `progress` each phase as it starts (phase name, actions done, total).
-    pub(crate) async fn up_with_progress(
+    /// `up`, telling `progress` each phase as it starts (phase name, changes done, total),
+    /// counted as the report counts them: the plan's visible actions.
+    pub async fn up_with_progress(
         &self,
-        progress: Option<&Progress>,
+        progress: Option<std::sync::Arc<Progress>>,
     ) -> Result<UpReport, LabError> {
         let started = Instant::now();
         preflight(&self.topology)?;
@@ -306,8 +312,9 @@ impl Lab {
         state.lab = self.name().to_string();
         state.file = file;
         state.sysctl_keys = sysctl_keys;
+        let counted = progress.map(|p| visible_progress(&plan, p));
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
-            .run(&plan, progress)
+            .run(&plan, counted.as_ref().map(|f| f as &Progress))
             .await;
         // A no-op `up` leaves the record as it was (large to encode and write for a large lab).
         if state != loaded {
@@ -398,7 +405,28 @@ fn kernel_support(plan: &Plan) -> Result<(), LabError> {
 
 /// Told of each phase of an `up` as it starts: its name, the actions done so far, and the
 /// plan's total.
-pub(crate) type Progress = dyn Fn(&str, usize, usize) + Send + Sync;
+pub type Progress = dyn Fn(&str, usize, usize) + Send + Sync;
+
+/// `progress` counted in the plan's visible actions (those `up` prints and counts as
+/// changes) rather than in all of its steps, so that a progress display ends at the count
+/// of changes the summary gives.
+fn visible_progress(
+    plan: &Plan,
+    progress: std::sync::Arc<Progress>,
+) -> impl Fn(&str, usize, usize) + Send + Sync + 'static {
+    let mut before = Vec::with_capacity(plan.actions.len() + 1);
+    let mut n = 0;
+    before.push(0);
+    for a in &plan.actions {
+        if !matches!(a, plan::Action::SetLink { implied: true, .. }) {
+            n += 1;
+        }
+        before.push(n);
+    }
+    move |phase: &str, done: usize, _all: usize| {
+        progress(phase, before.get(done).copied().unwrap_or(n), n)
+    }
+}
 
 /// Brings its lab down when dropped, even when a test fails.
 pub struct LabGuard {
@@ -425,22 +453,44 @@ impl Drop for LabGuard {
 }
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
-/// With `tty` (standard input is a terminal), the program runs on a new terminal that the
-/// helper relays, with the caller's `TERM`; it never gets the caller's terminal itself.
 pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<i32, LabError> {
+    let status = exec_command(lab, node, argv, tty)?
+        .status()
+        .map_err(|e| NodeError::sys("run the command", e))?;
+    Ok(status.code().unwrap_or(128))
+}
+
+/// Replaces this process with the helper that runs `argv` inside a node, keeping its PID:
+/// a signal sent to `topo exec` reaches the helper, which passes it on to the program, waits
+/// for it and exits with its status. Returns only when that fails.
+pub(crate) fn exec_replacing(lab: &str, node: &str, argv: &[String], tty: bool) -> LabError {
+    match exec_command(lab, node, argv, tty) {
+        Ok(mut command) => {
+            let err = std::os::unix::process::CommandExt::exec(&mut command);
+            NodeError::sys("run the command", err).into()
+        }
+        Err(e) => e,
+    }
+}
+
+/// The helper command that runs `argv` inside a node. With `tty` (standard input is a
+/// terminal), the program runs on a new terminal that the helper relays, with the caller's
+/// `TERM`; it never gets the caller's terminal itself.
+fn exec_command(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    tty: bool,
+) -> Result<std::process::Command, LabError> {
     let (target, mut ctx) = node_target(lab, node)?;
-    let mut command = if tty {
+    Ok(if tty {
         if let Ok(term) = std::env::var("TERM") {
             ctx.env.push(("TERM".into(), term));
         }
         crate::node::spawn::enter_tty_command(target, &ctx, argv)?
     } else {
         crate::node::spawn::enter_command(target, &ctx, false, argv)?
-    };
-    let status = command
-        .status()
-        .map_err(|e| NodeError::sys("run the command", e))?;
-    Ok(status.code().unwrap_or(128))
+    })
 }
 
 /// The init and environment of a running node, from the lab's record.
@@ -468,16 +518,17 @@ pub(crate) fn node_target(
     Ok((rec.init, rec.ctx.clone()))
 }
 
-/// The lab meant when a command names none: the only one that is up.
-pub(crate) fn only_lab() -> Result<String, LabError> {
+/// The lab meant when a command names none: the only one that is up. `how` says how the
+/// command names one (`--lab NAME`, `--lab NAME or -f FILE`).
+pub(crate) fn only_lab(how: &str) -> Result<String, LabError> {
     let labs = crate::state::labs();
     match labs.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(LabError::Usage(
-            "no lab is up; name one with --lab NAME or -f FILE".into(),
-        )),
+        [] => Err(LabError::Usage(format!(
+            "no lab is up; name one with {how}"
+        ))),
         many => Err(LabError::Usage(format!(
-            "several labs are up ({}); name one with --lab NAME or -f FILE",
+            "several labs are up ({}); name one with {how}",
             many.join(", ")
         ))),
     }

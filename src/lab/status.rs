@@ -103,10 +103,20 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             .routes
             .iter()
             .map(|r| {
+                // The device the kernel sends through, when all of the route's next hops
+                // use one (as `ip route` shows it).
+                let dev = match r.oifs.split_first() {
+                    Some((first, rest)) if rest.iter().all(|o| o == first) => st
+                        .links
+                        .iter()
+                        .find(|l| l.index == *first)
+                        .map(|l| l.name.clone()),
+                    _ => None,
+                };
                 let spec = crate::plan::RouteSpec {
                     dst: r.dst,
                     via: r.via.clone(),
-                    dev: None,
+                    dev,
                     metric: r.metric,
                 };
                 spec.to_string()

@@ -16,6 +16,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
@@ -106,14 +107,14 @@ pub fn main(args: &[String]) -> i32 {
     let args = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("topo __enter: {e}");
+            let _ = writeln!(std::io::stderr(), "topo __enter: {e}");
             return 2;
         }
     };
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("topo: {e}");
+            let _ = writeln!(std::io::stderr(), "topo: error: {e}");
             126
         }
     }
@@ -169,16 +170,30 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     } else {
         None
     };
+    // Held from before the fork until the parent's handlers pass them on, so that none that
+    // arrives in between ends the parent and leaves the program running.
+    let held = if tty.is_none() && !args.detach {
+        Some(block(&forwarded())?)
+    } else {
+        None
+    };
     // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
         ForkResult::Child => {
+            if let Some(old) = &held {
+                let _ = nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(old),
+                    None,
+                );
+            }
             let slave = tty.map(|t| {
                 t.restore_child_signals();
                 t.slave
             });
             let err = child(&mut steps, &args.security, args.detach, slave, &argv, &env);
-            eprintln!("topo: {err}");
+            let _ = writeln!(std::io::stderr(), "topo: error: {err}");
             std::process::exit(127)
         }
         ForkResult::Parent { child } => {
@@ -190,10 +205,10 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                     pid: child.as_raw(),
                     start: 0,
                 });
-                println!("{} {}", id.pid, id.start);
+                let _ = writeln!(std::io::stdout(), "{} {}", id.pid, id.start);
                 return Ok(0);
             }
-            Ok(wait_forwarding(child))
+            Ok(wait_forwarding(child, held))
         }
     }
 }
@@ -314,7 +329,30 @@ const FORWARDED: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-fn wait_forwarding(child: Pid) -> i32 {
+/// The signals of [`FORWARDED`] as a set.
+fn forwarded() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set
+}
+
+/// Blocks `signals`; returns the mask before.
+fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(signals),
+        Some(&mut old),
+    )
+    .map_err(|e| NodeError::sys("block signals", e))?;
+    Ok(old)
+}
+
+/// Waits for the program, passing the signals of [`FORWARDED`] on; `held`: the mask to
+/// restore once the handlers are in place (those signals were blocked before the fork).
+fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
     // SAFETY: installing a handler that only calls the async-signal-safe kill(2) with a PID
     // stored before the handler could run is sound.
     unsafe {
@@ -322,6 +360,13 @@ fn wait_forwarding(child: Pid) -> i32 {
         for sig in FORWARDED {
             let _ = signal(sig, SigHandler::Handler(forward));
         }
+    }
+    if let Some(old) = held {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
     }
     loop {
         match waitpid(child, None) {

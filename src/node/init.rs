@@ -47,7 +47,7 @@ pub fn spawn_main(args: &[String]) -> i32 {
     super::restore_nofile_limit_to(args.get(1).map(String::as_str));
     // Inherited by every init, which never execs: no process of a node may trace its init.
     if let Err(e) = security::not_dumpable() {
-        println!("? error: {e}");
+        let _ = writeln!(std::io::stdout(), "? error: {e}");
         return 1;
     }
     if let Some(mask) = args
@@ -59,7 +59,7 @@ pub fn spawn_main(args: &[String]) -> i32 {
     let spawner = match Spawner::new() {
         Ok(s) => s,
         Err(e) => {
-            println!("? error: {e}");
+            let _ = writeln!(std::io::stdout(), "? error: {e}");
             return 1;
         }
     };
@@ -165,13 +165,15 @@ impl Spawner {
             let config: &'static InitConfig = match serde_json::from_str::<InitConfig>(&line) {
                 Ok(c) => Box::leak(Box::new(c)),
                 Err(e) => {
-                    println!("? error: bad configuration: {e}");
+                    let _ = writeln!(std::io::stdout(), "? error: bad configuration: {e}");
                     continue;
                 }
             };
             match self.start(config) {
                 Ok(p) => pending.push_back(p),
-                Err(e) => println!("{} error: {}", config.node, one_line(&e)),
+                Err(e) => {
+                    let _ = writeln!(std::io::stdout(), "{} error: {}", config.node, one_line(&e));
+                }
             }
         }
         while let Some(p) = pending.pop_front() {

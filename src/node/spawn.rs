@@ -11,15 +11,16 @@ use nix::unistd::Pid;
 
 use super::{InitConfig, NodeContext, NodeError, ProcId};
 
-/// The `topo` binary that provides the hidden helper modes: `$TOPO_EXE`, else this program if
-/// it is `topo`, else a `topo` next to it or one directory up (how cargo lays out test
-/// binaries), else `topo` on `PATH`.
+/// The `topo` binary that provides the hidden helper modes: `$TOPO_EXE`, else this program
+/// (`/proc/self/exe`) if it is `topo` under whatever name, or a program named `topo`, else a
+/// `topo` next to it or one directory up (how cargo lays out test binaries), else `topo` on
+/// `PATH`.
 pub fn helper_exe() -> Result<PathBuf, NodeError> {
     if let Some(p) = std::env::var_os("TOPO_EXE") {
         return Ok(PathBuf::from(p));
     }
     let me = std::env::current_exe().map_err(|e| NodeError::sys("find own executable", e))?;
-    if me.file_name().is_some_and(|n| n == "topo") {
+    if crate::cli::is_topo() || me.file_name().is_some_and(|n| n == "topo") {
         return Ok(me);
     }
     let mut dirs: Vec<PathBuf> = me.ancestors().skip(1).take(2).map(PathBuf::from).collect();

@@ -141,11 +141,16 @@ pub struct Spans {
     pub(crate) orphan_endpoints: Vec<(Endpoint, String)>,
     /// Nodes with a refused address: their gateways are not checked against their subnets.
     pub(crate) tainted_nodes: BTreeSet<String>,
+    /// Routes that follow a refused one (which is left out) sit one place later in the file
+    /// than in the node: path in the node -> path in the file.
+    moved: HashMap<String, String>,
 }
 
 impl Spans {
     /// The span of `path`, or of its nearest parent in the file; 1:1 when nothing matches.
     pub fn span(&self, path: &str) -> Span {
+        let moved = self.moved_path(path);
+        let path = moved.as_deref().unwrap_or(path);
         let (found, whole) = self.walk(path);
         if !whole && !self.inherited.is_empty() {
             for end in key_ends(path) {
@@ -168,6 +173,17 @@ impl Spans {
 
     pub fn key(&self, path: &str) -> Pos {
         self.span(path).key
+    }
+
+    /// `path` in the file, when it starts with the path of a route that moved.
+    fn moved_path(&self, path: &str) -> Option<String> {
+        if self.moved.is_empty() {
+            return None;
+        }
+        key_ends(path).find_map(|end| {
+            let to = self.moved.get(&path[..end])?;
+            Some(format!("{to}{}", &path[end..]))
+        })
     }
 
     pub fn value(&self, path: &str) -> Pos {
@@ -719,6 +735,9 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(items.len());
         for (i, (p, item)) in items.into_iter().enumerate() {
             if let Some(route) = self.route(node, i, item, &p) {
+                if out.len() != i {
+                    self.spans.moved.insert(format!("{path}[{}]", out.len()), p);
+                }
                 out.push(route);
             }
         }

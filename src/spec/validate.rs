@@ -37,6 +37,7 @@ pub fn validate(
         v.routes(name, node, &wired);
         v.host_paths(name, node);
     }
+    v.shared_segment_addresses();
     if let Some(Seccomp::Profile(p)) = &topo.defaults.seccomp {
         v.seccomp_profile(p, "defaults.seccomp");
     }
@@ -215,6 +216,57 @@ impl Validator<'_> {
                 );
             } else {
                 seen.insert(ip, pos);
+            }
+        }
+    }
+
+    /// The interfaces of one segment (the two ends of a link, or the members of a bridge)
+    /// each have addresses of their own: the same address on two of them is refused.
+    fn shared_segment_addresses(&mut self) {
+        let mut segments: Vec<(String, Vec<&Endpoint>)> = Vec::new();
+        for (i, link) in self.topo.links.iter().enumerate() {
+            segments.push((format!("link {}", i + 1), link.endpoints.iter().collect()));
+        }
+        for (name, bridge) in &self.topo.bridges {
+            segments.push((format!("bridge {name}"), bridge.members.iter().collect()));
+        }
+        for (segment, members) in segments {
+            let mut all: Vec<(Pos, IpAddr, &Endpoint)> = Vec::new();
+            for ep in members {
+                let Some(cfg) = self
+                    .topo
+                    .nodes
+                    .get(&ep.node)
+                    .and_then(|n| n.interfaces.get(&ep.iface))
+                else {
+                    continue;
+                };
+                for (j, net) in cfg.addresses.iter().enumerate() {
+                    let path = format!("nodes.{}.interfaces.{}.addresses[{j}]", ep.node, ep.iface);
+                    all.push((self.spans.value(&path), net.ip(), ep));
+                }
+            }
+            all.sort();
+            let mut seen: HashMap<IpAddr, (Pos, &Endpoint)> = HashMap::new();
+            for (pos, ip, ep) in all {
+                match seen.get(&ip) {
+                    // Twice on one node is reported as such.
+                    Some((_, first)) if first.node == ep.node => {}
+                    Some((at, first)) => self.error(
+                        pos,
+                        format!(
+                            "address {ip} is on both {first} and {ep}, on one segment ({segment})"
+                        ),
+                        format!(
+                            "it is already configured at line {}, column {}; every interface of a \
+                             link or bridge needs an address of its own",
+                            at.line, at.column
+                        ),
+                    ),
+                    None => {
+                        seen.insert(ip, (pos, ep));
+                    }
+                }
             }
         }
     }
@@ -414,6 +466,34 @@ impl Validator<'_> {
                      the node the host's tree read-only"
                         .to_string(),
                 );
+            } else {
+                // `up` mounts the node's own /proc, /tmp and /run on these, and whatever
+                // enters the node its own /sys.
+                let missing: Vec<&str> = ROOTFS_DIRS
+                    .iter()
+                    .copied()
+                    .filter(|d| !self.world.is_dir(&rootfs.join(d)))
+                    .collect();
+                if !missing.is_empty() {
+                    let list: Vec<String> = missing.iter().map(|d| format!("/{d}")).collect();
+                    self.error(
+                        self.spans.value(&format!("nodes.{name}.rootfs")),
+                        format!(
+                            "rootfs '{}' has no directory {}",
+                            rootfs.display(),
+                            list.join(", ")
+                        ),
+                        format!(
+                            "the node's /proc, /sys, /tmp and /run are mounted on directories \
+                             of the rootfs: create them (mkdir {})",
+                            missing
+                                .iter()
+                                .map(|d| rootfs.join(d).display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                    );
+                }
             }
         }
         if let Some(Seccomp::Profile(p)) = &node.seccomp {
@@ -474,6 +554,9 @@ impl Validator<'_> {
         );
     }
 }
+
+/// The directories a node's own root must have: mount points of its own file systems.
+const ROOTFS_DIRS: [&str; 4] = ["proc", "sys", "tmp", "run"];
 
 fn dest_text(route: &Route) -> String {
     match route.to {

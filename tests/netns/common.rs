@@ -56,8 +56,10 @@ impl TestLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `topo down`; a lab that is not up (a test brought it down, or `up` made nothing) is
+    /// no error.
     pub fn down(&self) -> Output {
-        topo(&["down", "--lab", &self.name])
+        topo(&["down", "--lab", &self.name, "--missing-ok"])
     }
 
     pub fn ns(&self, node: &str) -> String {

@@ -1,0 +1,152 @@
+//! The command line without a lab: output into a closed pipe, commands run without root, and
+//! the commands that need no kernel. Nothing here builds a lab.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const TOPO: &str = env!("CARGO_BIN_EXE_topo");
+
+fn text(o: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Runs `topo ARGS` with its standard output a pipe whose reader is already gone.
+fn into_closed_pipe(args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    Command::new(TOPO)
+        .args(args)
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run topo")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_141() {
+    let triangle = example("triangle.yaml");
+    let cases: [&[&str]; 6] = [
+        &["gen", "chain", "--nodes", "2000"],
+        &["gen", "clos", "--spines", "2", "--leaves", "4"],
+        &["schema"],
+        &["validate", &triangle],
+        &["graph", &triangle],
+        &["graph", &triangle, "--format", "mermaid"],
+    ];
+    for args in cases {
+        let out = into_closed_pipe(args);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {}", text(&out));
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: nothing on standard error: {}",
+            text(&out)
+        );
+    }
+}
+
+/// `topo ARGS` as a user other than root (uid 65534 when the tests run as root).
+fn as_user(args: &[&str]) -> Output {
+    let mut c = Command::new(TOPO);
+    c.args(args).env("TOPO_RUN_DIR", std::env::temp_dir());
+    if nix::unistd::geteuid().is_root() {
+        c.uid(65534).gid(65534);
+    }
+    c.output().expect("run topo")
+}
+
+#[test]
+fn commands_on_the_kernel_say_first_that_they_need_root() {
+    let triangle = example("triangle.yaml");
+    let cases: [&[&str]; 8] = [
+        &["plan", &triangle],
+        &["up", &triangle],
+        &["down", "--lab", "triangle"],
+        &["down", &triangle],
+        &["status"],
+        &["exec", "--lab", "triangle", "h1", "--", "true"],
+        &["link", "--lab", "triangle", "r1:eth1", "down"],
+        &["impair", "--lab", "triangle", "r1:eth1", "--clear"],
+    ];
+    for args in cases {
+        let out = as_user(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {}", text(&out));
+        assert!(
+            err.starts_with(&format!(
+                "topo: error: must run as root: `topo {}`",
+                args[0]
+            )),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn commands_without_kernel_access_work_without_root() {
+    let triangle = example("triangle.yaml");
+    let cases: [&[&str]; 4] = [
+        &["validate", &triangle],
+        &["graph", &triangle],
+        &["schema"],
+        &["gen", "ring", "--nodes", "3"],
+    ];
+    for args in cases {
+        let out = as_user(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+}
+
+/// `topo ARGS` as root with a run directory of its own, empty: no lab is up.
+fn with_no_lab_up(args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("topo-cli-none-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("run dir");
+    let out = Command::new(TOPO)
+        .args(args)
+        .env("TOPO_RUN_DIR", &dir)
+        .output()
+        .expect("run topo");
+    let _ = std::fs::remove_dir(&dir);
+    out
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn no_lab_up_hints_only_at_what_the_command_takes() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["link", "r1:eth1", "down"], "name one with --lab NAME\n"),
+        (
+            &["impair", "r1:eth1", "--clear"],
+            "name one with --lab NAME\n",
+        ),
+        (&["status"], "name one with --lab NAME or -f FILE\n"),
+        (&["exec", "h1"], "name one with --lab NAME or -f FILE\n"),
+        (&["down"], "name one with FILE or --lab NAME\n"),
+    ];
+    for (args, hint) in cases {
+        let out = with_no_lab_up(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            err.starts_with("topo: error: no lab is up; ") && err.ends_with(hint),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}
