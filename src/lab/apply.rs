@@ -355,31 +355,28 @@ impl<'a> Applier<'a> {
             out.extend(plain.into_iter().zip(made));
             // Each node's namespace is set up (and its init released) as soon as it exists, so
             // that the spawner starts inits while the next namespaces are made.
+            let (owned_names, owned_ids): (Vec<String>, Vec<u32>) = owned.into_iter().unzip();
             let mut holders = node::userns::Holders::default();
-            for (ns, id) in owned {
-                holders.create_netns(&netns::path(&ns), id).map_err(|e| {
-                    NetError::io(
-                        format!("create netns {ns}"),
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-                let file = netns::open(&ns)?.ok_or_else(|| {
-                    NetError::io(
-                        format!("open netns {ns}"),
-                        std::io::Error::from_raw_os_error(libc::ENOENT),
-                    )
-                })?;
-                let handle = netns::enter_each(&[&file], |_| setup(&ns))?
-                    .pop()
-                    .ok_or_else(|| {
+            let made = netns::create_each_made(
+                &owned_names,
+                |i, name| {
+                    let id = owned_ids.get(i).copied().ok_or_else(|| {
                         NetError::io(
-                            format!("enter netns {ns}"),
-                            std::io::Error::other("no handle"),
+                            format!("create netns {name}"),
+                            std::io::Error::other("no id range"),
                         )
                     })?;
-                out.push((ns, (file, handle)));
-            }
+                    holders.create_netns(&netns::path(name), id).map_err(|e| {
+                        NetError::io(
+                            format!("create netns {name}"),
+                            std::io::Error::other(e.to_string()),
+                        )
+                    })
+                },
+                |name, _| setup(name),
+            );
             drop(holders);
+            out.extend(owned_names.into_iter().zip(made?));
             for marked in marking.into_inner() {
                 rt.block_on(marked).map_err(|e| {
                     NetError::io("mark a namespace", std::io::Error::other(e.to_string()))

@@ -74,18 +74,33 @@ pub fn ensure_dir() -> Result<(), NetError> {
 /// worker. A name that exists already is an error (EEXIST), never reused.
 pub fn create_each<T>(
     names: &[String],
+    each: impl FnMut(&str, &File) -> Result<T, NetError>,
+) -> Result<Vec<(File, T)>, NetError> {
+    create_each_made(names, |_, name| create_here(name), each)
+}
+
+/// [`create_each`] with the namespaces made by `make(i, name)`, which mounts the `i`th on its
+/// placeholder `path(name)` (removing the placeholder if it fails); each is then entered for
+/// `each`.
+pub fn create_each_made<T>(
+    names: &[String],
+    mut make: impl FnMut(usize, &str) -> Result<(), NetError>,
     mut each: impl FnMut(&str, &File) -> Result<T, NetError>,
 ) -> Result<Vec<(File, T)>, NetError> {
     let home =
         File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
     let mut out = Vec::with_capacity(names.len());
-    // How many placeholders are mounted on or removed (`create_here` removes its own when
-    // it fails); those after them are left to remove when something fails.
+    // How many placeholders are mounted on or removed (`make` removes its own when it
+    // fails); those after them are left to remove when something fails.
     let mut used = 0;
     let result = make_placeholders(names).and_then(|()| {
         for (i, name) in names.iter().enumerate() {
             used = i + 1;
-            let file = create_here(name)?;
+            make(i, name)?;
+            let file = File::open(path(name))
+                .map_err(|e| NetError::io(format!("open netns {name}"), e))?;
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| NetError::io(format!("enter netns {name}"), e.into()))?;
             let value = each(name, &file)?;
             out.push((file, value));
         }
@@ -138,8 +153,9 @@ fn make_placeholders(names: &[String]) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Makes a namespace and mounts it on its placeholder (see [`make_placeholders`]).
-fn create_here(name: &str) -> Result<File, NetError> {
+/// Makes a namespace on this thread and mounts it on its placeholder (see
+/// [`make_placeholders`]).
+fn create_here(name: &str) -> Result<(), NetError> {
     let target = path(name);
     let made = unshare(CloneFlags::CLONE_NEWNET)
         .map_err(|e| NetError::io(format!("unshare netns for {name}"), e.into()))
@@ -153,11 +169,10 @@ fn create_here(name: &str) -> Result<File, NetError> {
             )
             .map_err(|e| NetError::io(format!("bind mount netns {name}"), e.into()))
         });
-    if let Err(e) = made {
+    if made.is_err() {
         let _ = std::fs::remove_file(&target);
-        return Err(e);
     }
-    File::open(&target).map_err(|e| NetError::io(format!("open netns {name}"), e))
+    made
 }
 
 /// Runs `each` inside every given namespace in turn, on this thread (a dedicated one), then

@@ -63,7 +63,8 @@ pub struct Holders {
 
 impl Holders {
     /// Creates a network namespace owned by a new user namespace that maps root to
-    /// `host_id..host_id+RANGE`, and bind-mounts it at `target` (blocking).
+    /// `host_id..host_id+RANGE`, and bind-mounts it on the existing file `target` (blocking);
+    /// removes `target` if that fails.
     ///
     /// A child cloned with `CLONE_NEWUSER | CLONE_NEWNET` (the user namespace is made first,
     /// so it owns the network namespace) holds both while this process, root of the parent
@@ -144,11 +145,6 @@ fn bind_holder(pid: libc::pid_t, target: &std::path::Path, host_id: u32) -> Resu
         std::fs::write(format!("/proc/{pid}/{file}"), &map)
             .map_err(|e| NodeError::sys(format!("write {file}"), e))?;
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))?;
     let src = format!("/proc/{pid}/ns/net");
     mount(
         Some(src.as_str()),
