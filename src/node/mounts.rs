@@ -624,9 +624,11 @@ fn bind(src: &File, target: &Path, read_only: bool) -> Result<(), NodeError> {
     bind_to(&Root::Host, src, &Target::path(target), target, read_only)
 }
 
-/// Binds `src` on `target` (`in_node` in `root`), read-only if asked: the read-only remount
-/// must name the new mount, so it goes to `in_node` looked up again (the target's own
-/// descriptor is the object under it).
+/// Binds `src` on `target` (`in_node` in `root`), read-only or writable as asked. A bind
+/// copies the flags of the mount it comes from, which for a host path is the host's tree,
+/// read-only by then: a writable bind has the flag cleared again. Either change must name the
+/// new mount, so it goes to `in_node` looked up again (the target's own descriptor is the
+/// object under it).
 fn bind_to(
     root: &Root,
     src: &File,
@@ -637,15 +639,24 @@ fn bind_to(
     let what = |e| NodeError::sys(format!("bind mount onto {}", target.shown.display()), e);
     let from = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
     bind_path(&from, &target.at, false).map_err(what)?;
+    let top = match root {
+        Root::Host => Target::path(in_node),
+        Root::Own { .. } => root
+            .lookup(in_node)
+            .map_err(|e| root.error("open", in_node, e))?,
+    };
     if read_only {
-        let top = match root {
-            Root::Host => Target::path(in_node),
-            Root::Own { .. } => root
-                .lookup(in_node)
-                .map_err(|e| root.error("open", in_node, e))?,
-        };
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
         mount(None::<&str>, &top.at, None::<&str>, flags, None::<&str>).map_err(what)?;
+    } else {
+        // Only the read-only flag: a remount would also clear nosuid, nodev and noexec.
+        let attr = MountAttr {
+            attr_set: 0,
+            attr_clr: MOUNT_ATTR_RDONLY,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        mount_setattr_path(&top.at, 0, &attr).map_err(what)?;
     }
     Ok(())
 }
@@ -674,39 +685,39 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const SYS_MOUNT_SETATTR: libc::c_long = 442;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 
+/// `mount_setattr` on the mount at `path`, and with `AT_RECURSIVE` in `flags` on every mount
+/// below it.
+fn mount_setattr_path(path: &Path, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`, a
+    // live `struct mount_attr`, and the NUL-terminated `c_path`; both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
 /// Sets `attr` on every mount at and below `path` in this mount namespace (Linux 5.12+).
 fn set_attr(path: &Path, attr: u64, what: &str) -> Result<(), NodeError> {
-    use std::os::unix::ffi::OsStrExt;
     let attr = MountAttr {
         attr_set: attr,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| NodeError::sys(what, Errno::EINVAL))?;
-    // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`,
-    // which is a live, properly laid out `struct mount_attr`; `c_path` is NUL-terminated and
-    // outlives the call.
-    let rc = unsafe {
-        libc::syscall(
-            SYS_MOUNT_SETATTR,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(NodeError::sys(what, std::io::Error::last_os_error()))
-    }
+    mount_setattr_path(path, libc::AT_RECURSIVE as libc::c_uint, &attr)
+        .map_err(|e| NodeError::sys(what, e))
 }
 
 /// A minimal `/dev`: a tmpfs with the usual device nodes (`known`, or else made like the

@@ -404,7 +404,7 @@ fn changing_a_running_nodes_security_restarts_it_with_the_new_settings() {
 
 /// Binds keep their host owners as seen from a node with a user namespace (idmapped): a
 /// root-only host file is node root's, a file node root writes through a `:rw` bind is the
-/// host's root's, and `:ro` stays read-only. The same for a rootfs.
+/// host's root's. With or without a user namespace, `:rw` takes writes and `:ro` refuses them.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn binds_keep_their_owners_in_a_user_namespace_and_honour_ro_and_rw() {
@@ -417,38 +417,53 @@ fn binds_keep_their_owners_in_a_user_namespace_and_honour_ro_and_rw() {
         std::fs::write(&secret, format!("{d} only for root\n")).expect("write");
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    lab.rewrite("name: tn-idm\nnodes:\n  a:\n    binds: ['./ro:/run/ro:ro', './rw:/run/rw:rw']\n");
+    let binds = "    binds: ['./ro:/run/ro:ro', './rw:/run/rw:rw']\n";
+    lab.rewrite(&format!(
+        "name: tn-idm\nnodes:\n  a:\n{binds}  h:\n    userns: false\n{binds}"
+    ));
     lab.up();
-    let sh = |cmd: &str| lab.exec("a", &["sh", "-c", cmd]);
-    let owner = sh("stat -c %u:%g /run/ro/secret /run/rw/secret");
-    assert_eq!(
-        String::from_utf8_lossy(&owner.stdout),
-        "0:0\n0:0\n",
-        "{}",
-        text(&owner)
-    );
-    for d in ["ro", "rw"] {
-        let read = sh(&format!("cat /run/{d}/secret"));
+    for node in ["a", "h"] {
+        let sh = |cmd: &str| lab.exec(node, &["sh", "-c", cmd]);
+        let owner = sh("stat -c %u:%g /run/ro/secret /run/rw/secret");
         assert_eq!(
-            String::from_utf8_lossy(&read.stdout),
-            format!("{d} only for root\n"),
-            "node root reads a root-only file: {}",
-            text(&read)
+            String::from_utf8_lossy(&owner.stdout),
+            "0:0\n0:0\n",
+            "{node}: {}",
+            text(&owner)
+        );
+        for d in ["ro", "rw"] {
+            let read = sh(&format!("cat /run/{d}/secret"));
+            assert_eq!(
+                String::from_utf8_lossy(&read.stdout),
+                format!("{d} only for root\n"),
+                "{node}: node root reads a root-only file: {}",
+                text(&read)
+            );
+        }
+    }
+    for node in ["a", "h"] {
+        let sh = |cmd: &str| lab.exec(node, &["sh", "-c", cmd]);
+        let ro = sh(&format!("echo x > /run/ro/new-{node}"));
+        assert!(!ro.status.success(), "{node}: :ro bind must refuse writes");
+        assert!(!lab.dir.join(format!("ro/new-{node}")).exists());
+        let rw = sh(&format!(
+            "echo written > /run/rw/new-{node} && echo {node} >> /run/rw/secret"
+        ));
+        assert!(
+            rw.status.success(),
+            "{node}: :rw bind takes writes: {}",
+            text(&rw)
+        );
+        let made = std::fs::metadata(lab.dir.join(format!("rw/new-{node}")))
+            .expect("file made through the bind");
+        assert_eq!(
+            (made.uid(), made.gid()),
+            (0, 0),
+            "{node}: node root's file is host root's"
         );
     }
-    let ro = sh("echo x > /run/ro/new");
-    assert!(!ro.status.success(), ":ro bind must refuse writes");
-    assert!(!lab.dir.join("ro/new").exists());
-    let rw = sh("echo written > /run/rw/new && echo more >> /run/rw/secret");
-    assert!(rw.status.success(), ":rw bind takes writes: {}", text(&rw));
-    let made = std::fs::metadata(lab.dir.join("rw/new")).expect("file made through the bind");
-    assert_eq!(
-        (made.uid(), made.gid()),
-        (0, 0),
-        "node root's file is host root's"
-    );
     assert_eq!(
         std::fs::read_to_string(lab.dir.join("rw/secret")).expect("read"),
-        "rw only for root\nmore\n"
+        "rw only for root\na\nh\n"
     );
 }
