@@ -114,7 +114,10 @@ pub fn detached_trees(config: &InitConfig, userns: &File) -> Result<Trees, NodeE
     Ok(Trees { rootfs, binds })
 }
 
-/// A detached recursive copy of `path` with `attr` set, idmapped to `userns` if it can be.
+/// A detached recursive copy of `path` with `attr` set, idmapped to `userns` if it can be,
+/// and private: a copy of a shared mount (on a host whose `/` is shared, as systemd makes it)
+/// would otherwise stay in its peer group, and mounts would cross between the node and the
+/// host under it.
 fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeError> {
     use std::os::unix::ffi::OsStrExt;
     let what = || format!("copy the mount tree of {}", path.display());
@@ -129,13 +132,15 @@ fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeErr
     }
     // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let private = libc::MS_PRIVATE;
     let idmap = MountAttr {
         attr_set: attr | libc::MOUNT_ATTR_IDMAP,
         attr_clr: 0,
-        propagation: 0,
+        propagation: private,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let set = |a: &MountAttr| mount_setattr_fd(&tree, a);
+    let recursive = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    let set = |a: &MountAttr| mount_setattr(tree.as_raw_fd(), c"", recursive, a);
     match set(&idmap) {
         Ok(()) => {}
         // The file system cannot be idmapped: copied as it is.
@@ -143,12 +148,10 @@ fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeErr
             let plain = MountAttr {
                 attr_set: attr,
                 attr_clr: 0,
-                propagation: 0,
+                propagation: private,
                 userns_fd: 0,
             };
-            if attr != 0 {
-                set(&plain).map_err(|e| NodeError::sys(what(), e))?;
-            }
+            set(&plain).map_err(|e| NodeError::sys(what(), e))?;
         }
         Err(e) => return Err(NodeError::sys(what(), e)),
     }
@@ -160,23 +163,6 @@ fn take_tree(fd: RawFd) -> OwnedFd {
     // SAFETY: the spawner made the descriptors of a node's `Trees` for that node's init alone,
     // which takes each once, in `set_up`.
     unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// `mount_setattr` on every mount of the detached tree `tree`.
-fn mount_setattr_fd(tree: &OwnedFd, attr: &MountAttr) -> Result<(), Errno> {
-    // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`, a
-    // live `struct mount_attr`, and the empty NUL-terminated path; `tree` is open.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(rc).map(drop)
 }
 
 /// Attaches the detached tree `tree` at `target` (`move_mount`), following a link there: a
@@ -688,24 +674,34 @@ struct MountAttr {
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 
-/// `mount_setattr` on the mount at `path`, and with `AT_RECURSIVE` in `flags` on every mount
-/// below it.
-fn mount_setattr_path(path: &Path, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+/// `mount_setattr(dirfd, path, flags, attr)`: on the mount at `path` (relative to `dirfd`;
+/// with `AT_EMPTY_PATH`, `dirfd` itself), and with `AT_RECURSIVE` on every mount below it.
+fn mount_setattr(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> Result<(), Errno> {
     // SAFETY: mount_setattr(dirfd, path, flags, attr, size) reads `size` bytes of `attr`, a
-    // live `struct mount_attr`, and the NUL-terminated `c_path`; both outlive the call.
+    // live `struct mount_attr`, and the NUL-terminated `path`; both outlive the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
+            dirfd,
+            path.as_ptr(),
             flags,
             attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     Errno::result(rc).map(drop)
+}
+
+/// [`mount_setattr`] on a path.
+fn mount_setattr_path(path: &Path, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    mount_setattr(libc::AT_FDCWD, &c_path, flags, attr)
 }
 
 /// Sets `attr` on every mount at and below `path` in this mount namespace (Linux 5.12+).

@@ -146,7 +146,7 @@ fn run(cmd: &[&str]) {
 }
 
 /// A mount the host makes after a node started, under a mount that is shared (as systemd
-/// makes `/`), must not appear in the node.
+/// makes `/`), must not appear in the node, also not through a bind of that shared mount.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_host_mount_made_after_the_node_started_stays_out_of_it() {
@@ -158,7 +158,10 @@ fn a_host_mount_made_after_the_node_started_stays_out_of_it() {
     let dir = path(&scratch.0).to_string();
     run(&["mount", "--bind", &dir, &dir]);
     run(&["mount", "--make-shared", &dir]);
-    let lab = TestLab::new("tf-prop", "name: tf-prop\nnodes:\n  a: {}\n");
+    // b has the shared directory bound in (a copy of a shared mount, made private).
+    let yaml =
+        format!("name: tf-prop\nnodes:\n  a: {{}}\n  b:\n    binds: ['{dir}:/run/shared']\n");
+    let lab = TestLab::new("tf-prop", &yaml);
     lab.up();
     let probe = format!("tf-prop-probe-{}", std::process::id());
     run(&[
@@ -170,13 +173,15 @@ fn a_host_mount_made_after_the_node_started_stays_out_of_it() {
         &probe,
         &format!("{dir}/m"),
     ]);
-    let mi = lab.exec("a", &["cat", "/proc/self/mountinfo"]);
-    assert!(mi.status.success(), "{}", text(&mi));
-    assert!(
-        !stdout(&mi).contains(&probe),
-        "the host's new mount {probe} appeared in the node:\n{}",
-        stdout(&mi)
-    );
+    for node in ["a", "b"] {
+        let mi = lab.exec(node, &["cat", "/proc/self/mountinfo"]);
+        assert!(mi.status.success(), "{}", text(&mi));
+        assert!(
+            !stdout(&mi).contains(&probe),
+            "the host's new mount {probe} appeared in node {node}:\n{}",
+            stdout(&mi)
+        );
+    }
 }
 
 /// The node's tmpfs sizes: topo's defaults, one from `defaults:` and two of the node's own.
@@ -286,5 +291,55 @@ fn proc_acpi_and_sys_firmware_are_masked() {
         ["tmpfs", "0", "0", "ro"],
         "/proc/acpi is an empty read-only tmpfs, /sys/firmware lists nothing: {}",
         text(&probe)
+    );
+}
+
+/// Node root holds SYS_ADMIN over its own mount namespace, where the read-only binds and the
+/// read-only host tree were made (so their flags are not locked). The attack: copy such a
+/// mount with the read-only flag cleared (`open_tree_attr`, one call that copies and changes
+/// flags, or `open_tree` then `mount_setattr`) and write through the copy's descriptor,
+/// which needs no `mount` or `move_mount`. Every one of these calls is refused (EPERM), and
+/// the host file is unchanged.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_read_only_bind_cannot_be_copied_writable() {
+    let lab = TestLab::new("tf-ota", "name: tf-ota\nnodes:\n  a: {}\n");
+    let ro = lab.dir.join("ro");
+    std::fs::create_dir_all(&ro).expect("mkdir");
+    std::fs::write(ro.join("file"), "original\n").expect("write");
+    lab.rewrite("name: tf-ota\nnodes:\n  a:\n    binds: ['./ro:/mnt:ro']\n");
+    lab.up();
+    // Each attempt prints its errno (0: the copy was made and written through).
+    let attack = r#"
+import ctypes, os, struct
+l = ctypes.CDLL(None, use_errno=True)
+l.syscall.restype = ctypes.c_long
+clear_ro = ctypes.create_string_buffer(struct.pack("QQQQ", 0, 1, 0, 0), 32)
+def write_through(fd):
+    f = os.open("file", os.O_WRONLY | os.O_TRUNC, dir_fd=fd)
+    os.write(f, b"written by the node\n")
+for path in (b"/mnt", b"/usr"):
+    fd = l.syscall(467, -100, path, 1, clear_ro, ctypes.c_size_t(32))
+    if fd < 0:
+        print("open_tree_attr", ctypes.get_errno())
+    else:
+        print("open_tree_attr", 0)
+        if path == b"/mnt":
+            write_through(fd)
+fd = l.syscall(428, -100, b"/mnt", 1)
+print("open_tree", ctypes.get_errno() if fd < 0 else 0)
+r = l.syscall(442, -100, b"/mnt", 0, clear_ro, ctypes.c_size_t(32))
+print("mount_setattr", ctypes.get_errno() if r < 0 else 0)
+"#;
+    let out = lab.exec("a", &["python3", "-c", attack]);
+    assert_eq!(
+        stdout(&out),
+        "open_tree_attr 1\nopen_tree_attr 1\nopen_tree 1\nmount_setattr 1",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(ro.join("file")).expect("read"),
+        "original\n"
     );
 }

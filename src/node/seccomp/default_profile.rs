@@ -81,6 +81,16 @@ pub(super) const DENIED: &[&str] = &[
     "process_vm_writev",
 ];
 
+/// Refused with EPERM like [`DENIED`], by number: calls newer than seccompiler's table, so
+/// that its profiles cannot name them. Their numbers are the same on x86_64 and aarch64 (new
+/// calls are numbered alike on every architecture since Linux 5.1).
+///
+/// `open_tree_attr` (Linux 6.15) copies a mount and changes its flags in one call: node root
+/// holds SYS_ADMIN over its own mount namespace, whose read-only mounts the init made there
+/// (they are not locked), and would otherwise copy a read-only bind or the host's tree as
+/// writable and write through the copy.
+pub(super) const DENIED_NEWER: &[(&str, u32)] = &[("open_tree_attr", 467)];
+
 /// The namespace flags of `clone`. `CLONE_NEWTIME` (0x80) is left out: in `clone`'s flags that
 /// bit is part of the exit signal, and the kernel accepts `CLONE_NEWTIME` only from `clone3`
 /// and `unshare`.
@@ -141,8 +151,30 @@ pub(super) fn filter(arch: TargetArch) -> Result<Filter, SeccompError> {
         Some(program) => Ok(Filter {
             programs: vec![program],
         }),
-        None => build::build(&profile(arch)?, arch),
+        None => {
+            let mut stack = build::build(&profile(arch)?, arch)?;
+            stack.programs.extend(newer(arch));
+            Ok(stack)
+        }
     }
+}
+
+/// A program that refuses [`DENIED_NEWER`], to stack on seccompiler's programs of
+/// [`profile`], which cannot name them.
+fn newer(arch: TargetArch) -> Option<Vec<Insn>> {
+    let mut asm = Asm::default();
+    let [deny, allow] = std::array::from_fn(|_| asm.label());
+    asm.stmt(LD_ABS_W, ARCH);
+    asm.jump(JEQ_K, audit_arch(arch), To::Next, To::Label(allow));
+    asm.stmt(LD_ABS_W, NR);
+    for (_, nr) in DENIED_NEWER {
+        asm.jump(JEQ_K, *nr, To::Label(deny), To::Next);
+    }
+    asm.bind(allow);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ALLOW);
+    asm.bind(deny);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    asm.finish()
 }
 
 fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
@@ -153,6 +185,7 @@ fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
     let mut calls: Vec<(u32, usize)> = numbers::resolve(DENIED, arch)
         .into_iter()
         .flatten()
+        .chain(DENIED_NEWER.iter().map(|(_, nr)| *nr))
         .map(|nr| (nr, deny))
         .collect();
     let specials = [
@@ -330,7 +363,8 @@ mod tests {
             let one = filter(arch).unwrap();
             assert_eq!(one.programs.len(), 1, "{arch:?}");
             assert!(one.programs[0].len() < 150, "{}", one.programs[0].len());
-            let stack = build::build_plain(&profile(arch).unwrap(), arch).unwrap();
+            let mut stack = build::build_plain(&profile(arch).unwrap(), arch).unwrap();
+            stack.programs.extend(newer(arch));
             let native = super::super::program::audit_arch(arch);
             let numbers = (0..1100u32)
                 .chain(0x4000_0000..0x4000_0200)
@@ -358,6 +392,27 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn calls_newer_than_seccompilers_table_are_refused_and_unknown_to_it() {
+        use super::super::program::interp::run;
+        for arch in [TargetArch::x86_64, TargetArch::aarch64] {
+            let one = filter(arch).unwrap();
+            let native = super::super::program::audit_arch(arch);
+            for (name, nr) in DENIED_NEWER {
+                // Still unknown to seccompiler: else it belongs in DENIED.
+                assert_eq!(numbers::resolve(&[*name], arch), [None], "{name}");
+                let mut data = [0u32; 16];
+                data[0] = *nr;
+                data[1] = native;
+                assert_eq!(
+                    run(&one.programs[0], &data),
+                    libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                    "{arch:?} {name}"
+                );
             }
         }
     }

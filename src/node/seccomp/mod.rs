@@ -52,9 +52,10 @@
 //! Only the native ABI is filtered: on x86_64, an i386 (`int 0x80`) call kills the process
 //! (seccompiler's architecture check) and an x32 call fails with ENOSYS; without that, an x32
 //! `keyctl` would slip past a deny list written in x86_64 numbers. 32-bit programs therefore
-//! do not run under a filter. System calls newer than seccompiler's table (Linux 6.12), such as
-//! `open_tree_attr`, are not in the list; they need CAP_SYS_ADMIN, which nodes do not have
-//! by default.
+//! do not run under a filter. Calls newer than seccompiler's table (Linux 6.12) that matter
+//! are refused by number (`default_profile::DENIED_NEWER`: `open_tree_attr`, which would copy
+//! a read-only mount as writable for node root, who holds SYS_ADMIN over its own mount
+//! namespace in its user namespace).
 //!
 //! # Profiles
 //!
