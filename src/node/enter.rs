@@ -120,13 +120,12 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-/// The namespaces joined before the fork, in this order; the mount namespace comes last, in
-/// the child, after which paths resolve in the node.
-const BEFORE_FORK: [(&str, CloneFlags); 4] = [
+/// The namespaces joined first, in this order. The mount and PID namespaces follow right
+/// before the fork, once everything is opened that must be found on the host.
+const BEFORE_FORK: [(&str, CloneFlags); 3] = [
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("net", CloneFlags::CLONE_NEWNET),
-    ("pid", CloneFlags::CLONE_NEWPID),
 ];
 
 fn open_ns(pid: i32, kind: &str) -> Result<File, NodeError> {
@@ -140,6 +139,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     security::not_dumpable()?;
     let pid = args.target.pid;
     let mnt = open_ns(pid, "mnt")?;
+    let pid_ns = open_ns(pid, "pid")?;
     let mut others = Vec::new();
     for (kind, flag) in BEFORE_FORK {
         others.push((open_ns(pid, kind)?, flag, kind));
@@ -177,6 +177,16 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     } else {
         None
     };
+    // The host's /proc, where the parent finds its child once it is in the node's mounts.
+    let host_proc = File::open("/proc").map_err(|e| NodeError::sys("open the host's /proc", e))?;
+    // The mount namespace before the PID namespace: from the moment the child can be seen in
+    // the node, its /proc/PID/mountinfo shows the node's mounts, never the host's. (The child
+    // joins it once more as the node's root, which changes nothing.)
+    setns(steps.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
+        .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
+    nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))?;
+    setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+        .map_err(|e| NodeError::sys("join the node's pid namespace", e))?;
     // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
@@ -201,10 +211,9 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                 return Ok(tty.relay(child));
             }
             if args.detach {
-                let id = ProcId::of(child.as_raw()).unwrap_or(ProcId {
-                    pid: child.as_raw(),
-                    start: 0,
-                });
+                let pid = child.as_raw();
+                let start = super::procfs::stat_in(Some(&host_proc), pid).map_or(0, |(s, _)| s);
+                let id = ProcId { pid, start };
                 let _ = writeln!(std::io::stdout(), "{} {}", id.pid, id.start);
                 return Ok(0);
             }

@@ -8,16 +8,37 @@ pub use crate::plan::ProcId;
 /// Start time and state letter of a process, from `/proc/PID/stat`. Reads into the stack:
 /// the spawner calls this between forks, where each heap page written is copied.
 pub fn stat(pid: i32) -> Option<(u64, char)> {
+    stat_in(None, pid)
+}
+
+/// [`stat`] in the proc file system opened as `proc` (the host's, for a process that has
+/// joined a node's mount namespace), or in `/proc`.
+pub fn stat_in(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char)> {
     use std::io::{Read, Write};
+    use std::os::fd::AsFd;
     let mut path = [0u8; 32];
     let len = {
         let mut w = std::io::Cursor::new(&mut path[..]);
-        write!(w, "/proc/{pid}/stat").ok()?;
+        match proc {
+            Some(_) => write!(w, "{pid}/stat").ok()?,
+            None => write!(w, "/proc/{pid}/stat").ok()?,
+        }
         w.position() as usize
     };
     let path = std::str::from_utf8(&path[..len]).ok()?;
     let mut buf = [0u8; 1024];
-    let mut file = std::fs::File::open(path).ok()?;
+    let mut file = match proc {
+        Some(dir) => std::fs::File::from(
+            nix::fcntl::openat(
+                dir.as_fd(),
+                path,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()?,
+        ),
+        None => std::fs::File::open(path).ok()?,
+    };
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {

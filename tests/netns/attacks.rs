@@ -431,3 +431,43 @@ fn node_cannot_reach_other_namespaces_through_netnsid() {
         "userns: false reaches the neighbour's namespace: {control}"
     );
 }
+
+/// A process entering the node is visible in the node's PID namespace from its fork on; were
+/// it still in the host's mount namespace then, `/proc/PID/mountinfo` (readable by anyone)
+/// would show the node the host's mount table. A service watches for new processes and reads
+/// their mount tables while `topo exec` enters the node many times: none shows a host mount.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn entering_processes_never_show_the_hosts_mounts() {
+    let yaml = format!(
+        "name: ta-mnt\nnodes:\n  a:\n{}    services:\n      watch: \"exec python3 {}\"\n",
+        attacks_bind(),
+        attack("mountinfo_watch.py")
+    );
+    let lab = TestLab::new("ta-mnt", &yaml);
+    lab.up();
+    // The watcher is running (it has written its first count) before the entries.
+    assert!(
+        node_file(&lab, "a", "/tmp/mountinfo-watch", 10).is_some(),
+        "the watcher did not start"
+    );
+    for _ in 0..80 {
+        let o = lab.exec("a", &["true"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let log = node_file(&lab, "a", "/tmp/mountinfo-watch", 5).unwrap_or_default();
+    let seen: usize = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("seen ")?.parse().ok())
+        .max()
+        .unwrap_or(0);
+    // Each entry is one new process (the program replaces it); a few may come and go between
+    // two looks.
+    assert!(seen >= 40, "the watcher saw {seen} new processes:\n{log}");
+    let leaks: Vec<&str> = log.lines().filter(|l| l.starts_with("LEAK")).collect();
+    assert!(
+        leaks.is_empty(),
+        "host mounts seen in the node:\n{}",
+        leaks.join("\n")
+    );
+}
