@@ -150,3 +150,67 @@ fn no_lab_up_hints_only_at_what_the_command_takes() {
         );
     }
 }
+
+/// Every subcommand, as `topo --help` lists it.
+fn subcommands() -> Vec<String> {
+    let help = Command::new(TOPO).arg("--help").output().expect("run topo");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    text.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completion_scripts_name_every_command_and_bash_reads_its_own() {
+    let commands = subcommands();
+    assert!(commands.len() >= 12, "{commands:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(TOPO)
+            .args(["completions", shell])
+            .output()
+            .expect("run topo");
+        assert!(out.status.success(), "{}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for c in &commands {
+            assert!(script.contains(c.as_str()), "{shell}: no {c} in the script");
+        }
+        if shell == "bash" {
+            let dir = std::env::temp_dir().join(format!("topo-compl-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let file = dir.join("topo.bash");
+            std::fs::write(&file, script.as_bytes()).expect("write");
+            // Sourced, then asked to complete `topo im`: bash itself runs the function.
+            let probe = format!(
+                ". {}; COMP_WORDS=(topo im); COMP_CWORD=1; _topo topo im topo; echo \"${{COMPREPLY[@]}}\"",
+                file.display()
+            );
+            let got = Command::new("bash")
+                .args(["-c", &probe])
+                .output()
+                .expect("bash");
+            let _ = std::fs::remove_dir_all(&dir);
+            assert_eq!(
+                String::from_utf8_lossy(&got.stdout).trim(),
+                "impair",
+                "{}",
+                text(&got)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_manual_page_is_roff_and_lists_every_command() {
+    let out = Command::new(TOPO).arg("man").output().expect("run topo");
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH topo 1"), "{page}");
+    for c in subcommands() {
+        assert!(page.contains(&c), "no {c} in the manual page");
+    }
+}

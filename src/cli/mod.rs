@@ -29,7 +29,7 @@ mod shapes;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::lab::{self, Lab, LabError};
 
@@ -140,6 +140,13 @@ enum Command {
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
     Gen(shapes::GenOptions),
+    /// Print a shell completion script (e.g. `topo completions bash > /etc/bash_completion.d/topo`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `topo man | man -l -`)
+    Man,
 }
 
 /// The impairment options of `topo impair`, read as the file's `impair:` keys are.
@@ -288,7 +295,12 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Exec { .. } => require_root("exec")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
-        Command::Validate { .. } | Command::Graph { .. } | Command::Schema | Command::Gen(_) => {}
+        Command::Validate { .. }
+        | Command::Graph { .. }
+        | Command::Schema
+        | Command::Gen(_)
+        | Command::Completions { .. }
+        | Command::Man => {}
     }
     match command {
         Command::Validate { file } => cmd_validate(&file),
@@ -320,6 +332,8 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Graph { file, format } => cmd_graph(&file, format),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
+        Command::Completions { shell } => cmd_completions(shell),
+        Command::Man => cmd_man(),
     }
 }
 
@@ -521,6 +535,24 @@ fn cmd_graph(file: &Path, format: GraphFormat) -> Result<i32, LabError> {
 /// `topo schema`
 fn cmd_schema() -> Result<i32, LabError> {
     out!("{}", crate::spec::json_schema());
+    Ok(0)
+}
+
+/// `topo completions SHELL`
+fn cmd_completions(shell: clap_complete::Shell) -> Result<i32, LabError> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "topo", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
+    Ok(0)
+}
+
+/// `topo man`
+fn cmd_man() -> Result<i32, LabError> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| LabError::Usage(format!("render the manual page: {e}")))?;
+    out!("{}", String::from_utf8_lossy(&page));
     Ok(0)
 }
 
