@@ -175,6 +175,13 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                 .map(|q| q.impair.clone()),
         })
         .collect();
+    // As people count (n2 before n10), the bridges' namespace last.
+    nodes.sort_by(|a, b| {
+        let bridges = |n: &NodeStatus| n.netns == names::bridge_netns(lab);
+        bridges(a)
+            .cmp(&bridges(b))
+            .then_with(|| names::natural_cmp(&a.name, &b.name))
+    });
     Ok(Status {
         lab: lab.to_string(),
         file: state.file.map(|f| f.display().to_string()),

@@ -1,6 +1,32 @@
 //! How kernel objects of a lab are named and marked. Pure functions of the lab, node and
 //! interface names, so `up`, `plan` and `down` agree on them without any stored state.
 
+/// Orders names as people count: runs of digits by their value, so `n2` comes before `n10`
+/// and `eth9` before `eth10`; other characters as bytes. Names equal by that (`n01`, `n1`)
+/// fall back to plain order, so the order is total.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    while let (Some(&cx), Some(&cy)) = (x.first(), y.first()) {
+        let order = if cx.is_ascii_digit() && cy.is_ascii_digit() {
+            let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let (dx, rx) = x.split_at(run(x));
+            let (dy, ry) = y.split_at(run(y));
+            (x, y) = (rx, ry);
+            let strip = |d: &[u8]| -> usize { d.iter().take_while(|c| **c == b'0').count() };
+            let (vx, vy) = (&dx[strip(dx)..], &dy[strip(dy)..]);
+            vx.len().cmp(&vy.len()).then_with(|| vx.cmp(vy))
+        } else {
+            (x, y) = (&x[1..], &y[1..]);
+            cx.cmp(&cy)
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
+}
+
 /// Name of a node's network namespace under `/run/netns`: `<lab>-<node>`.
 pub fn node_netns(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
@@ -88,6 +114,44 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_natural_order() {
+        let mut names = vec![
+            "n10",
+            "n2",
+            "(bridges)",
+            "n1",
+            "r1b",
+            "n01",
+            "r1a",
+            "n",
+            "eth10",
+            "eth9",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "(bridges)",
+                "eth9",
+                "eth10",
+                "n",
+                "n01",
+                "n1",
+                "n2",
+                "n10",
+                "r1a",
+                "r1b"
+            ]
+        );
+        assert_eq!(natural_cmp("n007", "n7"), "n007".cmp("n7"));
+        assert_eq!(
+            natural_cmp("a99999999999999999999999", "a100000000000000000000000"),
+            std::cmp::Ordering::Less
+        );
+    }
     use super::*;
 
     #[test]

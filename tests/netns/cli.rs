@@ -129,6 +129,30 @@ fn down_of_a_lab_that_is_not_up_says_so() {
     );
 }
 
+/// `status` lists nodes as people count them (n2 before n10), text and JSON, with the
+/// bridges' namespace last.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn status_lists_nodes_in_natural_order() {
+    let yaml = "name: tc-nat\nnodes:\n  n10: {}\n  n2: {}\n  n1: {}\n  m: {}\nbridges:\n  sw: {members: [n1:eth0, n2:eth0]}\n";
+    let lab = TestLab::new("tc-nat", yaml);
+    lab.up();
+    let out = topo(&["status", "--lab", &lab.name, "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["m", "n1", "n2", "n10", "(bridges)"]);
+    let text_out =
+        String::from_utf8_lossy(&topo(&["status", "--lab", &lab.name]).stdout).into_owned();
+    let at = |n: &str| text_out.find(&format!("\n  {n} ")).unwrap_or(usize::MAX);
+    assert!(at("n2") < at("n10") && at("n1") < at("n2"), "{text_out}");
+}
+
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn status_shows_the_device_of_routes() {
