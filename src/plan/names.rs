@@ -152,7 +152,6 @@ mod tests {
             std::cmp::Ordering::Less
         );
     }
-    use super::*;
 
     #[test]
     fn macs_print_as_ip_link_does() {
