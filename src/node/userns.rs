@@ -1,7 +1,7 @@
-//! User namespaces (`userns: true`): the node's root is an unprivileged host uid/gid range,
-//! and the node's network namespace is owned by its user namespace, so node root can
-//! configure its own interfaces while `topo` (root of the parent namespace) still wires and
-//! addresses them.
+//! User namespaces (every node's, unless `userns: false`): the node's root is an unprivileged
+//! host uid/gid range, and the node's network namespace is owned by its user namespace, so
+//! node root can configure its own interfaces while `topo` (root of the parent namespace)
+//! still wires and addresses them.
 //!
 //! Ranges: 65536 ids per node, at `TOPO_USERNS_BASE` (default 2^30, far above the ranges
 //! Debian's `/etc/subuid` hands out from 100000) plus a slot derived from the lab and node
