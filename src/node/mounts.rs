@@ -282,9 +282,7 @@ pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
     // `ensure_sysfs`), except in a rootfs with a user namespace: there the kernel mounts a
     // sysfs only where a full one is visible, which after `pivot_root` the host's is not.
     if config.rootfs.is_some() && config.ctx.userns {
-        let flags =
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-        mount_at("sysfs", &root.existing("/sys")?, "sysfs", flags, None)?;
+        mount_at("sysfs", &root.existing("/sys")?, "sysfs", SYSFS_FLAGS, None)?;
         // Looked up again: the descriptor of the target is the directory under the mount.
         mask_dirs(&root.existing("/sys")?.at, &SYS_MASKED_DIRS)?;
     }
@@ -542,6 +540,12 @@ pub fn host_sys_dev() -> Option<u64> {
     std::fs::metadata("/sys").ok().map(|m| m.dev())
 }
 
+/// How a node's sysfs is mounted: read-only, nothing to run or open as a device there.
+const SYSFS_FLAGS: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_RDONLY);
+
 /// Mounts the node's own sysfs (read-only) on `/sys` unless it is there already. Runs in a
 /// process entering the node, in the node's network and mount namespaces, before it drops
 /// its capabilities.
@@ -568,8 +572,7 @@ pub fn ensure_sysfs(host_sys: Option<u64>) -> Result<(), NodeError> {
     if own {
         return Ok(());
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-    mount_fs("sysfs", sys, "sysfs", flags, None)?;
+    mount_fs("sysfs", sys, "sysfs", SYSFS_FLAGS, None)?;
     mask_dirs(sys, &SYS_MASKED_DIRS)
 }
 
