@@ -710,13 +710,17 @@ fn print_status(s: &lab::Status) {
             outln!("    security: caps {caps}, seccomp {seccomp}, no_new_privs{extra}");
         }
         for sv in &n.services {
-            let st = if sv.running {
-                format!("pid {}", sv.pid)
-            } else {
-                "NOT RUNNING".into()
+            let st = match sv.state {
+                "running" => format!("pid {}", sv.pid),
+                "done" => "done".to_string(),
+                _ => "NOT RUNNING".to_string(),
+            };
+            let ready = match (sv.state, sv.ready_ms) {
+                ("running", Some(ms)) => format!("ready {:.1}s  ", ms as f64 / 1000.0),
+                _ => String::new(),
             };
             outln!(
-                "    service {:<10} {st:<12} {}  log {}",
+                "    service {:<10} {st:<12} {ready}{}  log {}",
                 sv.name,
                 sv.command,
                 sv.log

@@ -23,7 +23,7 @@ use crate::node::{self, InitConfig, NodeContext, NodeError, ProcId};
 use crate::plan::{names, Action, Desired, IfaceKind, Phase, Plan};
 use crate::spec::Limits;
 use crate::state::log::LogPipe;
-use crate::state::{NodeRecord, RunDir, ServiceRecord, State};
+use crate::state::{NodeRecord, RunDir, State};
 
 pub(super) struct Applier<'a> {
     lab: &'a Lab,
@@ -230,7 +230,7 @@ impl<'a> Applier<'a> {
         creates: &[Action],
         starts: &[Action],
     ) -> Result<(), LabError> {
-        let mut jobs = self.init_configs(starts);
+        let mut jobs = self.init_configs(starts)?;
         let exists: std::collections::HashSet<String> = jobs
             .iter()
             .filter(|(_, ns, _)| self.session.ns.contains_key(ns))
@@ -438,7 +438,7 @@ impl<'a> Applier<'a> {
     fn init_jobs(&self, actions: &[Action]) -> Result<Vec<(InitConfig, String)>, LabError> {
         let cg = self.cgroups();
         let mut jobs = Vec::new();
-        for (mut config, ns, limits) in self.init_configs(actions) {
+        for (mut config, ns, limits) in self.init_configs(actions)? {
             config.ctx.cgroups = node_cgroups(&cg, self.lab.name(), &config.node, &limits)?;
             jobs.push((config, ns));
         }
@@ -447,8 +447,21 @@ impl<'a> Applier<'a> {
 
     /// The init configurations of the nodes to start, without their cgroups, with their
     /// namespace names and limits.
-    fn init_configs(&self, actions: &[Action]) -> Vec<(InitConfig, String, Limits)> {
+    /// Makes their private directories.
+    fn init_configs(
+        &self,
+        actions: &[Action],
+    ) -> Result<Vec<(InitConfig, String, Limits)>, LabError> {
         let mut jobs = Vec::new();
+        let userns_nodes: Vec<&str> = self
+            .lab
+            .topology
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.has_userns())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let ids = node::userns::allocate(self.lab.name(), &userns_nodes);
         for a in actions {
             let Action::StartNode { node } = a else {
                 continue;
@@ -483,10 +496,11 @@ impl<'a> Applier<'a> {
                 ctx,
                 sysctls: init_sysctls(self.desired.namespaces.get(&ns).map(|n| &n.sysctls)),
                 tmpfs: (&spec.tmpfs).into(),
+                dirs: super::dirs::prepare(self.run, node, spec, ids.get(node).copied())?,
             };
             jobs.push((config, ns, spec.limits.clone()));
         }
-        jobs
+        Ok(jobs)
     }
 
     /// Records the inits that started; an error names every node that did not.
@@ -527,6 +541,7 @@ impl<'a> Applier<'a> {
                         ctx: config.ctx,
                         config: digest,
                         services: BTreeMap::new(),
+                        exec_done: Some(Vec::new()),
                     };
                     self.state.nodes.insert(config.node, record);
                 }
@@ -903,143 +918,179 @@ impl<'a> Applier<'a> {
     async fn exec(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let mut jobs = Vec::new();
         for a in actions {
-            let Action::RunExec { node, .. } = a else {
+            let Action::RunExec { node, commands } = a else {
                 continue;
             };
+            let Some(rec) = self.state.nodes.get(node) else {
+                continue;
+            };
+            jobs.push((node.clone(), commands.clone(), rec.init, rec.ctx.clone()));
+        }
+        let (dir, logs) = (self.run.logs_dir(), self.lab.topology.logs);
+        let results: Vec<_> = stream::iter(jobs)
+            .map(|(node, commands, init, ctx)| {
+                let dir = dir.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let log = match LogPipe::start(&dir, &format!("{node}.exec"), logs) {
+                            Ok(l) => l,
+                            Err(e) => return (node, Vec::new(), Err(e.into())),
+                        };
+                        let (done, r) = run_commands(&node, &commands, init, &ctx, &log);
+                        // Once the failing command's output is in the log (or after a second,
+                        // if a process it left behind still holds the pipe).
+                        if r.is_err() {
+                            log.close_and_wait(Duration::from_secs(1));
+                        }
+                        (node, done, r)
+                    })
+                    .await
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        // Every line that ran is recorded, also when another node's failed: the next `up`
+        // runs only the rest.
+        let mut first_error = None;
+        for r in results {
+            let (node, done, result) = r.map_err(|e| {
+                LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e)))
+            })?;
+            if let Some(rec) = self.state.nodes.get_mut(&node) {
+                rec.exec_done.get_or_insert_with(Vec::new).extend(done);
+            }
+            if let Err(mut e) = result {
+                if let LabError::ExecFailed { tail, .. } = &mut e {
+                    *tail = self.run.log_tail(&format!("{node}.exec"), 20);
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+        self.run.save(self.state)?;
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    async fn services(&mut self, actions: &[Action]) -> Result<(), LabError> {
+        let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for a in actions {
+            if let Action::StartService { node, service, .. } = a {
+                wanted.entry(node).or_default().push(service.clone());
+            }
+        }
+        let mut jobs = Vec::new();
+        for (node, names) in wanted {
             let (Some(spec), Some(rec)) = (
                 self.lab.topology.nodes.get(node),
                 self.state.nodes.get(node),
             ) else {
                 continue;
             };
-            jobs.push((node.clone(), spec.exec.clone(), rec.init, rec.ctx.clone()));
+            let services = super::services::start_order(&spec.services, &names)
+                .into_iter()
+                .filter_map(|s| spec.services.get(&s).map(|v| (s, v.clone())))
+                .collect();
+            jobs.push(super::services::NodeJob {
+                node: node.to_string(),
+                init: rec.init,
+                ctx: rec.ctx.clone(),
+                services,
+            });
         }
-        let run = self.run;
         let (dir, logs) = (self.run.logs_dir(), self.lab.topology.logs);
-        stream::iter(jobs)
-            .map(|(node, commands, init, ctx)| {
+        let results: Vec<_> = stream::iter(jobs)
+            .map(|job| {
                 let dir = dir.clone();
                 async move {
-                    let failed = tokio::task::spawn_blocking(move || {
-                        let log = match LogPipe::start(&dir, &format!("{node}.exec"), logs) {
-                            Ok(l) => l,
-                            Err(e) => return Err((node, e.into())),
-                        };
-                        let r = run_commands(&node, &commands, init, &ctx, &log);
-                        // Once the failing command's output is in the log (or after a second,
-                        // if a process it left behind still holds the pipe).
-                        if r.is_err() {
-                            log.close_and_wait(Duration::from_secs(1));
-                        }
-                        r.map_err(|e| (node, e))
+                    tokio::task::spawn_blocking(move || {
+                        let (started, failed) = super::services::start_node(&job, &dir, logs);
+                        (job.node, started, failed)
                     })
                     .await
-                    .map_err(|e| {
-                        LabError::Node(NodeError::sys("exec thread", std::io::Error::other(e)))
-                    })?;
-                    match failed {
-                        Ok(()) => Ok(()),
-                        Err((node, mut e)) => {
-                            if let LabError::ExecFailed { tail, .. } = &mut e {
-                                *tail = run.log_tail(&format!("{node}.exec"), 20);
-                            }
-                            Err(e)
-                        }
-                    }
                 }
             })
             .buffer_unordered(PARALLEL)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    async fn services(&mut self, actions: &[Action]) -> Result<(), LabError> {
-        let mut jobs = Vec::new();
-        for a in actions {
-            let Action::StartService {
-                node,
-                service,
-                command,
-            } = a
-            else {
-                continue;
-            };
-            let Some(rec) = self.state.nodes.get(node) else {
-                continue;
-            };
-            jobs.push((
-                node.clone(),
-                service.clone(),
-                command.clone(),
-                rec.init,
-                rec.ctx.clone(),
-            ));
-        }
-        let (dir, logs) = (self.run.logs_dir(), self.lab.topology.logs);
-        let started: Vec<(String, String, String, ProcId)> = stream::iter(jobs)
-            .map(|(node, service, command, init, ctx)| {
-                let dir = dir.clone();
-                async move {
-                    let cmd = command.clone();
-                    let name = format!("{node}.{service}");
-                    let id = tokio::task::spawn_blocking(move || {
-                        // The service's output goes to a pipe that the host-side log writer reads;
-                        // this end is closed once the service holds it.
-                        let log = LogPipe::start(&dir, &name, logs)?;
-                        Ok::<_, LabError>(node::spawn::start_service(
-                            init,
-                            &ctx,
-                            &cmd,
-                            log.file()?,
-                        )?)
-                    })
-                    .await
-                    .map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))??;
-                    Ok::<_, LabError>((node, service, command, id))
+            .collect()
+            .await;
+        let mut failures = Vec::new();
+        let mut watch = Vec::new();
+        for r in results {
+            let (node, started, failed) =
+                r.map_err(|e| NodeError::sys("service thread", std::io::Error::other(e)))?;
+            for s in started {
+                if s.settle {
+                    watch.push((node.clone(), s.service.clone(), s.record.proc, s.at));
                 }
-            })
-            .buffer_unordered(PARALLEL)
-            .try_collect()
-            .await?;
-        for (node, service, command, proc_) in started {
-            if let Some(rec) = self.state.nodes.get_mut(&node) {
-                rec.services.insert(
-                    service,
-                    ServiceRecord {
-                        proc: proc_,
-                        command,
-                    },
-                );
+                if let Some(rec) = self.state.nodes.get_mut(&node) {
+                    rec.services.insert(s.service, s.record);
+                }
+            }
+            if let Some(f) = failed {
+                failures.push((node, f));
             }
         }
-        Ok(())
+        self.run.save(self.state)?;
+        // Services without a readiness check: still running a moment after their start.
+        if let Some(last) = watch.iter().map(|w| w.3).max() {
+            let until = last + super::services::SETTLE;
+            tokio::time::sleep(until.saturating_duration_since(std::time::Instant::now())).await;
+            for (node, service, proc_, _) in watch {
+                if !proc_.alive() {
+                    failures.push((
+                        node,
+                        super::services::Failed {
+                            service,
+                            reason: "exited during start".into(),
+                        },
+                    ));
+                }
+            }
+        }
+        match failures.into_iter().next() {
+            None => Ok(()),
+            Some((node, f)) => Err(super::services::failure(self.run, &node, f)),
+        }
     }
 }
 
+/// Runs `commands` in order until one fails; returns the lines that ran to completion.
 fn run_commands(
     node: &str,
     commands: &[String],
     init: ProcId,
     ctx: &NodeContext,
     log: &LogPipe,
-) -> Result<(), LabError> {
+) -> (Vec<String>, Result<(), LabError>) {
     use std::io::Write;
+    let mut done = Vec::new();
     for command in commands {
-        let mut l = log.file()?;
+        let mut l = match log.file() {
+            Ok(l) => l,
+            Err(e) => return (done, Err(e.into())),
+        };
         let _ = writeln!(l, "$ {command}");
-        let code = node::spawn::run_shell(init, ctx, command, l)?;
+        let code = match node::spawn::run_shell(init, ctx, command, l) {
+            Ok(c) => c,
+            Err(e) => return (done, Err(e.into())),
+        };
         if code != 0 {
-            return Err(LabError::ExecFailed {
-                node: node.to_string(),
-                command: command.clone(),
-                code,
-                // Read from the log once its writer has it all (see `exec`).
-                tail: String::new(),
-            });
+            return (
+                done,
+                Err(LabError::ExecFailed {
+                    node: node.to_string(),
+                    command: command.clone(),
+                    code,
+                    // Read from the log once its writer has it all (see `exec`).
+                    tail: String::new(),
+                }),
+            );
         }
+        done.push(command.clone());
     }
-    Ok(())
+    (done, Ok(()))
 }
 
 /// Kills processes (each checked by PID and start time) and waits until all are gone.

@@ -3,11 +3,13 @@
 //! command in a node.
 
 mod apply;
+pub mod dirs;
 mod down;
 mod drift;
 mod hosts;
 mod observe;
 mod prescan;
+mod services;
 pub(crate) mod status;
 mod world;
 
@@ -48,6 +50,14 @@ pub enum LabError {
         node: String,
         command: String,
         code: i32,
+        tail: String,
+    },
+    /// A service exited during its start, failed, or was not ready in time.
+    #[error("node {node}: service {service} {reason}\n{tail}")]
+    ServiceFailed {
+        node: String,
+        service: String,
+        reason: String,
         tail: String,
     },
     #[error("{0}")]
@@ -353,6 +363,9 @@ pub(crate) fn node_digest(n: &crate::spec::Node) -> String {
     // existed (and is not restarted for it).
     if n.tmpfs != crate::spec::Tmpfs::default() {
         what["tmpfs"] = serde_json::json!(n.tmpfs);
+    }
+    if !n.dirs.is_empty() {
+        what["dirs"] = serde_json::json!(n.dirs);
     }
     format!("{:016x}", plan::names::fnv1a(what.to_string().as_bytes()))
 }

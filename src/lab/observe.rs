@@ -240,7 +240,8 @@ pub(super) async fn observe_all(
                             ServiceObs {
                                 pid: r.proc.pid,
                                 command: r.command.clone(),
-                                alive: found.init_alive && r.proc.alive(),
+                                alive: found.init_alive && !r.completed && r.proc.alive(),
+                                completed: found.init_alive && r.completed,
                             },
                         )
                     })
@@ -248,6 +249,7 @@ pub(super) async fn observe_all(
             })
             .unwrap_or_default();
         let limits = limits.remove(&name);
+        let exec_done = state.nodes.get(&name).and_then(|r| r.exec_done.clone());
         observed.nodes.insert(
             name,
             NodeObs {
@@ -256,6 +258,7 @@ pub(super) async fn observe_all(
                 strays: found.strays,
                 services,
                 limits,
+                exec_done,
             },
         );
     }

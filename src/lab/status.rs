@@ -50,8 +50,16 @@ pub struct IfaceStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceStatus {
     pub name: String,
+    /// `simple`, `forking` or `oneshot`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `running`, `done` (a oneshot service that exited 0) or `dead`.
+    pub state: &'static str,
+    /// The service's process (for a forking service its daemon); 0 for a oneshot one.
     pub pid: i32,
     pub running: bool,
+    /// Milliseconds from its start until its `ready:` check passed, as `up` saw it.
+    pub ready_ms: Option<u64>,
     pub command: String,
     pub log: String,
 }
@@ -126,12 +134,23 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             .map(|r| {
                 r.services
                     .iter()
-                    .map(|(s, sr)| ServiceStatus {
-                        name: s.clone(),
-                        pid: sr.proc.pid,
-                        running: sr.proc.alive(),
-                        command: sr.command.clone(),
-                        log: run.log_path(&format!("{name}.{s}")).display().to_string(),
+                    .map(|(s, sr)| {
+                        let spec = crate::spec::Service::from_signature(&sr.command);
+                        let running = !sr.completed && sr.proc.alive();
+                        ServiceStatus {
+                            name: s.clone(),
+                            kind: spec.kind.as_str(),
+                            state: match (sr.completed, running) {
+                                (true, _) => "done",
+                                (false, true) => "running",
+                                (false, false) => "dead",
+                            },
+                            pid: sr.proc.pid,
+                            running,
+                            ready_ms: sr.ready_ms,
+                            command: spec.command,
+                            log: run.log_path(&format!("{name}.{s}")).display().to_string(),
+                        }
                     })
                     .collect()
             })

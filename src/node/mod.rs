@@ -82,6 +82,10 @@ pub struct InitConfig {
     /// Sizes of the node's tmpfs mounts.
     #[serde(default)]
     pub tmpfs: TmpfsSizes,
+    /// The node's private directories (`dirs:`), bound read-write after the binds; never
+    /// idmapped (their owners are stored as the host sees the node's ids).
+    #[serde(default)]
+    pub dirs: Vec<crate::spec::Bind>,
 }
 
 /// Sizes in bytes of a node's tmpfs mounts (`size=` of each).

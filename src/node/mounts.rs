@@ -89,12 +89,19 @@ pub struct Trees {
     pub rootfs: Option<RawFd>,
     /// One per bind, in the file's order; read-only ones are read-only already.
     pub binds: Vec<RawFd>,
+    /// One per private directory, in `InitConfig::dirs`'s order; not idmapped.
+    pub dirs: Vec<RawFd>,
 }
 
 impl Trees {
     /// The descriptors, which the init must keep open until it has moved them.
     pub fn fds(&self) -> Vec<RawFd> {
-        self.rootfs.iter().chain(&self.binds).copied().collect()
+        self.rootfs
+            .iter()
+            .chain(&self.binds)
+            .chain(&self.dirs)
+            .copied()
+            .collect()
     }
 }
 
@@ -103,22 +110,34 @@ impl Trees {
 /// owned by `nobody` in the node, which gets their "other" permissions.
 pub fn detached_trees(config: &InitConfig, userns: &File) -> Result<Trees, NodeError> {
     let rootfs = match &config.rootfs {
-        Some(dir) => Some(detached_tree(dir, userns, MOUNT_ATTR_NOSUID)?),
+        Some(dir) => Some(detached_tree(dir, Some(userns), MOUNT_ATTR_NOSUID)?),
         None => None,
     };
     let mut binds = Vec::with_capacity(config.binds.len());
     for b in &config.binds {
         let attr = if b.read_only { MOUNT_ATTR_RDONLY } else { 0 };
-        binds.push(detached_tree(&b.host, userns, attr)?);
+        binds.push(detached_tree(&b.host, Some(userns), attr)?);
     }
-    Ok(Trees { rootfs, binds })
+    let mut dirs = Vec::with_capacity(config.dirs.len());
+    for d in &config.dirs {
+        dirs.push(detached_tree(
+            &d.host,
+            None,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        )?);
+    }
+    Ok(Trees {
+        rootfs,
+        binds,
+        dirs,
+    })
 }
 
-/// A detached recursive copy of `path` with `attr` set, idmapped to `userns` if it can be,
-/// and private: a copy of a shared mount (on a host whose `/` is shared, as systemd makes it)
+/// A detached recursive copy of `path` with `attr` set, idmapped to `userns` (if given) if
+/// it can be, and private: a copy of a shared mount (on a host whose `/` is shared, as systemd makes it)
 /// would otherwise stay in its peer group, and mounts would cross between the node and the
 /// host under it.
-fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeError> {
+fn detached_tree(path: &Path, userns: Option<&File>, attr: u64) -> Result<RawFd, NodeError> {
     use std::os::unix::ffi::OsStrExt;
     let what = || format!("copy the mount tree of {}", path.display());
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
@@ -133,24 +152,28 @@ fn detached_tree(path: &Path, userns: &File, attr: u64) -> Result<RawFd, NodeErr
     // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let private = libc::MS_PRIVATE;
+    let plain = MountAttr {
+        attr_set: attr,
+        attr_clr: 0,
+        propagation: private,
+        userns_fd: 0,
+    };
+    let recursive = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    let set = |a: &MountAttr| mount_setattr(tree.as_raw_fd(), c"", recursive, a);
+    let Some(userns) = userns else {
+        set(&plain).map_err(|e| NodeError::sys(what(), e))?;
+        return Ok(tree.into_raw_fd());
+    };
     let idmap = MountAttr {
         attr_set: attr | libc::MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: private,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let recursive = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
-    let set = |a: &MountAttr| mount_setattr(tree.as_raw_fd(), c"", recursive, a);
     match set(&idmap) {
         Ok(()) => {}
         // The file system cannot be idmapped: copied as it is.
         Err(Errno::EINVAL) | Err(Errno::EPERM) | Err(Errno::EOPNOTSUPP) => {
-            let plain = MountAttr {
-                attr_set: attr,
-                attr_clr: 0,
-                propagation: private,
-                userns_fd: 0,
-            };
             set(&plain).map_err(|e| NodeError::sys(what(), e))?;
         }
         Err(e) => return Err(NodeError::sys(what(), e)),
@@ -232,10 +255,27 @@ pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
     let bind_trees: Vec<OwnedFd> = trees
         .map(|t| t.binds.iter().map(|fd| take_tree(*fd)).collect())
         .unwrap_or_default();
+    let dir_trees: Vec<OwnedFd> = trees
+        .map(|t| t.dirs.iter().map(|fd| take_tree(*fd)).collect())
+        .unwrap_or_default();
     let rootfs_tree = trees.and_then(|t| t.rootfs).map(take_tree);
-    let mut sources = Vec::with_capacity(config.binds.len());
-    for (i, b) in config.binds.iter().enumerate() {
-        sources.push(match bind_trees.get(i) {
+    // Binds, then private directories: each with its source and its detached tree, if any.
+    let mounts: Vec<(&crate::spec::Bind, Option<&OwnedFd>)> = config
+        .binds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b, bind_trees.get(i)))
+        .chain(
+            config
+                .dirs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d, dir_trees.get(i))),
+        )
+        .collect();
+    let mut sources = Vec::with_capacity(mounts.len());
+    for (b, tree) in &mounts {
+        sources.push(match tree {
             Some(tree) => tree
                 .try_clone()
                 .map(File::from)
@@ -312,9 +352,9 @@ pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
         };
         bind_to(&root, &hosts, &etc_hosts, Path::new("/etc/hosts"), true)?;
     }
-    for (i, (b, src)) in config.binds.iter().zip(&sources).enumerate() {
+    for ((b, tree), src) in mounts.iter().zip(&sources) {
         let target = make_target(&root, &b.node, src)?;
-        match bind_trees.get(i) {
+        match tree {
             Some(tree) => move_tree(tree, &target.at).map_err(|e| {
                 NodeError::sys(format!("bind mount onto {}", target.shown.display()), e)
             })?,
@@ -676,6 +716,7 @@ struct MountAttr {
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 /// `mount_setattr(dirfd, path, flags, attr)`: on the mount at `path` (relative to `dirfd`;
 /// with `AT_EMPTY_PATH`, `dirfd` itself), and with `AT_RECURSIVE` on every mount below it.

@@ -121,6 +121,59 @@ pub fn nested_inits() -> Vec<(ProcId, u64)> {
     out
 }
 
+/// The process whose PID is `node_pid` in the PID namespace of the process `init` (a node's
+/// init), as the host knows it. One pass over /proc; only processes in that namespace have
+/// their status read, so a PID written by the node can name none but its own processes.
+pub fn in_pid_ns_of(init: i32, node_pid: i32) -> Option<ProcId> {
+    let ns = ns_inode(init, "pid")?;
+    let want = node_pid.to_string();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if ns_inode(pid, "pid") != Some(ns) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let last = status
+            .lines()
+            .find(|l| l.starts_with("NSpid:"))
+            .and_then(|l| l.split_whitespace().last());
+        if last == Some(want.as_str()) {
+            return ProcId::of(pid);
+        }
+    }
+    None
+}
+
+/// The first bytes (at most 64) of the regular file `path` as the process `pid` sees its
+/// file system: looked up below its root (`/proc/PID/root`) by the kernel, every symbolic link
+/// resolved inside that root, so a link the node planted cannot lead to a host file.
+pub fn read_in_root(pid: i32, path: &std::path::Path) -> Option<String> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    let root = std::fs::File::open(format!("/proc/{pid}/root")).ok()?;
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let file = std::fs::File::from(openat2(&root, rel, how).ok()?);
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    let mut f = &file;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

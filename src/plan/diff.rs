@@ -110,9 +110,11 @@ pub enum Action {
         route: RouteSpec,
         replace: bool,
     },
+    /// Runs the node's `exec:` lines that have not run in its current init, in the file's
+    /// order.
     RunExec {
         node: String,
-        commands: usize,
+        commands: Vec<String>,
     },
     StartService {
         node: String,
@@ -291,7 +293,10 @@ impl fmt::Display for Action {
             Action::DelRoute { who, route, .. } | Action::AddRoute { who, route, .. } => {
                 write!(f, "route {who} {route}")
             }
-            Action::RunExec { node, commands } => write!(f, "exec {node} ({commands} commands)"),
+            Action::RunExec { node, commands } => match commands.as_slice() {
+                [one] => write!(f, "exec {node}: {one}"),
+                _ => write!(f, "exec {node} ({} commands)", commands.len()),
+            },
             Action::StartService {
                 node,
                 service,
@@ -807,11 +812,19 @@ impl<'a> Planner<'a> {
                 if !node.exec.is_empty() {
                     self.plan.actions.push(Action::RunExec {
                         node: name.clone(),
-                        commands: node.exec.len(),
+                        commands: node.exec.clone(),
                     });
                 }
             }
             if alive {
+                let done = obs.and_then(|o| o.exec_done.as_deref());
+                let pending = pending_exec(&node.exec, done);
+                if !pending.is_empty() {
+                    self.plan.actions.push(Action::RunExec {
+                        node: name.clone(),
+                        commands: pending,
+                    });
+                }
                 if let Some(have) = obs.and_then(|o| o.limits.as_ref()) {
                     if !same_limits(have, &node.limits) {
                         self.plan.actions.push(Action::SetLimits {
@@ -827,8 +840,8 @@ impl<'a> Planner<'a> {
                 BTreeMap::new()
             };
             for (svc, obs) in &running {
-                let wanted = node.services.get(svc);
-                if obs.alive && wanted != Some(&obs.command) {
+                let wanted = node.services.get(svc).map(|s| s.signature());
+                if obs.alive && wanted.as_ref() != Some(&obs.command) {
                     self.plan.actions.push(Action::StopService {
                         node: name.clone(),
                         service: svc.clone(),
@@ -836,15 +849,16 @@ impl<'a> Planner<'a> {
                     });
                 }
             }
-            for (svc, command) in &node.services {
+            for (svc, spec) in &node.services {
+                let signature = spec.signature();
                 let ok = running
                     .get(svc)
-                    .is_some_and(|o| o.alive && &o.command == command);
+                    .is_some_and(|o| (o.alive || o.completed) && o.command == signature);
                 if !ok {
                     self.plan.actions.push(Action::StartService {
                         node: name.clone(),
                         service: svc.clone(),
-                        command: command.clone(),
+                        command: spec.command.clone(),
                     });
                 }
             }
@@ -908,6 +922,31 @@ impl<'a> Planner<'a> {
 
 /// The route as the kernel can hold it: none while every interface it could leave through
 /// is administratively down (the kernel flushes such routes; they return with the link).
+/// The `exec:` lines of `wanted` that have not run in the node's current init: each line
+/// `done` holds stands for one equal line of the file, so a line added anywhere runs once, and
+/// a line removed runs nothing. `done` is `None` for an init recorded without that list (by an
+/// earlier `topo`), whose lines all ran when it started.
+pub(crate) fn pending_exec(wanted: &[String], done: Option<&[String]>) -> Vec<String> {
+    let Some(done) = done else {
+        return Vec::new();
+    };
+    let mut ran: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in done {
+        *ran.entry(line.as_str()).or_default() += 1;
+    }
+    wanted
+        .iter()
+        .filter(|line| match ran.get_mut(line.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
+}
+
 fn live_route(route: &RouteSpec, ns: &NsSpec) -> Option<RouteSpec> {
     let up = |i: &IfaceSpec| i.up;
     if let Some(dev) = &route.dev {
@@ -1118,8 +1157,9 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
                     s.clone(),
                     ServiceObs {
                         pid: 1,
-                        command: c.clone(),
-                        alive: true,
+                        command: c.signature(),
+                        alive: c.kind != crate::spec::ServiceKind::Oneshot,
+                        completed: c.kind == crate::spec::ServiceKind::Oneshot,
                     },
                 )
             })
@@ -1132,6 +1172,7 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
                 strays: Vec::new(),
                 services,
                 limits: Some(node.limits.clone()),
+                exec_done: Some(node.exec.clone()),
             },
         );
     }

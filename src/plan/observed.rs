@@ -107,11 +107,19 @@ pub struct NodeObs {
     pub strays: Vec<ProcId>,
     /// The limits the node's cgroup files hold; `None` when not read (no cgroups).
     pub limits: Option<crate::spec::Limits>,
+    /// The `exec:` lines that have run in the current init, in order; `None` when the record
+    /// does not say (see `pending_exec`).
+    #[serde(default)]
+    pub exec_done: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceObs {
     pub pid: i32,
+    /// What the service was started as (`Service::signature`).
     pub command: String,
     pub alive: bool,
+    /// A oneshot service that ran to completion in the current init.
+    #[serde(default)]
+    pub completed: bool,
 }

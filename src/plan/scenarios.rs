@@ -58,8 +58,9 @@ fn converged(yaml: &str) -> Observed {
             .map(|(j, (s, command))| {
                 let obs = ServiceObs {
                     pid: pid + 1 + j as i32,
-                    command: command.clone(),
+                    command: command.signature(),
                     alive: true,
+                    completed: false,
                 };
                 (s.clone(), obs)
             })
@@ -70,6 +71,7 @@ fn converged(yaml: &str) -> Observed {
                 init_alive: true,
                 init: Some(ProcId { pid, start: 7 }),
                 services,
+                exec_done: Some(node.exec.clone()),
                 ..NodeObs::default()
             },
         );
@@ -136,7 +138,7 @@ fn a_new_lab_is_built_bottom_up_in_phase_order() {
     assert_eq!(count(Phase::CreateVeths), 3);
     assert_eq!(count(Phase::AddAddresses), 4);
     assert_eq!(count(Phase::AddRoutes), 2);
-    assert!(lines(&p).contains(&"+ exec r1 (1 commands)".to_string()));
+    assert!(lines(&p).contains(&"+ exec r1: true".to_string()));
     assert!(lines(&p).contains(&"+ service r1/web: sleep 1000".to_string()));
 }
 
@@ -279,7 +281,7 @@ fn a_node_whose_init_must_restart_is_stopped_started_and_rerun() {
         [
             "- node r1 init (pid 200)",
             "+ node r1 init",
-            "+ exec r1 (1 commands)",
+            "+ exec r1: true",
             "+ service r1/web: sleep 1000",
         ]
     );

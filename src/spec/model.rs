@@ -132,9 +132,16 @@ pub struct Node {
     /// One-shot commands, run in order with `/bin/sh -c` after the node is wired.
     #[serde(default)]
     pub exec: Vec<String>,
-    /// Long-running commands, by name, started after `exec`, logged to the run directory.
+    /// Long-running (or one-shot) commands, by name, started after `exec` in the order their
+    /// `after:` gives, logged to the run directory. File form: a command, or a mapping.
     #[serde(default)]
-    pub services: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, ServiceFileValue>")]
+    pub services: BTreeMap<String, Service>,
+    /// Private writable directories, by their path in the node: each is a directory of the
+    /// lab's run directory bound read-write there, made with an owner and a mode.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Option<Dir>>")]
+    pub dirs: BTreeMap<PathBuf, Dir>,
     #[serde(default)]
     pub limits: Limits,
     /// Sizes of the node's own tmpfs mounts.
@@ -160,6 +167,141 @@ impl Node {
     pub fn has_userns(&self) -> bool {
         self.userns.unwrap_or(true)
     }
+}
+
+/// A service as the file may write it: the command alone, or the full mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ServiceFileValue {
+    Command(String),
+    Full(Service),
+}
+
+/// A node's service: a command run with `/bin/sh -c` in the node, tracked by `topo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub command: String,
+    /// How the command runs: `simple` (it is the service), `forking` (it starts the service
+    /// and exits; the service is the process its `pid_file` names), `oneshot` (it runs to
+    /// completion once per init).
+    #[serde(default, rename = "type")]
+    pub kind: ServiceKind,
+    /// For `forking`: the file (a path in the node) the daemon writes its PID to.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// Services of the same node that must be started (and ready) first.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// How `up` knows the service is ready; without it, a service is ready once started.
+    #[serde(default)]
+    pub ready: Option<Ready>,
+    /// Whether a service that exits with a failure is started again (with back-off).
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+impl Service {
+    /// A service given by its command alone.
+    pub fn command(command: impl Into<String>) -> Service {
+        Service {
+            command: command.into(),
+            ..Service::default()
+        }
+    }
+
+    /// What identifies the service as started: the command alone for a plain service (so that
+    /// labs brought up by earlier versions keep their services), else every setting.
+    pub fn signature(&self) -> String {
+        let plain = Service::command(self.command.clone());
+        if *self == plain {
+            return self.command.clone();
+        }
+        serde_json::to_string(self).unwrap_or_else(|_| self.command.clone())
+    }
+
+    /// The service a [`Service::signature`] was made from.
+    pub fn from_signature(signature: &str) -> Service {
+        match signature.starts_with('{') {
+            true => serde_json::from_str(signature).unwrap_or_else(|_| Service::command(signature)),
+            false => Service::command(signature),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    #[default]
+    Simple,
+    Forking,
+    Oneshot,
+}
+
+impl ServiceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Simple => "simple",
+            ServiceKind::Forking => "forking",
+            ServiceKind::Oneshot => "oneshot",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    No,
+    OnFailure,
+}
+
+/// A readiness check: `command` (run with `/bin/sh -c` in the node) exits 0 once the service
+/// is ready; it is tried every `interval` until `timeout` has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    pub command: String,
+    /// Microseconds (file form: `10s`, `500ms`); default 30 s.
+    #[serde(default = "Ready::default_timeout")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: u64,
+    /// Microseconds (file form: `100ms`); default 100 ms.
+    #[serde(default = "Ready::default_interval")]
+    #[schemars(with = "Option<String>")]
+    pub interval: u64,
+}
+
+impl Ready {
+    pub const DEFAULT_TIMEOUT_US: u64 = 30_000_000;
+    pub const DEFAULT_INTERVAL_US: u64 = 100_000;
+    fn default_timeout() -> u64 {
+        Self::DEFAULT_TIMEOUT_US
+    }
+    fn default_interval() -> u64 {
+        Self::DEFAULT_INTERVAL_US
+    }
+}
+
+/// A private writable directory of a node (see [`Node::dirs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dir {
+    /// `USER`, `USER:GROUP` or numeric ids, looked up in the node's `/etc/passwd` and
+    /// `/etc/group` (its rootfs's, or the host's); default root.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Permission bits (file form: an octal string, `"0750"`); default 0755.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mode: Option<u32>,
+    /// A host directory (relative to the topology file) whose contents the directory starts
+    /// with: copied when the directory is made, the node's changes staying in the copy.
+    #[serde(default)]
+    pub from: Option<PathBuf>,
+    /// Kept with the lab's logs after `down` instead of being removed.
+    #[serde(default)]
+    pub keep: bool,
 }
 
 /// A sysctl value as written in the file (numbers and strings both allowed), kept as text

@@ -14,9 +14,9 @@ use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
-    Bind, Bridge, Capabilities, Defaults, Endpoint, Filesystem, Impair, Interface, Limits, Link,
-    LinkImpair, LinkState, Logs, Node, Route, RouteDest, Seccomp, SysctlValue, Tmpfs, Topology,
-    HOST,
+    Bind, Bridge, Capabilities, Defaults, Dir, Endpoint, Filesystem, Impair, Interface, Limits,
+    Link, LinkImpair, LinkState, Logs, Node, Ready, Restart, Route, RouteDest, Seccomp, Service,
+    ServiceKind, SysctlValue, Tmpfs, Topology, HOST,
 };
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
@@ -43,6 +43,7 @@ const NODE_KEYS: &[&str] = &[
     "env",
     "exec",
     "services",
+    "dirs",
     "limits",
     "tmpfs",
     "capabilities",
@@ -51,6 +52,9 @@ const NODE_KEYS: &[&str] = &[
     "apparmor",
 ];
 const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
+const SERVICE_KEYS: &[&str] = &["command", "type", "pid_file", "after", "ready", "restart"];
+const READY_KEYS: &[&str] = &["command", "timeout", "interval"];
+const DIR_KEYS: &[&str] = &["owner", "mode", "from", "keep"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric"];
 const FILESYSTEM_KEYS: &[&str] = &["read_only", "read_write"];
 const LIMIT_KEYS: &[&str] = &["memory", "pids", "cpu"];
@@ -674,6 +678,7 @@ impl<'a> Reader<'a> {
                 "filesystem" => node.filesystem = Some(self.filesystem(name, e.value, &e.path)),
                 "exec" => node.exec = self.strings(e.value, &e.path),
                 "services" => node.services = self.services(name, e.value, &e.path),
+                "dirs" => node.dirs = self.dirs(name, e.value, &e.path),
                 _ => self.common(&e, &mut own),
             }
         }
@@ -892,15 +897,189 @@ impl<'a> Reader<'a> {
         out
     }
 
-    fn services(&mut self, node: &str, value: &Yaml, path: &str) -> BTreeMap<String, String> {
+    fn services(&mut self, node: &str, value: &Yaml, path: &str) -> BTreeMap<String, Service> {
         let mut out = BTreeMap::new();
         for e in self.entries(value, path, &format!("in the services of node {node}")) {
             self.check(e.key_pos, service_name_problem(&e.key));
-            if let Some(command) = self.string(e.value, &e.path) {
-                out.insert(e.key, command);
+            let service = if e.value.as_map().is_some() {
+                self.service(node, &e)
+            } else {
+                self.string(e.value, &e.path).map(Service::command)
+            };
+            if let Some(service) = service {
+                out.insert(e.key, service);
             }
         }
         out
+    }
+
+    /// A service in its mapping form.
+    fn service(&mut self, node: &str, e: &Entry<'_>) -> Option<Service> {
+        let place = format!("in service {} of node {node}", e.key);
+        let mut out = Service::default();
+        let mut command = None;
+        for f in self.fields(e.value, &e.path, &place, SERVICE_KEYS) {
+            match f.key.as_str() {
+                "command" => command = self.string(f.value, &f.path),
+                "type" => match self.string(f.value, &f.path).as_deref() {
+                    Some("simple") => out.kind = ServiceKind::Simple,
+                    Some("forking") => out.kind = ServiceKind::Forking,
+                    Some("oneshot") => out.kind = ServiceKind::Oneshot,
+                    Some(other) => self.error(
+                        f.value.pos,
+                        format!("unknown service type '{other}'"),
+                        "the types are simple, forking and oneshot".to_string(),
+                    ),
+                    None => {}
+                },
+                "pid_file" => {
+                    if let Some(p) = self.absolute_path(f.value, &f.path) {
+                        out.pid_file = Some(p);
+                    }
+                }
+                "after" => out.after = self.strings(f.value, &f.path),
+                "ready" => out.ready = self.ready(&f, &place),
+                _ => match self.string(f.value, &f.path).as_deref() {
+                    Some("no") => out.restart = Restart::No,
+                    Some("on-failure") => out.restart = Restart::OnFailure,
+                    Some(other) => self.error(
+                        f.value.pos,
+                        format!("unknown restart policy '{other}'"),
+                        "write 'no' (the default) or 'on-failure'".to_string(),
+                    ),
+                    None => {}
+                },
+            }
+        }
+        let Some(command) = command else {
+            self.error(
+                e.value.pos,
+                format!("service {} of node {node} has no command", e.key),
+                "add 'command: ...', run with /bin/sh -c in the node".to_string(),
+            );
+            return None;
+        };
+        out.command = command;
+        Some(out)
+    }
+
+    fn ready(&mut self, e: &Entry<'_>, place: &str) -> Option<Ready> {
+        let mut command = None;
+        let mut timeout = Ready::DEFAULT_TIMEOUT_US;
+        let mut interval = Ready::DEFAULT_INTERVAL_US;
+        // `ready: COMMAND` is the short form.
+        if e.value.as_map().is_none() {
+            command = self.string(e.value, &e.path);
+        }
+        let fields = match e.value.as_map() {
+            Some(_) => self.fields(e.value, &e.path, &format!("in 'ready' {place}"), READY_KEYS),
+            None => Vec::new(),
+        };
+        for f in fields {
+            match f.key.as_str() {
+                "command" => command = self.string(f.value, &f.path),
+                key => {
+                    let Some(us) = self.unit(f.value, &f.path, units::parse_duration_us) else {
+                        continue;
+                    };
+                    let (min, max) = match key {
+                        "timeout" => (1_000, 3_600_000_000),
+                        _ => (1_000, 60_000_000),
+                    };
+                    if us < min || us > max {
+                        self.error(
+                            f.value.pos,
+                            format!("ready {key} is out of range"),
+                            format!(
+                                "the {key} is from 1ms to {}",
+                                units::format_duration_us(max)
+                            ),
+                        );
+                    } else if key == "timeout" {
+                        timeout = us;
+                    } else {
+                        interval = us;
+                    }
+                }
+            }
+        }
+        let Some(command) = command else {
+            self.error(
+                e.value.pos,
+                "readiness check without a command".to_string(),
+                "write 'ready: {command: \"test -S /run/frr/zserv.api\", timeout: 10s}'"
+                    .to_string(),
+            );
+            return None;
+        };
+        Some(Ready {
+            command,
+            timeout,
+            interval,
+        })
+    }
+
+    fn dirs(&mut self, node: &str, value: &Yaml, path: &str) -> BTreeMap<PathBuf, Dir> {
+        let mut out = BTreeMap::new();
+        let place = format!("in the dirs of node {node}");
+        for e in self.entries(value, path, &place) {
+            let Some(target) = dir_path(&e.key) else {
+                self.error(
+                    e.key_pos,
+                    format!("'{}' is not an absolute, normal path", e.key),
+                    "write a path in the node such as '/var/lib/frr' (no '.', '..' or '//')"
+                        .to_string(),
+                );
+                continue;
+            };
+            let mut dir = Dir::default();
+            let here = format!("in dir {} of node {node}", e.key);
+            for f in self.fields(e.value, &e.path, &here, DIR_KEYS) {
+                match f.key.as_str() {
+                    "owner" => {
+                        if let Some(owner) = self.string(f.value, &f.path) {
+                            if self.check(f.value.pos, owner_problem(&owner)) {
+                                dir.owner = Some(owner);
+                            }
+                        }
+                    }
+                    "mode" => dir.mode = self.mode(f.value, &f.path),
+                    "from" => dir.from = self.string(f.value, &f.path).map(|s| self.resolve(&s)),
+                    _ => dir.keep = self.boolean(f.value, &f.path).unwrap_or(false),
+                }
+            }
+            out.insert(target, dir);
+        }
+        out
+    }
+
+    /// Permission bits, written as an octal string (`"0750"`, `"750"`).
+    fn mode(&mut self, value: &Yaml, path: &str) -> Option<u32> {
+        let text = self.string(value, path)?;
+        match u32::from_str_radix(&text, 8) {
+            Ok(m) if m <= 0o7777 && !text.is_empty() => Some(m),
+            _ => {
+                self.error(
+                    value.pos,
+                    format!("mode '{text}' is not an octal permission"),
+                    "write the mode as a quoted octal string, e.g. mode: \"0750\"".to_string(),
+                );
+                None
+            }
+        }
+    }
+
+    fn absolute_path(&mut self, value: &Yaml, path: &str) -> Option<PathBuf> {
+        let text = self.string(value, path)?;
+        if text.starts_with('/') {
+            return Some(PathBuf::from(text));
+        }
+        self.error(
+            value.pos,
+            format!("path '{text}' is not absolute"),
+            format!("paths inside the node start with '/', e.g. '/{text}'"),
+        );
+        None
     }
 
     fn sysctls(&mut self, value: &Yaml, path: &str) -> BTreeMap<String, SysctlValue> {
@@ -1520,6 +1699,39 @@ pub(crate) fn ifname_problem(what: &str, name: &str) -> Option<Problem> {
     Some((message, rule))
 }
 
+/// A `dirs:` key as a path: absolute, with no `.`, `..` or empty components, not `/`.
+fn dir_path(text: &str) -> Option<PathBuf> {
+    let rest = text.strip_prefix('/')?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let normal = !rest.is_empty()
+        && rest
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    normal.then(|| PathBuf::from(format!("/{rest}")))
+}
+
+/// `USER[:GROUP]`, each a name (`[A-Za-z0-9_.-]`, not starting with `-`) or a number.
+fn owner_problem(text: &str) -> Option<Problem> {
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    };
+    let ok = match text.split_once(':') {
+        Some((user, group)) => part(user) && part(group),
+        None => part(text),
+    };
+    (!ok).then(|| {
+        (
+            format!("owner '{text}' is not USER or USER:GROUP"),
+            "write a user (and group) of the node, by name or number, e.g. 'frr' or 'frr:frrvty'"
+                .to_string(),
+        )
+    })
+}
+
 fn service_name_problem(name: &str) -> Option<Problem> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -1917,7 +2129,7 @@ nodes:
             }),
             env: map(&[("A", "b".to_string()), ("ROLE", "core".to_string())]),
             exec: vec!["sysctl -q net.ipv4.conf.all.rp_filter".into()],
-            services: map(&[("zebra", "/usr/lib/frr/zebra -A 127.0.0.1".to_string())]),
+            services: map(&[("zebra", Service::command("/usr/lib/frr/zebra -A 127.0.0.1"))]),
             limits: Limits {
                 memory: Some(256 << 20),
                 ..limits.clone()
@@ -2051,7 +2263,7 @@ mod schema_keys {
             Ok(v) => v,
             Err(e) => panic!("schema is not JSON: {e}"),
         };
-        let lists: [(&str, &[&str]); 13] = [
+        let lists: [(&str, &[&str]); 16] = [
             ("/properties", TOP_KEYS),
             ("/definitions/Logs/properties", LOGS_KEYS),
             ("/definitions/Defaults/properties", DEFAULT_KEYS),
@@ -2065,6 +2277,9 @@ mod schema_keys {
             ("/definitions/Link/properties", LINK_KEYS),
             ("/definitions/Impair/properties", IMPAIR_KEYS),
             ("/definitions/Bridge/properties", BRIDGE_KEYS),
+            ("/definitions/Service/properties", SERVICE_KEYS),
+            ("/definitions/Ready/properties", READY_KEYS),
+            ("/definitions/Dir/properties", DIR_KEYS),
         ];
         for (pointer, list) in lists {
             let mut keys: Vec<String> = list.iter().map(|k| k.to_string()).collect();

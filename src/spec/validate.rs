@@ -8,7 +8,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
-use super::model::{Endpoint, Node, Route, RouteDest, Seccomp, Topology};
+use super::model::{Endpoint, Node, Restart, Route, RouteDest, Seccomp, ServiceKind, Topology};
 use super::parse::{did_you_mean, ifname_problem, Spans};
 use super::world::World;
 use super::yaml::Pos;
@@ -36,11 +36,64 @@ pub fn validate(
         v.duplicate_addresses(name, node);
         v.routes(name, node, &wired);
         v.host_paths(name, node);
+        v.services(name, node);
+        v.dirs(name, node);
     }
     v.shared_segment_addresses();
     if let Some(Seccomp::Profile(p)) = &topo.defaults.seccomp {
         v.seccomp_profile(p, "defaults.seccomp");
     }
+}
+
+/// A cycle in the `after:` lists of a node's services (names in order, the first repeated
+/// at the end), if there is one.
+pub(crate) fn after_cycle(node: &Node) -> Option<Vec<String>> {
+    // 0: not visited, 1: on the current path, 2: done.
+    let mut mark: HashMap<&str, u8> = HashMap::new();
+    for start in node.services.keys() {
+        if mark.get(start.as_str()).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        // Iterative depth-first search: (service, index of the next dependency to visit).
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        mark.insert(start, 1);
+        while let Some((svc, next)) = stack.last().copied() {
+            let deps = node
+                .services
+                .get(svc)
+                .map(|s| s.after.as_slice())
+                .unwrap_or(&[]);
+            match deps.get(next) {
+                None => {
+                    mark.insert(svc, 2);
+                    stack.pop();
+                }
+                Some(dep) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.1 += 1;
+                    }
+                    if dep == svc || !node.services.contains_key(dep) {
+                        continue;
+                    }
+                    match mark.get(dep.as_str()).copied().unwrap_or(0) {
+                        0 => {
+                            mark.insert(dep, 1);
+                            stack.push((dep, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|(s, _)| *s == dep).unwrap_or(0);
+                            let mut cycle: Vec<String> =
+                                stack[from..].iter().map(|(s, _)| s.to_string()).collect();
+                            cycle.push(dep.clone());
+                            return Some(cycle);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    None
 }
 
 struct Validator<'a> {
@@ -430,6 +483,141 @@ impl Validator<'_> {
             }
             None => {
                 seen.insert(key, pos);
+            }
+        }
+    }
+
+    // ---- services and private directories ---------------------------------------------
+
+    fn services(&mut self, name: &str, node: &Node) {
+        for (svc, spec) in &node.services {
+            let path = format!("nodes.{name}.services.{svc}");
+            for (i, dep) in spec.after.iter().enumerate() {
+                if dep == svc {
+                    self.error(
+                        self.spans.value(&format!("{path}.after[{i}]")),
+                        format!("service {svc} of node {name} is after itself"),
+                        "remove it from its own 'after' list".to_string(),
+                    );
+                } else if !node.services.contains_key(dep) {
+                    let hint = match did_you_mean(dep, node.services.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean '{s}'? "),
+                        None => String::new(),
+                    };
+                    self.error(
+                        self.spans.value(&format!("{path}.after[{i}]")),
+                        format!("service {svc} of node {name} is after unknown service '{dep}'"),
+                        format!("{hint}'after' names services of the same node"),
+                    );
+                }
+            }
+            match (spec.kind, &spec.pid_file) {
+                (ServiceKind::Forking, None) => self.error(
+                    self.spans.value(&format!("{path}.type")),
+                    format!("forking service {svc} of node {name} has no pid_file"),
+                    "name the file its daemon writes its PID to, e.g. 'pid_file: \
+                     /run/frr/watchfrr.pid'"
+                        .to_string(),
+                ),
+                (ServiceKind::Simple | ServiceKind::Oneshot, Some(_)) => self.error(
+                    self.spans.key(&format!("{path}.pid_file")),
+                    format!("pid_file of service {svc} of node {name}, which is not forking"),
+                    "a pid_file names the daemon of a 'type: forking' service; remove it, or \
+                     set the type"
+                        .to_string(),
+                ),
+                _ => {}
+            }
+            if spec.restart == Restart::OnFailure && spec.kind != ServiceKind::Simple {
+                self.error(
+                    self.spans.value(&format!("{path}.restart")),
+                    format!(
+                        "restart: on-failure on {} service {svc} of node {name}",
+                        spec.kind.as_str()
+                    ),
+                    "only simple services (the command is the daemon) are restarted".to_string(),
+                );
+            }
+        }
+        if let Some(cycle) = after_cycle(node) {
+            let first = &cycle[0];
+            self.error(
+                self.spans
+                    .key(&format!("nodes.{name}.services.{first}.after")),
+                format!(
+                    "the services of node {name} wait for each other: {}",
+                    cycle.join(" -> ")
+                ),
+                "break the cycle: 'after' orders services, so it cannot go round".to_string(),
+            );
+        }
+    }
+
+    fn dirs(&mut self, name: &str, node: &Node) {
+        for (target, dir) in &node.dirs {
+            let path = format!("nodes.{name}.dirs.{}", target.display());
+            let reserved = ["/proc", "/sys", "/dev"]
+                .iter()
+                .find(|r| target.starts_with(r));
+            if let Some(r) = reserved {
+                self.error(
+                    self.spans.key(&path),
+                    format!("private directory {} is under {r}", target.display()),
+                    format!("{r} is the node's own; pick a directory elsewhere"),
+                );
+            } else if ["/tmp", "/run"]
+                .iter()
+                .any(|p| target.as_path() == Path::new(p))
+            {
+                self.error(
+                    self.spans.key(&path),
+                    format!(
+                        "private directory {} is a tmpfs of the node",
+                        target.display()
+                    ),
+                    "the node's /tmp and /run are private already; declare a directory under \
+                     them, e.g. /run/frr"
+                        .to_string(),
+                );
+            }
+            let private = target.starts_with("/tmp") || target.starts_with("/run");
+            if node.rootfs.is_none() && !private && reserved.is_none() && !self.world.is_dir(target)
+            {
+                self.error(
+                    self.spans.key(&path),
+                    format!(
+                        "private directory {} does not exist on the host",
+                        target.display()
+                    ),
+                    "a node without rootfs sees the host's tree read-only, so the directory \
+                     must exist there to be mounted on: create it on the host, or use a path \
+                     under /run or /tmp (made in the node)"
+                        .to_string(),
+                );
+            }
+            if let Some(b) = node.binds.iter().find(|b| b.node == *target) {
+                self.error(
+                    self.spans.key(&path),
+                    format!(
+                        "{} is both a bind target and a private directory",
+                        target.display()
+                    ),
+                    format!(
+                        "keep one: the bind of {} or the private directory",
+                        b.host.display()
+                    ),
+                );
+            }
+            if let Some(from) = &dir.from {
+                if !self.world.is_dir(from) {
+                    self.error(
+                        self.spans.value(&format!("{path}.from")),
+                        format!("'{}' is not an existing directory", from.display()),
+                        "a private directory starts as a copy of a host directory (relative \
+                         paths start from the topology file's directory)"
+                            .to_string(),
+                    );
+                }
             }
         }
     }

@@ -74,12 +74,25 @@ pub struct NodeRecord {
     pub config: String,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceRecord>,
+    /// The `exec:` lines that have run in this init, in order (`None` in a record written
+    /// without it, whose lines all ran).
+    #[serde(default)]
+    pub exec_done: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
+    /// The service's process: for a forking service the daemon its PID file named, for a
+    /// oneshot service the command's.
     pub proc: ProcId,
+    /// What it was started as (`Service::signature`: its command, or all its settings).
     pub command: String,
+    /// A oneshot service whose command exited 0.
+    #[serde(default)]
+    pub completed: bool,
+    /// Milliseconds from its start until its `ready:` check passed.
+    #[serde(default)]
+    pub ready_ms: Option<u64>,
 }
 
 /// A lab's run directory, locked for the lifetime of this value. Everything in it is opened
@@ -176,6 +189,20 @@ impl RunDir {
         } else {
             Ok(None)
         }
+    }
+
+    /// The directory `area/node` of the run directory (`dirs/r1`, `kept/r1`), made if missing,
+    /// opened without following a link, with its path.
+    pub fn node_area(&self, area: &str, node: &str) -> Result<(OwnedFd, PathBuf), StateError> {
+        let top = self.path.join(area);
+        let missing = |p: &Path| {
+            io(format!("open {}", p.display()))(std::io::Error::from_raw_os_error(libc::ENOENT))
+        };
+        let a =
+            safe::open_subdir(self.dir.as_fd(), area, &top, true)?.ok_or_else(|| missing(&top))?;
+        let path = top.join(node);
+        let n = safe::open_subdir(a.as_fd(), node, &path, true)?.ok_or_else(|| missing(&path))?;
+        Ok((n, path))
     }
 
     pub fn hosts_path(&self) -> PathBuf {
