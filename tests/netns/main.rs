@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod core;
 mod crash;
+mod daemons;
 mod damage;
 mod frr;
 mod impair;
