@@ -2,8 +2,9 @@
 //! parser. The tree is built iteratively (no recursion), and hostile input is refused early:
 //! nesting depth, scalar length, node count and alias expansion are all capped.
 //!
-//! Aliases share the anchored subtree (`Rc`), so an alias costs no copy; the number of nodes
-//! an alias stands for is still counted, so that walking the tree stays bounded.
+//! Aliases share the anchored subtree (`Rc`, scalar text included), so an alias costs no
+//! copy; the number of nodes an alias stands for is still counted, so that walking the tree
+//! stays bounded.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -42,7 +43,7 @@ impl Pos {
 pub enum Kind {
     /// `plain` is false for quoted and block scalars: those are always strings.
     Scalar {
-        text: String,
+        text: Rc<str>,
         plain: bool,
     },
     Seq(Rc<Vec<Node>>),
@@ -251,7 +252,10 @@ impl Builder {
         self.complete(
             Node {
                 pos,
-                kind: Kind::Scalar { text, plain },
+                kind: Kind::Scalar {
+                    text: text.into(),
+                    plain,
+                },
             },
             1,
             anchor,
@@ -406,6 +410,21 @@ mod tests {
         let map = n.as_map().unwrap();
         assert_eq!(map[1].1.as_seq().unwrap().len(), 2);
         assert_eq!(map[1].1.pos, Pos::new(2, 4));
+    }
+
+    #[test]
+    fn aliases_share_scalar_text() {
+        // A long scalar behind many aliases is one allocation, not one per alias.
+        let long = "x".repeat(MAX_SCALAR_BYTES);
+        let n = root(&format!("a: &a \"{long}\"\nb: [*a, *a]\n"));
+        let map = n.as_map().unwrap();
+        let text = |node: &Node| match &node.kind {
+            Kind::Scalar { text, .. } => Rc::clone(text),
+            _ => panic!("not a scalar"),
+        };
+        let items = map[1].1.as_seq().unwrap();
+        assert!(Rc::ptr_eq(&text(&map[0].1), &text(&items[0])));
+        assert!(Rc::ptr_eq(&text(&items[0]), &text(&items[1])));
     }
 
     #[test]
