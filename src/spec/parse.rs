@@ -1759,6 +1759,76 @@ nodes:
     }
 
     #[test]
+    fn merge_keys_reach_every_reader() {
+        let src = "\
+name: t
+nodes:
+  a: &router
+    sysctls: {net.ipv4.ip_forward: 1}
+    env: {ROLE: core}
+  b:
+    <<: *router
+    env: {ROLE: edge}
+links:
+  - &wan {endpoints: [a:eth1, b:eth1], impair: {delay: 10ms}, mtu: 9000}
+  - {<<: *wan, endpoints: [a:eth2, b:eth2]}
+";
+        let (t, spans, diags) = read(src);
+        assert!(diags.is_empty(), "{diags}");
+        let b = &t.nodes["b"];
+        assert_eq!(b.sysctls["net.ipv4.ip_forward"], SysctlValue::Int(1));
+        assert_eq!(b.env["ROLE"], "edge");
+        assert_eq!(t.links[1].mtu, Some(9000));
+        assert_eq!(t.links[1].endpoints[0], ep("a", "eth2"));
+        assert_eq!(t.links[1].impair, t.links[0].impair);
+        // A merged value is where the anchor's text is.
+        assert_eq!(
+            spans.key("nodes.b.sysctls.net.ipv4.ip_forward"),
+            Pos::new(4, 15)
+        );
+        assert_eq!(spans.value("links[1].mtu"), Pos::new(10, 68));
+        assert_eq!(spans.value("links[1].endpoints"), Pos::new(11, 27));
+    }
+
+    #[test]
+    fn errors_in_merged_values_point_at_the_anchor() {
+        let src = "\
+name: t
+nodes:
+  a: &router
+    userns: 1
+  b: {<<: *router, env: {X: y}}
+";
+        let (_, _, diags) = read(src);
+        let got: Vec<(usize, usize, &str)> = diags
+            .iter()
+            .map(|d| (d.line, d.column, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    4,
+                    13,
+                    "expected a boolean for 'nodes.a.userns', found a number"
+                ),
+                (
+                    4,
+                    13,
+                    "expected a boolean for 'nodes.b.userns', found a number"
+                ),
+            ],
+            "{diags}"
+        );
+        let e = parse("name: t\nnodes: {a: {<<: 1}}\n", Path::new("t.yaml")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].column), (2, 17), "{e}");
+        assert!(e.0[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("*anchor")));
+    }
+
+    #[test]
     fn spans_fall_back_to_parents() {
         let (_, spans, _) =
             read("name: t\nnodes:\n  r1:\n    routes: [{to: default, via: 10.0.0.1}]\n");
