@@ -22,7 +22,7 @@ pub const MAX_ALIAS_EXPANSION: u64 = 1_000_000;
 pub const MAX_NODES: u64 = 4_000_000;
 
 /// A position in the source, both 1-based (column counted in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
     pub line: usize,
     pub column: usize,
@@ -65,6 +65,14 @@ pub struct YamlError {
 }
 
 impl Node {
+    /// A mapping of `entries`, at `pos`.
+    pub fn mapping(pos: Pos, entries: Vec<(Node, Node)>) -> Node {
+        Node {
+            pos,
+            kind: Kind::Map(Rc::new(entries)),
+        }
+    }
+
     /// The text of a plain scalar (the forms that may mean null, booleans or numbers).
     fn plain(&self) -> Option<&str> {
         match &self.kind {
@@ -364,6 +372,46 @@ impl Builder {
     }
 }
 
+/// `over` laid over `base`, as a node over its group: where both are mappings, they merge key
+/// by key, recursively, `over`'s keys winning; any other value of `over` (a list, a scalar,
+/// null) replaces `base`. `over`'s entries come first, then those `base` adds; every entry
+/// keeps its position, that of the text it comes from.
+///
+/// The work is one shallow copy per entry of the mappings that both sides have, at most the
+/// size of `base` plus that of `over`; the recursion goes no deeper than the tree
+/// ([`MAX_DEPTH`]).
+pub fn overlay(base: &Node, over: &Node) -> Node {
+    let (Some(low), Some(high)) = (base.as_map(), over.as_map()) else {
+        return over.clone();
+    };
+    let mut below: HashMap<&str, &Node> = HashMap::with_capacity(low.len());
+    for (k, v) in low {
+        if let Some(key) = k.as_str() {
+            below.entry(key).or_insert(v);
+        }
+    }
+    let mut taken = std::collections::HashSet::with_capacity(high.len());
+    let mut entries = Vec::with_capacity(high.len() + low.len());
+    for (k, v) in high {
+        // The first of duplicate keys merges; the reader reports the others.
+        let under = k
+            .as_str()
+            .filter(|key| taken.insert(*key))
+            .and_then(|key| below.get(key));
+        let value = match under {
+            Some(b) => overlay(b, v),
+            None => v.clone(),
+        };
+        entries.push((k.clone(), value));
+    }
+    for (k, v) in low {
+        if k.as_str().is_none_or(|key| !taken.contains(key)) {
+            entries.push((k.clone(), v.clone()));
+        }
+    }
+    Node::mapping(over.pos, entries)
+}
+
 /// Whether `key` is the YAML 1.1 merge key: a plain `<<` (a quoted one is an ordinary key).
 fn is_merge_key(key: &Node) -> bool {
     matches!(&key.kind, Kind::Scalar { text, plain: true } if &**text == "<<")
@@ -640,6 +688,39 @@ q: {'<<': *a}
         }
         let n = root(&src);
         assert_eq!(keys(get(&n, "m7")).len(), 8);
+    }
+
+    #[test]
+    fn overlay_merges_mappings_and_replaces_the_rest() {
+        let src = "\
+base:
+  env: {A: 1, B: 2}
+  binds: [x, y]
+  services: {zebra: z, bgpd: b}
+  userns: false
+over:
+  binds: [o]
+  services: {bgpd: own}
+  env: ~
+  rootfs: /r
+";
+        let n = root(src);
+        let merged = overlay(get(&n, "base"), get(&n, "over"));
+        assert_eq!(merged.pos, Pos::new(7, 3));
+        let got: Vec<String> = keys(&merged).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, ["binds", "services", "env", "rootfs", "userns"]);
+        // Lists and null replace; mappings merge, the node's keys first and winning.
+        assert_eq!(get(&merged, "binds").as_seq().unwrap().len(), 1);
+        assert!(get(&merged, "env").is_null());
+        let services = get(&merged, "services");
+        assert_eq!(keys(services), [("bgpd".into(), 8), ("zebra".into(), 4)]);
+        assert_eq!(get(services, "bgpd").as_str(), Some("own"));
+        // What comes from the base is where the base's text is.
+        assert_eq!(get(&merged, "userns").pos, Pos::new(5, 11));
+        // A mapping over a scalar, and a scalar over a mapping, replace.
+        let scalar = root("text");
+        assert_eq!(overlay(&scalar, &n).as_map().unwrap().len(), 2);
+        assert_eq!(overlay(&n, &scalar).as_str(), Some("text"));
     }
 
     #[test]
