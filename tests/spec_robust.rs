@@ -24,16 +24,23 @@ impl Lcg {
 
 const PIECES: &[&str] = &[
     ":", "-", "[", "]", "{", "}", ",", "&a ", "*a", "\n", "  ", "'", "\"", "#", "!!str ", "~", "%",
-    "/", "lo", "host", "default", "10.0.0.1", "::", "1e999", "-1", "\t", "é", "\\0",
+    "/", "lo", "host", "default", "10.0.0.1", "::", "1e999", "-1", "\t", "é", "\\0", "<<: ",
+    "group: ",
 ];
 
 #[test]
 fn mangled_files_never_panic() {
+    mangle("triangle.yaml", 3000);
+    mangle("groups.yaml", 1500);
+}
+
+/// Reads `rounds` random manglings of a good file.
+fn mangle(name: &str, rounds: usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
-    let base = std::fs::read_to_string(dir.join("triangle.yaml")).unwrap();
+    let base = std::fs::read_to_string(dir.join(name)).unwrap();
     let file = dir.join("fuzz.yaml");
     let mut rng = Lcg(42);
-    for _ in 0..3000 {
+    for _ in 0..rounds {
         let mut text: Vec<char> = base.chars().collect();
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(text.len());
@@ -142,6 +149,49 @@ fn big_chain_is_fast() {
     let topo = spec::parse_str(&src, Path::new("chain.yaml")).unwrap();
     let elapsed = start.elapsed();
     assert_eq!(topo.nodes.len(), n);
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    eprintln!("{} bytes in {elapsed:?}", src.len());
+}
+
+/// The same chain with every node in one group: laying the group under 10 000 nodes keeps
+/// reading fast.
+#[test]
+fn big_chain_in_a_group_is_fast() {
+    let n = 10_000;
+    let mut src = String::from(
+        "name: chain\ngroups:\n  r:\n    sysctls: {net.ipv4.ip_forward: 1}\n    \
+         env: {ROLE: core, ZONE: a}\n    services: {zebra: zebra -d, bgpd: bgpd -d}\n    \
+         limits: {memory: 64Mi, pids: 128}\n    binds: ['/etc/frr:/etc/frr:ro']\nnodes:\n",
+    );
+    for i in 0..n {
+        let (a, b) = (i / 250, i % 250);
+        src.push_str(&format!("  n{i}:\n    group: r\n    interfaces:\n"));
+        if i > 0 {
+            let (pa, pb) = ((i - 1) / 250, (i - 1) % 250);
+            src.push_str(&format!("      left: {{addresses: [10.{pa}.{pb}.1/30]}}\n"));
+        }
+        if i + 1 < n {
+            src.push_str(&format!("      right: {{addresses: [10.{a}.{b}.2/30]}}\n"));
+            src.push_str(&format!(
+                "    routes: [{{to: default, via: 10.{a}.{b}.1}}]\n"
+            ));
+        }
+        if i % 2 == 0 {
+            src.push_str("    env: {ZONE: b}\n");
+        }
+    }
+    src.push_str("links:\n");
+    for i in 0..n - 1 {
+        src.push_str(&format!("  - endpoints: [n{i}:right, n{}:left]\n", i + 1));
+    }
+    let start = Instant::now();
+    let topo = spec::parse_str(&src, Path::new("chain.yaml")).unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(topo.nodes.len(), n);
+    assert_eq!(topo.groups["r"].len(), n);
+    let node = &topo.nodes["n4"];
+    assert_eq!((node.services.len(), node.env["ZONE"].as_str()), (2, "b"));
+    assert_eq!(topo.nodes["n5"].env["ZONE"], "a");
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
     eprintln!("{} bytes in {elapsed:?}", src.len());
 }

@@ -1,12 +1,13 @@
 //! The desired state of a lab, as the topology file declares it (schema v1).
 //!
-//! These types are the output of `spec`: defaults are already merged into every node,
-//! units are already converted (bytes, bits per second, microseconds, parts per million), and
-//! relative paths are already resolved against the topology file's directory. They are plain
-//! data: no syscalls, no I/O. The JSON Schema shipped in `docs/topology.schema.json` is
-//! generated from them, so the `schemars` attributes describe the *file* form of each field.
+//! These types are the output of `spec`: groups and defaults are already merged into every
+//! node, units are already converted (bytes, bits per second, microseconds, parts per
+//! million), and relative paths are already resolved against the topology file's directory.
+//! They are plain data: no syscalls, no I/O. The JSON Schema shipped in
+//! `docs/topology.schema.json` is generated from them, so the `schemars` attributes describe
+//! the *file* form of each field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ pub struct Topology {
     /// Merged into every node; a node's own keys win (maps are merged key by key).
     #[serde(default)]
     pub defaults: Defaults,
+    /// Node keys shared by several nodes, by group name (`[a-z0-9-]`): a node takes a
+    /// group's keys with `group: NAME`; its own keys win, and mappings merge key by key.
+    // The keys are merged into the nodes; the model keeps each group's node names.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Node>")]
+    pub groups: BTreeMap<String, BTreeSet<String>>,
     /// The nodes, by name (`[a-z0-9-]`, starting with a letter or digit).
     #[serde(default)]
     pub nodes: BTreeMap<String, Node>,
@@ -108,6 +115,10 @@ pub struct Defaults {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
+    /// The group (in `groups`) whose keys the node takes.
+    // Already merged into the fields here.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Configuration of the node's interfaces (links and bridges only wire them).
     #[serde(default)]
     pub interfaces: BTreeMap<String, Interface>,

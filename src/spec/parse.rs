@@ -3,10 +3,12 @@
 //! error wherever possible (the faulty value is left out). Cross-references (endpoints,
 //! wiring, gateways, host paths) are checked afterwards by `validate`.
 //!
-//! Defaults are merged into every node here; the positions of inherited values are copied
-//! to the node's paths so that later checks point at the line in `defaults:`.
+//! Groups are laid under the nodes that take them in the YAML tree, before anything is read,
+//! so that a value a node takes from a group is where the group's text is. Defaults are
+//! merged into every node after reading; the positions of inherited values are copied to
+//! the node's paths so that later checks point at the line in `defaults:`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
@@ -21,7 +23,9 @@ use super::model::{
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
 
-const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "links", "bridges", "logs"];
+const TOP_KEYS: &[&str] = &[
+    "name", "defaults", "groups", "nodes", "links", "bridges", "logs",
+];
 const LOGS_KEYS: &[&str] = &["max_size", "keep"];
 const DEFAULT_KEYS: &[&str] = &[
     "sysctls",
@@ -33,7 +37,9 @@ const DEFAULT_KEYS: &[&str] = &[
     "userns",
     "apparmor",
 ];
+/// A group's body takes these too, but `group`.
 const NODE_KEYS: &[&str] = &[
+    "group",
     "interfaces",
     "routes",
     "sysctls",
@@ -71,6 +77,10 @@ const IMPAIR_KEYS: &[&str] = &[
     "rate",
 ];
 const BRIDGE_KEYS: &[&str] = &["members", "mtu"];
+
+/// Most YAML nodes that groups may add to the nodes that take them, in total (each node gets
+/// its group's keys; as many as aliases may stand for).
+pub const MAX_GROUP_EXPANSION: u64 = yaml::MAX_ALIAS_EXPANSION;
 
 /// Linux capabilities, without `CAP_`, in kernel order (through `CAP_CHECKPOINT_RESTORE`).
 pub const CAPABILITIES: [&str; 41] = [
@@ -131,6 +141,8 @@ pub struct Span {
 ///
 /// Found when asked, by walking the file's tree along the path: positions are needed only
 /// for messages, and a map of every path would cost memory and parse time on every load.
+/// In that tree each node has its group's keys laid under its own, so a path to a value a
+/// node takes from its group leads to the group's text.
 #[derive(Debug, Clone, Default)]
 pub struct Spans {
     root: Option<Yaml>,
@@ -314,6 +326,9 @@ pub fn parse(src: &str, path: &Path) -> Result<(Topology, Spans, Diagnostics), D
             return Err(reader.diags);
         }
     };
+    let Some(root) = reader.apply_groups(root) else {
+        return Err(reader.diags);
+    };
     // A copy of the root shares the tree (its collections are reference-counted).
     reader.spans.keep(root.clone());
     match reader.topology(&root) {
@@ -338,6 +353,12 @@ struct Reader<'a> {
     spans: Spans,
     /// The `limits` paths (`defaults.limits`, `nodes.a.limits`) that say `pids: max`.
     unlimited_pids: BTreeSet<String>,
+    /// The groups, each with the nodes that take it.
+    groups: BTreeMap<String, BTreeSet<String>>,
+    /// Positions of everything in the groups' bodies.
+    group_positions: HashSet<Pos>,
+    /// How many more group names may be compared with unknown ones for suggestions.
+    suggestions_left: usize,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -371,6 +392,9 @@ impl<'a> Reader<'a> {
             diags: Diagnostics::default(),
             spans: Spans::default(),
             unlimited_pids: BTreeSet::new(),
+            groups: BTreeMap::new(),
+            group_positions: HashSet::new(),
+            suggestions_left: 20_000,
         }
     }
 
@@ -458,15 +482,19 @@ impl<'a> Reader<'a> {
         entries.retain(|e| {
             let known = allowed.contains(&e.key.as_str());
             if !known {
-                let mut hint = did_you_mean(&e.key, allowed.iter().copied())
-                    .map(|s| format!("did you mean '{s}'? "))
-                    .unwrap_or_default();
-                hint.push_str(&format!("allowed keys: {}", allowed.join(", ")));
-                self.error(e.key_pos, format!("unknown key '{}' {place}", e.key), hint);
+                self.unknown_key(e, place, allowed);
             }
             known
         });
         entries
+    }
+
+    fn unknown_key(&mut self, e: &Entry<'_>, place: &str, allowed: &[&str]) {
+        let mut hint = did_you_mean(&e.key, allowed.iter().copied())
+            .map(|s| format!("did you mean '{s}'? "))
+            .unwrap_or_default();
+        hint.push_str(&format!("allowed keys: {}", allowed.join(", ")));
+        self.error(e.key_pos, format!("unknown key '{}' {place}", e.key), hint);
     }
 
     /// The items of a list (null reads as empty) with their paths.
@@ -570,6 +598,7 @@ impl<'a> Reader<'a> {
         let mut topo = Topology {
             name: String::new(),
             defaults: Defaults::default(),
+            groups: BTreeMap::new(),
             nodes: BTreeMap::new(),
             links: Vec::new(),
             bridges: BTreeMap::new(),
@@ -586,6 +615,8 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "defaults" => topo.defaults = self.defaults(e.value),
+                // Read and laid under the nodes already (`apply_groups`).
+                "groups" => {}
                 "nodes" => topo.nodes = self.nodes(e.value),
                 "links" => topo.links = self.links(e.value),
                 "bridges" => topo.bridges = self.bridges(e.value),
@@ -600,6 +631,7 @@ impl<'a> Reader<'a> {
                 "add 'name: mylab' (1 to 12 characters from a-z, 0-9 and '-')".to_string(),
             );
         }
+        topo.groups = std::mem::take(&mut self.groups);
         self.merge_defaults(&mut topo);
         Some(topo)
     }
@@ -656,13 +688,40 @@ impl<'a> Reader<'a> {
 
     fn nodes(&mut self, value: &Yaml) -> BTreeMap<String, Node> {
         let mut out = BTreeMap::new();
+        let mut in_groups = HashSet::new();
         for e in self.entries(value, "nodes", "in 'nodes'") {
             // A node with a bad name is kept, so that references to it still resolve.
             self.check(e.key_pos, node_name_problem(&e.key));
+            let errors_before = self.diags.len();
             let node = self.node(&e.key, e.value, &e.path);
+            if let Some(group) = &node.group {
+                self.once_per_group_value(errors_before, &mut in_groups);
+                if let Some(members) = self.groups.get_mut(group) {
+                    members.insert(e.key.clone());
+                }
+            }
             out.insert(e.key, node);
         }
         out
+    }
+
+    /// Drops the diagnostics from `from` on (one node's) that are about a value in a group
+    /// and were reported for an earlier node already (their positions are in `reported`):
+    /// an error in a group is reported once, for the first node that takes it.
+    fn once_per_group_value(&mut self, from: usize, reported: &mut HashSet<Pos>) {
+        let new = self.diags.0.split_off(from.min(self.diags.len()));
+        let mut here = Vec::new();
+        for d in new {
+            let pos = Pos::new(d.line, d.column);
+            if self.group_positions.contains(&pos) {
+                if reported.contains(&pos) {
+                    continue;
+                }
+                here.push(pos);
+            }
+            self.diags.push(d);
+        }
+        reported.extend(here);
     }
 
     fn node(&mut self, name: &str, value: &Yaml, path: &str) -> Node {
@@ -671,6 +730,12 @@ impl<'a> Reader<'a> {
         let place = format!("in node {name}");
         for e in self.fields(value, path, &place, NODE_KEYS) {
             match e.key.as_str() {
+                // Checked by `apply_groups`; a known group only.
+                "group" => {
+                    node.group = (e.value.as_str())
+                        .filter(|g| self.groups.contains_key(*g))
+                        .map(str::to_string);
+                }
                 "interfaces" => node.interfaces = self.interfaces(name, e.value, &e.path),
                 "routes" => node.routes = self.routes(name, e.value, &e.path),
                 "binds" => node.binds = self.binds(e.value, &e.path),
@@ -1458,6 +1523,152 @@ impl<'a> Reader<'a> {
         out
     }
 
+    // ---- groups ------------------------------------------------------------------------
+
+    /// Reads `groups:` and lays each node's group under the node in the tree (a node's
+    /// mappings merge with the group's key by key, recursively; its other values replace the
+    /// group's), so that the reader and [`Spans`] find what a node takes from its group where
+    /// the group's text is. `None` when the groups would make the nodes too large.
+    fn apply_groups(&mut self, root: Yaml) -> Option<Yaml> {
+        let Some(top) = root.as_map() else {
+            return Some(root);
+        };
+        // The first of duplicate keys, as `entries` keeps.
+        let first = |key: &str| top.iter().position(|(k, _)| k.as_str() == Some(key));
+        let bodies = match first("groups") {
+            Some(at) => self.group_bodies(&top[at].1),
+            None => BTreeMap::new(),
+        };
+        let Some(nodes_at) = first("nodes") else {
+            return Some(root);
+        };
+        let (nodes_key, nodes) = &top[nodes_at];
+        let Some(entries) = nodes.as_map() else {
+            return Some(root);
+        };
+        let mut budget = MAX_GROUP_EXPANSION;
+        let mut merged = Vec::with_capacity(entries.len());
+        let mut changed = false;
+        for (key, node) in entries {
+            let body = match self.group_of(key, node, &bodies) {
+                Some((_, size, at)) if size > budget => {
+                    self.error(
+                        at,
+                        format!(
+                            "groups add more than {MAX_GROUP_EXPANSION} yaml nodes to the nodes"
+                        ),
+                        "each node that takes a group gets a copy of its keys; make the \
+                         groups smaller, or split the lab into smaller files"
+                            .to_string(),
+                    );
+                    return None;
+                }
+                Some((body, size, _)) => {
+                    budget -= size;
+                    body
+                }
+                None => {
+                    merged.push((key.clone(), node.clone()));
+                    continue;
+                }
+            };
+            changed = true;
+            merged.push((key.clone(), yaml::overlay(body, node)));
+        }
+        if !changed {
+            return Some(root);
+        }
+        let nodes = Yaml::mapping(nodes.pos, merged);
+        let mut top = top.to_vec();
+        top[nodes_at] = (nodes_key.clone(), nodes);
+        Some(Yaml::mapping(root.pos, top))
+    }
+
+    /// The groups' bodies by name, each with the keys a node takes (others are reported)
+    /// and its size in YAML nodes.
+    fn group_bodies(&mut self, value: &Yaml) -> BTreeMap<String, (Yaml, u64)> {
+        let allowed: Vec<&str> = NODE_KEYS
+            .iter()
+            .copied()
+            .filter(|k| *k != "group")
+            .collect();
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, "groups", "in 'groups'") {
+            self.check(e.key_pos, group_name_problem(&e.key));
+            self.groups.insert(e.key.clone(), BTreeSet::new());
+            let place = format!("in group {}", e.key);
+            let mut keep = HashSet::new();
+            for f in self.entries(e.value, &e.path, &place) {
+                if f.key == "group" {
+                    self.error(
+                        f.key_pos,
+                        format!("key 'group' {place}: groups do not nest"),
+                        "write the keys in this group, or share them between groups with a \
+                         YAML anchor and '<<: *anchor'"
+                            .to_string(),
+                    );
+                } else if allowed.contains(&f.key.as_str()) {
+                    keep.insert(f.key_pos);
+                } else {
+                    self.unknown_key(&f, &place, &allowed);
+                }
+            }
+            // The entries checked above, by the position of their keys.
+            let kept: Vec<(Yaml, Yaml)> = (e.value.as_map().unwrap_or_default().iter())
+                .filter(|(k, _)| keep.contains(&k.pos))
+                .cloned()
+                .collect();
+            let body = Yaml::mapping(e.value.pos, kept);
+            let size = survey(&body, MAX_GROUP_EXPANSION, &mut self.group_positions);
+            out.insert(e.key, (body, size));
+        }
+        out
+    }
+
+    /// The body, size and position of the group that the node `key: node` names, when it
+    /// names one; an unknown group is reported.
+    fn group_of<'b>(
+        &mut self,
+        key: &Yaml,
+        node: &Yaml,
+        bodies: &'b BTreeMap<String, (Yaml, u64)>,
+    ) -> Option<(&'b Yaml, u64, Pos)> {
+        let name = key.as_str()?;
+        let (_, value) = node
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("group"))?;
+        let group = self.string(value, &format!("nodes.{name}.group"))?;
+        if let Some((body, size)) = bodies.get(&group) {
+            return Some((body, *size, value.pos));
+        }
+        // A suggestion compares the name with every group's: so many comparisons in all.
+        let names = || bodies.keys().map(String::as_str);
+        let suggestion = match self.suggestions_left.checked_sub(bodies.len()) {
+            Some(left) => {
+                self.suggestions_left = left;
+                did_you_mean(&group, names().filter(|n| n.len() <= 32))
+            }
+            None => None,
+        };
+        let first: Vec<&str> = names().take(10).collect();
+        let listed = match bodies.len() {
+            0..=10 => format!("groups: {}", first.join(", ")),
+            n => format!("groups: {}, … ({n} in all)", first.join(", ")),
+        };
+        let hint = match suggestion {
+            _ if bodies.is_empty() => "define it under 'groups:' at the top level".to_string(),
+            Some(s) => format!("did you mean '{s}'? {listed}"),
+            None => listed,
+        };
+        self.error(
+            value.pos,
+            format!("node {name} names unknown group '{group}'"),
+            hint,
+        );
+        None
+    }
+
     // ---- defaults ----------------------------------------------------------------------
 
     /// Node keys win; sysctls and env merge key by key, limits field by field.
@@ -1534,6 +1745,29 @@ impl<'a> Reader<'a> {
             .inherited
             .insert(format!("{node_path}.{key}"), format!("defaults.{key}"));
     }
+}
+
+/// The YAML nodes of `body` (aliases counted at their size), up to just past `limit`; their
+/// positions go into `positions`.
+fn survey(body: &Yaml, limit: u64, positions: &mut HashSet<Pos>) -> u64 {
+    let mut count = 0;
+    let mut todo = vec![body];
+    while let Some(node) = todo.pop() {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        positions.insert(node.pos);
+        if let Some(items) = node.as_seq() {
+            todo.extend(items);
+        } else if let Some(map) = node.as_map() {
+            for (k, v) in map {
+                todo.push(k);
+                todo.push(v);
+            }
+        }
+    }
+    count
 }
 
 /// Joins without resolving `..` (that would need the file system); drops `.` components.
@@ -1662,20 +1896,30 @@ pub(crate) fn node_name_problem(name: &str) -> Option<Problem> {
             "'host' stands for the host's namespace in link endpoints; rename the node".to_string(),
         ));
     }
+    name_problem("node", name)
+}
+
+/// Group names follow the rules of node names (`host` included: it names no node).
+fn group_name_problem(name: &str) -> Option<Problem> {
+    name_problem("group", name)
+}
+
+fn name_problem(what: &str, name: &str) -> Option<Problem> {
     let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
     let valid =
         !name.is_empty() && name.len() <= 32 && !name.starts_with('-') && name.bytes().all(ok_char);
     if valid {
         return None;
     }
-    let rule = "node names are 1 to 32 characters from a-z, 0-9 and '-', not starting with '-'";
+    let rule =
+        format!("{what} names are 1 to 32 characters from a-z, 0-9 and '-', not starting with '-'");
     let lower = name.to_ascii_lowercase();
     let hint = if lower.len() <= 32 && !lower.starts_with('-') && lower.bytes().all(ok_char) {
         format!("{rule}: write '{lower}'")
     } else {
-        rule.to_string()
+        rule
     };
-    Some((format!("invalid node name '{name}'"), hint))
+    Some((format!("invalid {what} name '{name}'"), hint))
 }
 
 /// Interface and bridge names: what the kernel accepts as a link name.
@@ -1971,6 +2215,292 @@ nodes:
     }
 
     #[test]
+    fn merge_keys_reach_every_reader() {
+        let src = "\
+name: t
+nodes:
+  a: &router
+    sysctls: {net.ipv4.ip_forward: 1}
+    env: {ROLE: core}
+  b:
+    <<: *router
+    env: {ROLE: edge}
+links:
+  - &wan {endpoints: [a:eth1, b:eth1], impair: {delay: 10ms}, mtu: 9000}
+  - {<<: *wan, endpoints: [a:eth2, b:eth2]}
+";
+        let (t, spans, diags) = read(src);
+        assert!(diags.is_empty(), "{diags}");
+        let b = &t.nodes["b"];
+        assert_eq!(b.sysctls["net.ipv4.ip_forward"], SysctlValue::Int(1));
+        assert_eq!(b.env["ROLE"], "edge");
+        assert_eq!(t.links[1].mtu, Some(9000));
+        assert_eq!(t.links[1].endpoints[0], ep("a", "eth2"));
+        assert_eq!(t.links[1].impair, t.links[0].impair);
+        // A merged value is where the anchor's text is.
+        assert_eq!(
+            spans.key("nodes.b.sysctls.net.ipv4.ip_forward"),
+            Pos::new(4, 15)
+        );
+        assert_eq!(spans.value("links[1].mtu"), Pos::new(10, 68));
+        assert_eq!(spans.value("links[1].endpoints"), Pos::new(11, 27));
+    }
+
+    #[test]
+    fn errors_in_merged_values_point_at_the_anchor() {
+        let src = "\
+name: t
+nodes:
+  a: &router
+    userns: 1
+  b: {<<: *router, env: {X: y}}
+";
+        let (_, _, diags) = read(src);
+        let got: Vec<(usize, usize, &str)> = diags
+            .iter()
+            .map(|d| (d.line, d.column, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    4,
+                    13,
+                    "expected a boolean for 'nodes.a.userns', found a number"
+                ),
+                (
+                    4,
+                    13,
+                    "expected a boolean for 'nodes.b.userns', found a number"
+                ),
+            ],
+            "{diags}"
+        );
+        let e = parse("name: t\nnodes: {a: {<<: 1}}\n", Path::new("t.yaml")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].column), (2, 17), "{e}");
+        assert!(e.0[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("*anchor")));
+    }
+
+    const GROUPS: &str = "\
+name: t
+defaults:
+  sysctls: {net.ipv4.ip_forward: 1}
+  limits: {memory: 128Mi}
+  userns: false
+groups:
+  frr:
+    interfaces: {lo: {mtu: 1500}}
+    binds: ['./frr:/etc/frr', './log:/var/log/frr']
+    env: {ROLE: core, DAEMONS: zebra}
+    sysctls: {net.ipv6.conf.all.forwarding: 1, net.ipv4.ip_forward: 0}
+    services: {zebra: /usr/lib/frr/zebra, bgpd: /usr/lib/frr/bgpd}
+    limits: {pids: max, cpu: 1}
+    capabilities: {drop: [ALL], add: [NET_ADMIN]}
+  spare: {}
+nodes:
+  r1:
+    group: frr
+    interfaces: {lo: {addresses: [10.255.0.1/32]}}
+    services: {bgpd: /usr/lib/frr/bgpd -M rpki}
+    env: {ROLE: edge}
+    capabilities: {add: [NET_ADMIN, SYS_ADMIN]}
+  r2:
+    group: frr
+    binds: ['./frr2:/etc/frr']
+    limits: {cpu: 2}
+  h1: {}
+";
+
+    #[test]
+    fn nodes_take_their_group_and_override_it() {
+        let (t, spans, diags) = read(GROUPS);
+        assert!(diags.is_empty(), "{diags}");
+        let r1 = &t.nodes["r1"];
+        assert_eq!(r1.group.as_deref(), Some("frr"));
+        // Mappings merge key by key, recursively.
+        assert_eq!(r1.interfaces["lo"], iface(&["10.255.0.1/32"], Some(1500)));
+        assert_eq!(r1.services["bgpd"], "/usr/lib/frr/bgpd -M rpki");
+        assert_eq!(r1.services["zebra"], "/usr/lib/frr/zebra");
+        assert_eq!(r1.env["ROLE"], "edge");
+        assert_eq!(r1.env["DAEMONS"], "zebra");
+        // Lists replace: `add` is the node's, `drop` the group's.
+        let caps = r1.capabilities.clone().unwrap();
+        assert_eq!(caps.drop, ["ALL"]);
+        assert_eq!(caps.add, ["NET_ADMIN", "SYS_ADMIN"]);
+        assert_eq!(r1.binds.len(), 2);
+        // The group wins over defaults; defaults fill what both leave unset.
+        assert_eq!(r1.sysctls["net.ipv4.ip_forward"], SysctlValue::Int(0));
+        assert_eq!(r1.limits.memory, Some(128 << 20));
+        assert_eq!(r1.limits.pids, None, "pids: max from the group");
+        assert_eq!(r1.limits.cpu, Some(1.0));
+        assert_eq!(r1.userns, Some(false));
+        let r2 = &t.nodes["r2"];
+        assert_eq!(r2.binds.len(), 1);
+        assert_eq!(r2.binds[0].host, Path::new("/lab/frr2"));
+        assert_eq!(r2.limits.cpu, Some(2.0));
+        assert_eq!(r2.limits.pids, None);
+        assert_eq!(r2.services.len(), 2);
+        let h1 = &t.nodes["h1"];
+        assert_eq!(h1.group, None);
+        assert!(h1.services.is_empty());
+        assert_eq!(h1.limits.pids, Some(Limits::DEFAULT_PIDS));
+        let members = |g: &str| t.groups[g].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(members("frr"), ["r1", "r2"]);
+        assert!(members("spare").is_empty());
+        // Positions: the group's line for what a node takes from it, the node's own line
+        // for what it overrides, the defaults' line for what only defaults set.
+        assert_eq!(spans.value("nodes.r2.services.zebra"), Pos::new(12, 23));
+        assert_eq!(spans.value("nodes.r2.binds[0]"), Pos::new(25, 13));
+        assert_eq!(spans.value("nodes.r1.binds[1]"), Pos::new(9, 31));
+        assert_eq!(spans.value("nodes.r1.services.bgpd"), Pos::new(20, 22));
+        assert_eq!(spans.key("nodes.r1.interfaces.lo.mtu"), Pos::new(8, 23));
+        assert_eq!(spans.value("nodes.r1.limits.memory"), Pos::new(4, 20));
+        assert_eq!(spans.value("nodes.h1.limits.memory"), Pos::new(4, 20));
+    }
+
+    /// `(line, column, message)` of each diagnostic.
+    fn found(diags: &Diagnostics) -> Vec<(usize, usize, String)> {
+        let mut out: Vec<_> = diags
+            .iter()
+            .map(|d| (d.line, d.column, d.message.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn group_errors() {
+        let src = "\
+name: t
+groups:
+  frr:
+    interface: {}
+    group: base
+    userns: true
+  Edge: {}
+  bad: [x]
+nodes:
+  a: {group: fr}
+  b: {group: [frr]}
+  c: {group: bad}
+";
+        let (t, _, diags) = read(src);
+        assert_eq!(
+            found(&diags),
+            [
+                (4, 5, "unknown key 'interface' in group frr".to_string()),
+                (
+                    5,
+                    5,
+                    "key 'group' in group frr: groups do not nest".to_string()
+                ),
+                (7, 3, "invalid group name 'Edge'".to_string()),
+                (
+                    8,
+                    8,
+                    "expected a mapping for 'groups.bad', found a list".to_string()
+                ),
+                (10, 14, "node a names unknown group 'fr'".to_string()),
+                (
+                    11,
+                    14,
+                    "expected a string for 'nodes.b.group', found a list".to_string()
+                ),
+            ],
+            "{diags}"
+        );
+        let hint = |line: usize| {
+            let d = diags.iter().find(|d| d.line == line).unwrap();
+            d.hint.clone().unwrap()
+        };
+        assert!(hint(4).starts_with("did you mean 'interfaces'? allowed keys: interfaces,"));
+        assert!(!hint(4).contains("group"), "{}", hint(4));
+        assert!(hint(7).contains("write 'edge'"), "{}", hint(7));
+        assert_eq!(hint(10), "did you mean 'frr'? groups: Edge, bad, frr");
+        // The keys a group's check let through are still taken.
+        assert_eq!(t.nodes["c"].group.as_deref(), Some("bad"));
+        // A group named without any 'groups:'.
+        let (_, _, diags) = read("name: t\nnodes: {a: {group: frr}}\n");
+        assert_eq!(diags.len(), 1, "{diags}");
+        assert_eq!(
+            diags.0[0].hint.as_deref(),
+            Some("define it under 'groups:' at the top level")
+        );
+    }
+
+    #[test]
+    fn an_error_in_a_group_is_reported_once_where_the_group_says_it() {
+        let src = "\
+name: t
+groups:
+  frr:
+    userns: 1
+    routes: [{via: 10.0.0.1}]
+    sysctls: {kernel.pid_max: 1}
+nodes:
+  b: {group: frr}
+  a: {group: frr, userns: true}
+  c: {group: frr, userns: 2}
+";
+        let (_, _, diags) = read(src);
+        assert_eq!(
+            found(&diags),
+            [
+                (
+                    4,
+                    13,
+                    "expected a boolean for 'nodes.b.userns', found a number".to_string()
+                ),
+                (5, 14, "route 1 of node b has no 'to'".to_string()),
+                (6, 15, "sysctl 'kernel.pid_max' is host-wide".to_string()),
+                (
+                    10,
+                    27,
+                    "expected a boolean for 'nodes.c.userns', found a number".to_string()
+                ),
+            ],
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn groups_are_capped_like_aliases() {
+        let mut src = String::from("name: t\ngroups:\n  big:\n    env:\n");
+        for i in 0..2000 {
+            src.push_str(&format!("      V{i}: x\n"));
+        }
+        src.push_str("nodes:\n");
+        for i in 0..300 {
+            src.push_str(&format!("  n{i}: {{group: big}}\n"));
+        }
+        let start = std::time::Instant::now();
+        let d = parse(&src, Path::new("t.yaml")).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(d.len(), 1, "{d}");
+        assert!(d.0[0].message.contains("groups add more than"), "{d}");
+        // At the `group:` of the first node past the cap.
+        assert!((2006..2306).contains(&d.0[0].line), "{d}");
+        // Many groups, and many nodes that name groups that do not exist.
+        let mut src = String::from("name: t\ngroups:\n");
+        for i in 0..5000 {
+            src.push_str(&format!("  group-{i:05}: {{}}\n"));
+        }
+        src.push_str("nodes:\n");
+        for i in 0..5000 {
+            src.push_str(&format!("  n{i}: {{group: group-{i:04}x}}\n"));
+        }
+        let start = std::time::Instant::now();
+        let (_, _, d) = read(&src);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(d.len(), 5000);
+        let hint = d.0[4999].hint.as_deref().unwrap_or_default();
+        assert!(hint.ends_with("group-00009, … (5000 in all)"), "{hint}");
+    }
+
+    #[test]
     fn spans_fall_back_to_parents() {
         let (_, spans, _) =
             read("name: t\nnodes:\n  r1:\n    routes: [{to: default, via: 10.0.0.1}]\n");
@@ -2171,6 +2701,7 @@ nodes:
             name: "triangle".into(),
             logs: Logs::default(),
             defaults,
+            groups: BTreeMap::new(),
             nodes: map(&[("r1", r1), ("r2", r2), ("r3", r3), ("h1", h1)]),
             links: vec![
                 Link {
@@ -2216,6 +2747,36 @@ nodes:
         assert_eq!(got, expected);
     }
 
+    /// tests/good/groups.yaml: what each node takes from its group and from merge keys.
+    #[test]
+    fn groups_file_model() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/good");
+        let file = dir.join("groups.yaml");
+        let src = std::fs::read_to_string(&file).unwrap();
+        let t = crate::spec::parse_str(&src, &file).unwrap();
+        let (r1, r2, r3) = (&t.nodes["r1"], &t.nodes["r2"], &t.nodes["r3"]);
+        assert_eq!(r1.interfaces["eth2"], iface(&["10.0.13.0/31"], Some(9000)));
+        assert_eq!(r1.binds.len(), 2);
+        assert_eq!(r1.exec, ["mkdir -p /run/frr"]);
+        assert_eq!(r1.env["LOG"], "stdout");
+        assert_eq!(r2.env["LOG"], "file:/tmp/frr.log");
+        assert_eq!(r2.env["CONF"], "/etc/frr");
+        assert_eq!(r2.services["zebra"], r1.services["zebra"]);
+        assert!(r2.services["ospfd"].ends_with("--log-level debugging"));
+        assert_eq!(r3.binds.len(), 1);
+        assert_eq!(r3.services.len(), 2);
+        assert_eq!(r3.sysctls.len(), 2);
+        assert_eq!(
+            (r1.limits.pids, r3.limits.pids, r3.limits.memory),
+            (Some(512), None, Some(128 << 20))
+        );
+        assert_eq!(t.links[1].impair, t.links[0].impair);
+        assert_eq!(t.links[1].endpoints, [ep("r1", "eth2"), ep("r3", "eth1")]);
+        let names: Vec<&String> = t.groups["frr"].iter().collect();
+        assert_eq!(names, ["r1", "r2", "r3"]);
+        assert!(t.groups["spare"].is_empty());
+    }
+
     #[test]
     fn hostile_inputs_do_not_panic() {
         let samples = [
@@ -2235,6 +2796,16 @@ nodes:
             "name: t\nbridges: {'': {members: ~}}",
             "name: \"\\0\"",
             "name: t\nnodes: {r1: {binds: [':', '::', ':/:ro']}}",
+            "name: t\ngroups: {g: {group: g}}\nnodes: {a: {group: g}}",
+            "name: t\ngroups: [1]\nnodes: {a: {group: ~}, b: {group: {}}}",
+            "name: t\ngroups: ~\nnodes: [{group: g}]",
+            "name: t\ngroups: {g: ~, '': 1, ~: {}}\nnodes: {a: {group: g}, ~: {group: g}}",
+            "name: t\ngroups: {g: {interfaces: [1], routes: {a: 1}}}\n\
+             nodes: {a: {group: g, interfaces: {x: 1}, routes: [1]}}",
+            "name: t\ngroups: {g: &g {env: {A: b}}}\nnodes: {a: {<<: *g, group: g, env: {<<: *g}}}",
+            "{<<: {<<: {}}}",
+            "<<: []",
+            "name: t\nnodes: {a: {group: g, group: h}}\ngroups: {g: {}, g: {env: 1}}",
         ];
         for s in samples {
             let _ = parse(s, Path::new("x.yaml"));

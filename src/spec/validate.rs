@@ -817,6 +817,45 @@ nodes:
     }
 
     #[test]
+    fn an_error_in_a_value_from_a_group_is_at_the_group() {
+        let text = "name: lab
+groups:
+  frr:
+    binds: ['./frr:/etc/frr']
+    routes: [{to: default, via: 10.9.9.9}]
+nodes:
+  r1:
+    group: frr
+    interfaces: {eth0: {addresses: [10.0.0.1/24]}}
+  r2: {group: frr, binds: ['./own:/etc/frr']}
+links: [{endpoints: [r1:eth0, r2:eth0]}]
+";
+        let d = parse_with(text, Path::new("/labs/lab.yaml"), &Empty::default()).unwrap_err();
+        let got: Vec<(usize, usize, &str)> = d
+            .iter()
+            .map(|d| (d.line, d.column, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (4, 13, "bind source '/labs/frr' does not exist"),
+                (
+                    5,
+                    33,
+                    "gateway 10.9.9.9 is not on a connected subnet of node r1"
+                ),
+                (
+                    5,
+                    33,
+                    "gateway 10.9.9.9 is not on a connected subnet of node r2"
+                ),
+                (10, 28, "bind source '/labs/own' does not exist"),
+            ],
+            "{d}"
+        );
+    }
+
+    #[test]
     fn a_shared_profile_is_checked_once() {
         let world = Empty {
             files: true,

@@ -2,8 +2,9 @@
 //! parser. The tree is built iteratively (no recursion), and hostile input is refused early:
 //! nesting depth, scalar length, node count and alias expansion are all capped.
 //!
-//! Aliases share the anchored subtree (`Rc`), so an alias costs no copy; the number of nodes
-//! an alias stands for is still counted, so that walking the tree stays bounded.
+//! Aliases share the anchored subtree (`Rc`, scalar text included), so an alias costs no
+//! copy; the number of nodes an alias stands for is still counted, so that walking the tree
+//! stays bounded.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -21,7 +22,7 @@ pub const MAX_ALIAS_EXPANSION: u64 = 1_000_000;
 pub const MAX_NODES: u64 = 4_000_000;
 
 /// A position in the source, both 1-based (column counted in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
     pub line: usize,
     pub column: usize,
@@ -42,7 +43,7 @@ impl Pos {
 pub enum Kind {
     /// `plain` is false for quoted and block scalars: those are always strings.
     Scalar {
-        text: String,
+        text: Rc<str>,
         plain: bool,
     },
     Seq(Rc<Vec<Node>>),
@@ -64,6 +65,14 @@ pub struct YamlError {
 }
 
 impl Node {
+    /// A mapping of `entries`, at `pos`.
+    pub fn mapping(pos: Pos, entries: Vec<(Node, Node)>) -> Node {
+        Node {
+            pos,
+            kind: Kind::Map(Rc::new(entries)),
+        }
+    }
+
     /// The text of a plain scalar (the forms that may mean null, booleans or numbers).
     fn plain(&self) -> Option<&str> {
         match &self.kind {
@@ -251,7 +260,10 @@ impl Builder {
         self.complete(
             Node {
                 pos,
-                kind: Kind::Scalar { text, plain },
+                kind: Kind::Scalar {
+                    text: text.into(),
+                    plain,
+                },
             },
             1,
             anchor,
@@ -301,12 +313,13 @@ impl Builder {
                 items.shrink_to_fit();
                 Kind::Seq(Rc::new(items))
             }
-            Open::Map { mut entries, .. } => {
-                entries.shrink_to_fit();
+            Open::Map { entries, .. } => {
                 // A block mapping's start mark is at its first ':'; point at the first key.
                 if let Some((first, _)) = entries.first() {
                     pos = pos.min(first.pos);
                 }
+                let mut entries = merge_keys(entries)?;
+                entries.shrink_to_fit();
                 Kind::Map(Rc::new(entries))
             }
         };
@@ -359,6 +372,115 @@ impl Builder {
     }
 }
 
+/// `over` laid over `base`, as a node over its group: where both are mappings, they merge key
+/// by key, recursively, `over`'s keys winning; any other value of `over` (a list, a scalar,
+/// null) replaces `base`. `over`'s entries come first, then those `base` adds; every entry
+/// keeps its position, that of the text it comes from.
+///
+/// The work is one shallow copy per entry of the mappings that both sides have, at most the
+/// size of `base` plus that of `over`; the recursion goes no deeper than the tree
+/// ([`MAX_DEPTH`]).
+pub fn overlay(base: &Node, over: &Node) -> Node {
+    let (Some(low), Some(high)) = (base.as_map(), over.as_map()) else {
+        return over.clone();
+    };
+    let mut below: HashMap<&str, &Node> = HashMap::with_capacity(low.len());
+    for (k, v) in low {
+        if let Some(key) = k.as_str() {
+            below.entry(key).or_insert(v);
+        }
+    }
+    let mut taken = std::collections::HashSet::with_capacity(high.len());
+    let mut entries = Vec::with_capacity(high.len() + low.len());
+    for (k, v) in high {
+        // The first of duplicate keys merges; the reader reports the others.
+        let under = k
+            .as_str()
+            .filter(|key| taken.insert(*key))
+            .and_then(|key| below.get(key));
+        let value = match under {
+            Some(b) => overlay(b, v),
+            None => v.clone(),
+        };
+        entries.push((k.clone(), value));
+    }
+    for (k, v) in low {
+        if k.as_str().is_none_or(|key| !taken.contains(key)) {
+            entries.push((k.clone(), v.clone()));
+        }
+    }
+    Node::mapping(over.pos, entries)
+}
+
+/// Whether `key` is the YAML 1.1 merge key: a plain `<<` (a quoted one is an ordinary key).
+fn is_merge_key(key: &Node) -> bool {
+    matches!(&key.kind, Kind::Scalar { text, plain: true } if &**text == "<<")
+}
+
+/// Resolves the merge keys of a mapping's entries (YAML 1.1 merge-key type): `<<: *x` puts
+/// the entries of mapping `x` where the `<<` entry is, and `<<: [*x, *y]` those of each
+/// mapping in turn. The mapping's own keys win over merged ones, and an earlier mapping of
+/// the list wins over a later one. Merged entries keep their positions, those of the
+/// anchor's lines. Their sources were completed before this mapping, so their own merge
+/// keys are resolved already.
+///
+/// The work is one shallow copy per merged entry. Every merged entry is counted in the
+/// node count (written out) or in the alias expansion (behind an alias), so the caps on
+/// those bound merging too.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, YamlError> {
+    let mut merges = entries.iter().filter(|(k, _)| is_merge_key(k));
+    let Some(first) = merges.next() else {
+        return Ok(entries);
+    };
+    if let Some((second, _)) = merges.next() {
+        return Err(error(
+            second.pos,
+            &format!(
+                "duplicate merge key '<<' (the first is at line {}, column {})",
+                first.0.pos.line, first.0.pos.column
+            ),
+            "merge several mappings with one key: '<<: [*first, *second]'",
+        ));
+    }
+    let mut taken: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter(|(k, _)| !is_merge_key(k))
+        .filter_map(|(k, _)| k.as_str())
+        .collect();
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in &entries {
+        if !is_merge_key(key) {
+            out.push((key.clone(), value.clone()));
+            continue;
+        }
+        let sources: &[Node] = match &value.kind {
+            Kind::Seq(items) => items,
+            _ => std::slice::from_ref(value),
+        };
+        for source in sources {
+            let Some(map) = source.as_map() else {
+                // An empty value's position is that of what follows it: point at the key.
+                let at = if value.is_null() { key.pos } else { source.pos };
+                return Err(error(
+                    at,
+                    &format!(
+                        "expected a mapping or a list of mappings after '<<', found {}",
+                        source.type_name()
+                    ),
+                    "'<<' merges mappings into this one: write '<<: *anchor' or \
+                     '<<: [*anchor1, *anchor2]', each anchor set on a mapping ('&anchor {...}')",
+                ));
+            };
+            for (k, v) in map {
+                if k.as_str().is_none_or(|text| taken.insert(text)) {
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +531,21 @@ mod tests {
     }
 
     #[test]
+    fn aliases_share_scalar_text() {
+        // A long scalar behind many aliases is one allocation, not one per alias.
+        let long = "x".repeat(MAX_SCALAR_BYTES);
+        let n = root(&format!("a: &a \"{long}\"\nb: [*a, *a]\n"));
+        let map = n.as_map().unwrap();
+        let text = |node: &Node| match &node.kind {
+            Kind::Scalar { text, .. } => Rc::clone(text),
+            _ => panic!("not a scalar"),
+        };
+        let items = map[1].1.as_seq().unwrap();
+        assert!(Rc::ptr_eq(&text(&map[0].1), &text(&items[0])));
+        assert!(Rc::ptr_eq(&text(&items[0]), &text(&items[1])));
+    }
+
+    #[test]
     fn alias_bomb_is_refused() {
         let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
@@ -419,6 +556,171 @@ mod tests {
         }
         let e = parse(&src).unwrap_err();
         assert!(e.message.contains("alias expansion too large"), "{e:?}");
+    }
+
+    /// The keys of a mapping and the lines they are on.
+    fn keys(n: &Node) -> Vec<(String, usize)> {
+        n.as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| (k.as_str().unwrap().to_string(), k.pos.line))
+            .collect()
+    }
+
+    fn get<'n>(n: &'n Node, key: &str) -> &'n Node {
+        let map = n.as_map().unwrap();
+        &map.iter().find(|(k, _)| k.as_str() == Some(key)).unwrap().1
+    }
+
+    #[test]
+    fn merge_keys_own_keys_win_and_earlier_mappings_win() {
+        let src = "\
+base: &base {a: 1, b: 2}
+more: &more {b: 3, c: 4}
+one:
+  <<: *base
+  a: own
+list:
+  <<: [*more, *base]
+  d: 5
+";
+        let n = root(src);
+        let one = get(&n, "one");
+        assert_eq!(keys(one), [("b".into(), 1), ("a".into(), 5)]);
+        assert_eq!(get(one, "a").as_str(), Some("own"));
+        // Merged values keep the anchor's position.
+        assert_eq!(get(one, "b").pos, Pos::new(1, 23));
+        // The mapping itself is where its first key is.
+        assert_eq!(one.pos, Pos::new(4, 3));
+        let list = get(&n, "list");
+        assert_eq!(
+            keys(list),
+            [
+                ("b".into(), 2),
+                ("c".into(), 2),
+                ("a".into(), 1),
+                ("d".into(), 8)
+            ]
+        );
+        assert_eq!(get(list, "b").as_i64(), Some(3));
+        assert_eq!(get(list, "a").as_i64(), Some(1));
+    }
+
+    #[test]
+    fn merge_keys_nest_and_reach_into_lists() {
+        let src = "\
+a: &a {x: 1}
+b: &b {<<: *a, y: 2}
+c: {<<: *b, z: 3}
+l: [{<<: *a, w: 0}]
+q: {'<<': *a}
+";
+        let n = root(src);
+        let c = get(&n, "c");
+        let mut got: Vec<String> = keys(c).into_iter().map(|(k, _)| k).collect();
+        got.sort();
+        assert_eq!(got, ["x", "y", "z"]);
+        assert_eq!(get(c, "x").pos.line, 1);
+        let item = &get(&n, "l").as_seq().unwrap()[0];
+        assert_eq!(keys(item).len(), 2);
+        // A quoted '<<' is an ordinary key.
+        assert_eq!(keys(get(&n, "q")), [("<<".into(), 5)]);
+    }
+
+    #[test]
+    fn merge_of_what_is_not_a_mapping_is_refused() {
+        for (src, pos, found) in [
+            ("a: {<<: 1}", Pos::new(1, 9), "a number"),
+            ("s: &s [1]\na: {<<: *s}", Pos::new(1, 8), "a number"),
+            (
+                "m: &m {x: 1}\na:\n  <<: [*m, x]\n",
+                Pos::new(3, 12),
+                "a string",
+            ),
+            ("a:\n  <<:\n  b: 1\n", Pos::new(2, 3), "nothing"),
+            ("a: {<<: [[]]}", Pos::new(1, 10), "a list"),
+        ] {
+            let e = parse(src).unwrap_err();
+            assert_eq!(e.pos, pos, "{src}: {e:?}");
+            assert!(e.message.contains("after '<<'"), "{e:?}");
+            assert!(e.message.ends_with(found), "{e:?}");
+            assert!(e.hint.contains("<<: *anchor"), "{e:?}");
+        }
+        let e = parse("m: &m {x: 1}\na: {<<: *m, b: 1, <<: *m}").unwrap_err();
+        assert!(e.message.contains("duplicate merge key"), "{e:?}");
+        assert_eq!(e.pos, Pos::new(2, 19));
+        // An empty list merges nothing.
+        assert_eq!(keys(get(&root("a: {<<: [], b: 1}"), "a")).len(), 1);
+    }
+
+    #[test]
+    fn hostile_nested_merges_are_refused() {
+        // Each level merges the previous one twice: the mappings stay small (merged keys
+        // are unique), but the aliases still count at their full size, so the chain is
+        // refused as an alias bomb would be, and quickly.
+        let mut src = String::from("m0: &m0 {k0: 0}\n");
+        for i in 1..64 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "m{i}: &m{i} {{<<: [*m{p}, *m{p}, *m{p}, *m{p}], k{i}: {i}}}\n"
+            ));
+        }
+        let start = std::time::Instant::now();
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("alias expansion too large"), "{e:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        // One wide mapping merged into many: the copies count as alias expansion.
+        let mut src = String::from("w: &w {");
+        for i in 0..1000 {
+            src.push_str(&format!("k{i}: {i}, "));
+        }
+        src.push_str("}\nl:\n");
+        for _ in 0..2000 {
+            src.push_str("  - {<<: *w}\n");
+        }
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("alias expansion too large"), "{e:?}");
+        // A few levels are fine, and merge to what they say.
+        let mut src = String::from("m0: &m0 {k0: 0}\n");
+        for i in 1..8 {
+            let p = i - 1;
+            src.push_str(&format!("m{i}: &m{i} {{<<: [*m{p}, *m{p}], k{i}: {i}}}\n"));
+        }
+        let n = root(&src);
+        assert_eq!(keys(get(&n, "m7")).len(), 8);
+    }
+
+    #[test]
+    fn overlay_merges_mappings_and_replaces_the_rest() {
+        let src = "\
+base:
+  env: {A: 1, B: 2}
+  binds: [x, y]
+  services: {zebra: z, bgpd: b}
+  userns: false
+over:
+  binds: [o]
+  services: {bgpd: own}
+  env: ~
+  rootfs: /r
+";
+        let n = root(src);
+        let merged = overlay(get(&n, "base"), get(&n, "over"));
+        assert_eq!(merged.pos, Pos::new(7, 3));
+        let got: Vec<String> = keys(&merged).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, ["binds", "services", "env", "rootfs", "userns"]);
+        // Lists and null replace; mappings merge, the node's keys first and winning.
+        assert_eq!(get(&merged, "binds").as_seq().unwrap().len(), 1);
+        assert!(get(&merged, "env").is_null());
+        let services = get(&merged, "services");
+        assert_eq!(keys(services), [("bgpd".into(), 8), ("zebra".into(), 4)]);
+        assert_eq!(get(services, "bgpd").as_str(), Some("own"));
+        // What comes from the base is where the base's text is.
+        assert_eq!(get(&merged, "userns").pos, Pos::new(5, 11));
+        // A mapping over a scalar, and a scalar over a mapping, replace.
+        let scalar = root("text");
+        assert_eq!(overlay(&scalar, &n).as_map().unwrap().len(), 2);
+        assert_eq!(overlay(&n, &scalar).as_str(), Some("text"));
     }
 
     #[test]
