@@ -88,6 +88,9 @@ enum Command {
         /// A lab that is not up is no error: exit 0 (idempotent teardown, e.g. in CI)
         #[arg(long)]
         missing_ok: bool,
+        /// Remove the lab's logs instead of keeping them in the archive ($TOPO_LOG_DIR)
+        #[arg(long)]
+        discard_logs: bool,
     },
     /// Nodes, interfaces, addresses, routes and processes of a lab
     Status {
@@ -310,7 +313,8 @@ fn run(command: Command) -> Result<i32, LabError> {
             file,
             lab,
             missing_ok,
-        } => cmd_down(file, lab, missing_ok),
+            discard_logs,
+        } => cmd_down(file, lab, missing_ok, discard_logs),
         Command::Status { file, lab, output } => cmd_status(file, lab, output),
         Command::Exec {
             file,
@@ -418,13 +422,22 @@ fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo down [FILE | --lab NAME] [--missing-ok]`
-fn cmd_down(file: Option<PathBuf>, lab: Option<String>, missing_ok: bool) -> Result<i32, LabError> {
+/// `topo down [FILE | --lab NAME] [--missing-ok] [--discard-logs]`
+fn cmd_down(
+    file: Option<PathBuf>,
+    lab: Option<String>,
+    missing_ok: bool,
+    discard_logs: bool,
+) -> Result<i32, LabError> {
     let name = lab_name(file, lab, "FILE or --lab NAME")?;
     let had_run_dir = crate::state::labs().contains(&name);
-    let report = runtime()?.block_on(lab::down(&name))?;
+    let options = lab::DownOptions { discard_logs };
+    let report = runtime()?.block_on(lab::down_with(&name, options))?;
     for f in &report.foreign {
         errln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+    }
+    for w in &report.warnings {
+        errln!("topo: warning: {w}");
     }
     let found_nothing =
         report.namespaces.is_empty() && report.host_links.is_empty() && report.processes == 0;
@@ -443,6 +456,9 @@ fn cmd_down(file: Option<PathBuf>, lab: Option<String>, missing_ok: bool) -> Res
         report.host_links.len(),
         report.processes
     );
+    if let Some(logs) = &report.logs {
+        outln!("lab {name}: logs kept in {}", logs.display());
+    }
     Ok(0)
 }
 

@@ -311,6 +311,42 @@ impl LogPipe {
     }
 }
 
+/// The `topo __log` helpers still writing into `logs_dir` (found by their name and the
+/// directory they hold open), so that `down` can let them finish before the logs are moved.
+pub fn writers_of(logs_dir: &Path) -> Vec<ProcId> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm != b"topo-log\n" {
+            continue;
+        }
+        let holds = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|t| t == logs_dir || t.parent() == Some(logs_dir))
+            })
+        });
+        if holds {
+            out.extend(ProcId::of(pid));
+        }
+    }
+    out
+}
+
+/// Waits (at most `timeout`) until `writers` have written what they read and exited.
+pub fn wait_for(writers: &[ProcId], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while writers.iter().any(ProcId::alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
