@@ -144,6 +144,12 @@ pub fn main(args: &[String]) -> i32 {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
+    // What `topo`'s caller held without close-on-exec (a `flock` lock, a pipe) would stay
+    // open, and held, for as long as the service runs.
+    if let Err(e) = crate::node::security::close_extra_fds() {
+        report(&format!("error: {e}"));
+        return 1;
+    }
     let (dir_path, name, logs) = match parse_args(args) {
         Some(a) => a,
         None => {
