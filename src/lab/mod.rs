@@ -6,6 +6,7 @@ mod apply;
 mod down;
 mod drift;
 mod hosts;
+pub(crate) mod logs;
 mod observe;
 mod prescan;
 pub(crate) mod status;

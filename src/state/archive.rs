@@ -136,6 +136,20 @@ impl ArchiveName {
         }
     }
 
+    /// The time, for people: `2026-12-04 10:15:30 UTC`.
+    pub fn time(&self) -> String {
+        let s = &self.stamp;
+        format!(
+            "{}-{}-{} {}:{}:{} UTC",
+            &s[0..4],
+            &s[4..6],
+            &s[6..8],
+            &s[9..11],
+            &s[11..13],
+            &s[13..15]
+        )
+    }
+
     fn next(&self) -> ArchiveName {
         ArchiveName {
             stamp: self.stamp.clone(),
@@ -647,6 +661,62 @@ fn copy_entry(
     Ok(())
 }
 
+/// The newest archive of a lab that holds logs: its `logs/` directory, opened, with its path
+/// and name. `None` when the lab has none.
+pub fn newest_logs(lab: &str) -> Result<Option<(OwnedFd, PathBuf, ArchiveName)>, StateError> {
+    let top = root();
+    let Some(root_fd) = safe::open_archive_dir(&top, false).map_err(archive_path)? else {
+        return Ok(None);
+    };
+    let lab_path = top.join(lab);
+    let Some(lab_dir) =
+        safe::open_subdir(root_fd.as_fd(), lab, &lab_path, false).map_err(archive_path)?
+    else {
+        return Ok(None);
+    };
+    let mut names: Vec<ArchiveName> = list(lab_dir.as_fd())
+        .map_err(sys(format!("read {}", lab_path.display())))?
+        .iter()
+        .filter_map(|n| n.to_str().and_then(ArchiveName::parse))
+        .collect();
+    names.sort();
+    for name in names.into_iter().rev() {
+        let path = lab_path.join(name.name());
+        let Some(dir) =
+            safe::open_subdir(lab_dir.as_fd(), &name.name(), &path, false).map_err(archive_path)?
+        else {
+            continue;
+        };
+        let logs_path = path.join("logs");
+        if let Some(logs) =
+            safe::open_subdir(dir.as_fd(), "logs", &logs_path, false).map_err(archive_path)?
+        {
+            return Ok(Some((logs, logs_path, name)));
+        }
+    }
+    Ok(None)
+}
+
+/// Labs that have archived logs (for a hint when none is up).
+pub fn archived_labs() -> Vec<String> {
+    let Ok(Some(root_fd)) = safe::open_archive_dir(&root(), false) else {
+        return Vec::new();
+    };
+    let mut labs: Vec<String> = list(root_fd.as_fd())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .filter(|n| {
+            stat_at(root_fd.as_fd(), OsStr::new(n))
+                .ok()
+                .flatten()
+                .is_some_and(|st| kind(&st) == SFlag::S_IFDIR)
+        })
+        .collect();
+    labs.sort();
+    labs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +728,7 @@ mod tests {
         // 2026-12-04 10:15:30 UTC
         let t = ArchiveName::at(1_796_379_330);
         assert_eq!(t.name(), "20261204T101530Z");
+        assert_eq!(t.time(), "2026-12-04 10:15:30 UTC");
         // A leap day, and the last second of a year.
         assert_eq!(ArchiveName::at(951_825_600).name(), "20000229T120000Z");
         assert_eq!(ArchiveName::at(1_767_225_599).name(), "20251231T235959Z");

@@ -17,6 +17,7 @@ use crate::node::ProcId;
 
 pub mod archive;
 pub mod log;
+pub mod logread;
 mod safe;
 
 #[derive(Debug, Error)]
