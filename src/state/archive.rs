@@ -40,6 +40,8 @@ pub const DEFAULT_ARCHIVES: usize = 5;
 const PENDING: &str = "archiving";
 /// Prefix of an archive being copied in (step 2).
 const PARTIAL: &str = ".partial-";
+/// Archives of one lab named for the same second, at most.
+const MAX_SAME_SECOND: u32 = 1000;
 /// Directories nested deeper than this in `kept/` are left out of a copy.
 const MAX_DEPTH: usize = 128;
 
@@ -420,19 +422,30 @@ impl RunDir {
         pending_path: &Path,
         archive: &Archive,
     ) -> Result<(), StateError> {
-        let mut name = ArchiveName::now();
-        loop {
+        // A name no archive of the lab has, in the archive or on its way there (one that
+        // cannot be checked counts as taken).
+        let free = |name: &ArchiveName| {
             let n = name.name();
-            let taken = [n.clone(), format!(".{n}")]
-                .iter()
-                .map(|x| stat_at(pending, OsStr::new(x)))
-                .chain(std::iter::once(stat_at(
-                    archive.dir.as_fd(),
-                    OsStr::new(&n),
-                )))
-                .any(|r| !matches!(r, Ok(None)));
-            if !taken {
-                break;
+            [
+                stat_at(pending, OsStr::new(&n)),
+                stat_at(pending, OsStr::new(&format!(".{n}"))),
+                stat_at(archive.dir.as_fd(), OsStr::new(&n)),
+            ]
+            .iter()
+            .all(|r| matches!(r, Ok(None)))
+        };
+        let mut name = ArchiveName::now();
+        let mut tries = 0;
+        while !free(&name) {
+            tries += 1;
+            if tries >= MAX_SAME_SECOND {
+                return Err(ioerr(format!(
+                    "name an archive in {} or {}",
+                    archive.path.display(),
+                    pending_path.display()
+                ))(std::io::Error::from_raw_os_error(
+                    libc::EEXIST,
+                )));
             }
             name = name.next();
         }
