@@ -214,3 +214,117 @@ fn the_manual_page_is_roff_and_lists_every_command() {
         assert!(page.contains(&c), "no {c} in the manual page");
     }
 }
+
+/// An archive of a lab's logs as `down` leaves it, in a directory of the test's own, with an
+/// empty run directory: `topo logs` reads it without root and without a lab. Removed on drop.
+struct FakeArchive {
+    dir: PathBuf,
+}
+
+impl FakeArchive {
+    fn new(tag: &str) -> FakeArchive {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("topo-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let older = dir.join("archive/lgcli/20261204T101530Z/logs");
+        let newest = dir.join("archive/lgcli/20261204T101530Z-2/logs");
+        for d in [&older, &newest, &dir.join("run")] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(older.join("a.http.log"), "old\n").expect("write");
+        // A line the writer's rotation cut in two, and a last line without its newline.
+        std::fs::write(newest.join("a.http.log.1"), "GET /1\nGET /").expect("write");
+        std::fs::write(newest.join("a.http.log"), "2\nGET /3").expect("write");
+        std::fs::write(newest.join("a.exec.log"), "$ true\n").expect("write");
+        std::fs::write(newest.join("init.log"), "").expect("write");
+        // topo refuses directories that others may write to (whatever the umask made).
+        for d in [&older, &newest, &dir.join("run")] {
+            for p in d.ancestors().take_while(|p| p.starts_with(&dir)) {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
+        }
+        FakeArchive { dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(TOPO);
+        c.args(args)
+            .env("TOPO_LOG_DIR", self.dir.join("archive"))
+            .env("TOPO_RUN_DIR", self.dir.join("run"));
+        c
+    }
+
+    fn topo(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run topo")
+    }
+}
+
+impl Drop for FakeArchive {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn logs_of_a_lab_that_is_down_come_from_its_newest_archive() {
+    let a = FakeArchive::new("logs");
+    let out = a.topo(&["logs", "--lab", "lgcli", "a", "http"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "GET /1\nGET /2\nGET /3"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("topo: note: lab lgcli is down; logs of 2026-12-04 10:15:30 UTC from ")
+            && err.contains("lgcli/20261204T101530Z-2/logs"),
+        "{}",
+        text(&out)
+    );
+    let out = a.topo(&["logs", "--lab", "lgcli", "a", "http", "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "GET /2\nGET /3");
+    // Every log of the node, prefixed, the exec: log first; the lab found without a name.
+    let out = a.topo(&["logs", "a"]);
+    assert_eq!(out.status.code(), Some(2), "no lab is up: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(labs with archived logs: lgcli)"),
+        "{}",
+        text(&out)
+    );
+    let out = a.topo(&["logs", "--lab", "lgcli", "a"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "exec| $ true\nhttp| GET /1\nhttp| GET /2\nhttp| GET /3\n"
+    );
+    // Unknown names are bad input, with the closest one.
+    for (args, hint) in [
+        (
+            vec!["logs", "--lab", "lgcli", "a", "htp"],
+            "did you mean http?",
+        ),
+        (vec!["logs", "--lab", "lgcli", "b"], "did you mean a?"),
+        (
+            vec!["logs", "--lab", "lgzz", "a"],
+            "is not up and has no archived logs",
+        ),
+        (vec!["logs", "--lab", "../x", "a"], "is not a lab name"),
+    ] {
+        let out = a.topo(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(hint),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // Into a closed pipe: 141, nothing more on standard error than the note.
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = a
+        .command(&["logs", "--lab", "lgcli", "a"])
+        .stdout(Stdio::from(write))
+        .output()
+        .expect("run topo");
+    assert_eq!(out.status.code(), Some(141), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}

@@ -88,6 +88,9 @@ enum Command {
         /// A lab that is not up is no error: exit 0 (idempotent teardown, e.g. in CI)
         #[arg(long)]
         missing_ok: bool,
+        /// Remove the lab's logs instead of keeping them in the archive ($TOPO_LOG_DIR)
+        #[arg(long)]
+        discard_logs: bool,
     },
     /// Nodes, interfaces, addresses, routes and processes of a lab
     Status {
@@ -108,6 +111,25 @@ enum Command {
         /// The command and its arguments (after `--`); default: an interactive shell
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Print a node's logs (its services and `exec:` commands), live or archived after `down`
+    Logs {
+        /// The topology file (its `name` says which lab); `-f` is --follow here
+        #[arg(long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The lab's name
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+        node: String,
+        /// A service of the node, or `exec` for its `exec:` commands; default: every log of
+        /// the node, each line prefixed `SERVICE| `
+        service: Option<String>,
+        /// Keep printing what is written until interrupted, as `tail -f`
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Print only the last LINES lines of each log
+        #[arg(short = 'n', long, value_name = "LINES")]
+        lines: Option<usize>,
     },
     /// Set one interface of a lab up or down, as drift from the file (`up` reverts it)
     Link {
@@ -296,6 +318,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
         Command::Validate { .. }
+        | Command::Logs { .. }
         | Command::Graph { .. }
         | Command::Schema
         | Command::Gen(_)
@@ -310,7 +333,8 @@ fn run(command: Command) -> Result<i32, LabError> {
             file,
             lab,
             missing_ok,
-        } => cmd_down(file, lab, missing_ok),
+            discard_logs,
+        } => cmd_down(file, lab, missing_ok, discard_logs),
         Command::Status { file, lab, output } => cmd_status(file, lab, output),
         Command::Exec {
             file,
@@ -318,6 +342,14 @@ fn run(command: Command) -> Result<i32, LabError> {
             node,
             command,
         } => cmd_exec(file, lab, &node, command),
+        Command::Logs {
+            file,
+            lab,
+            node,
+            service,
+            follow,
+            lines,
+        } => cmd_logs(file, lab, &node, service.as_deref(), follow, lines),
         Command::Link {
             lab,
             endpoint,
@@ -418,13 +450,22 @@ fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo down [FILE | --lab NAME] [--missing-ok]`
-fn cmd_down(file: Option<PathBuf>, lab: Option<String>, missing_ok: bool) -> Result<i32, LabError> {
+/// `topo down [FILE | --lab NAME] [--missing-ok] [--discard-logs]`
+fn cmd_down(
+    file: Option<PathBuf>,
+    lab: Option<String>,
+    missing_ok: bool,
+    discard_logs: bool,
+) -> Result<i32, LabError> {
     let name = lab_name(file, lab, "FILE or --lab NAME")?;
     let had_run_dir = crate::state::labs().contains(&name);
-    let report = runtime()?.block_on(lab::down(&name))?;
+    let options = lab::DownOptions { discard_logs };
+    let report = runtime()?.block_on(lab::down_with(&name, options))?;
     for f in &report.foreign {
         errln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
+    }
+    for w in &report.warnings {
+        errln!("topo: warning: {w}");
     }
     let found_nothing =
         report.namespaces.is_empty() && report.host_links.is_empty() && report.processes == 0;
@@ -443,6 +484,9 @@ fn cmd_down(file: Option<PathBuf>, lab: Option<String>, missing_ok: bool) -> Res
         report.host_links.len(),
         report.processes
     );
+    if let Some(logs) = &report.logs {
+        outln!("lab {name}: logs kept in {}", logs.display());
+    }
     Ok(0)
 }
 
@@ -479,6 +523,137 @@ fn cmd_exec(
         &argv,
         std::io::stdin().is_terminal(),
     ))
+}
+
+/// `topo logs [--file FILE | --lab NAME] NODE [SERVICE] [-f] [-n LINES]`
+fn cmd_logs(
+    file: Option<PathBuf>,
+    lab: Option<String>,
+    node: &str,
+    service: Option<&str>,
+    follow: bool,
+    lines: Option<usize>,
+) -> Result<i32, LabError> {
+    let how = "--lab NAME or --file FILE";
+    let name = match lab_name(file, lab, how) {
+        Err(LabError::Usage(msg)) if crate::state::labs().is_empty() => {
+            let archived = crate::state::archive::archived_labs();
+            return Err(LabError::Usage(if archived.is_empty() {
+                msg
+            } else {
+                format!("{msg} (labs with archived logs: {})", archived.join(", "))
+            }));
+        }
+        other => other?,
+    };
+    let selected = lab::logs::select(&name, node, service)?;
+    let live = match &selected.source {
+        lab::logs::Source::Live => true,
+        lab::logs::Source::Archive(when) => {
+            errln!(
+                "topo: note: lab {name} is down; logs of {} from {}{}",
+                when.time(),
+                selected.path().display(),
+                if follow { " (nothing to follow)" } else { "" }
+            );
+            false
+        }
+    };
+    if selected.is_empty() {
+        errln!(
+            "topo: note: node {node} of lab {name} has no logs (no `exec:` commands or services)"
+        );
+        return Ok(0);
+    }
+    let mut emit = |bytes: &[u8]| write_bytes(bytes);
+    // Blocked before anything is printed, so that an interrupt is always taken as the end of
+    // following, whenever it comes.
+    let signals = if follow && live {
+        Some(FollowSignals::block()?)
+    } else {
+        None
+    };
+    let mut printer = selected.print(lines, &mut emit)?;
+    let Some(signals) = signals else {
+        printer.finish(&mut emit);
+        return Ok(0);
+    };
+    loop {
+        if let Err(e) = std::io::stdout().flush() {
+            stdout_failed(e);
+        }
+        if signals.wait(FOLLOW_POLL) {
+            printer.finish(&mut emit);
+            return Ok(0);
+        }
+        printer.poll(&mut emit)?;
+        if !printer.is_live(&name) {
+            // What the last writes left, read through the files still open.
+            printer.poll(&mut emit)?;
+            printer.finish(&mut emit);
+            errln!("topo: note: lab {name} went down; stopped following");
+            return Ok(0);
+        }
+    }
+}
+
+/// How often `topo logs -f` looks for what was written.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// SIGINT and SIGTERM, blocked and read from a descriptor: the end of `topo logs -f`.
+struct FollowSignals {
+    fd: nix::sys::signalfd::SignalFd,
+}
+
+impl FollowSignals {
+    fn block() -> Result<FollowSignals, LabError> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGINT);
+        set.add(Signal::SIGTERM);
+        let fail = |e: nix::errno::Errno| {
+            LabError::Internal(format!("topo logs -f: cannot take SIGINT and SIGTERM: {e}"))
+        };
+        set.thread_block().map_err(fail)?;
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &set,
+            nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+        )
+        .map_err(fail)?;
+        Ok(FollowSignals { fd })
+    }
+
+    /// Waits up to `timeout`; true when a signal came. Standard output closed by its reader
+    /// ends `topo` as a write to it would ([`CLOSED_PIPE`]), even while nothing is written.
+    fn wait(&self, timeout: std::time::Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let stdout = std::io::stdout();
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [
+            PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stdout.as_fd(), PollFlags::empty()),
+        ];
+        if nix::poll::poll(&mut fds, PollTimeout::from(ms)).is_err() {
+            return false;
+        }
+        let closed = fds[1]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP));
+        if closed {
+            std::process::exit(CLOSED_PIPE);
+        }
+        fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+    }
+}
+
+/// Writes bytes to standard output as they are (see [`outln!`] for errors).
+fn write_bytes(bytes: &[u8]) {
+    if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+        stdout_failed(e);
+    }
 }
 
 /// `topo link [--lab NAME] NODE:INTERFACE up|down`

@@ -1,8 +1,11 @@
 //! `down`: removes everything of a lab, and nothing else. What is removed is decided on the
 //! kernel objects themselves (the lab's marker on each namespace's loopback and on host
 //! links), so a lost or corrupt run directory never makes `down` touch a foreign object.
+//! The lab's logs are moved to the archive first (see `state::archive`), unless discarded.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -12,7 +15,7 @@ use crate::net::observe::{observe, Depth, Session};
 use crate::net::{link, netns};
 use crate::node::ProcId;
 use crate::plan::{names, NsObserved};
-use crate::state::RunDir;
+use crate::state::{archive, log, RunDir};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DownReport {
@@ -21,9 +24,31 @@ pub struct DownReport {
     pub processes: usize,
     /// Namespaces with the lab's prefix that are not the lab's, left alone.
     pub foreign: Vec<String>,
+    /// The archive the lab's logs were moved to, when they were.
+    pub logs: Option<PathBuf>,
+    /// What went wrong with the logs; `down` removed the lab all the same.
+    pub warnings: Vec<String>,
 }
 
+/// What `down` does besides removing the lab.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DownOptions {
+    /// Remove the lab's logs with its run directory instead of archiving them.
+    pub discard_logs: bool,
+}
+
+/// How long `down` waits for the log writers to write what the lab's processes left in their
+/// pipes before it moves the logs.
+const WRITERS_GRACE: Duration = Duration::from_secs(2);
+
+/// Removes the lab and archives its logs (see [`down_with`]).
 pub async fn down(lab: &str) -> Result<DownReport, LabError> {
+    down_with(lab, DownOptions::default()).await
+}
+
+/// Removes everything of the lab; then its logs go to the archive (or, with
+/// `discard_logs`, with the run directory) and the lab's run directory is removed.
+pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, LabError> {
     check_lab_name(lab)?;
     let run = RunDir::lock(lab, true)?;
     let state = run.load();
@@ -98,6 +123,22 @@ pub async fn down(lab: &str) -> Result<DownReport, LabError> {
             .map_err(|e| LabError::Kernel(format!("cgroups of lab {lab}: {e}")))?;
     }
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "cgroups removed");
+    let (keep, warning) =
+        archive::archives_to_keep(std::env::var_os("TOPO_LOG_ARCHIVES").as_deref());
+    report.warnings.extend(warning);
+    let discard = options.discard_logs;
+    let (run, archived) = tokio::task::spawn_blocking(move || {
+        if !discard && keep > 0 {
+            log::wait_for(&log::writers_of(&run.logs_dir()), WRITERS_GRACE);
+        }
+        let archived = run.archive_logs(discard, keep);
+        (run, archived)
+    })
+    .await
+    .map_err(|e| LabError::Internal(format!("archive the logs of lab {lab}: {e}")))?;
+    report.logs = archived.path;
+    report.warnings.extend(archived.warnings);
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "logs archived");
     run.remove()?;
     Ok(report)
 }

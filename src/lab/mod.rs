@@ -7,6 +7,7 @@ pub mod dirs;
 mod down;
 mod drift;
 mod hosts;
+pub(crate) mod logs;
 mod observe;
 mod prescan;
 mod services;
@@ -28,7 +29,7 @@ use crate::state::{RunDir, State, StateError};
 use observe::{observe_all, Scanned};
 use prescan::Prescan;
 
-pub use down::{down, DownReport};
+pub use down::{down, down_with, DownOptions, DownReport};
 pub(crate) use drift::{endpoint, set_impair, set_link};
 pub(crate) use status::{status, Status};
 pub use world::load_topology;

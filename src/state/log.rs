@@ -144,6 +144,12 @@ pub fn main(args: &[String]) -> i32 {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
+    // What `topo`'s caller held without close-on-exec (a `flock` lock, a pipe) would stay
+    // open, and held, for as long as the service runs.
+    if let Err(e) = crate::node::security::close_extra_fds() {
+        report(&format!("error: {e}"));
+        return 1;
+    }
     let (dir_path, name, logs) = match parse_args(args) {
         Some(a) => a,
         None => {
@@ -308,6 +314,42 @@ impl LogPipe {
         while helper.alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// The `topo __log` helpers still writing into `logs_dir` (found by their name and the
+/// directory they hold open), so that `down` can let them finish before the logs are moved.
+pub fn writers_of(logs_dir: &Path) -> Vec<ProcId> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm != b"topo-log\n" {
+            continue;
+        }
+        let holds = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|t| t == logs_dir || t.parent() == Some(logs_dir))
+            })
+        });
+        if holds {
+            out.extend(ProcId::of(pid));
+        }
+    }
+    out
+}
+
+/// Waits (at most `timeout`) until `writers` have written what they read and exited.
+pub fn wait_for(writers: &[ProcId], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while writers.iter().any(ProcId::alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -15,7 +15,9 @@ use thiserror::Error;
 
 use crate::node::ProcId;
 
+pub mod archive;
 pub mod log;
+pub mod logread;
 mod safe;
 
 #[derive(Debug, Error)]
@@ -30,6 +32,8 @@ pub enum StateError {
     Busy { lab: String, path: PathBuf },
     #[error("refusing the run directory path {path}: {why} (the run directory, set with TOPO_RUN_DIR, must be a real directory of root, writable by nobody else, reached without symbolic links)")]
     Unsafe { path: PathBuf, why: String },
+    #[error("refusing the log archive path {path}: {why} (the archive, set with TOPO_LOG_DIR, must be a real directory of root, writable by nobody else, reached without symbolic links)")]
+    UnsafeArchive { path: PathBuf, why: String },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {

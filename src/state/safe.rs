@@ -44,6 +44,9 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 enum Trust {
     /// A directory above the run directory: others may write to it only if it is sticky.
     Ancestor,
+    /// A directory above the log archive: as [`Trust::Ancestor`], but its group may write
+    /// (Ubuntu's `/var/log` is `root:syslog`, mode 0775).
+    LogAncestor,
     /// The run directory and what is in it: nobody else may write.
     Own,
 }
@@ -58,7 +61,10 @@ fn check_dir(st: &FileStat, path: &Path, trust: Trust) -> Result<(), StateError>
     }
     let mode = st.st_mode;
     let sticky = mode & libc::S_ISVTX != 0;
-    let others_write = mode & 0o022 != 0;
+    let others_write = match trust {
+        Trust::LogAncestor => mode & 0o002 != 0,
+        Trust::Ancestor | Trust::Own => mode & 0o022 != 0,
+    };
     if others_write && (trust == Trust::Own || !sticky) {
         return Err(unsafe_path(
             path,
@@ -110,6 +116,16 @@ fn open_child(
 /// from `/` without following symbolic links and checking every directory on the way.
 /// `None` when it does not exist and `create` is false.
 pub(super) fn open_dir(path: &Path, create: bool) -> Result<Option<OwnedFd>, StateError> {
+    walk(path, create, Trust::Ancestor)
+}
+
+/// [`open_dir`] for the log archive (`/var/log/topo`): the directories above it may also be
+/// writable by their group.
+pub(super) fn open_archive_dir(path: &Path, create: bool) -> Result<Option<OwnedFd>, StateError> {
+    walk(path, create, Trust::LogAncestor)
+}
+
+fn walk(path: &Path, create: bool, ancestor: Trust) -> Result<Option<OwnedFd>, StateError> {
     if !path.is_absolute() {
         return Err(unsafe_path(path, "not an absolute path"));
     }
@@ -130,7 +146,7 @@ pub(super) fn open_dir(path: &Path, create: bool) -> Result<Option<OwnedFd>, Sta
         let trust = if i + 1 == parts.len() {
             Trust::Own
         } else {
-            Trust::Ancestor
+            ancestor
         };
         match open_child(fd.as_fd(), Path::new(part), &walked, create, trust)? {
             Some(next) => fd = next,

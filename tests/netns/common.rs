@@ -15,6 +15,12 @@ use serde_json::Value;
 
 pub const TOPO: &str = env!("CARGO_BIN_EXE_topo");
 
+/// Where `down` keeps the logs of the tests' labs (`TOPO_LOG_DIR` of [`topo`]), instead of
+/// /var/log/topo. A [`TestLab`] removes its lab's archives when dropped.
+pub fn archive_root() -> PathBuf {
+    std::env::temp_dir().join("topo-test-archive")
+}
+
 /// A lab under test: its topology file in a private directory and a guard that brings it
 /// down (and removes the directory) on drop.
 pub struct TestLab {
@@ -81,6 +87,9 @@ impl Drop for TestLab {
             eprintln!("cleanup of {} failed:\n{}", self.name, text(&out));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(archive_root().join(&self.name));
+        // Left while another lab's archive is in it.
+        let _ = std::fs::remove_dir(archive_root());
     }
 }
 
@@ -89,7 +98,11 @@ pub fn path(p: &Path) -> &str {
 }
 
 pub fn topo(args: &[&str]) -> Output {
-    Command::new(TOPO).args(args).output().expect("run topo")
+    Command::new(TOPO)
+        .args(args)
+        .env("TOPO_LOG_DIR", archive_root())
+        .output()
+        .expect("run topo")
 }
 
 /// A chain lab from `topo gen chain` (`extra`: more options, e.g. `--bare`).

@@ -19,6 +19,7 @@ mod impair;
 mod isolation;
 mod limits;
 mod links;
+mod logs;
 mod scale;
 mod security;
 mod services;
