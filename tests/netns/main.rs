@@ -18,6 +18,7 @@ mod impair;
 mod isolation;
 mod limits;
 mod links;
+mod routing;
 mod scale;
 mod security;
 mod services;
