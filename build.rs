@@ -12,18 +12,24 @@
 //! package database does (installing `frr` changes it). Cargo reruns a build script on every
 //! build for a watched path that does not exist, so a missing path is never watched; on a host
 //! without dpkg, `touch build.rs` after installing FRR.
+//!
+//! The BIRD lab test likewise needs BIRD 2 (Debian's `bird2` package): `cfg(bird)` is set when
+//! `/usr/sbin/bird` exists, watched the same way.
 
 use std::fs;
 use std::path::Path;
 
 /// A daemon of Debian's `frr` package; its presence enables the FRR lab tests.
 const FRR_ZEBRA: &str = "/usr/lib/frr/zebra";
+/// The daemon of Debian's `bird2` package; its presence enables the BIRD lab test.
+const BIRD: &str = "/usr/sbin/bird";
 /// dpkg's package database: it changes when a package is installed.
 const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(kernel_tests)");
     println!("cargo::rustc-check-cfg=cfg(frr)");
+    println!("cargo::rustc-check-cfg=cfg(bird)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=TOPO_KERNEL_TESTS");
     println!("cargo::rerun-if-env-changed=USER");
@@ -36,10 +42,16 @@ fn main() {
     if run {
         println!("cargo::rustc-cfg=kernel_tests");
     }
-    if Path::new(FRR_ZEBRA).exists() {
-        println!("cargo::rustc-cfg=frr");
-        println!("cargo::rerun-if-changed={FRR_ZEBRA}");
-    } else if Path::new(DPKG_STATUS).exists() {
+    let mut watch_dpkg = false;
+    for (daemon, cfg) in [(FRR_ZEBRA, "frr"), (BIRD, "bird")] {
+        if Path::new(daemon).exists() {
+            println!("cargo::rustc-cfg={cfg}");
+            println!("cargo::rerun-if-changed={daemon}");
+        } else {
+            watch_dpkg = true;
+        }
+    }
+    if watch_dpkg && Path::new(DPKG_STATUS).exists() {
         println!("cargo::rerun-if-changed={DPKG_STATUS}");
     }
 }

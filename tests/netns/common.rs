@@ -264,3 +264,168 @@ pub fn lab_processes(lab: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+// The example labs of `topologies/` under test names; bounded waits; what a lab leaves.
+
+/// The directory of an example lab in `topologies/`.
+pub fn example_dir(lab: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(lab)
+}
+
+/// `file` of the example lab `lab` (a directory of `topologies/`) under the name `name`: the
+/// file with its `name:` replaced, in a test directory beside a copy of the lab's
+/// subdirectories (the routers' configuration, which the file binds relative to itself).
+pub fn example_lab(name: &str, lab: &str, file: &str) -> TestLab {
+    let src = example_dir(lab);
+    let yaml = std::fs::read_to_string(src.join(file)).expect("read the lab file");
+    let test_lab = TestLab::new(name, &with_name(&yaml, name));
+    for entry in std::fs::read_dir(&src).expect("read the lab directory") {
+        let entry = entry.expect("dir entry");
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &test_lab.dir.join(entry.file_name()));
+        }
+    }
+    test_lab
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a config directory");
+    for entry in std::fs::read_dir(from).expect("read a config directory") {
+        let entry = entry.expect("dir entry");
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a config file");
+        }
+    }
+}
+
+/// `yaml` with its top-level `name:` line replaced.
+pub fn with_name(yaml: &str, name: &str) -> String {
+    let mut replaced = false;
+    let lines: Vec<String> = yaml
+        .lines()
+        .map(|l| {
+            if !replaced && l.starts_with("name:") {
+                replaced = true;
+                format!("name: {name}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(replaced, "the lab file has a top-level name: line");
+    lines.join("\n") + "\n"
+}
+
+/// The last lines of a service's log (`/run/topo/LAB/logs/NODE.SERVICE.log`), for a failure
+/// message.
+pub fn log_tail(lab: &TestLab, node: &str, service: &str) -> String {
+    let path = format!("/run/topo/{}/logs/{node}.{service}.log", lab.name);
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({path}: {e})"));
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    format!("--- {path}\n{tail}")
+}
+
+/// A command's output in a node, headed by where it comes from, for a failure message.
+pub fn shown(lab: &TestLab, node: &str, argv: &[&str]) -> String {
+    let out = lab.exec(node, argv);
+    format!(
+        "--- {node}: {}\n{}{}",
+        argv.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `check` every 250 ms until it returns Ok, for at most `timeout`, and returns how long
+/// it took; when the time is up it panics with `what`, the last reason `check` gave and
+/// `diagnosis()` (what the daemons and the kernel say). `check` may panic itself on a failure
+/// that waiting cannot mend (a daemon that has exited).
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<(), String>,
+    diagnosis: impl Fn() -> String,
+) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let reason = match check() {
+            Ok(()) => return start.elapsed(),
+            Err(reason) => reason,
+        };
+        if start.elapsed() > timeout {
+            panic!("{what}: not within {timeout:?}: {reason}\n{}", diagnosis());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The lab's live processes whose command name is one of `names`, as (PID, name), sorted.
+pub fn lab_daemons(lab: &str, names: &[&str]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = lab_processes(lab)
+        .into_iter()
+        .filter(|(_, comm)| names.contains(&comm.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A second `up` of the unchanged file changes nothing: `plan` and `up` report no changes,
+/// and `daemons` (PID, name) are the lab's `names` processes still, none restarted.
+pub fn assert_second_up_is_a_no_op(lab: &TestLab, names: &[&str], daemons: &[(String, String)]) {
+    let plan = lab.plan();
+    assert!(plan.contains("no changes"), "plan after up:\n{plan}");
+    let out = lab.up();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no changes"),
+        "second up:\n{}",
+        text(&out)
+    );
+    assert_eq!(
+        lab_daemons(&lab.name, names),
+        daemons,
+        "the daemons after a second up"
+    );
+}
+
+/// Nothing of lab `name` is left after `down`: none of `pids` (PID, command name) runs (a
+/// reused PID has another name), and no process in the lab's cgroups, named namespace, mount
+/// of one, cgroup or run directory is left.
+pub fn assert_lab_gone(name: &str, pids: &[(String, String)]) {
+    for (pid, comm) in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            !stat.contains(&format!("({comm}) ")) || stat.contains(") Z"),
+            "lab {name}: {comm} (PID {pid}) still runs after down: {stat}"
+        );
+    }
+    let procs = lab_processes(name);
+    assert!(procs.is_empty(), "lab {name}: processes left: {procs:?}");
+    let netns: Vec<String> = [format!("{name}-"), format!("{name}.")]
+        .iter()
+        .flat_map(|p| netns_with_prefix(p))
+        .collect();
+    assert!(netns.is_empty(), "lab {name}: namespaces left: {netns:?}");
+    let mounts: Vec<String> = [format!("/run/netns/{name}-"), format!("/run/topo/{name}/")]
+        .iter()
+        .flat_map(|m| mounts_with(m))
+        .collect();
+    assert!(mounts.is_empty(), "lab {name}: mounts left: {mounts:?}");
+    for hierarchy in ["", "pids", "memory", "cpu"] {
+        let group = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("topo")
+            .join(name);
+        assert!(
+            !group.exists(),
+            "lab {name}: cgroup {} left",
+            group.display()
+        );
+    }
+    let run = Path::new("/run/topo").join(name);
+    assert!(!run.exists(), "lab {name}: {} left", run.display());
+}
