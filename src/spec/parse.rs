@@ -2322,8 +2322,8 @@ nodes:
         assert_eq!(r1.group.as_deref(), Some("frr"));
         // Mappings merge key by key, recursively.
         assert_eq!(r1.interfaces["lo"], iface(&["10.255.0.1/32"], Some(1500)));
-        assert_eq!(r1.services["bgpd"], "/usr/lib/frr/bgpd -M rpki");
-        assert_eq!(r1.services["zebra"], "/usr/lib/frr/zebra");
+        assert_eq!(r1.services["bgpd"].command, "/usr/lib/frr/bgpd -M rpki");
+        assert_eq!(r1.services["zebra"].command, "/usr/lib/frr/zebra");
         assert_eq!(r1.env["ROLE"], "edge");
         assert_eq!(r1.env["DAEMONS"], "zebra");
         // Lists replace: `add` is the node's, `drop` the group's.
@@ -2762,7 +2762,7 @@ nodes:
         assert_eq!(r2.env["LOG"], "file:/tmp/frr.log");
         assert_eq!(r2.env["CONF"], "/etc/frr");
         assert_eq!(r2.services["zebra"], r1.services["zebra"]);
-        assert!(r2.services["ospfd"].ends_with("--log-level debugging"));
+        assert!(r2.services["ospfd"].command.ends_with("--log-level debugging"));
         assert_eq!(r3.binds.len(), 1);
         assert_eq!(r3.services.len(), 2);
         assert_eq!(r3.sysctls.len(), 2);
