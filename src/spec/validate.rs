@@ -8,7 +8,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
-use super::model::{Endpoint, Node, Restart, Route, RouteDest, Seccomp, ServiceKind, Topology};
+use super::model::{Endpoint, Node, Route, RouteDest, Seccomp, ServiceKind, Topology};
 use super::parse::{did_you_mean, ifname_problem, Spans};
 use super::world::World;
 use super::yaml::Pos;
@@ -528,19 +528,9 @@ impl Validator<'_> {
                 ),
                 _ => {}
             }
-            if spec.restart == Restart::OnFailure && spec.kind != ServiceKind::Simple {
-                self.error(
-                    self.spans.value(&format!("{path}.restart")),
-                    format!(
-                        "restart: on-failure on {} service {svc} of node {name}",
-                        spec.kind.as_str()
-                    ),
-                    "only simple services (the command is the daemon) are restarted".to_string(),
-                );
-            }
         }
         if let Some(cycle) = after_cycle(node) {
-            let first = &cycle[0];
+            let first = cycle.first().map(String::as_str).unwrap_or_default();
             self.error(
                 self.spans
                     .key(&format!("nodes.{name}.services.{first}.after")),
