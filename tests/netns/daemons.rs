@@ -226,3 +226,78 @@ fn private_dirs_have_owner_and_mode_and_take_the_owners_writes() {
     lab.down();
     assert!(!std::path::Path::new("/run/topo/tn-dir").exists());
 }
+
+/// A node's PID file can name only the node's own processes: a forking service whose PID file
+/// holds the PID of a host process (here, a process of this test) or a planted link to a host
+/// file fails `up`; the host process is not recorded, and `down` leaves it running.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_pid_file_cannot_name_a_host_process() {
+    let mut victim = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("start a host process");
+    let pid = victim.id();
+    let yaml = format!(
+        "name: tn-pid\nnodes:\n  r:\n    services:\n      d:\n        type: forking\n        command: 'echo {pid} > /run/d.pid'\n        pid_file: /run/d.pid\n        ready: {{command: 'true', timeout: 1s}}\n      l:\n        type: forking\n        command: 'ln -s /proc/{pid}/stat /run/l.pid'\n        pid_file: /run/l.pid\n        ready: {{command: 'true', timeout: 1s}}\n"
+    );
+    let lab = TestLab::new("tn-pid", &yaml);
+    let out = topo(&["up", path(&lab.file)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("service d exited: its PID file /run/d.pid names PID"),
+        "{err}"
+    );
+    let status = topo(&["status", "--lab", "tn-pid", "-o", "json"]);
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains(&format!("\"pid\": {pid}")),
+        "the host process is not the service: {}",
+        text(&status)
+    );
+    lab.down();
+    assert!(
+        victim.try_wait().expect("wait").is_none(),
+        "the host process survives down"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+/// FRR writes its log file through a `:rw` bind of a host directory owned by the host's `frr`
+/// user (in the node, with a user namespace, the directory is `frr`'s), and the file it makes
+/// is owned on the host by the id it has in the node (zebra opens it as root): node root's
+/// files are the host root's, never an id of the node's unprivileged range.
+#[test]
+#[cfg_attr(not(all(kernel_tests, frr)), ignore = "needs root and FRR")]
+fn frr_writes_its_log_file_through_a_rw_bind() {
+    let lab = TestLab::new("tn-frl", "name: tn-frl\nnodes: {}\n");
+    let (uid, gid) = {
+        let m = std::fs::metadata("/etc/frr").expect("FRR's /etc/frr on the host");
+        (m.uid(), m.gid())
+    };
+    let logs = lab.dir.join("log");
+    let conf = lab.dir.join("conf");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::create_dir_all(&conf).expect("mkdir");
+    std::fs::write(conf.join("zebra.conf"), "hostname r1\n").expect("conf");
+    std::os::unix::fs::chown(&logs, Some(uid), Some(gid)).expect("chown");
+    lab.rewrite(
+        "name: tn-frl\nnodes:\n  r1:\n    binds: ['./conf:/etc/frr:ro', './log:/var/log/frr:rw']\n    dirs: {/run/frr: {owner: 'frr:frr'}}\n    services:\n      zebra:\n        command: exec /usr/lib/frr/zebra -f /etc/frr/zebra.conf -A 127.0.0.1 --log file:/var/log/frr/zebra.log\n        ready: {command: 'test -S /run/frr/zserv.api', timeout: 10s}\n",
+    );
+    lab.up();
+    let file = logs.join("zebra.log");
+    let written = eventually(10, || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    assert!(written.is_some(), "zebra wrote {}", file.display());
+    let meta = std::fs::metadata(&file).expect("log file");
+    assert!(
+        [(0, 0), (uid, gid)].contains(&(meta.uid(), meta.gid())),
+        "owned by root or frr as the host knows them: {}:{}",
+        meta.uid(),
+        meta.gid()
+    );
+}
