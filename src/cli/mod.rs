@@ -890,10 +890,13 @@ fn print_status(s: &lab::Status) {
                 "done" => "done".to_string(),
                 _ => "NOT RUNNING".to_string(),
             };
-            let ready = match (sv.state, sv.ready_ms) {
+            let mut ready = match (sv.state, sv.ready_ms) {
                 ("running", Some(ms)) => format!("ready {:.1}s  ", ms as f64 / 1000.0),
                 _ => String::new(),
             };
+            if sv.restarts > 0 {
+                ready.push_str(&format!("restarts {}  ", sv.restarts));
+            }
             outln!(
                 "    service {:<10} {st:<12} {ready}{}  log {}",
                 sv.name,

@@ -134,7 +134,8 @@ fn start_one(
             })
         }
         ServiceKind::Simple => {
-            let proc = node::spawn::start_service(job.init, &job.ctx, &spec.command, file)
+            let restart = spec.restart == crate::spec::Restart::OnFailure;
+            let proc = node::spawn::start_service(job.init, &job.ctx, &spec.command, file, restart)
                 .map_err(|e| format!("could not start: {e}"))?;
             let ready = match &spec.ready {
                 Some(r) => Some(wait_ready(job, r, Some(proc), at)?),
@@ -154,8 +155,9 @@ fn start_one(
                 .as_ref()
                 .map(|r| Duration::from_micros(r.timeout))
                 .unwrap_or(FORK_TIMEOUT);
-            let starter = node::spawn::start_service(job.init, &job.ctx, &spec.command, file)
-                .map_err(|e| format!("could not start: {e}"))?;
+            let starter =
+                node::spawn::start_service(job.init, &job.ctx, &spec.command, file, false)
+                    .map_err(|e| format!("could not start: {e}"))?;
             let proc = wait_forked(job.init, starter, &pid_file, at + timeout)?;
             let ready = match &spec.ready {
                 Some(r) => Some(wait_ready(job, r, Some(proc), at)?),

@@ -60,6 +60,8 @@ pub struct ServiceStatus {
     pub running: bool,
     /// Milliseconds from its start until its `ready:` check passed, as `up` saw it.
     pub ready_ms: Option<u64>,
+    /// How often its supervisor started it again (`restart: on-failure`).
+    pub restarts: u64,
     pub command: String,
     pub log: String,
 }
@@ -148,6 +150,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                             pid: sr.proc.pid,
                             running,
                             ready_ms: sr.ready_ms,
+                            restarts: restarts_of(&sr.proc),
                             command: spec.command,
                             log: run.log_path(&format!("{name}.{s}")).display().to_string(),
                         }
@@ -207,4 +210,20 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
         nodes,
         host_interfaces,
     })
+}
+
+/// The restarts of a supervised service, from its supervisor's name (0 for any other
+/// process, or one that is gone).
+fn restarts_of(p: &crate::node::ProcId) -> u64 {
+    if !p.alive() {
+        return 0;
+    }
+    std::fs::read_to_string(format!("/proc/{}/comm", p.pid))
+        .ok()
+        .and_then(|c| {
+            c.trim_end()
+                .strip_prefix(crate::node::enter::SUPERVISOR_NAME.trim_end())
+                .map(|n| n.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
 }

@@ -12,7 +12,10 @@
 //! the caller's terminal is put in raw mode, input and output are copied both ways, window
 //! size changes are passed on, and the terminal is restored at the end (as `docker exec -t`).
 //! With `--detach` the parent prints the program's host PID and start time and exits at once
-//! (services).
+//! (services). `--restart` is `--detach` with a supervisor: the child, once in the node and
+//! held to its restrictions, stays as the service's process and runs the program in a child
+//! of its own, again (after 0.1 s, doubling up to 10 s, back to 0.1 s after a run of 10 s or
+//! more) each time it ends with a failure, until it exits 0.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -31,6 +34,8 @@ use super::{NodeError, ProcId};
 pub struct EnterArgs {
     pub target: ProcId,
     pub detach: bool,
+    /// Supervise the program, starting it again when it fails (implies `detach`).
+    pub restart: bool,
     /// Run the program on a new pseudo-terminal relayed to this process's (`topo exec` on a
     /// terminal).
     pub tty: bool,
@@ -58,6 +63,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
     let mut out = EnterArgs {
         target: ProcId { pid, start },
         detach: false,
+        restart: false,
         tty: false,
         env: Vec::new(),
         security: Security::default(),
@@ -68,6 +74,10 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--detach" => out.detach = true,
+            "--restart" => {
+                out.detach = true;
+                out.restart = true;
+            }
             "--tty" => out.tty = true,
             "--env" => {
                 let kv = it.next().ok_or("--env needs K=V")?;
@@ -202,7 +212,7 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
                 t.restore_child_signals();
                 t.slave
             });
-            let err = child(&mut steps, &args.security, args.detach, slave, &argv, &env);
+            let err = child(&mut steps, args, slave, &argv, &env);
             let _ = writeln!(std::io::stderr(), "topo: error: {err}");
             std::process::exit(127)
         }
@@ -283,8 +293,7 @@ impl Steps for ChildSteps {
 
 fn child(
     steps: &mut ChildSteps,
-    sec: &Security,
-    detach: bool,
+    args: &EnterArgs,
     tty: Option<OwnedFd>,
     argv: &[CString],
     env: &[CString],
@@ -298,10 +307,10 @@ fn child(
             return e;
         }
     }
-    if let Err(e) = security::harden(steps, sec) {
+    if let Err(e) = security::harden(steps, &args.security) {
         return e;
     }
-    if detach {
+    if args.detach {
         // A service: its standard output goes where its errors go (the log), not to the pipe
         // on which the parent reports its PID.
         let _ = nix::unistd::dup2_stdout(std::io::stderr());
@@ -309,9 +318,85 @@ fn child(
     if let Err(e) = security::close_extra_fds() {
         return e;
     }
+    if args.restart {
+        supervise(argv, env);
+    }
     match execvpe(&argv[0], argv, env) {
         Ok(never) => match never {},
         Err(e) => NodeError::sys(format!("exec {}", argv[0].to_string_lossy()), e),
+    }
+}
+
+/// The name (`comm`) a supervisor takes once it has restarted its program, followed by the
+/// number of restarts (`comm` holds 15 bytes: up to 8 digits).
+pub const SUPERVISOR_NAME: &str = "topo-r ";
+
+/// Runs the program in a child, again after a back-off each time it ends with a failure;
+/// exits 0 once it exits 0. Ended by SIGKILL (`down`, a stop of the service), its child is
+/// killed with it (parent-death signal).
+fn supervise(argv: &[CString], env: &[CString]) -> ! {
+    use std::time::{Duration, Instant};
+    const FIRST: Duration = Duration::from_millis(100);
+    const MOST: Duration = Duration::from_secs(10);
+    let me = nix::unistd::getpid();
+    let mut delay = FIRST;
+    let mut restarts: u64 = 0;
+    loop {
+        let started = Instant::now();
+        // SAFETY: `topo __enter` is single-threaded, so the child may do anything after fork.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                // The supervisor may have died between the fork and the prctl.
+                if nix::unistd::getppid() != me {
+                    std::process::exit(137);
+                }
+                let err = match execvpe(&argv[0], argv, env) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "topo: error: exec {}: {err}",
+                    argv[0].to_string_lossy()
+                );
+                std::process::exit(127)
+            }
+            Ok(ForkResult::Parent { child }) => {
+                let status = loop {
+                    match waitpid(child, None) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        other => break other,
+                    }
+                };
+                let how = match status {
+                    Ok(WaitStatus::Exited(_, 0)) => std::process::exit(0),
+                    Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
+                    Ok(other) => format!("ended ({other:?})"),
+                    Err(e) => format!("could not be waited for ({e})"),
+                };
+                if started.elapsed() >= MOST {
+                    delay = FIRST;
+                }
+                restarts += 1;
+                // How `status` counts the restarts: the supervisor's name (`comm`).
+                if let Ok(name) = CString::new(format!("{SUPERVISOR_NAME}{restarts}")) {
+                    let _ = nix::sys::prctl::set_name(&name);
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "topo: the service {how}; start {restarts} again in {:.1}s",
+                    delay.as_secs_f64()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(MOST);
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "topo: error: fork: {e}");
+                std::thread::sleep(MOST);
+            }
+        }
     }
 }
 

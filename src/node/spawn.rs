@@ -297,16 +297,19 @@ pub fn run_shell(
     Ok(status.code().unwrap_or(128))
 }
 
-/// Starts `/bin/sh -c COMMAND` in a node as a detached service writing to `log`.
+/// Starts `/bin/sh -c COMMAND` in a node as a detached service writing to `log`; with
+/// `restart`, under a supervisor that starts it again when it fails (its PID is returned).
 pub fn start_service(
     target: ProcId,
     ctx: &NodeContext,
     command: &str,
     log: File,
+    restart: bool,
 ) -> Result<ProcId, NodeError> {
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let err = log.try_clone().map_err(|e| NodeError::sys("dup log", e))?;
-    let out = enter_command(target, ctx, true, &argv)?
+    let mode = if restart { "--restart" } else { "--detach" };
+    let out = enter_command_as(target, ctx, mode, &argv)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)

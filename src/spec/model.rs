@@ -207,6 +207,9 @@ pub struct Service {
     /// How `up` knows the service is ready; without it, a service is ready once started.
     #[serde(default)]
     pub ready: Option<Ready>,
+    /// Whether a `simple` service that ends with a failure is started again (with back-off).
+    #[serde(default)]
+    pub restart: Restart,
 }
 
 impl Service {
@@ -254,6 +257,14 @@ impl ServiceKind {
             ServiceKind::Oneshot => "oneshot",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    No,
+    OnFailure,
 }
 
 /// A readiness check: `command` (run with `/bin/sh -c` in the node) exits 0 once the service

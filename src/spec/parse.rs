@@ -17,7 +17,7 @@ use ipnetwork::IpNetwork;
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
     Bind, Bridge, Capabilities, Defaults, Dir, Endpoint, Filesystem, Impair, Interface, Limits,
-    Link, LinkImpair, LinkState, Logs, Node, Ready, Route, RouteDest, Seccomp, Service,
+    Link, LinkImpair, LinkState, Logs, Node, Ready, Restart, Route, RouteDest, Seccomp, Service,
     ServiceKind, SysctlValue, Tmpfs, Topology, HOST,
 };
 use super::units::{self, UnitError};
@@ -58,7 +58,7 @@ const NODE_KEYS: &[&str] = &[
     "apparmor",
 ];
 const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
-const SERVICE_KEYS: &[&str] = &["command", "type", "pid_file", "after", "ready"];
+const SERVICE_KEYS: &[&str] = &["command", "type", "pid_file", "after", "ready", "restart"];
 const READY_KEYS: &[&str] = &["command", "timeout", "interval"];
 const DIR_KEYS: &[&str] = &["owner", "mode", "from", "keep"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric"];
@@ -1003,7 +1003,17 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "after" => out.after = self.strings(f.value, &f.path),
-                _ => out.ready = self.ready(&f, &place),
+                "ready" => out.ready = self.ready(&f, &place),
+                _ => match self.string(f.value, &f.path).as_deref() {
+                    Some("no") => out.restart = Restart::No,
+                    Some("on-failure") => out.restart = Restart::OnFailure,
+                    Some(other) => self.error(
+                        f.value.pos,
+                        format!("unknown restart policy '{other}'"),
+                        "write 'no' (the default) or 'on-failure'".to_string(),
+                    ),
+                    None => {}
+                },
             }
         }
         let Some(command) = command else {

@@ -8,7 +8,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
-use super::model::{Endpoint, Node, Route, RouteDest, Seccomp, ServiceKind, Topology};
+use super::model::{Endpoint, Node, Restart, Route, RouteDest, Seccomp, ServiceKind, Topology};
 use super::parse::{did_you_mean, ifname_problem, Spans};
 use super::world::World;
 use super::yaml::Pos;
@@ -527,6 +527,16 @@ impl Validator<'_> {
                         .to_string(),
                 ),
                 _ => {}
+            }
+            if spec.restart == Restart::OnFailure && spec.kind != ServiceKind::Simple {
+                self.error(
+                    self.spans.value(&format!("{path}.restart")),
+                    format!(
+                        "restart: on-failure on {} service {svc} of node {name}",
+                        spec.kind.as_str()
+                    ),
+                    "only simple services (the command is the daemon) are restarted".to_string(),
+                );
             }
         }
         if let Some(cycle) = after_cycle(node) {

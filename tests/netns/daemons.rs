@@ -301,3 +301,33 @@ fn frr_writes_its_log_file_through_a_rw_bind() {
         meta.gid()
     );
 }
+
+/// `restart: on-failure`: a service that fails is started again, with back-off, until it runs;
+/// `status` counts the restarts from its supervisor's name. Stopping the lab ends both.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_failing_service_with_restart_on_failure_is_started_again() {
+    let yaml = "name: tn-rst\nnodes:\n  r:\n    services:\n      flaky:\n        command: 'echo run >> /run/runs; [ $(wc -l < /run/runs) -ge 3 ] && exec sleep 1000; exit 1'\n        restart: on-failure\n";
+    let lab = TestLab::new("tn-rst", yaml);
+    lab.up();
+    let runs = eventually(10, || {
+        let out = lab.exec("r", &["cat", "/run/runs"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text == "run\nrun\nrun\n").then_some(text)
+    });
+    assert!(runs.is_some(), "three runs, the third one lasting");
+    let status = status_json(&lab);
+    let svc = &status["nodes"][0]["services"][0];
+    assert_eq!(svc["state"], "running", "{svc}");
+    assert_eq!(svc["restarts"], 2, "{svc}");
+    // The program runs under its supervisor, in the node.
+    let sup = svc["pid"].as_i64().expect("pid");
+    let children =
+        std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).expect("children");
+    let child: i64 = children.trim().parse().expect("one child");
+    let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "sleep");
+    lab.down();
+    assert!(!std::path::Path::new(&format!("/proc/{child}")).exists());
+    assert!(!std::path::Path::new(&format!("/proc/{sup}")).exists());
+}
