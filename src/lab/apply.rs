@@ -291,15 +291,7 @@ impl<'a> Applier<'a> {
         let lab = self.lab.name().to_string();
         // Nodes with a user namespace (all but `userns: false`) get a network namespace owned
         // by it.
-        let userns_nodes: Vec<&str> = self
-            .lab
-            .topology
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.has_userns())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let ids = node::userns::allocate(&lab, &userns_nodes);
+        let ids = self.userns_ids();
         let mut plain = Vec::new();
         let mut owned = Vec::new();
         for a in actions {
@@ -445,6 +437,19 @@ impl<'a> Applier<'a> {
         Ok(jobs)
     }
 
+    /// The first host id of each `userns` node's range.
+    fn userns_ids(&self) -> BTreeMap<String, u32> {
+        let nodes: Vec<&str> = self
+            .lab
+            .topology
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.has_userns())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        node::userns::allocate(self.lab.name(), &nodes)
+    }
+
     /// The init configurations of the nodes to start, without their cgroups, with their
     /// namespace names and limits.
     /// Makes their private directories.
@@ -453,15 +458,7 @@ impl<'a> Applier<'a> {
         actions: &[Action],
     ) -> Result<Vec<(InitConfig, String, Limits)>, LabError> {
         let mut jobs = Vec::new();
-        let userns_nodes: Vec<&str> = self
-            .lab
-            .topology
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.has_userns())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let ids = node::userns::allocate(self.lab.name(), &userns_nodes);
+        let ids = self.userns_ids();
         for a in actions {
             let Action::StartNode { node } = a else {
                 continue;
