@@ -133,32 +133,24 @@ fn start_one(
                 settle: false,
             })
         }
-        ServiceKind::Simple => {
+        ServiceKind::Simple | ServiceKind::Forking => {
             let restart = spec.restart == crate::spec::Restart::OnFailure;
-            let proc = node::spawn::start_service(job.init, &job.ctx, &spec.command, file, restart)
-                .map_err(|e| format!("could not start: {e}"))?;
-            let ready = match &spec.ready {
-                Some(r) => Some(wait_ready(job, r, Some(proc), at)?),
-                None => None,
-            };
-            Ok(Started {
-                service: name.to_string(),
-                record: record(proc, false, ready),
-                at,
-                settle: spec.ready.is_none(),
-            })
-        }
-        ServiceKind::Forking => {
-            let pid_file = spec.pid_file.clone().unwrap_or_default();
-            let timeout = spec
-                .ready
-                .as_ref()
-                .map(|r| Duration::from_micros(r.timeout))
-                .unwrap_or(FORK_TIMEOUT);
-            let starter =
-                node::spawn::start_service(job.init, &job.ctx, &spec.command, file, false)
+            let started =
+                node::spawn::start_service(job.init, &job.ctx, &spec.command, file, restart)
                     .map_err(|e| format!("could not start: {e}"))?;
-            let proc = wait_forked(job.init, starter, &pid_file, at + timeout)?;
+            // A forking service is the daemon its start command leaves behind.
+            let proc = match spec.kind {
+                ServiceKind::Forking => {
+                    let timeout = spec
+                        .ready
+                        .as_ref()
+                        .map(|r| Duration::from_micros(r.timeout))
+                        .unwrap_or(FORK_TIMEOUT);
+                    let pid_file = spec.pid_file.clone().unwrap_or_default();
+                    wait_forked(job.init, started, &pid_file, at + timeout)?
+                }
+                _ => started,
+            };
             let ready = match &spec.ready {
                 Some(r) => Some(wait_ready(job, r, Some(proc), at)?),
                 None => None,
