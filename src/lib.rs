@@ -6,6 +6,8 @@
 //! ties them together for the CLI and for Rust tests.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub(crate) mod capture;
+pub mod check;
 pub mod cli;
 pub mod lab;
 pub(crate) mod net;

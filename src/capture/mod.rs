@@ -1,0 +1,1 @@
+//! Packet capture on the interfaces of a lab's nodes, written as pcapng.

@@ -1,0 +1,1 @@
+//! Routes of a node's kernel table, read over netlink and matched against a check.
