@@ -3,4 +3,6 @@
 
 pub mod daemons;
 pub mod icmp;
+pub mod json;
+pub mod report;
 pub mod routes;

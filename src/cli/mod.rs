@@ -25,6 +25,7 @@ macro_rules! errln {
 
 mod graph;
 mod shapes;
+mod test;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -152,6 +153,9 @@ enum Command {
         #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "corrupt", "duplicate", "reorder", "rate"])]
         clear: bool,
     },
+    /// Run the file's tests against its lab (brought up first, taken down after); exit 0 when
+    /// all pass, 1 when a step fails, 2 for a bad file, 3 when the lab cannot come up
+    Test(test::TestArgs),
     /// Print the topology as a DOT or Mermaid graph
     Graph {
         file: PathBuf,
@@ -317,6 +321,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Exec { .. } => require_root("exec")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
+        Command::Test(_) => require_root("test")?,
         Command::Validate { .. }
         | Command::Logs { .. }
         | Command::Graph { .. }
@@ -361,6 +366,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             impair,
             clear,
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
+        Command::Test(args) => test::cmd_test(args),
         Command::Graph { file, format } => cmd_graph(&file, format),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),

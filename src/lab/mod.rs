@@ -12,6 +12,7 @@ mod observe;
 mod prescan;
 mod services;
 pub(crate) mod status;
+pub(crate) mod testrun;
 mod world;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! comes from a [`World`] that the caller passes in.
 
 pub mod model;
+pub mod steps;
 
 mod diag;
 mod parse;

@@ -46,6 +46,11 @@ pub struct Topology {
     /// How large the logs of services and `exec:` commands grow before they are rotated.
     #[serde(default)]
     pub logs: Logs,
+    /// Checks and actions that `topo test` runs in order against the running lab; `up`
+    /// and `plan` leave them aside.
+    #[serde(default)]
+    #[schemars(with = "Vec<super::steps::StepKeys>")]
+    pub tests: Vec<super::steps::Step>,
 }
 
 /// The cap on each service's (and each node's `exec:`) log in the run directory: the log

@@ -23,8 +23,10 @@ use super::model::{
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
 
+mod steps;
+
 const TOP_KEYS: &[&str] = &[
-    "name", "defaults", "groups", "nodes", "links", "bridges", "logs",
+    "name", "defaults", "groups", "nodes", "links", "bridges", "logs", "tests",
 ];
 const LOGS_KEYS: &[&str] = &["max_size", "keep"];
 const DEFAULT_KEYS: &[&str] = &[
@@ -359,6 +361,8 @@ struct Reader<'a> {
     group_positions: HashSet<Pos>,
     /// How many more group names may be compared with unknown ones for suggestions.
     suggestions_left: usize,
+    /// What the steps of `tests:` name, checked once the topology is read.
+    step_refs: Vec<steps::StepRef>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -395,6 +399,7 @@ impl<'a> Reader<'a> {
             groups: BTreeMap::new(),
             group_positions: HashSet::new(),
             suggestions_left: 20_000,
+            step_refs: Vec::new(),
         }
     }
 
@@ -603,6 +608,7 @@ impl<'a> Reader<'a> {
             links: Vec::new(),
             bridges: BTreeMap::new(),
             logs: Logs::default(),
+            tests: Vec::new(),
         };
         let mut has_name = false;
         for e in self.fields(root, "", "at the top level", TOP_KEYS) {
@@ -621,6 +627,7 @@ impl<'a> Reader<'a> {
                 "links" => topo.links = self.links(e.value),
                 "bridges" => topo.bridges = self.bridges(e.value),
                 "logs" => topo.logs = self.logs(e.value),
+                "tests" => topo.tests = self.steps(e.value),
                 _ => {}
             }
         }
@@ -633,6 +640,7 @@ impl<'a> Reader<'a> {
         }
         topo.groups = std::mem::take(&mut self.groups);
         self.merge_defaults(&mut topo);
+        self.check_step_refs(&topo);
         Some(topo)
     }
 
@@ -2700,6 +2708,7 @@ nodes:
         let expected = Topology {
             name: "triangle".into(),
             logs: Logs::default(),
+            tests: Vec::new(),
             defaults,
             groups: BTreeMap::new(),
             nodes: map(&[("r1", r1), ("r2", r2), ("r3", r3), ("h1", h1)]),
@@ -2836,7 +2845,7 @@ mod schema_keys {
             Ok(v) => v,
             Err(e) => panic!("schema is not JSON: {e}"),
         };
-        let lists: [(&str, &[&str]); 16] = [
+        let lists: [(&str, &[&str]); 17] = [
             ("/properties", TOP_KEYS),
             ("/definitions/Logs/properties", LOGS_KEYS),
             ("/definitions/Defaults/properties", DEFAULT_KEYS),
@@ -2853,6 +2862,7 @@ mod schema_keys {
             ("/definitions/Service/properties", SERVICE_KEYS),
             ("/definitions/Ready/properties", READY_KEYS),
             ("/definitions/Dir/properties", DIR_KEYS),
+            ("/definitions/StepKeys/properties", steps::STEP_KEYS),
         ];
         for (pointer, list) in lists {
             let mut keys: Vec<String> = list.iter().map(|k| k.to_string()).collect();
