@@ -219,18 +219,12 @@ impl Runner {
             } => vec![Probe::Ospf {
                 daemon: daemon(),
                 version: *version,
-                want: neighbors
-                    .iter()
-                    .map(|n| (n.clone(), self.names_of(n)))
-                    .collect(),
+                want: self.peers(neighbors, node),
                 state: state.clone(),
             }],
             StepKind::Bgp { peers, state } => vec![Probe::Bgp {
                 daemon: daemon(),
-                want: peers
-                    .iter()
-                    .map(|n| (n.clone(), self.names_of(n)))
-                    .collect(),
+                want: self.peers(peers, node),
                 state: state.clone(),
             }],
             StepKind::Service { names } => vec![Probe::Service {
@@ -238,6 +232,16 @@ impl Runner {
             }],
             _ => Vec::new(),
         }
+    }
+
+    /// The neighbours or peers `node` must have, each with its names; a node is not its own
+    /// (so that a full mesh is one step: `nodes: [r1, r2, r3]`, `bgp: [r1, r2, r3]`).
+    fn peers(&self, names: &[String], node: &str) -> Vec<(String, BTreeSet<String>)> {
+        names
+            .iter()
+            .filter(|n| n.as_str() != node)
+            .map(|n| (n.clone(), self.names_of(n)))
+            .collect()
     }
 
     /// What a neighbour or peer may be called in a daemon's report: the name as written,
@@ -426,7 +430,6 @@ impl Runner {
                 .await
                 {
                     Ok(out) => {
-                        r.output = Some(out.text());
                         match daemons::parse_ospf(*d, family, &out.stdout) {
                             Ok(found) => {
                                 let seen: Vec<Seen> = found
@@ -453,7 +456,10 @@ impl Runner {
                                 (r.passed, r.got) =
                                     states_verdict(want, &seen, state, expect_fail, "neighbours");
                             }
-                            Err(e) => r.got = format!("`{command}`: {e}"),
+                            Err(e) => {
+                                r.got = format!("`{command}`: {e}");
+                                r.output = Some(out.text());
+                            }
                         }
                     }
                     Err(e) => r.got = e,
@@ -481,7 +487,6 @@ impl Runner {
                 .await
                 {
                     Ok(out) => {
-                        r.output = Some(out.text());
                         match daemons::parse_bgp(*d, &out.stdout) {
                             Ok(found) => {
                                 let seen: Vec<Seen> = found
@@ -509,7 +514,10 @@ impl Runner {
                                 (r.passed, r.got) =
                                     states_verdict(want, &seen, state, expect_fail, "sessions");
                             }
-                            Err(e) => r.got = format!("`{command}`: {e}"),
+                            Err(e) => {
+                                r.got = format!("`{command}`: {e}");
+                                r.output = Some(out.text());
+                            }
                         }
                     }
                     Err(e) => r.got = e,
