@@ -23,6 +23,7 @@ macro_rules! errln {
     }};
 }
 
+mod capture;
 mod graph;
 mod shapes;
 
@@ -158,6 +159,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// Capture packets of a lab's interfaces as pcapng (to a file or a pipe)
+    Capture(capture::CaptureArgs),
     /// Print the JSON Schema of topology files
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
@@ -317,6 +320,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Exec { .. } => require_root("exec")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
+        Command::Capture(_) => require_root("capture")?,
         Command::Validate { .. }
         | Command::Logs { .. }
         | Command::Graph { .. }
@@ -362,6 +366,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             clear,
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Graph { file, format } => cmd_graph(&file, format),
+        Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
         Command::Completions { shell } => cmd_completions(shell),
