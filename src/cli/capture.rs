@@ -84,7 +84,7 @@ pub(super) fn cmd_capture(args: CaptureArgs) -> Result<i32, LabError> {
         }
         let tick = match duration {
             Some(d) if started.elapsed() >= d => break,
-            Some(d) => TICK.min(d - started.elapsed()),
+            Some(d) => TICK.min(d.saturating_sub(started.elapsed())),
             None => TICK,
         };
         if wait(&signals, tick, path.is_none()) {
