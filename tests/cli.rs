@@ -71,7 +71,7 @@ fn as_user(args: &[&str]) -> Output {
 #[test]
 fn commands_on_the_kernel_say_first_that_they_need_root() {
     let triangle = example("triangle.yaml");
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 9] = [
         &["plan", &triangle],
         &["up", &triangle],
         &["down", "--lab", "triangle"],
@@ -80,6 +80,7 @@ fn commands_on_the_kernel_say_first_that_they_need_root() {
         &["exec", "--lab", "triangle", "h1", "--", "true"],
         &["link", "--lab", "triangle", "r1:eth1", "down"],
         &["impair", "--lab", "triangle", "r1:eth1", "--clear"],
+        &["capture", "--lab", "triangle", "r1:eth1", "-w", "/dev/null"],
     ];
     for args in cases {
         let out = as_user(args);

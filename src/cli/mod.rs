@@ -23,6 +23,7 @@ macro_rules! errln {
     }};
 }
 
+mod capture;
 mod graph;
 mod shapes;
 mod test;
@@ -162,6 +163,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// Capture packets of a lab's interfaces as pcapng (to a file or a pipe)
+    Capture(capture::CaptureArgs),
     /// Print the JSON Schema of topology files
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
@@ -322,6 +325,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
         Command::Test(_) => require_root("test")?,
+        Command::Capture(_) => require_root("capture")?,
         Command::Validate { .. }
         | Command::Logs { .. }
         | Command::Graph { .. }
@@ -368,6 +372,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Test(args) => test::cmd_test(args),
         Command::Graph { file, format } => cmd_graph(&file, format),
+        Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
         Command::Completions { shell } => cmd_completions(shell),
