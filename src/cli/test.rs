@@ -112,6 +112,7 @@ pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
             return finish(code, None);
         }
     }
+    let capture = start_capture(&lab, args.artifacts.as_deref());
     let options = testrun::TestOptions {
         artifacts: args.artifacts.clone(),
     };
@@ -134,6 +135,23 @@ pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
             r = testrun::run_steps(&lab, &options, &on_step) => Ok(r),
         }
     });
+    if let Some((c, path)) = capture {
+        match c.stop() {
+            Ok(stats) => {
+                let counts: Vec<String> = stats
+                    .packets
+                    .iter()
+                    .map(|(ep, n)| format!("{ep} {n}"))
+                    .collect();
+                errln!(
+                    "lab {name}: capture in {} ({} packets)",
+                    path.display(),
+                    counts.join(", ")
+                );
+            }
+            Err(e) => errln!("topo: warning: capture: {e}"),
+        }
+    }
     let report = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -187,6 +205,52 @@ fn keep_logs(lab: &str, dir: &Path) {
             if let Err(err) = std::fs::copy(e.path(), to.join(e.file_name())) {
                 errln!("topo: warning: cannot copy {}: {err}", e.path().display());
             }
+        }
+    }
+}
+
+/// Starts recording the endpoints the file marks `capture: true` (a link at its first end,
+/// or an interface), into `DIR/capture.pcapng` with `--artifacts`, else into the lab's logs
+/// (archived with them by `down`).
+fn start_capture(lab: &Lab, artifacts: Option<&Path>) -> Option<(crate::capture::Capture, PathBuf)> {
+    let t = &lab.topology;
+    let mut endpoints: Vec<crate::spec::Endpoint> = t
+        .links
+        .iter()
+        .filter(|l| l.capture)
+        .map(|l| l.endpoints[0].clone())
+        .collect();
+    for (node, n) in &t.nodes {
+        for (iface, i) in &n.interfaces {
+            let ep = crate::spec::Endpoint {
+                node: node.clone(),
+                iface: iface.clone(),
+            };
+            if i.capture && !endpoints.contains(&ep) {
+                endpoints.push(ep);
+            }
+        }
+    }
+    if endpoints.is_empty() {
+        return None;
+    }
+    let path = match artifacts {
+        Some(dir) => dir.join("capture.pcapng"),
+        None => crate::state::root().join(lab.name()).join("logs").join("capture.pcapng"),
+    };
+    let file = match std::fs::File::create(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            errln!("topo: warning: capture: create {}: {e}", path.display());
+            return None;
+        }
+    };
+    let out = Box::new(std::io::BufWriter::new(file));
+    match crate::capture::Capture::start(lab.name(), &endpoints, out) {
+        Ok(c) => Some((c, path)),
+        Err(e) => {
+            errln!("topo: warning: capture: {e}");
+            None
         }
     }
 }

@@ -348,6 +348,9 @@ pub struct Interface {
     /// MTU in bytes; overrides the link's `mtu`.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Record the interface's packets while `topo test` runs (pcapng, one file per run).
+    #[serde(default)]
+    pub capture: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -534,6 +537,9 @@ pub struct Link {
     pub impair: Option<LinkImpair>,
     #[serde(default)]
     pub state: LinkState,
+    /// Record the link's packets (at its first endpoint) while `topo test` runs.
+    #[serde(default)]
+    pub capture: bool,
 }
 
 /// A link's impairment, as the file gives it.

@@ -59,7 +59,7 @@ const NODE_KEYS: &[&str] = &[
     "userns",
     "apparmor",
 ];
-const INTERFACE_KEYS: &[&str] = &["addresses", "mtu"];
+const INTERFACE_KEYS: &[&str] = &["addresses", "mtu", "capture"];
 const SERVICE_KEYS: &[&str] = &["command", "type", "pid_file", "after", "ready", "restart"];
 const READY_KEYS: &[&str] = &["command", "timeout", "interval"];
 const DIR_KEYS: &[&str] = &["owner", "mode", "from", "keep"];
@@ -68,7 +68,7 @@ const FILESYSTEM_KEYS: &[&str] = &["read_only", "read_write"];
 const LIMIT_KEYS: &[&str] = &["memory", "pids", "cpu"];
 const TMPFS_KEYS: &[&str] = &Tmpfs::MOUNT_POINTS;
 const CAPABILITY_KEYS: &[&str] = &["drop", "add"];
-const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state"];
+const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state", "capture"];
 const IMPAIR_KEYS: &[&str] = &[
     "delay",
     "jitter",
@@ -784,7 +784,7 @@ impl<'a> Reader<'a> {
             match f.key.as_str() {
                 "addresses" => out.addresses = self.addresses(node, f.value, &f.path),
                 "mtu" => out.mtu = self.mtu(f.value, &f.path),
-                _ => {}
+                _ => out.capture = self.boolean(f.value, &f.path).unwrap_or(false),
             }
         }
         out
@@ -1339,11 +1339,13 @@ impl<'a> Reader<'a> {
         let mut link_mtu = None;
         let mut impair = None;
         let mut state = LinkState::Up;
+        let mut capture = false;
         for e in self.fields(value, path, &place, LINK_KEYS) {
             match e.key.as_str() {
                 "endpoints" => ends = Some(self.link_endpoints(number, e.value, &e.path)),
                 "mtu" => link_mtu = self.mtu(e.value, &e.path),
                 "impair" => impair = self.link_impair(number, e.value, &e.path),
+                "capture" => capture = self.boolean(e.value, &e.path).unwrap_or(false),
                 _ => state = self.state(e.value, &e.path).unwrap_or(state),
             }
         }
@@ -1373,6 +1375,7 @@ impl<'a> Reader<'a> {
             mtu: link_mtu,
             impair,
             state,
+            capture,
         })
     }
 
@@ -2573,6 +2576,7 @@ nodes:
         Interface {
             addresses: addrs.iter().map(|a| net(a)).collect(),
             mtu,
+            capture: false,
         }
     }
 
@@ -2718,6 +2722,7 @@ nodes:
                     mtu: None,
                     impair: None,
                     state: LinkState::Up,
+                    capture: false,
                 },
                 Link {
                     endpoints: [ep("r1", "eth2"), ep("r3", "eth1")],
@@ -2732,12 +2737,14 @@ nodes:
                         rate_bps: Some(100_000_000),
                     })),
                     state: LinkState::Up,
+                    capture: false,
                 },
                 Link {
                     endpoints: [ep("r2", "eth9"), ep("host", "tp-r2")],
                     mtu: None,
                     impair: None,
                     state: LinkState::Down,
+                    capture: false,
                 },
             ],
             bridges: map(&[(
