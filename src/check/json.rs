@@ -33,11 +33,13 @@ fn at(doc: &Value, want: &Value, path: &str) -> Result<(), String> {
                     .find(|(j, dv)| !used[*j] && at(dv, wv, path).is_ok());
                 match found {
                     Some((j, _)) => used[j] = true,
-                    None => return Err(format!(
+                    None => {
+                        return Err(format!(
                         "{path}[{i}]: expected an item containing {}, none of the {} items does",
                         short(wv),
                         d.len()
-                    )),
+                    ))
+                    }
                 }
             }
             Ok(())

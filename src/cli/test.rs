@@ -212,7 +212,10 @@ fn keep_logs(lab: &str, dir: &Path) {
 /// Starts recording the endpoints the file marks `capture: true` (a link at its first end,
 /// or an interface), into `DIR/capture.pcapng` with `--artifacts`, else into the lab's logs
 /// (archived with them by `down`).
-fn start_capture(lab: &Lab, artifacts: Option<&Path>) -> Option<(crate::capture::Capture, PathBuf)> {
+fn start_capture(
+    lab: &Lab,
+    artifacts: Option<&Path>,
+) -> Option<(crate::capture::Capture, PathBuf)> {
     let t = &lab.topology;
     let mut endpoints: Vec<crate::spec::Endpoint> = t
         .links
@@ -236,7 +239,10 @@ fn start_capture(lab: &Lab, artifacts: Option<&Path>) -> Option<(crate::capture:
     }
     let path = match artifacts {
         Some(dir) => dir.join("capture.pcapng"),
-        None => crate::state::root().join(lab.name()).join("logs").join("capture.pcapng"),
+        None => crate::state::root()
+            .join(lab.name())
+            .join("logs")
+            .join("capture.pcapng"),
     };
     let file = match std::fs::File::create(&path) {
         Ok(f) => f,

@@ -340,8 +340,14 @@ impl Runner {
                         r.got = got;
                         r.output = Some(out.text());
                     }
+                    // A command that cannot run at all (a node stopped) is not a success.
                     Err(e) => {
-                        r.expected = "the command to run".into();
+                        r.passed = expect_fail;
+                        r.expected = if expect_fail {
+                            "a status other than 0".into()
+                        } else {
+                            "the command to run".into()
+                        };
                         r.got = e;
                     }
                 }
@@ -429,39 +435,35 @@ impl Runner {
                 )
                 .await
                 {
-                    Ok(out) => {
-                        match daemons::parse_ospf(*d, family, &out.stdout) {
-                            Ok(found) => {
-                                let seen: Vec<Seen> = found
-                                    .iter()
-                                    .map(|n| Seen {
-                                        names: [
-                                            Some(n.router_id.clone()),
-                                            n.address.map(|a| a.to_string()),
-                                        ]
-                                        .into_iter()
-                                        .flatten()
-                                        .collect(),
-                                        text: format!(
-                                            "{}{} {}",
-                                            n.router_id,
-                                            n.address
-                                                .map(|a| format!(" ({a})"))
-                                                .unwrap_or_default(),
-                                            n.state
-                                        ),
-                                        state: n.state.clone(),
-                                    })
-                                    .collect();
-                                (r.passed, r.got) =
-                                    states_verdict(want, &seen, state, expect_fail, "neighbours");
-                            }
-                            Err(e) => {
-                                r.got = format!("`{command}`: {e}");
-                                r.output = Some(out.text());
-                            }
+                    Ok(out) => match daemons::parse_ospf(*d, family, &out.stdout) {
+                        Ok(found) => {
+                            let seen: Vec<Seen> = found
+                                .iter()
+                                .map(|n| Seen {
+                                    names: [
+                                        Some(n.router_id.clone()),
+                                        n.address.map(|a| a.to_string()),
+                                    ]
+                                    .into_iter()
+                                    .flatten()
+                                    .collect(),
+                                    text: format!(
+                                        "{}{} {}",
+                                        n.router_id,
+                                        n.address.map(|a| format!(" ({a})")).unwrap_or_default(),
+                                        n.state
+                                    ),
+                                    state: n.state.clone(),
+                                })
+                                .collect();
+                            (r.passed, r.got) =
+                                states_verdict(want, &seen, state, expect_fail, "neighbours");
                         }
-                    }
+                        Err(e) => {
+                            r.got = format!("`{command}`: {e}");
+                            r.output = Some(out.text());
+                        }
+                    },
                     Err(e) => r.got = e,
                 }
             }
@@ -486,40 +488,35 @@ impl Runner {
                 )
                 .await
                 {
-                    Ok(out) => {
-                        match daemons::parse_bgp(*d, &out.stdout) {
-                            Ok(found) => {
-                                let seen: Vec<Seen> = found
-                                    .iter()
-                                    .map(|s| Seen {
-                                        names: [
-                                            Some(s.peer.clone()),
-                                            s.address.map(|a| a.to_string()),
-                                        ]
+                    Ok(out) => match daemons::parse_bgp(*d, &out.stdout) {
+                        Ok(found) => {
+                            let seen: Vec<Seen> = found
+                                .iter()
+                                .map(|s| Seen {
+                                    names: [Some(s.peer.clone()), s.address.map(|a| a.to_string())]
                                         .into_iter()
                                         .flatten()
                                         .collect(),
-                                        text: format!(
-                                            "{}{} {}",
-                                            s.peer,
-                                            s.address
-                                                .filter(|a| a.to_string() != s.peer)
-                                                .map(|a| format!(" ({a})"))
-                                                .unwrap_or_default(),
-                                            s.state
-                                        ),
-                                        state: s.state.clone(),
-                                    })
-                                    .collect();
-                                (r.passed, r.got) =
-                                    states_verdict(want, &seen, state, expect_fail, "sessions");
-                            }
-                            Err(e) => {
-                                r.got = format!("`{command}`: {e}");
-                                r.output = Some(out.text());
-                            }
+                                    text: format!(
+                                        "{}{} {}",
+                                        s.peer,
+                                        s.address
+                                            .filter(|a| a.to_string() != s.peer)
+                                            .map(|a| format!(" ({a})"))
+                                            .unwrap_or_default(),
+                                        s.state
+                                    ),
+                                    state: s.state.clone(),
+                                })
+                                .collect();
+                            (r.passed, r.got) =
+                                states_verdict(want, &seen, state, expect_fail, "sessions");
                         }
-                    }
+                        Err(e) => {
+                            r.got = format!("`{command}`: {e}");
+                            r.output = Some(out.text());
+                        }
+                    },
                     Err(e) => r.got = e,
                 }
             }

@@ -27,3 +27,4 @@ mod scale;
 mod security;
 mod services;
 mod stress;
+mod testrun;

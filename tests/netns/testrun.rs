@@ -1,0 +1,261 @@
+//! `topo test`: the labs of `topologies/` pass their own tests (failover included), a broken
+//! variant fails with exit 1 and a JUnit failure, captures hold the protocols' packets, and
+//! the steps and actions work on a lab without daemons. Every lab runs under a name of its
+//! own and is gone afterwards.
+
+use std::path::Path;
+
+use crate::common::*;
+
+/// `topo test` of `lab`'s file with `args`; its output.
+fn topo_test(lab: &TestLab, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["test", path(&lab.file)];
+    all.extend_from_slice(args);
+    topo(&all)
+}
+
+/// The lines `tcpdump -r FILE -nn -v` prints for a capture.
+fn tcpdump(file: &Path) -> String {
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r", path(file), "-nn", "-v"])
+        .output()
+        .expect("run tcpdump (apt-get install tcpdump)");
+    assert!(out.status.success(), "tcpdump -r failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// No namespace of the lab is left.
+fn assert_no_namespaces(name: &str) {
+    let list = std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{name}-")))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(list.is_empty(), "namespaces left: {list:?}");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(kernel_tests, frr)),
+    ignore = "needs root and FRR (apt-get install frr)"
+)]
+fn frr_ospf_lab_passes_its_tests_and_its_capture_holds_ospf_hellos() {
+    let lab = example_lab("tt-ospf", "frr-ospf", "lab.yaml");
+    let art = lab.dir.join("artifacts");
+    let out = topo_test(&lab, &["--artifacts", path(&art)]);
+    assert!(out.status.success(), "topo test failed:\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("12 steps, 12 passed, 0 failed"), "{stdout}");
+    let junit = std::fs::read_to_string(art.join("junit.xml")).expect("junit.xml");
+    assert!(
+        junit.contains(r#"tests="12""#) && junit.contains(r#"failures="0""#),
+        "{junit}"
+    );
+    let packets = tcpdump(&art.join("capture.pcapng"));
+    assert!(
+        packets.contains("OSPFv2, Hello"),
+        "no OSPF hello in:\n{packets}"
+    );
+    assert!(art.join("logs").join("r1.zebra.log").is_file());
+    assert_no_namespaces("tt-ospf");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(kernel_tests, frr)),
+    ignore = "needs root and FRR (apt-get install frr)"
+)]
+fn frr_bgp_lab_passes_its_tests_and_its_capture_holds_bgp_keepalives() {
+    let lab = example_lab("tt-bgp", "frr-bgp", "lab.yaml");
+    let junit = lab.dir.join("junit.xml");
+    let art = lab.dir.join("artifacts");
+    let out = topo_test(&lab, &["--junit", path(&junit), "--artifacts", path(&art)]);
+    assert!(out.status.success(), "topo test failed:\n{}", text(&out));
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains(r#"failures="0""#), "{xml}");
+    let packets = tcpdump(&art.join("capture.pcapng"));
+    assert!(
+        packets.contains("Keepalive Message"),
+        "no BGP keepalive in:\n{packets}"
+    );
+    assert_no_namespaces("tt-bgp");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(kernel_tests, bird)),
+    ignore = "needs root and BIRD 2 (apt-get install bird2)"
+)]
+fn bird_ospf_lab_passes_its_tests() {
+    let lab = example_lab("tt-bird", "bird-ospf", "lab.yaml");
+    let out = topo_test(&lab, &["-o", "json"]);
+    assert!(out.status.success(), "topo test failed:\n{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["passed"], true);
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 11);
+    assert!(steps.iter().all(|s| s["outcome"] == "pass"));
+    assert_no_namespaces("tt-bird");
+}
+
+/// The FRR lab with r3's link to r4 in the wrong OSPF area: the adjacency never forms, and
+/// `topo test` says which step failed and what it expected, in its output and in JUnit.
+#[test]
+#[cfg_attr(
+    not(all(kernel_tests, frr)),
+    ignore = "needs root and FRR (apt-get install frr)"
+)]
+fn a_wrong_ospf_area_fails_with_exit_1_and_a_junit_failure() {
+    let lab = example_lab("tt-area", "frr-ospf", "lab.yaml");
+    let conf = lab.dir.join("r3").join("ospfd.conf");
+    let text_conf = std::fs::read_to_string(&conf).expect("r3's ospfd.conf");
+    let wrong = text_conf.replacen(
+        "interface eth2\n ip ospf area 0.0.0.1",
+        "interface eth2\n ip ospf area 0.0.0.2",
+        1,
+    );
+    assert_ne!(wrong, text_conf, "r3's eth2 is in area 1");
+    std::fs::write(&conf, wrong).expect("write ospfd.conf");
+    let yaml = std::fs::read_to_string(&lab.file).expect("lab file");
+    let head = &yaml[..yaml.find("\ntests:\n").expect("tests:")];
+    lab.rewrite(&format!(
+        "{head}\ntests:\n  - {{name: r2 is adjacent to r3, node: r2, ospf: r3, wait: 20s}}\n  - {{name: r3 is adjacent to r4, node: r3, ospf: r4, wait: 8s}}\n"
+    ));
+    let junit = lab.dir.join("junit.xml");
+    let out = topo_test(&lab, &["--junit", path(&junit)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok "), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("r3 is adjacent to r4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected: each full"), "{stdout}");
+    assert!(stdout.contains("2 steps, 1 passed, 1 failed"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+    assert!(
+        xml.contains("OSPFv2 neighbours r4: expected each full"),
+        "{xml}"
+    );
+    assert_no_namespaces("tt-area");
+}
+
+const TWO: &str = r#"name: tt-steps
+nodes:
+  a:
+    interfaces:
+      lo: {addresses: [192.0.2.100/32]}
+      eth1: {addresses: [192.0.2.1/24, "2001:db8:7::1/64"]}
+    services:
+      sleeper: exec sleep 600
+  b:
+    interfaces:
+      eth1: {addresses: [192.0.2.2/24, "2001:db8:7::2/64"]}
+    routes:
+      - {to: 198.51.100.0/24, via: 192.0.2.1}
+links:
+  - endpoints: [a:eth1, b:eth1]
+tests:
+  - {name: b reaches a, node: b, ping: {to: a, family: 4}, wait: 5s}
+  - {name: b reaches a over IPv6, node: b, ping: "2001:db8:7::1", wait: 5s}
+  - {name: static route, node: b, route: {to: 198.51.100.0/24, via: 192.0.2.1, protocol: static}}
+  - {name: no route to 203.0.113.0/24, node: b, route: 203.0.113.0/24, expect: fail}
+  - name: json and regex
+    nodes: [a, b]
+    exec: "printf '{\"name\": \"%s\", \"list\": [3, 1, 2]}' $(hostname)"
+    expect: {output: '"list"', json: {list: [2, 3]}}
+  - {name: exit status, node: a, exec: "exit 3", expect: {status: 3}}
+  - {name: sleeper runs, node: a, service: sleeper}
+  - {name: stop the sleeper, node: a, stop: sleeper}
+  - {name: the sleeper is stopped, node: a, service: sleeper, expect: fail}
+  - {name: start it again, node: a, start: sleeper}
+  - {name: cut the link, link: a:eth1 down}
+  - {name: b cannot reach a, node: b, ping: 192.0.2.1, expect: fail, wait: 5s}
+  - {name: the link again, link: a:eth1 up}
+  - {name: limit the rate, impair: {endpoint: a:eth1, rate: 10mbit}}
+  - {name: a token bucket on a:eth1, node: a, exec: "tc qdisc show dev eth1", expect: {output: "tbf .*rate 10Mbit"}}
+  - {name: stop node b, node: b, stop: node}
+  - {name: b is down, node: b, exec: "true", expect: fail}
+  - {name: the variant, up: variant.yaml}
+  - {name: b came back in the variant, node: a, ping: {to: b, family: 4}, wait: 5s}
+"#;
+
+/// Every kind of step on a lab without daemons, each checked against what the kernel holds:
+/// the run passes only if the checks see the actions' effects.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn steps_and_actions_act_on_the_lab_and_see_their_effects() {
+    let lab = TestLab::new("tt-steps", TWO);
+    // The variant: b gets another address; `up` of it restarts nothing else.
+    let variant = TWO
+        .replace("192.0.2.2/24", "192.0.2.3/24")
+        .split("\ntests:\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    std::fs::write(lab.dir.join("variant.yaml"), variant).expect("write variant");
+    let out = topo_test(&lab, &["-o", "json", "--keep"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(&out)));
+    let failed: Vec<String> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["outcome"] != "pass")
+        .map(|s| s.to_string())
+        .collect();
+    assert!(failed.is_empty(), "failed steps:\n{}", failed.join("\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // --keep: still up, and now as the variant says (b at .3).
+    let addrs = lab.exec("b", &["ip", "-j", "addr", "show", "eth1"]);
+    assert!(String::from_utf8_lossy(&addrs.stdout).contains("192.0.2.3"));
+    // What the test changed is drift from the test's own file.
+    let plan = lab.plan();
+    assert!(plan.contains("192.0.2.2"), "{plan}");
+}
+
+/// A check that fails says what it tried: the address a ping went to.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_failed_ping_names_the_address_it_tried() {
+    let yaml = TWO
+        .split("\ntests:\n")
+        .next()
+        .unwrap_or_default()
+        .replace("tt-steps", "tt-ping")
+        + "\ntests:\n  - {name: nobody there, node: b, ping: 192.0.2.77}\n";
+    let lab = TestLab::new("tt-ping", &yaml);
+    let out = topo_test(&lab, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("b: ping 192.0.2.77"), "{stdout}");
+    assert!(stdout.contains("expected: a reply"), "{stdout}");
+    assert!(stdout.contains("got:      0 of 1 replies"), "{stdout}");
+    assert_no_namespaces("tt-ping");
+}
+
+/// A lab that cannot come up is exit 3, with nothing tested and nothing left; a file without
+/// tests is exit 2 and touches nothing.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn exit_3_when_the_lab_cannot_come_up_and_2_without_tests() {
+    let lab = TestLab::new(
+        "tt-noup",
+        "name: tt-noup\nnodes:\n  a:\n    services:\n      dies: exit 4\ntests:\n  - {node: a, exec: 'true'}\n",
+    );
+    let out = topo_test(&lab, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("service dies exited during start"), "{err}");
+    assert!(err.contains("no tests were run"), "{err}");
+    assert_no_namespaces("tt-noup");
+    lab.rewrite("name: tt-noup\nnodes:\n  a: {}\n");
+    let out = topo_test(&lab, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tests"));
+    assert!(!std::path::Path::new("/run/topo/tt-noup").exists());
+}
