@@ -9,6 +9,7 @@ mod attacks_fs;
 mod attacks_logs;
 mod bad_input;
 mod bird;
+mod checks;
 mod cli;
 mod concurrency;
 mod core;
