@@ -148,7 +148,7 @@ impl Requester {
     }
 
     /// A dump, each answer decoded whole and kept if `pick` takes it.
-    fn dump<T>(
+    pub(crate) fn dump<T>(
         &mut self,
         msg: RouteNetlinkMessage,
         what: &str,

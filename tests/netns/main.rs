@@ -10,6 +10,7 @@ mod attacks_logs;
 mod bad_input;
 mod bird;
 mod capture;
+mod checks;
 mod cli;
 mod concurrency;
 mod core;
