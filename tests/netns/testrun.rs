@@ -162,7 +162,7 @@ links:
 tests:
   - {name: b reaches a, node: b, ping: {to: a, family: 4}, wait: 5s}
   - {name: b reaches a over IPv6, node: b, ping: "2001:db8:7::1", wait: 5s}
-  - {name: static route, node: b, route: {to: 198.51.100.0/24, via: 192.0.2.1, protocol: static}}
+  - {name: static route, node: b, route: {to: 198.51.100.0/24, via: 192.0.2.1, protocol: topo}}
   - {name: no route to 203.0.113.0/24, node: b, route: 203.0.113.0/24, expect: fail}
   - name: json and regex
     nodes: [a, b]

@@ -431,7 +431,7 @@ impl Reader<'_> {
                     "dev" => check.dev = self.string(f.value, &f.path),
                     _ => {
                         let text = self.string(f.value, &f.path)?;
-                        if !route_protocol_known(&text) {
+                        if crate::check::routes::protocol_number(&text).is_none() {
                             self.error(
                                 f.value.pos,
                                 format!("unknown route protocol '{text}'"),
@@ -791,34 +791,6 @@ fn default_name(kind: &StepKind, nodes: &[String], expect_fail: bool) -> String 
         StepKind::Sleep { us } => format!("sleep {}", units::format_duration_us(*us)),
     };
     format!("{text}{not}")
-}
-
-/// Route protocols by name, as in iproute2's rt_protos, or by number.
-fn route_protocol_known(text: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "redirect",
-        "kernel",
-        "boot",
-        "static",
-        "gated",
-        "ra",
-        "mrt",
-        "zebra",
-        "bird",
-        "dnrouted",
-        "xorp",
-        "ntk",
-        "dhcp",
-        "keepalived",
-        "babel",
-        "openr",
-        "bgp",
-        "isis",
-        "ospf",
-        "rip",
-        "eigrp",
-    ];
-    NAMES.contains(&text) || text.parse::<u8>().is_ok()
 }
 
 #[cfg(test)]
