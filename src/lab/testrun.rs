@@ -98,13 +98,9 @@ enum Probe {
         why: String,
     },
     Route(RouteCheck),
-    Ospf {
-        daemon: Option<Daemon>,
-        version: OspfVersion,
-        want: Vec<(String, BTreeSet<String>)>,
-        state: String,
-    },
-    Bgp {
+    /// OSPF neighbours or BGP peers in a state, as the node's daemon reports them.
+    Peers {
+        protocol: Protocol,
         daemon: Option<Daemon>,
         want: Vec<(String, BTreeSet<String>)>,
         state: String,
@@ -216,13 +212,14 @@ impl Runner {
                 neighbors,
                 state,
                 version,
-            } => vec![Probe::Ospf {
+            } => vec![Probe::Peers {
+                protocol: Protocol::Ospf(*version),
                 daemon: daemon(),
-                version: *version,
                 want: self.peers(neighbors, node),
                 state: state.clone(),
             }],
-            StepKind::Bgp { peers, state } => vec![Probe::Bgp {
+            StepKind::Bgp { peers, state } => vec![Probe::Peers {
+                protocol: Protocol::Bgp,
                 daemon: daemon(),
                 want: self.peers(peers, node),
                 state: state.clone(),
@@ -401,123 +398,29 @@ impl Runner {
                     Err(e) => r.got = e,
                 }
             }
-            Probe::Ospf {
-                daemon,
-                version,
-                want,
-                state,
-            } => {
-                let family = match version {
-                    OspfVersion::V2 => daemons::Family::V4,
-                    OspfVersion::V3 => daemons::Family::V6,
-                };
-                let names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
-                r.what = format!(
-                    "OSPF{} neighbours {}",
-                    if *version == OspfVersion::V2 {
-                        "v2"
-                    } else {
-                        "v3"
-                    },
-                    names.join(", ")
-                );
-                r.expected = expected_state(state, expect_fail);
-                let Some(d) = daemon else {
-                    r.got = no_daemon(node);
-                    return r;
-                };
-                let command = daemons::ospf_command(*d, family);
-                match node_sh(
-                    &self.lab,
-                    node,
-                    &command,
-                    DAEMON_TIMEOUT.min(budget.max(Duration::from_secs(2))),
-                )
-                .await
-                {
-                    Ok(out) => match daemons::parse_ospf(*d, family, &out.stdout) {
-                        Ok(found) => {
-                            let seen: Vec<Seen> = found
-                                .iter()
-                                .map(|n| Seen {
-                                    names: [
-                                        Some(n.router_id.clone()),
-                                        n.address.map(|a| a.to_string()),
-                                    ]
-                                    .into_iter()
-                                    .flatten()
-                                    .collect(),
-                                    text: format!(
-                                        "{}{} {}",
-                                        n.router_id,
-                                        n.address.map(|a| format!(" ({a})")).unwrap_or_default(),
-                                        n.state
-                                    ),
-                                    state: n.state.clone(),
-                                })
-                                .collect();
-                            (r.passed, r.got) =
-                                states_verdict(want, &seen, state, expect_fail, "neighbours");
-                        }
-                        Err(e) => {
-                            r.got = format!("`{command}`: {e}");
-                            r.output = Some(out.text());
-                        }
-                    },
-                    Err(e) => r.got = e,
-                }
-            }
-            Probe::Bgp {
+            Probe::Peers {
+                protocol,
                 daemon,
                 want,
                 state,
             } => {
                 let names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
-                r.what = format!("BGP sessions {}", names.join(", "));
+                r.what = format!("{} {}", protocol.what(), names.join(", "));
                 r.expected = expected_state(state, expect_fail);
                 let Some(d) = daemon else {
                     r.got = no_daemon(node);
                     return r;
                 };
-                let command = daemons::bgp_command(*d);
-                match node_sh(
-                    &self.lab,
-                    node,
-                    &command,
-                    DAEMON_TIMEOUT.min(budget.max(Duration::from_secs(2))),
-                )
-                .await
-                {
-                    Ok(out) => match daemons::parse_bgp(*d, &out.stdout) {
-                        Ok(found) => {
-                            let seen: Vec<Seen> = found
-                                .iter()
-                                .map(|s| Seen {
-                                    names: [Some(s.peer.clone()), s.address.map(|a| a.to_string())]
-                                        .into_iter()
-                                        .flatten()
-                                        .collect(),
-                                    text: format!(
-                                        "{}{} {}",
-                                        s.peer,
-                                        s.address
-                                            .filter(|a| a.to_string() != s.peer)
-                                            .map(|a| format!(" ({a})"))
-                                            .unwrap_or_default(),
-                                        s.state
-                                    ),
-                                    state: s.state.clone(),
-                                })
-                                .collect();
-                            (r.passed, r.got) =
-                                states_verdict(want, &seen, state, expect_fail, "sessions");
-                        }
-                        Err(e) => {
-                            r.got = format!("`{command}`: {e}");
-                            r.output = Some(out.text());
-                        }
-                    },
-                    Err(e) => r.got = e,
+                let timeout = DAEMON_TIMEOUT.min(budget.max(Duration::from_secs(2)));
+                match self.peer_states(node, *protocol, *d, timeout).await {
+                    Ok(seen) => {
+                        (r.passed, r.got) =
+                            states_verdict(want, &seen, state, expect_fail, protocol.plural());
+                    }
+                    Err((got, output)) => {
+                        r.got = got;
+                        r.output = output;
+                    }
                 }
             }
             Probe::Service { names } => {
@@ -533,6 +436,38 @@ impl Runner {
             }
         }
         r
+    }
+
+    /// The neighbours or sessions `node`'s daemon reports; else what went wrong, with the
+    /// daemon's answer when it could not be read.
+    async fn peer_states(
+        &self,
+        node: &str,
+        protocol: Protocol,
+        daemon: Daemon,
+        timeout: Duration,
+    ) -> Result<Vec<Seen>, (String, Option<String>)> {
+        let command = match protocol {
+            Protocol::Ospf(v) => daemons::ospf_command(daemon, v.into()),
+            Protocol::Bgp => daemons::bgp_command(daemon),
+        };
+        let out = node_sh(&self.lab, node, &command, timeout)
+            .await
+            .map_err(|e| (e, None))?;
+        let unreadable = |e: String| (format!("`{command}`: {e}"), Some(out.text()));
+        let seen = match protocol {
+            Protocol::Ospf(v) => daemons::parse_ospf(daemon, v.into(), &out.stdout)
+                .map_err(unreadable)?
+                .into_iter()
+                .map(|n| Seen::new(n.router_id, n.address, n.state))
+                .collect(),
+            Protocol::Bgp => daemons::parse_bgp(daemon, &out.stdout)
+                .map_err(unreadable)?
+                .into_iter()
+                .map(|p| Seen::new(p.peer, p.address, p.state))
+                .collect(),
+        };
+        Ok(seen)
     }
 
     async fn ping(&self, node: &str, target: IpAddr, count: u32) -> (bool, String) {
@@ -781,6 +716,55 @@ struct Seen {
     names: Vec<String>,
     text: String,
     state: String,
+}
+
+impl Seen {
+    /// Known by `id` (router ID, peer) and its address: `ID (ADDRESS) STATE`.
+    fn new(id: String, address: Option<IpAddr>, state: String) -> Seen {
+        let addr = address.map(|a| a.to_string()).filter(|a| *a != id);
+        let text = match &addr {
+            Some(a) => format!("{id} ({a}) {state}"),
+            None => format!("{id} {state}"),
+        };
+        Seen {
+            names: [Some(id), addr].into_iter().flatten().collect(),
+            text,
+            state,
+        }
+    }
+}
+
+/// What a `Peers` probe asks about.
+#[derive(Clone, Copy)]
+enum Protocol {
+    Ospf(OspfVersion),
+    Bgp,
+}
+
+impl Protocol {
+    fn what(self) -> &'static str {
+        match self {
+            Protocol::Ospf(OspfVersion::V2) => "OSPFv2 neighbours",
+            Protocol::Ospf(OspfVersion::V3) => "OSPFv3 neighbours",
+            Protocol::Bgp => "BGP sessions",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Protocol::Ospf(_) => "neighbours",
+            Protocol::Bgp => "sessions",
+        }
+    }
+}
+
+impl From<OspfVersion> for daemons::Family {
+    fn from(v: OspfVersion) -> Self {
+        match v {
+            OspfVersion::V2 => daemons::Family::V4,
+            OspfVersion::V3 => daemons::Family::V6,
+        }
+    }
 }
 
 /// Whether every wanted neighbour (each known by several names) is in `state` (or, for

@@ -103,17 +103,7 @@ impl StepKind {
 
     /// Whether the step runs on nodes (`node:`/`nodes:` required) rather than on the lab.
     pub fn on_nodes(&self) -> bool {
-        matches!(
-            self,
-            StepKind::Exec { .. }
-                | StepKind::Ping { .. }
-                | StepKind::Route(_)
-                | StepKind::Ospf { .. }
-                | StepKind::Bgp { .. }
-                | StepKind::Service { .. }
-                | StepKind::Stop { .. }
-                | StepKind::Start { .. }
-        )
+        self.is_check() || matches!(self, StepKind::Stop { .. } | StepKind::Start { .. })
     }
 
     /// Whether the step checks something (and may take `expect: fail` and `wait:`).

@@ -24,17 +24,6 @@ const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "protocol"];
 const OSPF_KEYS: &[&str] = &["neighbors", "state", "version"];
 const BGP_KEYS: &[&str] = &["peers", "state"];
 const LINK_KEYS: &[&str] = &["endpoint", "state"];
-const STEP_IMPAIR_KEYS: &[&str] = &[
-    "endpoint",
-    "clear",
-    "delay",
-    "jitter",
-    "loss",
-    "corrupt",
-    "duplicate",
-    "reorder",
-    "rate",
-];
 const EXPECT_KEYS: &[&str] = &["status", "output", "json"];
 const WAIT_KEYS: &[&str] = &["timeout", "interval"];
 
@@ -529,7 +518,12 @@ impl Reader<'_> {
         let mut clear = false;
         let mut text = units::ImpairText::default();
         let mut any = false;
-        for f in self.fields(v, p, "in 'impair'", STEP_IMPAIR_KEYS) {
+        // The link's impairment keys, and which interface and whether to clear.
+        let keys: Vec<&str> = ["endpoint", "clear"]
+            .into_iter()
+            .chain(super::IMPAIR_KEYS.iter().copied())
+            .collect();
+        for f in self.fields(v, p, "in 'impair'", &keys) {
             let slot = match f.key.as_str() {
                 "endpoint" => {
                     ep = self.step_endpoint(f.value, &f.path);
