@@ -13,7 +13,7 @@ fn stdout(o: &std::process::Output) -> String {
 }
 
 /// A busybox tree for `rootfs:` at `root`; `None` (the test is skipped) without busybox.
-fn busybox_rootfs(root: &Path) -> Option<()> {
+pub(crate) fn busybox_rootfs(root: &Path) -> Option<()> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;

@@ -8,6 +8,7 @@ mod attacks;
 mod attacks_fs;
 mod attacks_logs;
 mod bad_input;
+mod binds;
 mod bird;
 mod capture;
 mod checks;

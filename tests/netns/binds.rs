@@ -1,0 +1,111 @@
+//! Binds of single files, and binds into a node's own `rootfs`: `:ro` refuses writes, `:rw`
+//! (the default) takes them, with and without a user namespace. The directory binds of nodes
+//! without a rootfs are tested in security.rs.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::attacks_fs::busybox_rootfs;
+use crate::common::*;
+
+/// A node's shell command; its output.
+fn sh(lab: &TestLab, node: &str, cmd: &str) -> std::process::Output {
+    lab.exec(node, &["sh", "-c", cmd])
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn file_binds_honour_ro_and_rw_with_and_without_a_user_namespace() {
+    let lab = TestLab::new("tb-file", "name: tb-file\nnodes:\n  a: {}\n");
+    std::fs::write(lab.dir.join("conf.txt"), "configuration\n").expect("write");
+    std::fs::write(lab.dir.join("state.txt"), "state\n").expect("write");
+    let binds = "    binds: ['./conf.txt:/run/conf.txt:ro', './state.txt:/run/state.txt']\n";
+    lab.rewrite(&format!(
+        "name: tb-file\nnodes:\n  a:\n{binds}  h:\n    userns: false\n{binds}"
+    ));
+    lab.up();
+    for node in ["a", "h"] {
+        let read = sh(&lab, node, "cat /run/conf.txt /run/state.txt");
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            "configuration\nstate\n",
+            "{node}: {}",
+            text(&read)
+        );
+    }
+    for node in ["a", "h"] {
+        let ro = sh(&lab, node, "echo changed > /run/conf.txt");
+        assert!(
+            !ro.status.success(),
+            "{node}: a :ro file bind takes a write"
+        );
+        assert!(
+            String::from_utf8_lossy(&ro.stderr).contains("Read-only file system"),
+            "{node}: {}",
+            text(&ro)
+        );
+        let rw = sh(&lab, node, &format!("echo {node} >> /run/state.txt"));
+        assert!(rw.status.success(), "{node}: {}", text(&rw));
+    }
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("conf.txt")).expect("read"),
+        "configuration\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("state.txt")).expect("read"),
+        "state\na\nh\n"
+    );
+    let owner = std::fs::metadata(lab.dir.join("state.txt")).expect("stat");
+    assert_eq!((owner.uid(), owner.gid()), (0, 0));
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn binds_into_a_rootfs_honour_ro_and_rw_and_make_their_mount_points() {
+    let lab = TestLab::new("tb-root", "name: tb-root\nnodes:\n  a: {}\n");
+    if busybox_rootfs(&lab.dir.join("root")).is_none() {
+        eprintln!("skipped: needs busybox (apt-get install busybox-static)");
+        return;
+    }
+    std::fs::create_dir_all(lab.dir.join("data")).expect("mkdir");
+    std::fs::write(lab.dir.join("data/in.txt"), "from the host\n").expect("write");
+    std::fs::write(lab.dir.join("out.txt"), "").expect("write");
+    // The mount points /opt/data and /var/out.txt are not in the rootfs: topo makes them.
+    let node =
+        "    rootfs: ./root\n    binds: ['./data:/opt/data:ro', './out.txt:/var/out.txt:rw']\n";
+    lab.rewrite(&format!(
+        "name: tb-root\nnodes:\n  a:\n{node}  h:\n    userns: false\n{node}"
+    ));
+    lab.up();
+    for n in ["a", "h"] {
+        let read = sh(&lab, n, "cat /opt/data/in.txt");
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            "from the host\n",
+            "{n}: {}",
+            text(&read)
+        );
+        let ro = sh(&lab, n, "echo x > /opt/data/new");
+        assert!(
+            !ro.status.success(),
+            "{n}: a :ro bind into a rootfs takes a write"
+        );
+        let rw = sh(&lab, n, &format!("echo {n} >> /var/out.txt"));
+        assert!(rw.status.success(), "{n}: {}", text(&rw));
+        // The node sees its own root, not the host's.
+        let own = sh(
+            &lab,
+            n,
+            "ls /bin/busybox && ! ls /usr/lib/os-release 2>/dev/null",
+        );
+        assert!(own.status.success(), "{n}: {}", text(&own));
+    }
+    assert!(!lab.dir.join("data/new").exists());
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("out.txt")).expect("read"),
+        "a\nh\n"
+    );
+    assert!(
+        lab.dir.join("root/opt/data").is_dir(),
+        "mount point made in the rootfs"
+    );
+}
