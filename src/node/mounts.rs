@@ -441,6 +441,15 @@ impl Root {
                 ),
                 e,
             ),
+            // The node's mounts are made inside its user namespace, where the host's root
+            // is nobody: a directory only root may enter hides what is below it.
+            Errno::EACCES => NodeError::sys(
+                format!(
+                    "{what} {} (the node's root cannot enter a directory on the way: with a user namespace it has no rights of the host's root; make the directories searchable, e.g. chmod o+x, or set userns: false)",
+                    shown.display()
+                ),
+                e,
+            ),
             _ => NodeError::sys(format!("{what} {}", shown.display()), e),
         }
     }

@@ -109,3 +109,51 @@ fn binds_into_a_rootfs_honour_ro_and_rw_and_make_their_mount_points() {
         "mount point made in the rootfs"
     );
 }
+
+/// A directory of the host, removed on drop.
+struct HostDir(std::path::PathBuf);
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A bind target below a directory only the host's root may enter: the node (with a user
+/// namespace, its root is not the host's) cannot reach it, and `up` says so, with what to do,
+/// rather than "No such file or directory".
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_bind_target_the_node_cannot_reach_is_permission_denied_with_a_hint() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = HostDir(std::path::PathBuf::from(format!(
+        "/var/tmp/topo-tb-deny-{}",
+        std::process::id()
+    )));
+    std::fs::create_dir_all(secret.0.join("sub")).expect("mkdir");
+    std::fs::set_permissions(&secret.0, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let yaml = |userns: bool| {
+        format!(
+            "name: tb-deny\nnodes:\n  a:\n    userns: {userns}\n    binds: ['./data:{}/sub']\n",
+            secret.0.display()
+        )
+    };
+    let lab = TestLab::new("tb-deny", &yaml(true));
+    std::fs::create_dir_all(lab.dir.join("data")).expect("mkdir");
+    let out = topo(&["up", path(&lab.file)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Permission denied") && err.contains("chmod o+x"),
+        "{err}"
+    );
+    assert!(!err.contains("No such file"), "{err}");
+    // Without a user namespace the node's root is the host's, and reaches it.
+    lab.rewrite(&yaml(false));
+    lab.up();
+    let seen = lab.exec(
+        "a",
+        &["sh", "-c", &format!("ls -d {}/sub", secret.0.display())],
+    );
+    assert!(seen.status.success(), "{}", text(&seen));
+}
