@@ -899,6 +899,7 @@ fn print_status(s: &lab::Status) {
             let st = match sv.state {
                 "running" => format!("pid {}", sv.pid),
                 "done" => "done".to_string(),
+                "restarting" => "RESTARTING".to_string(),
                 _ => "NOT RUNNING".to_string(),
             };
             let mut ready = match (sv.state, sv.ready_ms) {

@@ -53,7 +53,8 @@ pub struct ServiceStatus {
     /// `simple`, `forking` or `oneshot`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `running`, `done` (a oneshot service that exited 0) or `dead`.
+    /// `running`, `done` (a oneshot service that exited 0), `restarting` (a supervised
+    /// service waiting to be started again after a failure) or `dead`.
     pub state: &'static str,
     /// The service's process (for a forking service its daemon); 0 for a oneshot one.
     pub pid: i32,
@@ -138,14 +139,16 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                     .iter()
                     .map(|(s, sr)| {
                         let spec = crate::spec::Service::from_signature(&sr.command);
-                        let running = !sr.completed && sr.proc.alive();
+                        let running = !sr.completed && service_running(&sr.proc);
+                        let waiting = !sr.completed && !running && sr.proc.alive();
                         ServiceStatus {
                             name: s.clone(),
                             kind: spec.kind.as_str(),
-                            state: match (sr.completed, running) {
-                                (true, _) => "done",
-                                (false, true) => "running",
-                                (false, false) => "dead",
+                            state: match (sr.completed, running, waiting) {
+                                (true, _, _) => "done",
+                                (false, true, _) => "running",
+                                (false, false, true) => "restarting",
+                                (false, false, false) => "dead",
                             },
                             pid: sr.proc.pid,
                             running,
@@ -210,6 +213,23 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
         nodes,
         host_interfaces,
     })
+}
+
+/// Whether a service's process runs: for a supervised service (`restart: on-failure`), that
+/// its supervisor has the command running, not waiting to start it again after a failure.
+pub(crate) fn service_running(p: &crate::node::ProcId) -> bool {
+    if !p.alive() {
+        return false;
+    }
+    let supervised = std::fs::read_to_string(format!("/proc/{}/comm", p.pid))
+        .is_ok_and(|c| c.starts_with(crate::node::enter::SUPERVISOR_NAME.trim_end()));
+    if !supervised {
+        return true;
+    }
+    // The supervisor's one thread's children: empty while it waits out a back-off.
+    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.pid))
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(true)
 }
 
 /// The restarts of a supervised service, from its supervisor's name (0 for any other

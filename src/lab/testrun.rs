@@ -545,7 +545,7 @@ impl Runner {
                 }
                 continue;
             }
-            if !s.proc.alive() || !rec.init.alive() {
+            if !rec.init.alive() || !super::status::service_running(&s.proc) {
                 all = false;
                 found.push(format!("{name} not running"));
                 continue;

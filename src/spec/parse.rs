@@ -1993,6 +1993,12 @@ fn service_name_problem(name: &str) -> Option<Problem> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid && name == "exec" {
+        return Some((
+            "a service cannot be named 'exec'".to_string(),
+            "'exec' names the log of the node's exec: lines (topo logs NODE exec); choose another name".to_string(),
+        ));
+    }
     (!valid).then(|| {
         (
             format!("invalid service name '{name}'"),

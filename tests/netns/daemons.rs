@@ -331,3 +331,26 @@ fn a_failing_service_with_restart_on_failure_is_started_again() {
     assert!(!std::path::Path::new(&format!("/proc/{child}")).exists());
     assert!(!std::path::Path::new(&format!("/proc/{sup}")).exists());
 }
+
+/// A supervised service that keeps failing is not `running`: between its restarts `status`
+/// shows it `restarting`, and a `service` check of `topo test` fails on it.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_service_that_keeps_failing_is_restarting_not_running() {
+    let yaml = "name: tn-loop\nnodes:\n  r:\n    services:\n      broken:\n        command: 'sleep 0.05; exit 1'\n        restart: on-failure\ntests:\n  - {node: r, service: broken}\n";
+    let lab = TestLab::new("tn-loop", yaml);
+    lab.up();
+    let restarting = eventually(10, || {
+        let status = status_json(&lab);
+        let svc = status["nodes"][0]["services"][0].clone();
+        (svc["state"] == "restarting" && svc["restarts"].as_u64() >= Some(3)).then_some(svc)
+    });
+    assert!(restarting.is_some(), "{}", status_json(&lab));
+    let out = topo(&["test", path(&lab.file)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("broken not running"),
+        "{}",
+        text(&out)
+    );
+}

@@ -850,6 +850,20 @@ mod tests {
     }
 
     #[test]
+    fn a_service_cannot_take_the_name_of_the_exec_log() {
+        let err = crate::spec::parse_str(
+            "name: t\nnodes:\n  a:\n    services: {exec: sleep 9}\n",
+            Path::new("lab.yaml"),
+        )
+        .map_err(|d| d.to_string())
+        .unwrap_err();
+        assert!(
+            err.contains("lab.yaml:4:16: error: a service cannot be named 'exec'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn mistakes_are_reported_where_they_are() {
         let err = parse("  - {node: r3, ping: r1}\n").unwrap_err();
         assert!(
