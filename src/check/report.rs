@@ -85,7 +85,7 @@ impl StepReport {
             if let Some(output) = c.output.as_deref().filter(|o| !o.trim().is_empty()) {
                 out.push_str("  output:\n");
                 for line in tail_lines(output, 20).lines() {
-                    out.push_str(&format!("    {line}\n"));
+                    out.push_str(&format!("    {}\n", cut_line(line)));
                 }
             }
         }
@@ -102,6 +102,15 @@ pub fn tail_lines(text: &str, n: usize) -> String {
         out = format!("[{from} lines before]\n{out}");
     }
     out
+}
+
+/// A line of output as a report shows it: at most 200 characters.
+fn cut_line(line: &str) -> String {
+    const MAX: usize = 200;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}… [{} more bytes]", &line[..at], line.len() - at),
+        None => line.to_string(),
+    }
 }
 
 /// The step's line on a terminal: result, time, name.
@@ -211,6 +220,16 @@ mod tests {
         let r = report();
         assert_eq!(step_line(&r.steps[0]), "ok     0.50s  adjacency (3 tries)");
         assert_eq!(step_line(&r.steps[1]), "FAIL   1.00s  reach <h2>");
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "x".repeat(250);
+        assert_eq!(
+            cut_line(&long),
+            format!("{}… [50 more bytes]", "x".repeat(200))
+        );
+        assert_eq!(cut_line("short"), "short");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncReadExt;
+
 use super::{Lab, LabError};
 use crate::check::daemons::{self, Daemon};
 use crate::check::report::{CheckReport, Outcome, Report, StepReport};
@@ -545,7 +547,7 @@ impl Runner {
                 }
                 continue;
             }
-            if !rec.init.alive() || !super::status::service_running(&s.proc) {
+            if !rec.init.alive() || !super::status::service_running(s) {
                 all = false;
                 found.push(format!("{name} not running"));
                 continue;
@@ -899,7 +901,6 @@ async fn node_sh(
     command: &str,
     timeout: Duration,
 ) -> Result<CommandOutput, String> {
-    use tokio::io::AsyncReadExt;
     let (target, ctx) = super::node_target(lab, node).map_err(|e| e.to_string())?;
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
     let mut std_cmd =
@@ -914,20 +915,8 @@ async fn node_sh(
     let pid = child.id();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let read_out = async {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_end(&mut buf).await;
-        }
-        buf
-    };
-    let read_err = async {
-        let mut buf = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.read_to_end(&mut buf).await;
-        }
-        buf
-    };
+    let read_out = read_capped(stdout.as_mut());
+    let read_err = read_capped(stderr.as_mut());
     let all = async {
         let (o, e, status) = tokio::join!(read_out, read_err, child.wait());
         (o, e, status)
@@ -962,6 +951,34 @@ async fn node_sh(
             ))
         }
     }
+}
+
+/// How much of a command's standard output (and of its standard error) a check keeps: what
+/// a node prints beyond it is read and dropped, so that a node cannot fill `topo`'s memory.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// Reads `stream` to its end, keeping its first [`MAX_OUTPUT`] bytes (and a note of the cut).
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(stream: Option<&mut R>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(stream) = stream else {
+        return kept;
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut dropped = 0usize;
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = MAX_OUTPUT.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&chunk[..room]);
+                dropped = dropped.saturating_add(n - room);
+            }
+        }
+    }
+    if dropped > 0 {
+        kept.extend_from_slice(format!("\n[{dropped} more bytes not kept]\n").as_bytes());
+    }
+    kept
 }
 
 fn describe_route(c: &RouteCheck) -> String {

@@ -259,3 +259,39 @@ fn exit_3_when_the_lab_cannot_come_up_and_2_without_tests() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tests"));
     assert!(!std::path::Path::new("/run/topo/tt-noup").exists());
 }
+
+/// Attack: a node answers a check with endless output. `topo test` keeps the first MiB of it
+/// and drops the rest, so its memory stays small (without the cap it held all of it: 500 MB
+/// of output grew it by gigabytes).
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_node_flooding_a_check_with_output_cannot_fill_topos_memory() {
+    let lab = TestLab::new(
+        "tt-flood",
+        "name: tt-flood\nnodes:\n  a: {}\ntests:\n  - {node: a, exec: 'head -c 500000000 /dev/zero', expect: {output: x}}\n",
+    );
+    let child = topo_test(&lab, &["-o", "json"]);
+    assert_eq!(child.status.code(), Some(1), "{}", text(&child));
+    let report: serde_json::Value = serde_json::from_slice(&child.stdout).expect("JSON report");
+    let output = report["steps"][0]["checks"][0]["output"]
+        .as_str()
+        .expect("the output kept");
+    assert!(output.len() < 2 << 20, "kept {} bytes", output.len());
+    assert!(
+        output.contains("more bytes not kept"),
+        "{}",
+        &output[output.len() - 100..]
+    );
+    // The largest child this test process has waited for: every topo of this suite is
+    // small; topo holding the 500 MB would be far above this.
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_CHILDREN is a valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0);
+    assert!(
+        usage.ru_maxrss < 300 * 1024,
+        "max RSS {} KiB",
+        usage.ru_maxrss
+    );
+}
