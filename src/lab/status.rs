@@ -139,7 +139,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                     .iter()
                     .map(|(s, sr)| {
                         let spec = crate::spec::Service::from_signature(&sr.command);
-                        let running = !sr.completed && service_running(&sr.proc);
+                        let running = !sr.completed && service_running(sr);
                         let waiting = !sr.completed && !running && sr.proc.alive();
                         ServiceStatus {
                             name: s.clone(),
@@ -153,7 +153,7 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
                             pid: sr.proc.pid,
                             running,
                             ready_ms: sr.ready_ms,
-                            restarts: restarts_of(&sr.proc),
+                            restarts: restarts_of(sr),
                             command: spec.command,
                             log: run.log_path(&format!("{name}.{s}")).display().to_string(),
                         }
@@ -215,15 +215,20 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     })
 }
 
-/// Whether a service's process runs: for a supervised service (`restart: on-failure`), that
-/// its supervisor has the command running, not waiting to start it again after a failure.
-pub(crate) fn service_running(p: &crate::node::ProcId) -> bool {
+/// Whether a service was started under a supervisor (`restart: on-failure`), as recorded:
+/// not from its process's name, which processes in the node can set.
+fn supervised(sr: &crate::state::ServiceRecord) -> bool {
+    crate::spec::Service::from_signature(&sr.command).restart == crate::spec::Restart::OnFailure
+}
+
+/// Whether a service's process runs: for a supervised service, that its supervisor has the
+/// command running, not waiting to start it again after a failure.
+pub(crate) fn service_running(sr: &crate::state::ServiceRecord) -> bool {
+    let p = &sr.proc;
     if !p.alive() {
         return false;
     }
-    let supervised = std::fs::read_to_string(format!("/proc/{}/comm", p.pid))
-        .is_ok_and(|c| c.starts_with(crate::node::enter::SUPERVISOR_NAME.trim_end()));
-    if !supervised {
+    if !supervised(sr) {
         return true;
     }
     // The supervisor's one thread's children: empty while it waits out a back-off.
@@ -233,9 +238,10 @@ pub(crate) fn service_running(p: &crate::node::ProcId) -> bool {
 }
 
 /// The restarts of a supervised service, from its supervisor's name (0 for any other
-/// process, or one that is gone).
-fn restarts_of(p: &crate::node::ProcId) -> u64 {
-    if !p.alive() {
+/// service, or one that is gone).
+fn restarts_of(sr: &crate::state::ServiceRecord) -> u64 {
+    let p = &sr.proc;
+    if !supervised(sr) || !p.alive() {
         return 0;
     }
     std::fs::read_to_string(format!("/proc/{}/comm", p.pid))

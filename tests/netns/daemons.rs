@@ -354,3 +354,24 @@ fn a_service_that_keeps_failing_is_restarting_not_running() {
         text(&out)
     );
 }
+
+/// Attack: a service names itself as topo's supervisor does (`topo-r 9`) and has no child.
+/// `status` goes by the recorded settings, not by the name a node's process can set: the
+/// service is running, with no restarts.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_service_named_like_the_supervisor_does_not_fake_restarts() {
+    let yaml = "name: tn-spoof\nnodes:\n  r:\n    services:\n      spoof: \"mkfifo /run/f; printf 'topo-r 9' > /proc/$$/comm; read x < /run/f\"\n";
+    let lab = TestLab::new("tn-spoof", yaml);
+    lab.up();
+    let named = eventually(5, || {
+        let status = status_json(&lab);
+        let pid = status["nodes"][0]["services"][0]["pid"].as_i64()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "topo-r 9").then_some(status)
+    });
+    let status = named.expect("the service renamed itself");
+    let svc = &status["nodes"][0]["services"][0];
+    assert_eq!(svc["state"], "running", "{svc}");
+    assert_eq!(svc["restarts"], 0, "{svc}");
+}
