@@ -106,6 +106,21 @@ fn parse(bytes: &[u8]) -> (Vec<String>, Vec<(u32, Vec<u8>)>) {
     (names, packets)
 }
 
+/// The packets in the whole blocks at the start of a pcapng stream that may end inside a
+/// block (0 before the section header is whole).
+fn whole_packets(bytes: &[u8]) -> usize {
+    let Ok(mut r) = PcapNgReader::new(bytes) else {
+        return 0;
+    };
+    let mut n = 0;
+    while let Some(Ok(block)) = r.next_block() {
+        if matches!(block, Block::EnhancedPacket(_)) {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// `tcpdump -r FILE -nn`: what tcpdump reads in the file.
 fn tcpdump_read(file: &Path) -> String {
     let out = Command::new("tcpdump")
@@ -206,9 +221,16 @@ fn standard_output_streams_packets_while_the_capture_runs() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = 0;
     while seen == 0 && Instant::now() < deadline {
-        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
-            bytes.extend(chunk);
-            seen = parse(&bytes).1.len();
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            // The stream so far may end inside a block: count the whole packets before it.
+            Ok(chunk) => {
+                bytes.extend(chunk);
+                seen = whole_packets(&bytes);
+            }
+            // Nothing yet (the capture may have started after the first ping): ping again.
+            Err(_) => {
+                ping_b(&lab);
+            }
         }
     }
     assert!(
