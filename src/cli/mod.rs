@@ -528,12 +528,7 @@ fn cmd_exec(
     if let Err(e) = std::io::stdout().flush() {
         stdout_failed(e);
     }
-    Err(lab::exec_replacing(
-        &name,
-        node,
-        &argv,
-        std::io::stdin().is_terminal(),
-    ))
+    lab::exec_here(&name, node, &argv, std::io::stdin().is_terminal())
 }
 
 /// `topo logs [--file FILE | --lab NAME] NODE [SERVICE] [-f] [-n LINES]`

@@ -475,6 +475,28 @@ pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<
     Ok(status.code().unwrap_or(128))
 }
 
+/// Runs `argv` inside a node of a lab that is up from this process when it is
+/// single-threaded (`topo exec`: no second start of `topo`), else through
+/// [`exec_replacing`]. Returns the program's exit status; signals sent to this process reach
+/// the program.
+pub(crate) fn exec_here(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    tty: bool,
+) -> Result<i32, LabError> {
+    if !crate::node::enter::single_threaded() {
+        return Err(exec_replacing(lab, node, argv, tty));
+    }
+    let (target, mut ctx) = node_target(lab, node)?;
+    if tty {
+        if let Ok(term) = std::env::var("TERM") {
+            ctx.env.push(("TERM".into(), term));
+        }
+    }
+    Ok(crate::node::enter::run_here(target, &ctx, tty, argv))
+}
+
 /// Replaces this process with the helper that runs `argv` inside a node, keeping its PID:
 /// a signal sent to `topo exec` reaches the helper, which passes it on to the program, waits
 /// for it and exits with its status. Returns only when that fails.

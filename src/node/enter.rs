@@ -82,12 +82,7 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
             "--env" => {
                 let kv = it.next().ok_or("--env needs K=V")?;
                 let (k, v) = kv.split_once('=').ok_or("--env needs K=V")?;
-                // A later value replaces an earlier one (the node's `env` overrides the
-                // fixed set): a program's getenv would otherwise see the first.
-                match out.env.iter_mut().find(|(key, _)| key == k) {
-                    Some(e) => e.1 = v.to_string(),
-                    None => out.env.push((k.to_string(), v.to_string())),
-                }
+                set_env(&mut out.env, k, v);
             }
             "--security" => {
                 let json = it.next().ok_or("--security needs a JSON value")?;
@@ -109,6 +104,66 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
         return Err("missing program".into());
     }
     Ok(out)
+}
+
+/// Sets `k` in an environment list: a later value replaces an earlier one (the node's `env`
+/// overrides the fixed set), as a program's getenv would otherwise see the first.
+fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    match env.iter_mut().find(|(key, _)| key == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    }
+}
+
+/// Runs `argv` in the node whose init is `target` from this process, as `topo __enter` run
+/// by [`super::spawn::enter_command`] would, without starting `topo` a second time: `topo
+/// exec`. Returns the exit code (126 when entering fails, the error printed as the helper
+/// prints it).
+///
+/// The process must be single-threaded (joining a user or mount namespace needs that, and the
+/// child does everything after the fork) and must not need its own state afterwards: it has
+/// joined the node's namespaces, its open-file limit is the caller's and its `PATH` the
+/// node's when this returns.
+pub fn run_here(target: ProcId, ctx: &super::NodeContext, tty: bool, argv: &[String]) -> i32 {
+    super::restore_nofile_limit();
+    let mut env = Vec::new();
+    for (k, v) in &ctx.env {
+        set_env(&mut env, k, v);
+    }
+    // The program is searched for on the node's PATH, as the helper (started with only that
+    // variable) searches it; without one, the C library's default.
+    match env.iter().find(|(k, _)| k == "PATH") {
+        Some((_, path)) => std::env::set_var("PATH", path),
+        None => std::env::remove_var("PATH"),
+    }
+    let args = EnterArgs {
+        target,
+        detach: false,
+        restart: false,
+        tty,
+        env,
+        security: ctx.security.clone(),
+        cgroups: ctx
+            .cgroups
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        userns: ctx.userns,
+        argv: argv.to_vec(),
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "topo: error: {e}");
+            126
+        }
+    }
+}
+
+/// Whether this process has one thread only (from `/proc/self/task`); false when that
+/// cannot be read.
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.take(2).count() == 1)
 }
 
 /// Entry point of `topo __enter`. Returns the exit code.
