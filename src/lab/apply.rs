@@ -342,7 +342,7 @@ impl<'a> Applier<'a> {
                 start_init(name)?;
                 Ok(handle)
             };
-            let mut out: Vec<(String, (File, rtnetlink::Handle))> = Vec::new();
+            let mut out: Vec<(String, (netns::NsId, rtnetlink::Handle))> = Vec::new();
             let made = netns::create_each(&plain, |name, _| setup(name))?;
             out.extend(plain.into_iter().zip(made));
             // Each node's namespace is set up (and its init released) as soon as it exists, so
@@ -378,11 +378,11 @@ impl<'a> Applier<'a> {
         })
         .join()
         .map_err(|_| NetError::io("netns thread", std::io::Error::other("panicked")))??;
-        for (name, (file, handle)) in created {
+        for (name, (id, handle)) in created {
             self.session.ns.insert(
                 name,
                 NsConn {
-                    file,
+                    id,
                     handle: Some(handle),
                 },
             );
@@ -510,7 +510,7 @@ impl<'a> Applier<'a> {
         let mut failed = Vec::new();
         for (config, ns) in jobs {
             let inode = match self.session.ns.get(&ns) {
-                Some(c) => netns::inode(&c.file)?,
+                Some(c) => c.id.inode,
                 None => {
                     // Its namespace was never made (an earlier error): not started.
                     results.remove(&config.node);
@@ -578,7 +578,7 @@ impl<'a> Applier<'a> {
                 ));
             }
         }
-        let mut files = Vec::new();
+        let mut ids = Vec::new();
         let mut work = Vec::new();
         let mut procs = Vec::new();
         for (ns, items) in by_ns {
@@ -589,11 +589,7 @@ impl<'a> Applier<'a> {
                     std::io::Error::from_raw_os_error(libc::ENOENT),
                 )
             })?;
-            files.push(
-                conn.file
-                    .try_clone()
-                    .map_err(|e| NetError::io("dup netns fd", e))?,
-            );
+            ids.push(conn.id.clone());
             work.push(
                 items
                     .into_iter()
@@ -602,8 +598,7 @@ impl<'a> Applier<'a> {
             );
         }
         std::thread::spawn(move || {
-            let refs: Vec<&File> = files.iter().collect();
-            netns::enter_each(&refs, |i| {
+            netns::enter_each(&ids, |i| {
                 for (key, value, who) in &work[i] {
                     net::sysctl::write_here(&procs[i], key, value, who)?;
                 }
@@ -772,22 +767,23 @@ impl<'a> Applier<'a> {
     }
 
     async fn create_veth(&self, v: &crate::plan::VethSpec) -> Result<(), LabError> {
-        let fd_of = |ns: &Option<String>| -> Result<Option<std::os::fd::BorrowedFd<'_>>, NetError> {
+        // Each end's namespace, open for the length of this request only.
+        let open = |ns: &Option<String>| -> Result<Option<File>, NetError> {
             match ns {
                 None => Ok(None),
-                Some(ns) => self
-                    .session
-                    .ns
-                    .get(ns)
-                    .map(|c| Some(c.file.as_fd()))
-                    .ok_or_else(|| {
-                        NetError::io(
-                            format!("netns {ns}"),
-                            std::io::Error::from_raw_os_error(libc::ENOENT),
-                        )
-                    }),
+                Some(ns) => match self.session.ns.get(ns) {
+                    Some(c) => c.id.open().map(Some),
+                    None => Err(NetError::io(
+                        format!("netns {ns}"),
+                        std::io::Error::from_raw_os_error(libc::ENOENT),
+                    )),
+                },
             }
         };
+        let (file_a, file_b) = (open(&v.a.ns)?, open(&v.b.ns)?);
+        fn fd_of(f: &Option<File>) -> Option<std::os::fd::BorrowedFd<'_>> {
+            f.as_ref().map(|f| f.as_fd())
+        }
         let spec_a = self.iface(v.a.ns.as_deref(), &v.a.name);
         let spec_b = self.iface(v.b.ns.as_deref(), &v.b.name);
         let group = names::lab_group(self.lab.name());
@@ -795,14 +791,14 @@ impl<'a> Applier<'a> {
             group,
             name: &v.a.name,
             index: 0,
-            netns: fd_of(&v.a.ns)?,
+            netns: fd_of(&file_a),
             mac: spec_a.and_then(|s| s.mac).unwrap_or_default(),
         };
         let mut b = VethEnd {
             group,
             name: &v.b.name,
             index: 0,
-            netns: fd_of(&v.b.ns)?,
+            netns: fd_of(&file_b),
             mac: spec_b.and_then(|s| s.mac).unwrap_or_default(),
         };
         let mtu = spec_a
@@ -836,7 +832,7 @@ impl<'a> Applier<'a> {
                     if let Ok(mut n) = self.next_index.lock() {
                         *n = None;
                     }
-                    (a.index, b.index, a.netns) = (0, 0, fd_of(&v.a.ns)?);
+                    (a.index, b.index, a.netns) = (0, 0, fd_of(&file_a));
                 }
                 Err(e) => return Err(e.into()),
             }

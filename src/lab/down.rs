@@ -71,7 +71,7 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
             NsObserved::Ours(_) => {
                 report.namespaces.push(name.clone());
                 if let Some(c) = session.ns.get(name) {
-                    inodes.insert(netns::inode(&c.file)?);
+                    inodes.insert(c.id.inode);
                 }
             }
             NsObserved::Foreign { .. } => report.foreign.push(name.clone()),

@@ -187,11 +187,8 @@ pub(super) async fn observe_all(
     };
     let mut observed = observed?;
     // The inode of each open namespace (the same inode is the same namespace).
-    let ns_inode: std::collections::BTreeMap<&String, u64> = session
-        .ns
-        .iter()
-        .filter_map(|(ns, c)| Some((ns, crate::net::netns::inode(&c.file).ok()?)))
-        .collect();
+    let ns_inode: std::collections::BTreeMap<&String, u64> =
+        session.ns.iter().map(|(ns, c)| (ns, c.id.inode)).collect();
     // The lab's namespaces, by inode.
     let mut inode_of = std::collections::BTreeMap::new();
     for (ns, o) in &observed.namespaces {

@@ -101,16 +101,12 @@ pub fn connect_here(rt: &tokio::runtime::Handle) -> Result<rtnetlink::Handle, Ne
 /// thread and must never run on a tokio worker).
 pub fn connect_in(
     rt: &tokio::runtime::Handle,
-    namespaces: Vec<std::fs::File>,
-) -> Result<Vec<(std::fs::File, rtnetlink::Handle)>, NetError> {
+    namespaces: Vec<netns::NsId>,
+) -> Result<Vec<rtnetlink::Handle>, NetError> {
     let rt = rt.clone();
-    std::thread::spawn(move || {
-        let refs: Vec<&std::fs::File> = namespaces.iter().collect();
-        let handles = netns::enter_each(&refs, |_| connect_here(&rt))?;
-        Ok(namespaces.into_iter().zip(handles).collect())
-    })
-    .join()
-    .map_err(|_| NetError::io("netns thread", io::Error::other("panicked")))?
+    std::thread::spawn(move || netns::enter_each(&namespaces, |_| connect_here(&rt)))
+        .join()
+        .map_err(|_| NetError::io("netns thread", io::Error::other("panicked")))?
 }
 
 /// Whether the kernel has a qdisc kind, asked in a throwaway network namespace (made on a

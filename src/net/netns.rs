@@ -75,7 +75,7 @@ pub fn ensure_dir() -> Result<(), NetError> {
 pub fn create_each<T>(
     names: &[String],
     each: impl FnMut(&str, &File) -> Result<T, NetError>,
-) -> Result<Vec<(File, T)>, NetError> {
+) -> Result<Vec<(NsId, T)>, NetError> {
     create_each_made(names, |_, name| create_here(name), each)
 }
 
@@ -86,7 +86,7 @@ pub fn create_each_made<T>(
     names: &[String],
     mut make: impl FnMut(usize, &str) -> Result<(), NetError>,
     mut each: impl FnMut(&str, &File) -> Result<T, NetError>,
-) -> Result<Vec<(File, T)>, NetError> {
+) -> Result<Vec<(NsId, T)>, NetError> {
     let home =
         File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
     let mut out = Vec::with_capacity(names.len());
@@ -102,7 +102,7 @@ pub fn create_each_made<T>(
             setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
                 .map_err(|e| NetError::io(format!("enter netns {name}"), e.into()))?;
             let value = each(name, &file)?;
-            out.push((file, value));
+            out.push((NsId::of(name, &file)?, value));
         }
         Ok(())
     });
@@ -175,10 +175,63 @@ fn create_here(name: &str) -> Result<(), NetError> {
     made
 }
 
+/// A named namespace of a lab, known by its name and inode. Its file is opened only while it
+/// is used, and then checked to be the same namespace: a run holds no descriptor per
+/// namespace beside its netlink socket, so that a lab of 10 000 nodes stays within the usual
+/// limits on open files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsId {
+    pub name: String,
+    pub inode: u64,
+}
+
+impl NsId {
+    /// The identity of the namespace open as `file` under `name`.
+    pub fn of(name: &str, file: &File) -> Result<NsId, NetError> {
+        Ok(NsId {
+            name: name.to_string(),
+            inode: inode(file)?,
+        })
+    }
+
+    /// Opens the namespace again; an error if its name now holds another one (or none).
+    pub fn open(&self) -> Result<File, NetError> {
+        let file = File::open(path(&self.name))
+            .map_err(|e| NetError::io(format!("open netns {}", self.name), e))?;
+        if !is_namespace(&file) || inode(&file)? != self.inode {
+            return Err(NetError::io(
+                format!("open netns {}", self.name),
+                io::Error::other("it was replaced while topo was running"),
+            ));
+        }
+        Ok(file)
+    }
+}
+
+/// A namespace to enter: an open file, or an [`NsId`] opened for the moment it is entered.
+pub trait Enter {
+    fn enter(&self) -> Result<(), NetError>;
+}
+
+impl Enter for &File {
+    fn enter(&self) -> Result<(), NetError> {
+        setns(self.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NetError::io("enter netns", e.into()))
+    }
+}
+
+impl Enter for NsId {
+    fn enter(&self) -> Result<(), NetError> {
+        // The file is closed right after: a joined namespace needs no descriptor.
+        setns(self.open()?.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NetError::io(format!("enter netns {}", self.name), e.into()))
+    }
+}
+
 /// Runs `each` inside every given namespace in turn, on this thread (a dedicated one), then
 /// returns to the thread's own namespace.
-pub fn enter_each<T>(
-    namespaces: &[&File],
+pub fn enter_each<N: Enter, T>(
+    namespaces: &[N],
     mut each: impl FnMut(usize) -> Result<T, NetError>,
 ) -> Result<Vec<T>, NetError> {
     let home =
@@ -186,8 +239,7 @@ pub fn enter_each<T>(
     let mut out = Vec::with_capacity(namespaces.len());
     let result = (|| {
         for (i, ns) in namespaces.iter().enumerate() {
-            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| NetError::io("enter netns", e.into()))?;
+            ns.enter()?;
             out.push(each(i)?);
         }
         Ok(())
@@ -275,8 +327,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut inodes = Vec::new();
-        for (name, (file, ino)) in names.iter().zip(&made) {
-            assert!(is_namespace(file), "{name} is a namespace");
+        for (name, (id, ino)) in names.iter().zip(&made) {
+            assert_eq!(&id.name, name);
+            assert_eq!(
+                id.inode, *ino,
+                "{name}: the identity is the namespace entered"
+            );
+            assert!(is_namespace(&id.open().unwrap()), "{name} is a namespace");
             // What `ip netns exec` opens: the mount, not the placeholder under it.
             let by_path = open(name).unwrap().expect("name exists");
             assert!(is_namespace(&by_path));

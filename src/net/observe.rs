@@ -2,12 +2,12 @@
 //! sysctls) and the lab's host links. Two threads (`OBSERVE_THREADS`) each enter their
 //! share of the namespaces in turn and read each through a plain netlink socket opened there
 //! for that read alone ([`dump`](super::dump)); the host is read through the session's own
-//! socket. The namespace files stay open in the [`Session`], without a socket: the apply
-//! connects runtime sockets ([`Session::connect`]) only in the namespaces where the plan
-//! changes something.
+//! socket. The [`Session`] keeps each namespace's identity (name and inode), without a
+//! socket or an open file: the apply connects runtime sockets ([`Session::connect`]) only in
+//! the namespaces where the plan changes something, and opens a namespace's file again only
+//! for the moment it needs one.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::PathBuf;
 
 use rtnetlink::Handle;
@@ -20,10 +20,11 @@ use crate::plan::{names, Desired, LinkObs, NsObserved, NsState, Observed, QdiscO
 /// How many namespaces are dumped or configured at once.
 pub const PARALLEL: usize = 64;
 
-/// An open namespace: its file (keeps it open for veth creation by fd) and, once something
-/// is to be changed in it, its socket (see [`Session::connect`]).
+/// A namespace of the run: its identity (its file is opened again when needed, e.g. to
+/// create a veth in it by fd) and, once something is to be changed in it, its socket (see
+/// [`Session::connect`]).
 pub struct NsConn {
-    pub file: File,
+    pub id: netns::NsId,
     pub handle: Option<Handle>,
 }
 
@@ -80,15 +81,11 @@ impl Session {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), NetError> {
         let mut which = Vec::new();
-        let mut files = Vec::new();
+        let mut ids = Vec::new();
         for name in names {
             if let Some(c) = self.ns.get(name) {
                 if c.handle.is_none() && !which.iter().any(|n| n == name) {
-                    files.push(
-                        c.file
-                            .try_clone()
-                            .map_err(|e| NetError::io(format!("netns {name}"), e))?,
-                    );
+                    ids.push(c.id.clone());
                     which.push(name.to_string());
                 }
             }
@@ -96,7 +93,7 @@ impl Session {
         if which.is_empty() {
             return Ok(());
         }
-        for (name, (_, handle)) in which.into_iter().zip(super::connect_in(&self.rt, files)?) {
+        for (name, handle) in which.into_iter().zip(super::connect_in(&self.rt, ids)?) {
             if let Some(c) = self.ns.get_mut(&name) {
                 c.handle = Some(handle);
             }
@@ -123,31 +120,29 @@ pub fn candidate_namespaces(lab: &str, desired: Option<&Desired>) -> Result<Vec<
 
 /// Opens the namespaces that exist among `names`, each with a socket.
 pub fn open_namespaces(session: &mut Session, names: &[String]) -> Result<(), NetError> {
-    for (name, file, new) in open_files(session, names, &[], &mut Vec::new())? {
+    for (id, new) in open_files(session, names, &[], &mut Vec::new())? {
         if new {
-            session.ns.insert(name, NsConn { file, handle: None });
+            session
+                .ns
+                .insert(id.name.clone(), NsConn { id, handle: None });
         }
     }
     session.connect(names.iter().map(String::as_str))
 }
 
-/// The namespaces that exist among `candidates`: those open in the session already (a copy
-/// of their file, `false`) and those opened now (`true`). A file that is not a namespace is
+/// The namespaces that exist among `candidates`: those known to the session already
+/// (`false`) and those found now (`true`). A file that is not a namespace is
 /// left out: removed if it is a placeholder of ours, else listed in `broken`.
 fn open_files(
     session: &Session,
     candidates: &[String],
     adopt: &[String],
     broken: &mut Vec<String>,
-) -> Result<Vec<(String, File, bool)>, NetError> {
+) -> Result<Vec<(netns::NsId, bool)>, NetError> {
     let mut out = Vec::new();
     for name in candidates {
         if let Some(c) = session.ns.get(name) {
-            let file = c
-                .file
-                .try_clone()
-                .map_err(|e| NetError::io(format!("netns {name}"), e))?;
-            out.push((name.clone(), file, false));
+            out.push((c.id.clone(), false));
             continue;
         }
         if let Some(f) = netns::open(name)? {
@@ -163,7 +158,7 @@ fn open_files(
                 }
                 continue;
             }
-            out.push((name.clone(), f, true));
+            out.push((netns::NsId::of(name, &f)?, true));
         }
     }
     Ok(out)
@@ -186,18 +181,14 @@ pub async fn read_sysctls(
         if keys.is_empty() {
             continue;
         }
-        let file = conn
-            .file
-            .try_clone()
-            .map_err(|e| NetError::io(format!("netns {name}"), e))?;
-        jobs.push((name.clone(), file, session.proc_dir(name), keys));
+        jobs.push((name.clone(), conn.id.clone(), session.proc_dir(name), keys));
     }
     if jobs.is_empty() {
         return Ok(BTreeMap::new());
     }
     on_thread(move || {
-        let refs: Vec<&File> = jobs.iter().map(|(_, f, _, _)| f).collect();
-        let values = netns::enter_each(&refs, |i| {
+        let ids: Vec<netns::NsId> = jobs.iter().map(|(_, id, _, _)| id.clone()).collect();
+        let values = netns::enter_each(&ids, |i| {
             let (_, _, proc_dir, keys) = &jobs[i];
             let k: Vec<&String> = keys.iter().collect();
             Ok(sysctl::read_here(proc_dir, &k))
@@ -235,8 +226,8 @@ const OBSERVE_THREADS: usize = 2;
 
 /// Observes the lab: which namespaces exist and are ours, and their links, addresses,
 /// routes and sysctls (with `Depth::Full`: the keys `desired` sets in each, and `also` in
-/// all); and the host links that are ours or in the way of ours. Namespaces opened here stay
-/// open in the session, without a socket (see [`Session::connect`]).
+/// all); and the host links that are ours or in the way of ours. Namespaces found here are
+/// kept in the session, without a socket (see [`Session::connect`]).
 pub async fn observe(
     session: &mut Session,
     lab: &str,
@@ -253,29 +244,32 @@ pub async fn observe(
     let found = open_files(session, &candidates, adopt, &mut broken)?;
     let jobs: Vec<NsJob> = found
         .iter()
-        .map(|(name, _, _)| NsJob {
-            expected: names::ns_marker(lab, name),
-            // A namespace `up` was creating when it was stopped, before it could mark it.
-            adoptable: adopt.contains(name),
-            proc_dir: session.proc_dir(name),
-            keys: match depth {
-                Depth::Full => {
-                    let mut keys = sysctl_keys(desired, name);
-                    keys.extend(
-                        also.iter()
-                            .filter(|k| !keys.contains(k))
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    );
-                    keys
-                }
-                Depth::Ownership => Vec::new(),
-            },
+        .map(|(id, _)| {
+            let name = id.name.as_str();
+            NsJob {
+                expected: names::ns_marker(lab, name),
+                // A namespace `up` was creating when it was stopped, before it could mark it.
+                adoptable: adopt.iter().any(|a| a == name),
+                proc_dir: session.proc_dir(name),
+                keys: match depth {
+                    Depth::Full => {
+                        let mut keys = sysctl_keys(desired, name);
+                        keys.extend(
+                            also.iter()
+                                .filter(|k| !keys.contains(k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                        keys
+                    }
+                    Depth::Ownership => Vec::new(),
+                },
+            }
         })
         .collect();
     // Each thread enters its share of the namespaces in turn and reads each through a
     // socket of its own, synchronously: at 1000 namespaces, a tokio connection each cost
-    // more than the dumps. The files travel with the work and come back with the results.
+    // more than the dumps. The namespaces travel with the work and come back with the results.
     let per_thread = jobs.len().div_ceil(OBSERVE_THREADS).max(1);
     let mut shares = Vec::new();
     let mut jobs = jobs.into_iter();
@@ -285,10 +279,10 @@ pub async fn observe(
         if share.is_empty() {
             break;
         }
-        let opened: Vec<(String, File, bool)> = found.by_ref().take(share.len()).collect();
+        let opened: Vec<(netns::NsId, bool)> = found.by_ref().take(share.len()).collect();
         shares.push(on_thread(move || {
-            let refs: Vec<&File> = opened.iter().map(|(_, f, _)| f).collect();
-            let read = netns::enter_each(&refs, |i| {
+            let ids: Vec<netns::NsId> = opened.iter().map(|(id, _)| id.clone()).collect();
+            let read = netns::enter_each(&ids, |i| {
                 let job = &share[i];
                 let mut r = Requester::open_here()?;
                 let observed = match depth {
@@ -319,14 +313,13 @@ pub async fn observe(
             },
         );
     }
-    for ((name, file, new), (mut o, sysctls)) in results {
+    for ((id, new), (mut o, sysctls)) in results {
         if let NsObserved::Ours(state) = &mut o {
             state.sysctls = sysctls;
         }
+        let name = id.name.clone();
         if new {
-            session
-                .ns
-                .insert(name.clone(), NsConn { file, handle: None });
+            session.ns.insert(name.clone(), NsConn { id, handle: None });
         }
         out.namespaces.insert(name, o);
     }

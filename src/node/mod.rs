@@ -150,17 +150,31 @@ pub fn base_env(lab: &str, node: &str) -> Vec<(String, String)> {
 /// Environment variable that carries the caller's soft open-file limit to the helper modes.
 const NOFILE_ENV: &str = "TOPO_NOFILE_SOFT";
 
-/// Raises this process's soft limit on open files to the hard limit. `topo` holds two
-/// descriptors per namespace (the namespace and its netlink socket) for a whole run, so a
-/// 1000-node lab needs more than the usual soft limit of 1024. Call before any thread starts.
-/// Processes started in nodes get the caller's limit back (see [`restore_nofile_limit`]):
-/// programs written for `select(2)` break above 1024.
+/// The open-file limit `topo` asks for when the hard limit is lower and it may raise it
+/// (root, or `CAP_SYS_RESOURCE`): two descriptors for each of 100 000 namespaces and room to
+/// spare, within the kernel's `fs.nr_open`.
+const NOFILE_WANTED: u64 = 262_144;
+
+/// Raises this process's limit on open files. `topo` holds two descriptors per namespace (the
+/// namespace and its netlink socket) for a whole run, so a 1000-node lab needs more than the
+/// usual soft limit of 1024 and a 10 000-node lab more than many hosts' hard limit: the soft
+/// limit goes to the hard limit, and both to [`NOFILE_WANTED`] (at most `fs.nr_open`) where
+/// the process may raise the hard limit. Call before any thread starts. Processes started in
+/// nodes get the caller's soft limit back (see [`restore_nofile_limit`]): programs written
+/// for `select(2)` break above 1024.
 pub fn raise_nofile_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
     };
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let wanted = NOFILE_WANTED.min(nr_open);
+    // Raising the hard limit needs privilege; without it, the soft limit goes up to the hard.
+    let raised = wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok();
+    if raised || (soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok()) {
         // Single-threaded still (the caller's contract), so changing the environment is safe.
         std::env::set_var(NOFILE_ENV, soft.to_string());
     }
