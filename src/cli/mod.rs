@@ -1102,7 +1102,115 @@ fn limits_line(n: &lab::status::NodeStatus) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::log_colour;
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("topo").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed_and_every_argument_has_help() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&cli, "topo", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+
+    #[test]
+    fn exec_takes_its_command_with_or_without_dashes() {
+        let argv = |args: &[&str]| match parse(args) {
+            Ok(Command::Exec(a)) => (a.node, a.command, a.all, a.nodes),
+            Ok(_) => panic!("not exec"),
+            Err(e) => panic!("{args:?}: {e}"),
+        };
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (node, cmd, ..) = argv(&["exec", "r1", "ip", "-j", "addr"]);
+        assert_eq!(
+            (node.as_deref(), cmd),
+            (Some("r1"), words(&["ip", "-j", "addr"]))
+        );
+        let (node, cmd, ..) = argv(&["exec", "--lab", "x", "r1", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(
+            (node.as_deref(), cmd),
+            (Some("r1"), words(&["sh", "-c", "exit 3"]))
+        );
+        let (node, cmd, all, _) = argv(&["exec", "--all", "--", "uname", "-r"]);
+        assert!(all);
+        assert_eq!((node.as_deref(), cmd), (Some("uname"), words(&["-r"])));
+        let (_, _, _, nodes) = argv(&["exec", "--nodes", "a,b", "true"]);
+        assert_eq!(nodes, words(&["a", "b"]));
+        assert!(parse(&["exec", "--all", "--nodes", "a", "true"]).is_err());
+    }
+
+    #[test]
+    fn labs_are_named_the_same_way_on_every_command() {
+        for args in [
+            &["status", "-f", "x.yaml"][..],
+            &["status", "--file", "x.yaml", "--name", "y"],
+            &["status", "--lab", "y"],
+            &["down", "x.yaml"],
+            &["down", "-f", "x.yaml", "--name", "y"],
+            &["down", "--lab", "y"],
+            &["link", "-f", "x.yaml", "r1:eth1", "up"],
+            &["impair", "--name", "y", "r1:eth1", "--clear"],
+            &["capture", "-f", "x.yaml", "r1:eth1"],
+            &["logs", "--file", "x.yaml", "r1", "-f"],
+            &["shell", "--lab", "y", "r1"],
+            &["up", "x.yaml", "--name", "y"],
+            &["up", "-f", "-"],
+            &["plan"],
+            &["test", "x.yaml", "--name", "y"],
+            &["graph", "-"],
+            &["validate", "-f", "x.yaml"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        for args in [
+            &["status", "-f", "x.yaml", "--lab", "y"][..],
+            &["status", "--lab", "y", "--name", "z"],
+            &["down", "x.yaml", "-f", "z.yaml"],
+            &["up", "x.yaml", "-f", "z.yaml"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_file_is_topo_yaml_then_topo_yml_then_the_only_topo_yaml() {
+        let dir = std::env::temp_dir().join(format!("topo-default-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let found = || default_file(&dir).map(|p| p.file_name().unwrap().to_owned());
+        assert_eq!(found().unwrap_err().exit_code(), 2);
+        std::fs::write(dir.join("lab.yaml"), "").unwrap();
+        assert!(found().is_err(), "other names are not read");
+        std::fs::write(dir.join("a.topo.yaml"), "").unwrap();
+        assert_eq!(found().unwrap(), "a.topo.yaml");
+        std::fs::write(dir.join("b.topo.yml"), "").unwrap();
+        assert!(found()
+            .unwrap_err()
+            .to_string()
+            .contains("a.topo.yaml, b.topo.yml"));
+        std::fs::write(dir.join("topo.yml"), "").unwrap();
+        assert_eq!(found().unwrap(), "topo.yml");
+        std::fs::write(dir.join("topo.yaml"), "").unwrap();
+        assert_eq!(found().unwrap(), "topo.yaml");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn log_colour_only_on_a_terminal_without_no_color() {
