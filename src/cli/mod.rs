@@ -546,12 +546,19 @@ impl FileArgs {
 
 /// What to run to bring `lab` up again: its file, and `--name` when it runs under another name.
 fn up_again(lab: &Lab) -> String {
-    let file = lab.file.display();
-    if lab.file_name == lab.name() {
-        file.to_string()
+    let stdin = lab.file == Path::new(lab::STDIN_NAME);
+    let mut again = if stdin {
+        "-".to_string()
     } else {
-        format!("{file} --name {}", lab.name())
+        lab.file.display().to_string()
+    };
+    if lab.file_name != lab.name() {
+        again.push_str(&format!(" --name {}", lab.name()));
     }
+    if stdin {
+        again.push_str(" (with the same input)");
+    }
+    again
 }
 
 /// `topo validate [FILE|-] [--name NAME]`
