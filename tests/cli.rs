@@ -71,8 +71,10 @@ fn as_user(args: &[&str]) -> Output {
 #[test]
 fn commands_on_the_kernel_say_first_that_they_need_root() {
     let triangle = example("triangle.yaml");
-    let cases: [&[&str]; 9] = [
+    let cases: [&[&str]; 11] = [
         &["plan", &triangle],
+        &["shell", "--lab", "triangle", "h1"],
+        &["exec", "--lab", "triangle", "--all", "true"],
         &["up", &triangle],
         &["down", "--lab", "triangle"],
         &["down", &triangle],
@@ -130,11 +132,19 @@ fn with_no_lab_up(args: &[&str]) -> Output {
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn no_lab_up_hints_only_at_what_the_command_takes() {
-    let cases: [(&[&str], &str); 5] = [
-        (&["link", "r1:eth1", "down"], "name one with --lab NAME\n"),
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["link", "r1:eth1", "down"],
+            "name one with --lab NAME or -f FILE\n",
+        ),
         (
             &["impair", "r1:eth1", "--clear"],
-            "name one with --lab NAME\n",
+            "name one with --lab NAME or -f FILE\n",
+        ),
+        (&["shell", "h1"], "name one with --lab NAME or -f FILE\n"),
+        (
+            &["exec", "--all", "true"],
+            "name one with --lab NAME or -f FILE\n",
         ),
         (&["status"], "name one with --lab NAME or -f FILE\n"),
         (&["exec", "h1"], "name one with --lab NAME or -f FILE\n"),
@@ -328,4 +338,168 @@ fn logs_of_a_lab_that_is_down_come_from_its_newest_archive() {
         .expect("run topo");
     assert_eq!(out.status.code(), Some(141), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+/// `topo ARGS` in `dir`, with `input` on its standard input.
+fn in_dir(dir: &std::path::Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(TOPO)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn topo");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A command that reads no standard input may have ended already.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("wait topo")
+}
+
+/// A fresh empty directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("topo-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const SMALL: &str = "name: two\nnodes:\n  a: {}\n  b: {}\n";
+
+#[test]
+fn a_dash_reads_the_file_from_standard_input() {
+    let dir = TempDir::new("stdin");
+    let out = in_dir(&dir.0, &["validate", "-"], SMALL);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<stdin>: ok: lab two, 2 nodes, 0 links, 0 bridges\n"
+    );
+    // As -f too, and for graph.
+    let out = in_dir(&dir.0, &["graph", "-f", "-"], SMALL);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("graph \"two\""),
+        "{}",
+        text(&out)
+    );
+    // Errors name <stdin>, with line and column.
+    let out = in_dir(
+        &dir.0,
+        &["validate", "-"],
+        "name: two\nnodes:\n  a: {bogus: 1}\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("<stdin>:3:7: error: "), "{}", text(&out));
+    let out = in_dir(&dir.0, &["validate", "-"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("<stdin>:1:1: "),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn without_a_file_the_directory_s_topology_is_read() {
+    let dir = TempDir::new("default");
+    // None: exit 2, with a hint.
+    let out = in_dir(&dir.0, &["validate"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no topo.yaml, topo.yml or *.topo.yaml"),
+        "{}",
+        text(&out)
+    );
+    // The only *.topo.yaml.
+    std::fs::write(dir.0.join("x.topo.yaml"), SMALL.replace("two", "x")).expect("write");
+    let out = in_dir(&dir.0, &["validate"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "x.topo.yaml: ok: lab x, 2 nodes, 0 links, 0 bridges\n",
+        "{}",
+        text(&out)
+    );
+    // Two of them: which is meant is not guessed.
+    std::fs::write(dir.0.join("y.topo.yml"), SMALL.replace("two", "y")).expect("write");
+    let out = in_dir(&dir.0, &["graph"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("x.topo.yaml, y.topo.yml"),
+        "{}",
+        text(&out)
+    );
+    // topo.yml, then topo.yaml first.
+    std::fs::write(dir.0.join("topo.yml"), SMALL.replace("two", "yml")).expect("write");
+    let out = in_dir(&dir.0, &["validate"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("topo.yml: ok: lab yml,"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(dir.0.join("topo.yaml"), SMALL.replace("two", "yaml")).expect("write");
+    let out = in_dir(&dir.0, &["validate"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("topo.yaml: ok: lab yaml,"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_name_given_on_the_command_line_is_checked_as_the_file_s() {
+    let dir = TempDir::new("name");
+    let out = in_dir(&dir.0, &["validate", "-", "--name", "other-1"], SMALL);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<stdin>: ok: lab other-1, 2 nodes, 0 links, 0 bridges\n",
+        "{}",
+        text(&out)
+    );
+    for (bad, why) in [
+        ("a-name-too-long", "longer than 12 characters"),
+        ("Caps", "characters other than a-z"),
+        ("", "lab name is empty"),
+    ] {
+        let out = in_dir(&dir.0, &["validate", "-", "--name", bad], SMALL);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(&format!("topo: error: --name {bad}: ")) && err.contains(why),
+            "{bad}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn every_argument_has_help_text() {
+    let out = Command::new(TOPO)
+        .args(["exec", "--help"])
+        .output()
+        .expect("run topo");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["--nodes", "--all", "--name", "--lab", "-f, --file"] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
+    let out = Command::new(TOPO)
+        .args(["impair", "--help"])
+        .output()
+        .expect("run topo");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for unit in ["us, ms, s", "%", "bit/s"] {
+        assert!(help.contains(unit), "{unit}: {help}");
+    }
 }

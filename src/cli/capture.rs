@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{lab_name, FollowSignals, CLOSED_PIPE};
+use super::{FollowSignals, LabArgs, CLOSED_PIPE, HOW};
 use crate::capture::{Capture, CaptureStats, Limits};
 use crate::lab::{self, LabError};
 use crate::net::NetError;
@@ -18,10 +18,8 @@ use crate::spec::Endpoint;
 /// The options of `topo capture`.
 #[derive(Args)]
 pub(super) struct CaptureArgs {
-    #[arg(short = 'f', long)]
-    file: Option<PathBuf>,
-    #[arg(long, conflicts_with = "file")]
-    lab: Option<String>,
+    #[command(flatten)]
+    lab: LabArgs,
     /// NODE:INTERFACE to capture; several as a comma-separated list or several arguments
     #[arg(required = true, value_name = "NODE:IF")]
     endpoints: Vec<String>,
@@ -42,9 +40,9 @@ pub(super) struct CaptureArgs {
 /// for a signal.
 const TICK: Duration = Duration::from_millis(100);
 
-/// `topo capture [-f FILE | --lab NAME] NODE:IF[,NODE:IF…] [-w FILE|-] [-c N] [--duration D]`
+/// `topo capture [-f FILE [--name NAME] | --lab NAME] NODE:IF[,NODE:IF…] [-w FILE|-] [-c N] [--duration D]`
 pub(super) fn cmd_capture(args: CaptureArgs) -> Result<i32, LabError> {
-    let name = lab_name(args.file, args.lab, "--lab NAME or -f FILE")?;
+    let name = args.lab.resolve(HOW)?;
     let endpoints = parse_endpoints(&args.endpoints)?;
     let duration = args
         .duration

@@ -24,6 +24,7 @@ macro_rules! errln {
 }
 
 mod capture;
+mod exec;
 mod graph;
 mod shapes;
 mod test;
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::lab::{self, Lab, LabError};
+use crate::lab::{self, Lab, LabError, Source};
 
 #[derive(Parser)]
 #[command(
@@ -67,26 +68,33 @@ enum GraphFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Parse and check a topology file (no kernel access); exit 2 on errors
-    Validate { file: PathBuf },
+    Validate {
+        #[command(flatten)]
+        input: FileArgs,
+    },
     /// Show what `up` would create, change and delete, against the live kernel
     Plan {
-        file: PathBuf,
+        #[command(flatten)]
+        input: FileArgs,
+        /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
     /// Make the kernel match the file (idempotent; applies only the difference)
     Up {
-        file: PathBuf,
+        #[command(flatten)]
+        input: FileArgs,
+        /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
     /// Remove everything of a lab, and nothing else
     Down {
-        /// The topology file (its `name` says which lab)
-        file: Option<PathBuf>,
-        /// The lab's name, when the file is gone
-        #[arg(long, conflicts_with = "file")]
-        lab: Option<String>,
+        /// The lab's topology file, as -f FILE (its `name:` says which lab)
+        #[arg(value_name = "FILE", conflicts_with_all = ["file", "lab"])]
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        lab: LabArgs,
         /// A lab that is not up is no error: exit 0 (idempotent teardown, e.g. in CI)
         #[arg(long)]
         missing_ok: bool,
@@ -96,32 +104,26 @@ enum Command {
     },
     /// Nodes, interfaces, addresses, routes and processes of a lab
     Status {
-        #[arg(short = 'f', long)]
-        file: Option<PathBuf>,
-        #[arg(long, conflicts_with = "file")]
-        lab: Option<String>,
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Run a command inside a node; exits with the command's status
-    Exec {
-        #[arg(short = 'f', long)]
-        file: Option<PathBuf>,
-        #[arg(long, conflicts_with = "file")]
-        lab: Option<String>,
+    /// Run a command inside a node (or several: --nodes, --all); exits with its status
+    Exec(ExecArgs),
+    /// An interactive shell inside a node, its prompt naming the node
+    Shell {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The node
         node: String,
-        /// The command and its arguments (after `--`); default: an interactive shell
-        #[arg(last = true)]
-        command: Vec<String>,
     },
     /// Print a node's logs (its services and `exec:` commands), live or archived after `down`
     Logs {
-        /// The topology file (its `name` says which lab); `-f` is --follow here
-        #[arg(long = "file", value_name = "FILE")]
-        file: Option<PathBuf>,
-        /// The lab's name
-        #[arg(long, conflicts_with = "file")]
-        lab: Option<String>,
+        #[command(flatten)]
+        lab: LogsLabArgs,
+        /// The node
         node: String,
         /// A service of the node, or `exec` for its `exec:` commands; default: every log of
         /// the node, each line prefixed `SERVICE| `
@@ -135,18 +137,19 @@ enum Command {
     },
     /// Set one interface of a lab up or down, as drift from the file (`up` reverts it)
     Link {
-        #[arg(long)]
-        lab: Option<String>,
-        /// NODE:INTERFACE
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The interface, as NODE:INTERFACE
         endpoint: String,
+        /// The state to set
         #[arg(value_enum)]
         state: LinkStateArg,
     },
     /// Impair what leaves one interface, as drift from the file (`up` reverts it)
     Impair {
-        #[arg(long)]
-        lab: Option<String>,
-        /// NODE:INTERFACE
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The interface, as NODE:INTERFACE
         endpoint: String,
         #[command(flatten)]
         impair: ImpairArgs,
@@ -159,7 +162,9 @@ enum Command {
     Test(test::TestArgs),
     /// Print the topology as a DOT or Mermaid graph
     Graph {
-        file: PathBuf,
+        #[command(flatten)]
+        input: FileArgs,
+        /// Graph language
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
@@ -171,6 +176,7 @@ enum Command {
     Gen(shapes::GenOptions),
     /// Print a shell completion script (e.g. `topo completions bash > /etc/bash_completion.d/topo`)
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -178,22 +184,123 @@ enum Command {
     Man,
 }
 
+/// The topology file of a command whose main input is a file (`validate`, `plan`, `up`,
+/// `test`, `graph`), and the lab it runs as.
+#[derive(Args)]
+pub(super) struct FileArgs {
+    /// The topology file; `-` reads standard input; default: topo.yaml or topo.yml in the
+    /// current directory, else its only *.topo.yaml or *.topo.yml
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The topology file, as FILE
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    file_opt: Option<PathBuf>,
+    /// Run the file as the lab NAME instead of its `name:` (one file, several labs side by
+    /// side)
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// How a command that acts on a running lab names it: by its file, by its name, or (neither
+/// given) the only lab that is up.
+#[derive(Args)]
+pub(super) struct LabArgs {
+    /// The lab's topology file: its `name:` says which lab (`-` reads standard input)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The lab, by its name (also when its file is gone or broken)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["file", "name"])]
+    lab: Option<String>,
+    /// The lab, by the name FILE was run as (`up FILE --name NAME`); as --lab NAME
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// [`LabArgs`] of `logs`, whose `-f` is --follow (as `tail -f`): its file is `--file` only.
+#[derive(Args)]
+struct LogsLabArgs {
+    /// The lab's topology file: its `name:` says which lab (`--file` only: `-f` is --follow)
+    #[arg(long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The lab, by its name (also when it is down and only its logs are archived)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["file", "name"])]
+    lab: Option<String>,
+    /// The lab, by the name FILE was run as (`up FILE --name NAME`); as --lab NAME
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+impl From<LogsLabArgs> for LabArgs {
+    fn from(a: LogsLabArgs) -> LabArgs {
+        LabArgs {
+            file: a.file,
+            lab: a.lab,
+            name: a.name,
+        }
+    }
+}
+
+/// The options of `topo exec`.
+#[derive(Args)]
+pub(super) struct ExecArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// Run the command on each of these nodes (comma-separated), in parallel
+    #[arg(
+        long,
+        value_name = "NODES",
+        value_delimiter = ',',
+        conflicts_with = "all"
+    )]
+    nodes: Vec<String>,
+    /// Run the command on every node of the lab, in parallel
+    #[arg(long)]
+    all: bool,
+    /// Output format; json: a list of {node, status, stdout, stderr}, printed when all ended
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: Output,
+    /// The node (not with --nodes or --all)
+    #[arg(value_name = "NODE")]
+    node: Option<String>,
+    /// The command and its arguments (`--` before it is optional); none: a shell, as `topo
+    /// shell NODE`
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
 /// The impairment options of `topo impair`, read as the file's `impair:` keys are.
 #[derive(Args)]
 struct ImpairArgs {
-    #[arg(long)]
+    /// Delay of every packet: a duration with its unit (us, ms, s), e.g. 10ms
+    #[arg(long, value_name = "DURATION")]
     delay: Option<String>,
-    #[arg(long)]
+    /// Variation of the delay (us, ms, s), e.g. 1ms; needs --delay
+    #[arg(long, value_name = "DURATION")]
     jitter: Option<String>,
-    #[arg(long)]
+    /// Packets dropped, a percentage with `%` (0% to 100%), e.g. 0.5%
+    #[arg(long, value_name = "PERCENT")]
     loss: Option<String>,
-    #[arg(long)]
+    /// Packets with a bit flipped, a percentage with `%`, e.g. 0.1%
+    #[arg(long, value_name = "PERCENT")]
     corrupt: Option<String>,
-    #[arg(long)]
+    /// Packets sent twice, a percentage with `%`, e.g. 1%
+    #[arg(long, value_name = "PERCENT")]
     duplicate: Option<String>,
-    #[arg(long)]
+    /// Packets sent at once, ahead of delayed ones, a percentage with `%`; needs --delay
+    #[arg(long, value_name = "PERCENT")]
     reorder: Option<String>,
-    #[arg(long)]
+    /// Bandwidth limit in bit/s: bit, kbit, mbit, gbit (powers of 1000) or a plain number of
+    /// bits per second, e.g. 100mbit
+    #[arg(long, value_name = "RATE")]
     rate: Option<String>,
 }
 
@@ -321,7 +428,8 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Up { .. } => require_root("up")?,
         Command::Down { .. } => require_root("down")?,
         Command::Status { .. } => require_root("status")?,
-        Command::Exec { .. } => require_root("exec")?,
+        Command::Exec(_) => require_root("exec")?,
+        Command::Shell { .. } => require_root("shell")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
         Command::Test(_) => require_root("test")?,
@@ -335,30 +443,28 @@ fn run(command: Command) -> Result<i32, LabError> {
         | Command::Man => {}
     }
     match command {
-        Command::Validate { file } => cmd_validate(&file),
-        Command::Plan { file, output } => cmd_plan(&file, output),
-        Command::Up { file, output } => cmd_up(&file, output),
+        Command::Validate { input } => cmd_validate(&input),
+        Command::Plan { input, output } => cmd_plan(&input, output),
+        Command::Up { input, output } => cmd_up(&input, output),
         Command::Down {
-            file,
-            lab,
+            path,
+            mut lab,
             missing_ok,
             discard_logs,
-        } => cmd_down(file, lab, missing_ok, discard_logs),
-        Command::Status { file, lab, output } => cmd_status(file, lab, output),
-        Command::Exec {
-            file,
-            lab,
-            node,
-            command,
-        } => cmd_exec(file, lab, &node, command),
+        } => {
+            lab.file = lab.file.or(path);
+            cmd_down(lab, missing_ok, discard_logs)
+        }
+        Command::Status { lab, output } => cmd_status(lab, output),
+        Command::Exec(args) => exec::cmd_exec(args),
+        Command::Shell { lab, node } => exec::cmd_shell(lab, &node),
         Command::Logs {
-            file,
             lab,
             node,
             service,
             follow,
             lines,
-        } => cmd_logs(file, lab, &node, service.as_deref(), follow, lines),
+        } => cmd_logs(lab.into(), &node, service.as_deref(), follow, lines),
         Command::Link {
             lab,
             endpoint,
@@ -371,7 +477,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             clear,
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Test(args) => test::cmd_test(args),
-        Command::Graph { file, format } => cmd_graph(&file, format),
+        Command::Graph { input, format } => cmd_graph(&input, format),
         Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
@@ -380,13 +486,88 @@ fn run(command: Command) -> Result<i32, LabError> {
     }
 }
 
-/// `topo validate FILE`
-fn cmd_validate(file: &Path) -> Result<i32, LabError> {
-    let lab = Lab::load(file)?;
+/// The file names a file-taking command reads when it is given none, in order; then the only
+/// `*.topo.yaml` or `*.topo.yml` of the directory.
+const DEFAULT_FILES: [&str; 2] = ["topo.yaml", "topo.yml"];
+
+/// The topology file of `dir` (`""`: the current directory) for a command given none.
+fn default_file(dir: &Path) -> Result<PathBuf, LabError> {
+    for name in DEFAULT_FILES {
+        let path = dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    let listed = if dir.as_os_str().is_empty() {
+        std::fs::read_dir(".")
+    } else {
+        std::fs::read_dir(dir)
+    };
+    let mut found: Vec<String> = listed
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".topo.yaml") || n.ends_with(".topo.yml"))
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [one] => Ok(dir.join(one)),
+        [] => Err(LabError::Usage(
+            "no topology file given, and the current directory has no topo.yaml, topo.yml or *.topo.yaml; hint: name the file, or `-` to read standard input".into(),
+        )),
+        many => Err(LabError::Usage(format!(
+            "no topology file given, and the current directory has several: {}; hint: name one",
+            many.join(", ")
+        ))),
+    }
+}
+
+impl FileArgs {
+    /// Where the topology comes from: FILE, standard input (`-`), or the default file.
+    fn source(&self) -> Result<Source, LabError> {
+        match self.file.as_ref().or(self.file_opt.as_ref()) {
+            Some(p) => Ok(Source::from_arg(p)),
+            None => default_file(Path::new("")).map(Source::File),
+        }
+    }
+
+    /// Loads the topology, as the lab `--name` gives when given.
+    fn load(&self) -> Result<Lab, LabError> {
+        Lab::load_as(&self.source()?, self.name.as_deref())
+    }
+
+    /// [`load`](Self::load) with the lab's observation started meanwhile on `rt`.
+    fn load_prescanned(&self, rt: &tokio::runtime::Runtime) -> Result<Lab, LabError> {
+        Lab::load_prescanned_as(&self.source()?, self.name.as_deref(), Some(rt.handle()))
+    }
+}
+
+/// What to run to bring `lab` up again: its file, and `--name` when it runs under another name.
+fn up_again(lab: &Lab) -> String {
+    let stdin = lab.file == Path::new(lab::STDIN_NAME);
+    let mut again = if stdin {
+        "-".to_string()
+    } else {
+        lab.file.display().to_string()
+    };
+    if lab.file_name != lab.name() {
+        again.push_str(&format!(" --name {}", lab.name()));
+    }
+    if stdin {
+        again.push_str(" (with the same input)");
+    }
+    again
+}
+
+/// `topo validate [FILE|-] [--name NAME]`
+fn cmd_validate(input: &FileArgs) -> Result<i32, LabError> {
+    let lab = input.load()?;
     let t = &lab.topology;
     outln!(
         "{}: ok: lab {}, {} nodes, {} links, {} bridges",
-        file.display(),
+        input.source()?,
         t.name,
         t.nodes.len(),
         t.links.len(),
@@ -395,10 +576,10 @@ fn cmd_validate(file: &Path) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo plan FILE`
-fn cmd_plan(file: &Path, output: Output) -> Result<i32, LabError> {
+/// `topo plan [FILE|-] [--name NAME]`
+fn cmd_plan(input: &FileArgs, output: Output) -> Result<i32, LabError> {
     let rt = runtime()?;
-    let lab = Lab::load_prescanned(file, Some(rt.handle()))?;
+    let lab = input.load_prescanned(&rt)?;
     let plan = rt.block_on(lab.plan())?;
     match output {
         Output::Json => print_json(&plan),
@@ -408,12 +589,13 @@ fn cmd_plan(file: &Path, output: Output) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo up FILE`
-fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
+/// `topo up [FILE|-] [--name NAME]`
+fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
     let started = std::time::Instant::now();
     let rt = runtime()?;
-    let lab = Lab::load_prescanned(file, Some(rt.handle()))?;
+    let lab = input.load_prescanned(&rt)?;
     let name = lab.name().to_string();
+    let again = up_again(&lab);
     let bar = progress_bar();
     let ticker = bar.clone();
     let show = std::sync::Arc::new(move |phase: &str, done: usize, total: usize| {
@@ -432,7 +614,7 @@ fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
             sig = stop => Err(LabError::Interrupted {
                 lab: name.clone(),
                 signal: sig,
-                file: file.display().to_string(),
+                file: again.clone(),
             }),
             r = lab.up_with_progress(Some(show)) => r,
         }
@@ -461,14 +643,9 @@ fn cmd_up(file: &Path, output: Output) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo down [FILE | --lab NAME] [--missing-ok] [--discard-logs]`
-fn cmd_down(
-    file: Option<PathBuf>,
-    lab: Option<String>,
-    missing_ok: bool,
-    discard_logs: bool,
-) -> Result<i32, LabError> {
-    let name = lab_name(file, lab, "FILE or --lab NAME")?;
+/// `topo down [FILE | -f FILE [--name NAME] | --lab NAME] [--missing-ok] [--discard-logs]`
+fn cmd_down(lab: LabArgs, missing_ok: bool, discard_logs: bool) -> Result<i32, LabError> {
+    let name = lab.resolve("FILE or --lab NAME")?;
     let had_run_dir = crate::state::labs().contains(&name);
     let options = lab::DownOptions { discard_logs };
     let report = runtime()?.block_on(lab::down_with(&name, options))?;
@@ -501,9 +678,9 @@ fn cmd_down(
     Ok(0)
 }
 
-/// `topo status [-f FILE | --lab NAME]`
-fn cmd_status(file: Option<PathBuf>, lab: Option<String>, output: Output) -> Result<i32, LabError> {
-    let name = lab_name(file, lab, "--lab NAME or -f FILE")?;
+/// `topo status [-f FILE [--name NAME] | --lab NAME]`
+fn cmd_status(lab: LabArgs, output: Output) -> Result<i32, LabError> {
+    let name = lab.resolve(HOW)?;
     let status = runtime()?.block_on(lab::status(&name))?;
     match output {
         Output::Json => print_json(&status),
@@ -512,36 +689,15 @@ fn cmd_status(file: Option<PathBuf>, lab: Option<String>, output: Output) -> Res
     Ok(0)
 }
 
-/// `topo exec [-f FILE | --lab NAME] NODE [-- COMMAND…]`: the command's exit status.
-fn cmd_exec(
-    file: Option<PathBuf>,
-    lab: Option<String>,
-    node: &str,
-    command: Vec<String>,
-) -> Result<i32, LabError> {
-    let name = lab_name(file, lab, "--lab NAME or -f FILE")?;
-    let argv = if command.is_empty() {
-        vec!["/bin/sh".to_string()]
-    } else {
-        command
-    };
-    if let Err(e) = std::io::stdout().flush() {
-        stdout_failed(e);
-    }
-    lab::exec_here(&name, node, &argv, std::io::stdin().is_terminal())
-}
-
-/// `topo logs [--file FILE | --lab NAME] NODE [SERVICE] [-f] [-n LINES]`
+/// `topo logs [--file FILE [--name NAME] | --lab NAME] NODE [SERVICE] [-f] [-n LINES]`
 fn cmd_logs(
-    file: Option<PathBuf>,
-    lab: Option<String>,
+    lab: LabArgs,
     node: &str,
     service: Option<&str>,
     follow: bool,
     lines: Option<usize>,
 ) -> Result<i32, LabError> {
-    let how = "--lab NAME or --file FILE";
-    let name = match lab_name(file, lab, how) {
+    let name = match lab.resolve("--lab NAME or --file FILE") {
         Err(LabError::Usage(msg)) if crate::state::labs().is_empty() => {
             let archived = crate::state::archive::archived_labs();
             return Err(LabError::Usage(if archived.is_empty() {
@@ -662,9 +818,9 @@ fn write_bytes(bytes: &[u8]) {
     }
 }
 
-/// `topo link [--lab NAME] NODE:INTERFACE up|down`
-fn cmd_link(lab: Option<String>, endpoint: &str, state: LinkStateArg) -> Result<i32, LabError> {
-    let name = lab_name(None, lab, "--lab NAME")?;
+/// `topo link [-f FILE [--name NAME] | --lab NAME] NODE:INTERFACE up|down`
+fn cmd_link(lab: LabArgs, endpoint: &str, state: LinkStateArg) -> Result<i32, LabError> {
+    let name = lab.resolve(HOW)?;
     let ep = lab::endpoint(endpoint)?;
     let up = state == LinkStateArg::Up;
     runtime()?.block_on(lab::set_link(&name, &ep, up))?;
@@ -675,14 +831,14 @@ fn cmd_link(lab: Option<String>, endpoint: &str, state: LinkStateArg) -> Result<
     Ok(0)
 }
 
-/// `topo impair [--lab NAME] NODE:INTERFACE OPTIONS | --clear`
+/// `topo impair [-f FILE [--name NAME] | --lab NAME] NODE:INTERFACE OPTIONS | --clear`
 fn cmd_impair(
-    lab: Option<String>,
+    lab: LabArgs,
     endpoint: &str,
     text: crate::spec::ImpairText,
     clear: bool,
 ) -> Result<i32, LabError> {
-    let name = lab_name(None, lab, "--lab NAME")?;
+    let name = lab.resolve(HOW)?;
     let ep = lab::endpoint(endpoint)?;
     let impair = crate::spec::parse_impair(&text)
         .map_err(|e| LabError::Usage(format!("{}; {}", e.message, e.hint)))?;
@@ -702,9 +858,9 @@ fn cmd_impair(
     Ok(0)
 }
 
-/// `topo graph FILE`
-fn cmd_graph(file: &Path, format: GraphFormat) -> Result<i32, LabError> {
-    let lab = Lab::load(file)?;
+/// `topo graph [FILE|-] [--name NAME]`
+fn cmd_graph(input: &FileArgs, format: GraphFormat) -> Result<i32, LabError> {
+    let lab = input.load()?;
     let text = match format {
         GraphFormat::Dot => graph::dot(&lab.topology),
         GraphFormat::Mermaid => graph::mermaid(&lab.topology),
@@ -744,13 +900,19 @@ fn cmd_gen(args: &crate::shapes::GenArgs) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// The lab a command is about: named, from a file, or the only one that is up. `how` says
-/// how the command names a lab, for the error when none or several are up.
-fn lab_name(file: Option<PathBuf>, lab: Option<String>, how: &str) -> Result<String, LabError> {
-    match (file, lab) {
-        (_, Some(name)) => Ok(name),
-        (Some(file), None) => Ok(Lab::load(&file)?.topology.name),
-        (None, None) => lab::only_lab(how),
+/// How most commands that act on a running lab name one, for the error when none or
+/// several are up.
+const HOW: &str = "--lab NAME or -f FILE";
+
+impl LabArgs {
+    /// The lab named: by `--lab` or `--name`, by its file's `name:`, or the only one that is
+    /// up. `how` says how the command names a lab, for the error when none or several are up.
+    fn resolve(self, how: &str) -> Result<String, LabError> {
+        match (self.file, self.lab.or(self.name)) {
+            (_, Some(name)) => Ok(name),
+            (Some(file), None) => Ok(Lab::load_as(&Source::from_arg(&file), None)?.topology.name),
+            (None, None) => lab::only_lab(how),
+        }
     }
 }
 
@@ -947,7 +1109,115 @@ fn limits_line(n: &lab::status::NodeStatus) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::log_colour;
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("topo").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed_and_every_argument_has_help() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&cli, "topo", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+
+    #[test]
+    fn exec_takes_its_command_with_or_without_dashes() {
+        let argv = |args: &[&str]| match parse(args) {
+            Ok(Command::Exec(a)) => (a.node, a.command, a.all, a.nodes),
+            Ok(_) => panic!("not exec"),
+            Err(e) => panic!("{args:?}: {e}"),
+        };
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (node, cmd, ..) = argv(&["exec", "r1", "ip", "-j", "addr"]);
+        assert_eq!(
+            (node.as_deref(), cmd),
+            (Some("r1"), words(&["ip", "-j", "addr"]))
+        );
+        let (node, cmd, ..) = argv(&["exec", "--lab", "x", "r1", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(
+            (node.as_deref(), cmd),
+            (Some("r1"), words(&["sh", "-c", "exit 3"]))
+        );
+        let (node, cmd, all, _) = argv(&["exec", "--all", "--", "uname", "-r"]);
+        assert!(all);
+        assert_eq!((node.as_deref(), cmd), (Some("uname"), words(&["-r"])));
+        let (_, _, _, nodes) = argv(&["exec", "--nodes", "a,b", "true"]);
+        assert_eq!(nodes, words(&["a", "b"]));
+        assert!(parse(&["exec", "--all", "--nodes", "a", "true"]).is_err());
+    }
+
+    #[test]
+    fn labs_are_named_the_same_way_on_every_command() {
+        for args in [
+            &["status", "-f", "x.yaml"][..],
+            &["status", "--file", "x.yaml", "--name", "y"],
+            &["status", "--lab", "y"],
+            &["down", "x.yaml"],
+            &["down", "-f", "x.yaml", "--name", "y"],
+            &["down", "--lab", "y"],
+            &["link", "-f", "x.yaml", "r1:eth1", "up"],
+            &["impair", "--name", "y", "r1:eth1", "--clear"],
+            &["capture", "-f", "x.yaml", "r1:eth1"],
+            &["logs", "--file", "x.yaml", "r1", "-f"],
+            &["shell", "--lab", "y", "r1"],
+            &["up", "x.yaml", "--name", "y"],
+            &["up", "-f", "-"],
+            &["plan"],
+            &["test", "x.yaml", "--name", "y"],
+            &["graph", "-"],
+            &["validate", "-f", "x.yaml"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        for args in [
+            &["status", "-f", "x.yaml", "--lab", "y"][..],
+            &["status", "--lab", "y", "--name", "z"],
+            &["down", "x.yaml", "-f", "z.yaml"],
+            &["up", "x.yaml", "-f", "z.yaml"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_file_is_topo_yaml_then_topo_yml_then_the_only_topo_yaml() {
+        let dir = std::env::temp_dir().join(format!("topo-default-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let found = || default_file(&dir).map(|p| p.file_name().unwrap().to_owned());
+        assert_eq!(found().unwrap_err().exit_code(), 2);
+        std::fs::write(dir.join("lab.yaml"), "").unwrap();
+        assert!(found().is_err(), "other names are not read");
+        std::fs::write(dir.join("a.topo.yaml"), "").unwrap();
+        assert_eq!(found().unwrap(), "a.topo.yaml");
+        std::fs::write(dir.join("b.topo.yml"), "").unwrap();
+        assert!(found()
+            .unwrap_err()
+            .to_string()
+            .contains("a.topo.yaml, b.topo.yml"));
+        std::fs::write(dir.join("topo.yml"), "").unwrap();
+        assert_eq!(found().unwrap(), "topo.yml");
+        std::fs::write(dir.join("topo.yaml"), "").unwrap();
+        assert_eq!(found().unwrap(), "topo.yaml");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn log_colour_only_on_a_terminal_without_no_color() {

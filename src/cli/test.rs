@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{interrupted, print_json, runtime, Output};
+use super::{interrupted, print_json, runtime, up_again, FileArgs, Output};
 use crate::check::report::{self, Outcome, Report};
 use crate::lab::{self, testrun, Lab, LabError};
 
@@ -18,8 +18,8 @@ pub const NOT_UP: i32 = 3;
 
 #[derive(Args)]
 pub(super) struct TestArgs {
-    /// The topology file; its `tests:` are run
-    file: PathBuf,
+    #[command(flatten)]
+    input: FileArgs,
     /// Leave the lab up afterwards (a lab that was up before is always left up)
     #[arg(long)]
     keep: bool,
@@ -30,17 +30,19 @@ pub(super) struct TestArgs {
     /// step failed, the report (report.json, junit.xml)
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
+    /// Output format
     #[arg(short, long, value_enum, default_value = "text")]
     output: Output,
 }
 
 pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
-    let lab = Lab::load(&args.file)?;
+    let lab = args.input.load()?;
     let name = lab.name().to_string();
+    let again = up_again(&lab);
     if lab.topology.tests.is_empty() {
         return Err(LabError::Usage(format!(
             "{}: no tests: add a 'tests:' list of steps (see docs/testing.md)",
-            args.file.display()
+            lab.file.display()
         )));
     }
     if let Some(dir) = &args.artifacts {
@@ -88,7 +90,7 @@ pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
         let stop = interrupted();
         tokio::select! {
             biased;
-            sig = stop => Err(LabError::Interrupted { lab: name.clone(), signal: sig, file: args.file.display().to_string() }),
+            sig = stop => Err(LabError::Interrupted { lab: name.clone(), signal: sig, file: again.clone() }),
             r = lab.up() => r,
         }
     });

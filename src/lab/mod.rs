@@ -33,7 +33,7 @@ use prescan::Prescan;
 pub use down::{down, down_with, DownOptions, DownReport};
 pub(crate) use drift::{endpoint, set_impair, set_link};
 pub(crate) use status::{status, Status};
-pub use world::load_topology;
+pub use world::{load_topology, STDIN_NAME};
 
 #[derive(Debug, Error)]
 pub enum LabError {
@@ -120,6 +120,8 @@ impl LabError {
 pub struct Lab {
     pub(crate) topology: Topology,
     pub(crate) file: PathBuf,
+    /// The name the file gives the lab (its `name:`), which `--name` overrides.
+    pub(crate) file_name: String,
     /// What was read while the file was parsed (see [`Lab::load_prescanned`]).
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
 }
@@ -141,35 +143,110 @@ pub struct UpReport {
     pub elapsed: Duration,
 }
 
+/// Where a topology comes from: a file, or standard input (`-` on the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    /// The source a command-line argument names: `-` is standard input.
+    pub fn from_arg(arg: &Path) -> Source {
+        if arg == Path::new("-") {
+            Source::Stdin
+        } else {
+            Source::File(arg.to_path_buf())
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Stdin => f.write_str(STDIN_NAME),
+        }
+    }
+}
+
+/// A lab name given on the command line (`--name`), checked as the file's `name:` is: every
+/// kernel object name of the lab is derived from it and must fit the kernel's limits.
+pub fn check_name_arg(name: &str) -> Result<(), LabError> {
+    match crate::spec::lab_name_problem(name) {
+        None => Ok(()),
+        Some((message, hint)) => Err(LabError::Usage(format!(
+            "--name {name}: {message}; hint: {hint}"
+        ))),
+    }
+}
+
 impl Lab {
     /// Loads and validates a topology file (no kernel access).
     pub fn load(path: &Path) -> Result<Lab, LabError> {
-        let topology = load_topology(path)?;
-        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        Ok(Lab {
-            topology,
-            file,
-            prescan: Default::default(),
-        })
+        Lab::read(&Source::File(path.to_path_buf()), None, None)
     }
 
-    /// [`load`](Self::load) for `plan` and `up`: while the file is parsed (on one CPU, a
+    /// Loads and validates a topology from `source`, as the lab `name` when given (instead of
+    /// the file's `name:`, so that one file can run as several labs side by side).
+    pub fn load_as(source: &Source, name: Option<&str>) -> Result<Lab, LabError> {
+        Lab::read(source, name, None)
+    }
+
+    /// [`load_as`](Self::load_as) for `plan` and `up`: while the file is parsed (on one CPU, a
     /// large part of a no-op), the recorded inits and their cgroups are read on another thread,
-    /// for the lab the file's top-level `name:` line names, when it has a record. Reading
-    /// only: nothing is locked or written, and `up` uses the result only if the record it
-    /// reads under the lab's lock names the same inits.
+    /// for the lab run (`name`, else the one the file's top-level `name:` line names), when it
+    /// has a record. Reading only: nothing is locked or written, and `up` uses the result only
+    /// if the record it reads under the lab's lock names the same inits.
     ///
     /// With `rt`, the lab's namespaces are also opened and dumped meanwhile, on that runtime,
     /// holding the lab's lock (taken before the parse, released if the file turns out to name
     /// another lab or to be invalid).
-    pub(crate) fn load_prescanned(
-        path: &Path,
+    pub(crate) fn load_prescanned_as(
+        source: &Source,
+        name: Option<&str>,
         rt: Option<&tokio::runtime::Handle>,
     ) -> Result<Lab, LabError> {
-        let prescan = prescan::start(path, rt);
-        let mut lab = Lab::load(path)?;
-        lab.prescan = std::sync::Arc::new(std::sync::Mutex::new(prescan));
-        Ok(lab)
+        Lab::read(source, name, Some(rt))
+    }
+
+    /// Reads `source`; with `scan`, prescans the lab meanwhile (on the runtime, when given).
+    fn read(
+        source: &Source,
+        name: Option<&str>,
+        scan: Option<Option<&tokio::runtime::Handle>>,
+    ) -> Result<Lab, LabError> {
+        if let Some(n) = name {
+            check_name_arg(n)?;
+        }
+        let start = |guess: &dyn Fn() -> Option<String>| {
+            let rt = scan?;
+            prescan::start(name.map(str::to_string).or_else(guess), rt)
+        };
+        let (mut topology, file, prescan) = match source {
+            Source::File(path) => {
+                let prescan = start(&|| prescan::guess_name(path));
+                let topology = load_topology(path)?;
+                let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                (topology, file, prescan)
+            }
+            Source::Stdin => {
+                let text = world::read_stdin()?;
+                let prescan = start(&|| prescan::guess_name_in_text(&text));
+                let topology = world::parse_stdin_text(&text)?;
+                (topology, PathBuf::from(STDIN_NAME), prescan)
+            }
+        };
+        let file_name = topology.name.clone();
+        if let Some(n) = name {
+            topology.name = n.to_string();
+        }
+        Ok(Lab {
+            topology,
+            file,
+            file_name,
+            prescan: std::sync::Arc::new(std::sync::Mutex::new(prescan)),
+        })
     }
 
     /// Locks the run directory (creating it with `create`, else only if it exists), opens a
@@ -469,7 +546,7 @@ impl Drop for LabGuard {
 
 /// Runs `argv` inside a node of a lab that is up (blocking; standard streams inherited).
 pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<i32, LabError> {
-    let status = exec_command(lab, node, argv, tty)?
+    let status = exec_command(lab, node, argv, tty, &[])?
         .status()
         .map_err(|e| NodeError::sys("run the command", e))?;
     Ok(status.code().unwrap_or(128))
@@ -478,17 +555,19 @@ pub(crate) fn exec(lab: &str, node: &str, argv: &[String], tty: bool) -> Result<
 /// Runs `argv` inside a node of a lab that is up from this process when it is
 /// single-threaded (`topo exec`: no second start of `topo`), else through
 /// [`exec_replacing`]. Returns the program's exit status; signals sent to this process reach
-/// the program.
+/// the program. `env` is added to the node's environment (after it: it wins).
 pub(crate) fn exec_here(
     lab: &str,
     node: &str,
     argv: &[String],
     tty: bool,
+    env: &[(String, String)],
 ) -> Result<i32, LabError> {
     if !crate::node::enter::single_threaded() {
-        return Err(exec_replacing(lab, node, argv, tty));
+        return Err(exec_replacing(lab, node, argv, tty, env));
     }
     let (target, mut ctx) = node_target(lab, node)?;
+    ctx.env.extend(env.iter().cloned());
     if tty {
         if let Ok(term) = std::env::var("TERM") {
             ctx.env.push(("TERM".into(), term));
@@ -500,8 +579,14 @@ pub(crate) fn exec_here(
 /// Replaces this process with the helper that runs `argv` inside a node, keeping its PID:
 /// a signal sent to `topo exec` reaches the helper, which passes it on to the program, waits
 /// for it and exits with its status. Returns only when that fails.
-pub(crate) fn exec_replacing(lab: &str, node: &str, argv: &[String], tty: bool) -> LabError {
-    match exec_command(lab, node, argv, tty) {
+pub(crate) fn exec_replacing(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    tty: bool,
+    env: &[(String, String)],
+) -> LabError {
+    match exec_command(lab, node, argv, tty, env) {
         Ok(mut command) => {
             let err = std::os::unix::process::CommandExt::exec(&mut command);
             NodeError::sys("run the command", err).into()
@@ -513,13 +598,17 @@ pub(crate) fn exec_replacing(lab: &str, node: &str, argv: &[String], tty: bool) 
 /// The helper command that runs `argv` inside a node. With `tty` (standard input is a
 /// terminal), the program runs on a new terminal that the helper relays, with the caller's
 /// `TERM`; it never gets the caller's terminal itself.
+///
+/// `env` is added to the node's environment (after it: it wins).
 fn exec_command(
     lab: &str,
     node: &str,
     argv: &[String],
     tty: bool,
+    env: &[(String, String)],
 ) -> Result<std::process::Command, LabError> {
     let (target, mut ctx) = node_target(lab, node)?;
+    ctx.env.extend(env.iter().cloned());
     Ok(if tty {
         if let Ok(term) = std::env::var("TERM") {
             ctx.env.push(("TERM".into(), term));
@@ -553,6 +642,14 @@ pub(crate) fn node_target(
         )));
     }
     Ok((rec.init, rec.ctx.clone()))
+}
+
+/// The nodes of a lab that is up, from its record, in name order.
+pub(crate) fn node_names(lab: &str) -> Result<Vec<String>, LabError> {
+    down::check_lab_name(lab)?;
+    let state: State = crate::state::read_record(lab)
+        .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up")))?;
+    Ok(state.nodes.keys().cloned().collect())
 }
 
 /// The lab meant when a command names none: the only one that is up. `how` says how the

@@ -1,6 +1,7 @@
-//! The observation started before the file is parsed (see [`Lab::load_prescanned`]).
+//! The observation started before the file is parsed (see
+//! [`Lab::load_prescanned_as`]).
 //!
-//! [`Lab::load_prescanned`]: super::Lab::load_prescanned
+//! [`Lab::load_prescanned_as`]: super::Lab::load_prescanned_as
 
 use std::path::Path;
 
@@ -38,26 +39,24 @@ impl std::fmt::Debug for NetPrescan {
     }
 }
 
-/// Starts the prescan of [`Lab::load_prescanned`](super::Lab::load_prescanned) for the lab
-/// the file's `name:` line names, when it has a record.
-pub(super) fn start(path: &Path, rt: Option<&tokio::runtime::Handle>) -> Option<Prescan> {
-    guess_name(path)
-        .filter(|lab| crate::state::has_record(lab))
-        .map(|lab| {
-            let net = rt.and_then(|rt| start_net_prescan(&lab, rt));
-            // The record read under the lock, when there is one; else read it here.
-            let locked = net.as_ref().map(|n| recorded_inits(&n.state));
-            let name = lab.clone();
-            let processes = processes_on_thread(lab.clone(), move || match locked {
-                Some(r) => Some(r),
-                None => Some(recorded_inits(&crate::state::read_record(&name)?)),
-            });
-            Prescan {
-                lab,
-                processes,
-                net,
-            }
-        })
+/// Starts the prescan of [`Lab::load_prescanned_as`](super::Lab::load_prescanned_as) for `lab`
+/// (the name the file's `name:` line gives, or the one it is run as), when it has a record.
+pub(super) fn start(lab: Option<String>, rt: Option<&tokio::runtime::Handle>) -> Option<Prescan> {
+    lab.filter(|lab| crate::state::has_record(lab)).map(|lab| {
+        let net = rt.and_then(|rt| start_net_prescan(&lab, rt));
+        // The record read under the lock, when there is one; else read it here.
+        let locked = net.as_ref().map(|n| recorded_inits(&n.state));
+        let name = lab.clone();
+        let processes = processes_on_thread(lab.clone(), move || match locked {
+            Some(r) => Some(r),
+            None => Some(recorded_inits(&crate::state::read_record(&name)?)),
+        });
+        Prescan {
+            lab,
+            processes,
+            net,
+        }
+    })
 }
 
 /// Starts observing the lab's namespaces on `rt`, holding its lock: only for a lab with a
@@ -84,15 +83,21 @@ fn start_net_prescan(lab: &str, rt: &tokio::runtime::Handle) -> Option<NetPresca
 
 /// The lab name a topology file's top-level `name:` line gives, read without parsing the
 /// file (a guess: the parsed name decides).
-fn guess_name(path: &Path) -> Option<String> {
+pub(super) fn guess_name(path: &Path) -> Option<String> {
     use std::io::BufRead;
     // Line by line up to the first match (usually near the top): the parser reads the whole
     // file anyway.
     let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
-    let line = file
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("name:"))?;
+    guess_name_in(file.lines().map_while(Result::ok))
+}
+
+/// [`guess_name`] of a text already read (standard input).
+pub(super) fn guess_name_in_text(text: &str) -> Option<String> {
+    guess_name_in(text.lines().map(str::to_string))
+}
+
+fn guess_name_in(mut lines: impl Iterator<Item = String>) -> Option<String> {
+    let line = lines.find(|l| l.starts_with("name:"))?;
     let value = line["name:".len()..].split('#').next()?.trim();
     let value = value.trim_matches(|c| c == '"' || c == '\'');
     super::down::check_lab_name(value).ok()?;

@@ -43,6 +43,7 @@ pub async fn run_steps(
     let started = Instant::now();
     let mut run = Runner {
         lab: lab.name().to_string(),
+        file_name: lab.file_name.clone(),
         topology: lab.topology.clone(),
         file: lab.file.clone(),
     };
@@ -78,6 +79,9 @@ pub async fn run_steps(
 /// The lab under test, and the file in effect (an `up` step changes it).
 struct Runner {
     lab: String,
+    /// The name the lab's files give it: the lab runs under another with `--name`, and so do
+    /// the files of its `up` steps.
+    file_name: String,
     topology: Topology,
     file: PathBuf,
 }
@@ -602,8 +606,14 @@ impl Runner {
                 Ok(())
             }
             StepKind::Start { services } => {
-                let file = self.file.clone();
-                self.up(&file).await?;
+                // The topology in effect, as it was read: its file may be standard input.
+                let current = Lab {
+                    topology: self.topology.clone(),
+                    file: self.file.clone(),
+                    file_name: self.file_name.clone(),
+                    prescan: Default::default(),
+                };
+                current.up().await.map_err(|e| e.to_string())?;
                 for node in &step.nodes {
                     let (ok, got) = self.services_ready(node, services, COMMAND_TIMEOUT).await;
                     if !ok {
@@ -630,18 +640,20 @@ impl Runner {
 
     /// `up` of `file`, which must describe the same lab; it becomes the file in effect.
     async fn up(&mut self, file: &Path) -> Result<(), String> {
-        let variant = Lab::load(file).map_err(|e| match e {
+        let mut variant = Lab::load(file).map_err(|e| match e {
             LabError::Spec(d) => d.to_string(),
             other => other.to_string(),
         })?;
-        if variant.name() != self.lab {
+        if variant.name() != self.file_name {
             return Err(format!(
                 "{} describes lab {}, not {}",
                 file.display(),
                 variant.name(),
-                self.lab
+                self.file_name
             ));
         }
+        // Run as the lab runs (`--name`).
+        variant.topology.name = self.lab.clone();
         variant.up().await.map_err(|e| e.to_string())?;
         self.topology = variant.topology.clone();
         self.file = variant.file.clone();
@@ -824,10 +836,10 @@ fn no_daemon(node: &str) -> String {
 }
 
 /// What a command in a node gave.
-struct CommandOutput {
-    status: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct CommandOutput {
+    pub(crate) status: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl CommandOutput {
@@ -901,10 +913,27 @@ async fn node_sh(
     command: &str,
     timeout: Duration,
 ) -> Result<CommandOutput, String> {
-    let (target, ctx) = super::node_target(lab, node).map_err(|e| e.to_string())?;
     let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+    run_in_node(lab, node, &argv, Some(timeout), None).await
+}
+
+/// Told of each line a command writes as it comes: whether it is on standard error, and the
+/// line with its newline (the last one may have none).
+pub(crate) type OnLine<'a> = &'a (dyn Fn(bool, &[u8]) + Sync);
+
+/// Runs `argv` in a node with standard input empty, its output captured (the first
+/// [`MAX_OUTPUT`] bytes of each stream) and, with `on_line`, passed on line by line as it
+/// comes; ended (SIGTERM, then SIGKILL) when it outlives `timeout`.
+pub(crate) async fn run_in_node(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    timeout: Option<Duration>,
+    on_line: Option<OnLine<'_>>,
+) -> Result<CommandOutput, String> {
+    let (target, ctx) = super::node_target(lab, node).map_err(|e| e.to_string())?;
     let mut std_cmd =
-        crate::node::spawn::enter_command(target, &ctx, false, &argv).map_err(|e| e.to_string())?;
+        crate::node::spawn::enter_command(target, &ctx, false, argv).map_err(|e| e.to_string())?;
     std_cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -915,13 +944,16 @@ async fn node_sh(
     let pid = child.id();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let read_out = read_capped(stdout.as_mut());
-    let read_err = read_capped(stderr.as_mut());
+    let read_out = read_capped(stdout.as_mut(), on_line.map(|f| (false, f)));
+    let read_err = read_capped(stderr.as_mut(), on_line.map(|f| (true, f)));
     let all = async {
         let (o, e, status) = tokio::join!(read_out, read_err, child.wait());
         (o, e, status)
     };
-    let finished = tokio::time::timeout(timeout, all).await;
+    let finished = match timeout {
+        Some(t) => tokio::time::timeout(t, all).await,
+        None => Ok(all.await),
+    };
     match finished {
         Ok((o, e, status)) => {
             let status = status.map_err(|e| format!("wait for the command: {e}"))?;
@@ -947,7 +979,7 @@ async fn node_sh(
             }
             Err(format!(
                 "no answer within {:.1}s (ended)",
-                timeout.as_secs_f64()
+                timeout.unwrap_or_default().as_secs_f64()
             ))
         }
     }
@@ -957,14 +989,23 @@ async fn node_sh(
 /// a node prints beyond it is read and dropped, so that a node cannot fill `topo`'s memory.
 const MAX_OUTPUT: usize = 1 << 20;
 
-/// Reads `stream` to its end, keeping its first [`MAX_OUTPUT`] bytes (and a note of the cut).
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(stream: Option<&mut R>) -> Vec<u8> {
+/// The longest piece of a line that [`read_capped`] holds before passing it on unended.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Reads `stream` to its end, keeping its first [`MAX_OUTPUT`] bytes (and a note of the cut);
+/// with `on_line`, passes every line on as it comes, kept or not.
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
+    stream: Option<&mut R>,
+    on_line: Option<(bool, OnLine<'_>)>,
+) -> Vec<u8> {
     let mut kept = Vec::new();
     let Some(stream) = stream else {
         return kept;
     };
     let mut chunk = vec![0u8; 64 * 1024];
     let mut dropped = 0usize;
+    // A line begun and not yet ended, for `on_line`.
+    let mut partial: Vec<u8> = Vec::new();
     loop {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
@@ -972,8 +1013,25 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(stream: Option<&mut R>) ->
                 let room = MAX_OUTPUT.saturating_sub(kept.len()).min(n);
                 kept.extend_from_slice(&chunk[..room]);
                 dropped = dropped.saturating_add(n - room);
+                if let Some((stderr, f)) = on_line {
+                    partial.extend_from_slice(&chunk[..n]);
+                    let mut start = 0;
+                    while let Some(end) = partial[start..].iter().position(|&b| b == b'\n') {
+                        f(stderr, &partial[start..start + end + 1]);
+                        start += end + 1;
+                    }
+                    partial.drain(..start);
+                    // A line that never ends is passed on in pieces.
+                    if partial.len() >= MAX_LINE {
+                        f(stderr, &partial);
+                        partial.clear();
+                    }
+                }
             }
         }
+    }
+    if let (Some((stderr, f)), false) = (on_line, partial.is_empty()) {
+        f(stderr, &partial);
     }
     if dropped > 0 {
         kept.extend_from_slice(format!("\n[{dropped} more bytes not kept]\n").as_bytes());

@@ -37,6 +37,56 @@ pub fn load_topology(path: &Path) -> Result<Topology, Diagnostics> {
     spec::parse_with(&src, path, &Host)
 }
 
+/// The name standard input has in messages and in the lab's record.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Parses and validates topology text read from standard input ([`read_stdin`]) against this
+/// host: messages name it `<stdin>`, and its relative paths are resolved against the current
+/// directory.
+pub(crate) fn parse_stdin_text(src: &str) -> Result<Topology, Diagnostics> {
+    spec::parse_with(src, Path::new(STDIN_NAME), &Host)
+}
+
+/// Reads standard input to its end, refusing more than [`spec::MAX_FILE_BYTES`].
+pub(crate) fn read_stdin() -> Result<String, Diagnostics> {
+    use std::io::Read;
+    let one = |message: String, hint: &str| {
+        Diagnostics(vec![Diagnostic {
+            file: Path::new(STDIN_NAME).to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+            hint: Some(hint.to_string()),
+        }])
+    };
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(spec::MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            one(
+                format!("cannot read standard input: {e}"),
+                "pipe a topology file in, e.g. `topo gen chain 3 | topo up -`",
+            )
+        })?;
+    if bytes.len() as u64 > spec::MAX_FILE_BYTES {
+        return Err(one(
+            format!(
+                "standard input has more than the {} bytes topo accepts",
+                spec::MAX_FILE_BYTES
+            ),
+            "split the lab, or generate a smaller one",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        one(
+            format!("cannot read the topology: {e}"),
+            "the file must be UTF-8 text",
+        )
+    })
+}
+
 /// Reads the file, refusing oversized files before reading them.
 fn read_file(path: &Path) -> Result<String, Diagnostics> {
     let one = |message: String, hint: &str| {

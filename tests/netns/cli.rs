@@ -299,3 +299,250 @@ fn a_copy_of_the_binary_under_another_name_finds_its_helpers() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// Brings the named labs down when dropped, also when a test fails (labs a test made under
+/// `--name`, which a [`TestLab`] does not know of).
+struct Labs(Vec<&'static str>);
+
+impl Drop for Labs {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = topo(&["down", "--lab", name, "--missing-ok", "--discard-logs"]);
+            let _ = std::fs::remove_dir_all(archive_root().join(name));
+        }
+    }
+}
+
+/// `topo ARGS` with `input` on its standard input.
+fn topo_with_input(args: &[&str], input: &str, env: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(TOPO)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("TOPO_LOG_DIR", archive_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn topo");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait topo")
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn exec_runs_a_command_without_dashes_in_one_node_or_several() {
+    let lab = lab("nam-ex");
+    lab.up();
+    // Without `--`, options of the command are the command's.
+    let out = topo(&[
+        "exec", "--lab", "nam-ex", "a", "ip", "-o", "-4", "addr", "show", "dev", "eth0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("10.0.0.1/24"),
+        "{}",
+        text(&out)
+    );
+    // `--` still works, and the status is the command's.
+    let out = topo(&["exec", "--lab", "nam-ex", "b", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+
+    // Every node: each line prefixed with its node, standard error kept apart; the status is
+    // that of the first node in name order whose command failed.
+    let script = "echo out $(cat /proc/sys/kernel/hostname); echo err >&2; \
+                  case $(cat /proc/sys/kernel/hostname) in b) exit 5;; c) exit 6;; esac";
+    let out = topo(&["exec", "--lab", "nam-ex", "--all", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let mut stdout: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    stdout.sort();
+    assert_eq!(
+        stdout,
+        ["a| out a", "b| out b", "c| out c"],
+        "{}",
+        text(&out)
+    );
+    let mut stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    stderr.sort();
+    assert_eq!(stderr, ["a| err", "b| err", "c| err"], "{}", text(&out));
+
+    // All succeed: 0. The address each node has is the kernel's, read in that node.
+    let out = topo(&[
+        "exec", "--lab", "nam-ex", "--nodes", "b,c", "--", "ip", "-o", "-4", "addr", "show", "dev",
+        "eth0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("b| ") && l.contains("10.0.0.2/24")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("c| ") && l.contains("10.0.1.2/24")),
+        "{}",
+        text(&out)
+    );
+
+    // JSON: per node, in the order given.
+    let out = topo(&[
+        "exec",
+        "--lab",
+        "nam-ex",
+        "--nodes",
+        "c,a",
+        "-o",
+        "json",
+        "sh",
+        "-c",
+        "echo $0; echo e >&2; exit 3",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = doc.as_array().expect("a list");
+    assert_eq!(rows.len(), 2, "{doc}");
+    for (row, node) in rows.iter().zip(["c", "a"]) {
+        assert_eq!(row["node"], node, "{doc}");
+        assert_eq!(row["status"], 3, "{doc}");
+        assert_eq!(row["stdout"], "x\n", "{doc}");
+        assert_eq!(row["stderr"], "e\n", "{doc}");
+    }
+
+    // A node the lab does not have: nothing runs anywhere, exit 2.
+    let out = topo(&["exec", "--lab", "nam-ex", "--nodes", "a,zz", "echo", "ran"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node zz"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn one_file_runs_as_two_labs_side_by_side() {
+    let lab = lab("nam-f");
+    let _guard = Labs(vec!["nam-f1", "nam-f2"]);
+    let file = path(&lab.file);
+    for name in ["nam-f1", "nam-f2"] {
+        let out = topo(&["up", file, "--name", name]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    for name in ["nam-f1", "nam-f2"] {
+        assert_eq!(
+            netns_with_prefix(&format!("{name}-")),
+            [
+                format!("{name}-a"),
+                format!("{name}-b"),
+                format!("{name}-c")
+            ]
+        );
+        assert!(ping(&format!("{name}-a"), "10.0.0.2"), "{name}: a pings b");
+    }
+    // Nothing under the file's own name.
+    assert!(netns_with_prefix("nam-f-").is_empty());
+    // `--name` names the lab for the other commands as well.
+    let out = topo(&[
+        "exec", "-f", file, "--name", "nam-f2", "b", "ip", "-o", "link", "show", "eth0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = topo(&["down", file, "--name", "nam-f1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(netns_with_prefix("nam-f1-").is_empty());
+    assert_eq!(
+        netns_with_prefix("nam-f2-").len(),
+        3,
+        "the other lab is left"
+    );
+    assert!(ping("nam-f2-a", "10.0.0.2"));
+
+    // A name that does not fit is refused as one in the file is: exit 2, nothing made.
+    let out = topo(&["up", file, "--name", "nam-far-too-long"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--name nam-far-too-long") && err.contains("longer than 12"),
+        "{}",
+        text(&out)
+    );
+    assert!(netns_with_prefix("nam-far").is_empty());
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn up_reads_the_file_from_standard_input() {
+    let _guard = Labs(vec!["nam-in"]);
+    let yaml = gen_chain("nam-in", 2, &[]);
+    let out = topo_with_input(&["up", "-"], &yaml, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(netns_with_prefix("nam-in-"), ["nam-in-n0", "nam-in-n1"]);
+    assert!(ping("nam-in-n0", "10.0.0.1"), "n0 pings n1");
+    let out = topo(&["status", "--lab", "nam-in", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["file"], "<stdin>", "{doc}");
+    // Again: nothing to change.
+    let out = topo_with_input(&["up", "-"], &yaml, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no changes"),
+        "{}",
+        text(&out)
+    );
+    // An error names <stdin> with line and column.
+    let out = topo_with_input(&["up", "-"], "name: nam-in\nnodes: [\n", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("<stdin>:"),
+        "{}",
+        text(&out)
+    );
+    let out = topo_with_input(&["down", "-"], &yaml, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(netns_with_prefix("nam-in-").is_empty());
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn shell_prompt_names_the_node_and_term_is_passed_on() {
+    let lab = lab("nam-sh");
+    lab.up();
+    let out = topo_with_input(
+        &["shell", "--lab", "nam-sh", "b"],
+        "echo \"ps1=$PS1\"; echo \"term=$TERM\"; cat /proc/sys/kernel/hostname\n",
+        &[("TERM", "xterm-nam")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["ps1=b:$PWD# ", "term=xterm-nam", "b"],
+        "{}",
+        text(&out)
+    );
+    // `exec NODE` without a command is the same shell.
+    let out = topo_with_input(
+        &["exec", "--lab", "nam-sh", "c"],
+        "echo \"ps1=$PS1\"\n",
+        &[],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ps1=c:$PWD# \n",
+        "{}",
+        text(&out)
+    );
+}
