@@ -195,9 +195,9 @@ fn completion_scripts_name_every_command_and_bash_reads_its_own() {
             std::fs::create_dir_all(&dir).expect("dir");
             let file = dir.join("topo.bash");
             std::fs::write(&file, script.as_bytes()).expect("write");
-            // Sourced, then asked to complete `topo im`: bash itself runs the function.
+            // Sourced, then asked to complete `topo impa`: bash itself runs the function.
             let probe = format!(
-                ". {}; COMP_WORDS=(topo im); COMP_CWORD=1; _topo topo im topo; echo \"${{COMPREPLY[@]}}\"",
+                ". {}; COMP_WORDS=(topo impa); COMP_CWORD=1; _topo topo impa topo; echo \"${{COMPREPLY[@]}}\"",
                 file.display()
             );
             let got = Command::new("bash")

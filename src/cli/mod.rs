@@ -26,6 +26,7 @@ macro_rules! errln {
 mod capture;
 mod exec;
 mod graph;
+mod import;
 mod shapes;
 mod test;
 
@@ -174,6 +175,8 @@ enum Command {
     Schema,
     /// Print a generated topology file (chain, ring, star, tree, clos)
     Gen(shapes::GenOptions),
+    /// Print a containerlab or Kathará lab as a topology file; warnings on standard error
+    Import(import::ImportArgs),
     /// Print a shell completion script (e.g. `topo completions bash > /etc/bash_completion.d/topo`)
     Completions {
         /// The shell to complete for
@@ -439,6 +442,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         | Command::Graph { .. }
         | Command::Schema
         | Command::Gen(_)
+        | Command::Import(_)
         | Command::Completions { .. }
         | Command::Man => {}
     }
@@ -481,6 +485,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
+        Command::Import(args) => import::cmd_import(args),
         Command::Completions { shell } => cmd_completions(shell),
         Command::Man => cmd_man(),
     }

@@ -10,13 +10,13 @@ mod parse;
 mod units;
 mod validate;
 mod world;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::path::Path;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;
-pub(crate) use parse::{did_you_mean, lab_name_problem};
+pub(crate) use parse::{did_you_mean, ifname_problem, lab_name_problem};
 pub use units::{
     format_bytes, format_duration_us, format_ppm, format_rate, parse_duration_us, parse_impair,
     parse_ppm, parse_rate, parse_size, ImpairText, UnitError,

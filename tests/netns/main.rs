@@ -20,6 +20,7 @@ mod daemons;
 mod damage;
 mod frr;
 mod impair;
+mod import;
 mod isolation;
 mod limits;
 mod links;
