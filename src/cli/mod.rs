@@ -25,6 +25,7 @@ macro_rules! errln {
 
 mod capture;
 mod graph;
+mod ls;
 mod shapes;
 mod status;
 mod test;
@@ -108,6 +109,11 @@ enum Command {
         /// More columns in the table: MAC, MTU, impairment, routes, memory
         #[arg(short, long)]
         wide: bool,
+    },
+    /// The labs on this host: name, nodes, state (up, partial, down) and file
+    Ls {
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Run a command inside a node; exits with the command's status
     Exec {
@@ -327,6 +333,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Up { .. } => require_root("up")?,
         Command::Down { .. } => require_root("down")?,
         Command::Status { .. } => require_root("status")?,
+        Command::Ls { .. } => require_root("ls")?,
         Command::Exec { .. } => require_root("exec")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
@@ -357,6 +364,7 @@ fn run(command: Command) -> Result<i32, LabError> {
             node,
             wide,
         } => cmd_status(file, lab, output, node, wide),
+        Command::Ls { output } => ls::cmd_ls(output),
         Command::Exec {
             file,
             lab,
