@@ -28,5 +28,6 @@ mod routing;
 mod scale;
 mod security;
 mod services;
+mod status;
 mod stress;
 mod testrun;
