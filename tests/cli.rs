@@ -71,12 +71,13 @@ fn as_user(args: &[&str]) -> Output {
 #[test]
 fn commands_on_the_kernel_say_first_that_they_need_root() {
     let triangle = example("triangle.yaml");
-    let cases: [&[&str]; 9] = [
+    let cases: [&[&str]; 10] = [
         &["plan", &triangle],
         &["up", &triangle],
         &["down", "--lab", "triangle"],
         &["down", &triangle],
         &["status"],
+        &["ls"],
         &["exec", "--lab", "triangle", "h1", "--", "true"],
         &["link", "--lab", "triangle", "r1:eth1", "down"],
         &["impair", "--lab", "triangle", "r1:eth1", "--clear"],

@@ -174,6 +174,9 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
+        /// Show each end's addresses (from the file) with its interface name
+        #[arg(long)]
+        addresses: bool,
     },
     /// Capture packets of a lab's interfaces as pcapng (to a file or a pipe)
     Capture(capture::CaptureArgs),
@@ -391,7 +394,11 @@ fn run(command: Command) -> Result<i32, LabError> {
             clear,
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Test(args) => test::cmd_test(args),
-        Command::Graph { file, format } => cmd_graph(&file, format),
+        Command::Graph {
+            file,
+            format,
+            addresses,
+        } => cmd_graph(&file, format, graph::Options { addresses }),
         Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
@@ -749,12 +756,12 @@ fn cmd_impair(
     Ok(0)
 }
 
-/// `topo graph FILE`
-fn cmd_graph(file: &Path, format: GraphFormat) -> Result<i32, LabError> {
+/// `topo graph FILE [--format dot|mermaid] [--addresses]`
+fn cmd_graph(file: &Path, format: GraphFormat, options: graph::Options) -> Result<i32, LabError> {
     let lab = Lab::load(file)?;
     let text = match format {
-        GraphFormat::Dot => graph::dot(&lab.topology),
-        GraphFormat::Mermaid => graph::mermaid(&lab.topology),
+        GraphFormat::Dot => graph::dot(&lab.topology, options),
+        GraphFormat::Mermaid => graph::mermaid(&lab.topology, options),
     };
     out!("{text}");
     Ok(0)
