@@ -124,7 +124,7 @@ fn dot_end(t: &Topology, ep: &Endpoint, o: Options) -> String {
 }
 
 /// An undirected graph laid out by `neato` (whichever Graphviz program reads it, unless
-/// `-K` says otherwise): nodes as boxes, bridges as filled ellipses, the host as a house;
+/// `-Glayout=` says otherwise): nodes as boxes, bridges as filled ellipses, the host as a house;
 /// each link's interface names (and addresses) at its two ends; links that are down dashed.
 pub fn dot(t: &Topology, o: Options) -> String {
     let ids = Ids::new(t);
