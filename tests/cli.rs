@@ -71,7 +71,7 @@ fn as_user(args: &[&str]) -> Output {
 #[test]
 fn commands_on_the_kernel_say_first_that_they_need_root() {
     let triangle = example("triangle.yaml");
-    let cases: [&[&str]; 11] = [
+    let cases: [&[&str]; 12] = [
         &["plan", &triangle],
         &["shell", "--lab", "triangle", "h1"],
         &["exec", "--lab", "triangle", "--all", "true"],
@@ -79,6 +79,7 @@ fn commands_on_the_kernel_say_first_that_they_need_root() {
         &["down", "--lab", "triangle"],
         &["down", &triangle],
         &["status"],
+        &["ls"],
         &["exec", "--lab", "triangle", "h1", "--", "true"],
         &["link", "--lab", "triangle", "r1:eth1", "down"],
         &["impair", "--lab", "triangle", "r1:eth1", "--clear"],

@@ -24,9 +24,15 @@ pub(super) struct ImportArgs {
 #[derive(Subcommand, Debug, Clone)]
 enum Format {
     /// A containerlab topology file (`*.clab.yml`)
-    Containerlab { file: PathBuf },
+    Containerlab {
+        /// The `*.clab.yml` file to convert
+        file: PathBuf,
+    },
     /// A Kathará lab directory (with `lab.conf`)
-    Kathara { dir: PathBuf },
+    Kathara {
+        /// The lab's directory (holding `lab.conf`, `NODE.startup` files, `NODE/` trees)
+        dir: PathBuf,
+    },
 }
 
 /// Whether a node's root (an unprivileged uid of its user namespace) can reach `path` of

@@ -27,7 +27,9 @@ mod capture;
 mod exec;
 mod graph;
 mod import;
+mod ls;
 mod shapes;
+mod status;
 mod test;
 
 use std::io::{IsTerminal, Write};
@@ -110,6 +112,17 @@ enum Command {
         /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
+        /// Show this node in full (interfaces, routes, limits, security, services)
+        node: Option<String>,
+        /// More columns in the table: MAC, MTU, impairment, routes, memory
+        #[arg(short, long)]
+        wide: bool,
+    },
+    /// The labs on this host: name, nodes, state (up, partial, down) and file
+    Ls {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
     },
     /// Run a command inside a node (or several: --nodes, --all); exits with its status
     Exec(ExecArgs),
@@ -168,6 +181,9 @@ enum Command {
         /// Graph language
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
+        /// Show each end's addresses (from the file) with its interface name
+        #[arg(long)]
+        addresses: bool,
     },
     /// Capture packets of a lab's interfaces as pcapng (to a file or a pipe)
     Capture(capture::CaptureArgs),
@@ -433,6 +449,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Status { .. } => require_root("status")?,
         Command::Exec(_) => require_root("exec")?,
         Command::Shell { .. } => require_root("shell")?,
+        Command::Ls { .. } => require_root("ls")?,
         Command::Link { .. } => require_root("link")?,
         Command::Impair { .. } => require_root("impair")?,
         Command::Test(_) => require_root("test")?,
@@ -459,7 +476,13 @@ fn run(command: Command) -> Result<i32, LabError> {
             lab.file = lab.file.or(path);
             cmd_down(lab, missing_ok, discard_logs)
         }
-        Command::Status { lab, output } => cmd_status(lab, output),
+        Command::Status {
+            lab,
+            output,
+            node,
+            wide,
+        } => cmd_status(lab, output, node, wide),
+        Command::Ls { output } => ls::cmd_ls(output),
         Command::Exec(args) => exec::cmd_exec(args),
         Command::Shell { lab, node } => exec::cmd_shell(lab, &node),
         Command::Logs {
@@ -481,7 +504,11 @@ fn run(command: Command) -> Result<i32, LabError> {
             clear,
         } => cmd_impair(lab, &endpoint, impair.into(), clear),
         Command::Test(args) => test::cmd_test(args),
-        Command::Graph { input, format } => cmd_graph(&input, format),
+        Command::Graph {
+            input,
+            format,
+            addresses,
+        } => cmd_graph(&input, format, graph::Options { addresses }),
         Command::Capture(args) => capture::cmd_capture(args),
         Command::Schema => cmd_schema(),
         Command::Gen(options) => cmd_gen(&options.into()),
@@ -683,13 +710,34 @@ fn cmd_down(lab: LabArgs, missing_ok: bool, discard_logs: bool) -> Result<i32, L
     Ok(0)
 }
 
-/// `topo status [-f FILE [--name NAME] | --lab NAME]`
-fn cmd_status(lab: LabArgs, output: Output) -> Result<i32, LabError> {
+/// `topo status [LAB] [NODE] [--wide] [-o text|json]`
+fn cmd_status(
+    lab: LabArgs,
+    output: Output,
+    node: Option<String>,
+    wide: bool,
+) -> Result<i32, LabError> {
     let name = lab.resolve(HOW)?;
-    let status = runtime()?.block_on(lab::status(&name))?;
+    let mut status = runtime()?.block_on(lab::status(&name))?;
+    if let Some(node) = &node {
+        status = status::only_node(status, node)?;
+    }
     match output {
         Output::Json => print_json(&status),
-        Output::Text => print_status(&status),
+        Output::Text => {
+            out!("{}", status::heading(&status));
+            match status.nodes.first() {
+                Some(n) if node.is_some() => out!("{}", status::node_detail(&status, n)),
+                _ => {
+                    let columns = if wide {
+                        status::Columns::Wide
+                    } else {
+                        status::Columns::Narrow
+                    };
+                    out!("{}", status::table(&status, columns));
+                }
+            }
+        }
     }
     Ok(0)
 }
@@ -863,12 +911,16 @@ fn cmd_impair(
     Ok(0)
 }
 
-/// `topo graph [FILE|-] [--name NAME]`
-fn cmd_graph(input: &FileArgs, format: GraphFormat) -> Result<i32, LabError> {
+/// `topo graph [FILE|-] [--name NAME] [--format dot|mermaid] [--addresses]`
+fn cmd_graph(
+    input: &FileArgs,
+    format: GraphFormat,
+    options: graph::Options,
+) -> Result<i32, LabError> {
     let lab = input.load()?;
     let text = match format {
-        GraphFormat::Dot => graph::dot(&lab.topology),
-        GraphFormat::Mermaid => graph::mermaid(&lab.topology),
+        GraphFormat::Dot => graph::dot(&lab.topology, options),
+        GraphFormat::Mermaid => graph::mermaid(&lab.topology, options),
     };
     out!("{text}");
     Ok(0)
@@ -990,126 +1042,6 @@ fn print_json<T: serde::Serialize>(value: &T) {
         Ok(s) => outln!("{s}"),
         Err(e) => errln!("topo: error: cannot encode JSON: {e}"),
     }
-}
-
-fn print_status(s: &lab::Status) {
-    outln!(
-        "lab {}{}",
-        s.lab,
-        s.file
-            .as_ref()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default()
-    );
-    for n in &s.nodes {
-        let proc_ = match (n.init_pid, n.running) {
-            (Some(pid), true) => format!("init pid {pid}"),
-            (Some(pid), false) => format!("init pid {pid} NOT RUNNING"),
-            (None, _) => "no init".into(),
-        };
-        outln!("  {:<12} netns {:<20} {proc_}", n.name, n.netns);
-        for i in &n.interfaces {
-            let state = if i.up { "up" } else { "DOWN" };
-            let impair = i
-                .impair
-                .as_ref()
-                .map(|x| format!("  impair {}", crate::plan::fmt_impair(x)))
-                .unwrap_or_default();
-            outln!(
-                "    {:<15} {:<4} mtu {:<5} {}{impair}",
-                i.name,
-                state,
-                i.mtu,
-                i.addresses.join(" ")
-            );
-        }
-        for r in &n.routes {
-            outln!("    route {r}");
-        }
-        if let Some(line) = limits_line(n) {
-            outln!("    {line}");
-        }
-        if let Some(sec) = &n.security {
-            let seccomp = match &sec.seccomp {
-                crate::spec::Seccomp::Default => "default".to_string(),
-                crate::spec::Seccomp::Unconfined => "unconfined".to_string(),
-                crate::spec::Seccomp::Profile(p) => p.display().to_string(),
-            };
-            let default_caps = crate::node::security::default_capabilities(n.userns);
-            let caps = if sec.capabilities == default_caps {
-                "default set".to_string()
-            } else {
-                sec.capabilities
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            let mut extra = String::new();
-            if n.userns {
-                extra.push_str(", userns");
-            }
-            if sec.filesystem.is_some() {
-                extra.push_str(", landlock");
-            }
-            if let Some(a) = &sec.apparmor {
-                extra.push_str(&format!(", apparmor {a}"));
-            }
-            outln!("    security: caps {caps}, seccomp {seccomp}, no_new_privs{extra}");
-        }
-        for sv in &n.services {
-            let st = match sv.state {
-                "running" => format!("pid {}", sv.pid),
-                "done" => "done".to_string(),
-                "restarting" => "RESTARTING".to_string(),
-                _ => "NOT RUNNING".to_string(),
-            };
-            let mut ready = match (sv.state, sv.ready_ms) {
-                ("running", Some(ms)) => format!("ready {:.1}s  ", ms as f64 / 1000.0),
-                _ => String::new(),
-            };
-            if sv.restarts > 0 {
-                ready.push_str(&format!("restarts {}  ", sv.restarts));
-            }
-            outln!(
-                "    service {:<10} {st:<12} {ready}{}  log {}",
-                sv.name,
-                sv.command,
-                sv.log
-            );
-        }
-    }
-    for h in &s.host_interfaces {
-        outln!(
-            "  host {:<15} {} mtu {}",
-            h.name,
-            if h.up { "up" } else { "DOWN" },
-            h.mtu
-        );
-    }
-}
-
-/// `limits memory 64Mi (used 3.1Mi), pids 16 (used 2), cpu 0.25`, or what is accounted.
-fn limits_line(n: &lab::status::NodeStatus) -> Option<String> {
-    use crate::spec::format_bytes;
-    let mut parts = Vec::new();
-    let used_mem = n.usage.memory_bytes.map(format_bytes);
-    match (n.limits.memory, &used_mem) {
-        (Some(m), Some(u)) => parts.push(format!("memory {} (used {u})", format_bytes(m))),
-        (Some(m), None) => parts.push(format!("memory {}", format_bytes(m))),
-        (None, Some(u)) => parts.push(format!("memory unlimited (used {u})")),
-        (None, None) => {}
-    }
-    match (n.limits.pids, n.usage.pids) {
-        (Some(p), Some(u)) => parts.push(format!("pids {p} (used {u})")),
-        (Some(p), None) => parts.push(format!("pids {p}")),
-        (None, Some(u)) => parts.push(format!("pids unlimited (used {u})")),
-        (None, None) => {}
-    }
-    if let Some(c) = n.limits.cpu {
-        parts.push(format!("cpu {c}"));
-    }
-    (!parts.is_empty()).then(|| format!("limits {}", parts.join(", ")))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod dirs;
 mod down;
 mod drift;
 mod hosts;
+pub(crate) mod list;
 pub(crate) mod logs;
 mod observe;
 mod prescan;

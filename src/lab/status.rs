@@ -45,6 +45,64 @@ pub struct IfaceStatus {
     pub addresses: Vec<String>,
     /// Impairment of what leaves the interface (its netem or tbf root qdisc), if any.
     pub impair: Option<crate::spec::Impair>,
+    /// What is at the other end of the interface's veth, as the alias `topo` gave both ends
+    /// names it; `None` for an interface that is not one end of a link of the lab.
+    pub peer: Option<Peer>,
+}
+
+/// The other end of an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Peer {
+    /// A node's interface (`node` is `host` for the host's end of a `host:` link), or for a
+    /// bridge's port the member interface it joins.
+    Interface { node: String, interface: String },
+    /// The bridge the interface is a member of.
+    Bridge { bridge: String },
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Interface { node, interface } => write!(f, "{node}:{interface}"),
+            Peer::Bridge { bridge } => write!(f, "bridge {bridge}"),
+        }
+    }
+}
+
+/// The peer of the interface that is `own` (`node:iface`, or `bridge:port` for a bridge's
+/// port) from its alias, `topo/LAB veth X=Y` (see `names::veth_marker`). `bridges` are the
+/// lab's bridges: an end `BRIDGE:PORT` whose port is the one `names::bridge_port` gives the
+/// interface is that bridge.
+pub(crate) fn peer_of(
+    lab: &str,
+    own: &str,
+    alias: Option<&str>,
+    bridges: &[String],
+) -> Option<Peer> {
+    let rest = alias?
+        .strip_prefix(&names::marker_prefix(lab))?
+        .strip_prefix("veth ")?;
+    let other = if let Some(o) = rest.strip_prefix(own).and_then(|r| r.strip_prefix('=')) {
+        o
+    } else {
+        rest.strip_suffix(own).and_then(|r| r.strip_suffix('='))?
+    };
+    // Node, host and bridge names have no ':'; interface names neither.
+    let (node, interface) = other.split_once(':')?;
+    let (own_node, own_iface) = own.split_once(':')?;
+    let is_bridge =
+        bridges.iter().any(|b| b == node) && interface == names::bridge_port(own_node, own_iface);
+    Some(if is_bridge {
+        Peer::Bridge {
+            bridge: node.to_string(),
+        }
+    } else {
+        Peer::Interface {
+            node: node.to_string(),
+            interface: interface.to_string(),
+        }
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +137,16 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     let observed = observe(&mut session, lab, None, &[], &state.creating, Depth::Full).await?;
     let prefix = names::netns_prefix(lab);
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
+    let brns = names::bridge_netns(lab);
+    let bridges: Vec<String> = match observed.namespaces.get(&brns) {
+        Some(NsObserved::Ours(st)) => st
+            .links
+            .iter()
+            .filter(|l| l.kind.as_deref() == Some("bridge"))
+            .map(|l| l.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut nodes = Vec::new();
     for (ns, o) in &observed.namespaces {
         let NsObserved::Ours(st) = o else { continue };
@@ -88,10 +156,20 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             ns.strip_prefix(&prefix).unwrap_or(ns).to_string()
         };
         let rec = state.nodes.get(&name);
+        let own = |l: &crate::plan::LinkObs| {
+            if *ns == brns {
+                // A bridge's port: `BRIDGE:PORT`, by the bridge it is attached to.
+                let bridge = st.links.iter().find(|b| Some(b.index) == l.controller)?;
+                Some(format!("{}:{}", bridge.name, l.name))
+            } else {
+                Some(format!("{name}:{}", l.name))
+            }
+        };
         let interfaces = st
             .links
             .iter()
             .map(|l| IfaceStatus {
+                peer: own(l).and_then(|o| peer_of(lab, &o, l.alias.as_deref(), &bridges)),
                 name: l.name.clone(),
                 index: l.index,
                 up: l.up,
@@ -193,6 +271,12 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
             mtu: l.mtu,
             mac: None,
             addresses: Vec::new(),
+            peer: peer_of(
+                lab,
+                &format!("{}:{}", crate::spec::HOST, l.name),
+                l.alias.as_deref(),
+                &bridges,
+            ),
             impair: observed
                 .host_qdiscs
                 .iter()
@@ -252,4 +336,78 @@ fn restarts_of(sr: &crate::state::ServiceRecord) -> u64 {
                 .map(|n| n.trim().parse().unwrap_or(0))
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(node: &str, interface: &str) -> Option<Peer> {
+        Some(Peer::Interface {
+            node: node.into(),
+            interface: interface.into(),
+        })
+    }
+
+    #[test]
+    fn peer_is_the_other_end_of_the_alias() {
+        let alias = names::veth_marker("lab", "r1:eth1", "r2:eth1");
+        let none: &[String] = &[];
+        assert_eq!(
+            peer_of("lab", "r1:eth1", Some(&alias), none),
+            iface("r2", "eth1")
+        );
+        assert_eq!(
+            peer_of("lab", "r2:eth1", Some(&alias), none),
+            iface("r1", "eth1")
+        );
+        // Not this interface's alias, another lab's, no veth, none at all.
+        assert_eq!(peer_of("lab", "r3:eth1", Some(&alias), none), None);
+        assert_eq!(peer_of("other", "r1:eth1", Some(&alias), none), None);
+        let ns = names::ns_marker("lab", "lab-r1");
+        assert_eq!(peer_of("lab", "r1:lo", Some(&ns), none), None);
+        assert_eq!(peer_of("lab", "r1:eth1", None, none), None);
+        // Interface names may hold '='.
+        let odd = names::veth_marker("lab", "a:x=y", "b:z");
+        assert_eq!(peer_of("lab", "a:x=y", Some(&odd), none), iface("b", "z"));
+        assert_eq!(peer_of("lab", "b:z", Some(&odd), none), iface("a", "x=y"));
+        // The host's end of a host link.
+        let host = names::veth_marker("lab", "host:vh1", "h1:eth0");
+        assert_eq!(
+            peer_of("lab", "h1:eth0", Some(&host), none),
+            iface("host", "vh1")
+        );
+        assert_eq!(
+            peer_of("lab", "host:vh1", Some(&host), none),
+            iface("h1", "eth0")
+        );
+    }
+
+    #[test]
+    fn a_bridge_member_s_peer_is_the_bridge_and_the_port_s_the_member() {
+        let port = names::bridge_port("n1", "eth0");
+        let alias = names::veth_marker("lab", &format!("sw:{port}"), "n1:eth0");
+        let bridges = ["sw".to_string()];
+        assert_eq!(
+            peer_of("lab", "n1:eth0", Some(&alias), &bridges),
+            Some(Peer::Bridge {
+                bridge: "sw".into()
+            })
+        );
+        assert_eq!(
+            peer_of("lab", &format!("sw:{port}"), Some(&alias), &bridges),
+            iface("n1", "eth0")
+        );
+        assert_eq!(
+            Peer::Bridge {
+                bridge: "sw".into()
+            }
+            .to_string(),
+            "bridge sw"
+        );
+        assert_eq!(
+            iface("r2", "eth1").map(|p| p.to_string()).as_deref(),
+            Some("r2:eth1")
+        );
+    }
 }

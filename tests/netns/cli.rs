@@ -149,7 +149,7 @@ fn status_lists_nodes_in_natural_order() {
     assert_eq!(names, ["m", "n1", "n2", "n10", "(bridges)"]);
     let text_out =
         String::from_utf8_lossy(&topo(&["status", "--lab", &lab.name]).stdout).into_owned();
-    let at = |n: &str| text_out.find(&format!("\n  {n} ")).unwrap_or(usize::MAX);
+    let at = |n: &str| text_out.find(&format!("\n{n} ")).unwrap_or(usize::MAX);
     assert!(at("n2") < at("n10") && at("n1") < at("n2"), "{text_out}");
 }
 
@@ -158,12 +158,11 @@ fn status_lists_nodes_in_natural_order() {
 fn status_shows_the_device_of_routes() {
     let lab = lab("tc-dev");
     lab.up();
-    let out = topo(&["status", "--lab", &lab.name]);
+    let out = topo(&["status", "--lab", &lab.name, "a"]);
     assert!(out.status.success(), "{}", text(&out));
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(
-        status.contains("    route 10.9.0.0/16 via 10.0.0.2 dev eth0\n")
-            && status.contains("    route 192.0.2.0/24 dev eth1\n"),
+        status.contains("routes:\n  10.9.0.0/16 via 10.0.0.2 dev eth0\n  192.0.2.0/24 dev eth1\n"),
         "{status}"
     );
     let out = topo(&["status", "--lab", &lab.name, "-o", "json"]);

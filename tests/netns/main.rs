@@ -29,5 +29,6 @@ mod routing;
 mod scale;
 mod security;
 mod services;
+mod status;
 mod stress;
 mod testrun;
