@@ -3,9 +3,10 @@
 //! parallel; inside a `wait` window only the checks not yet passing are run again. Action
 //! steps change the lab as `topo link`, `topo impair` and `topo up` do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
@@ -14,6 +15,7 @@ use super::{Lab, LabError};
 use crate::check::daemons::{self, Daemon};
 use crate::check::report::{CheckReport, Outcome, Report, StepReport};
 use crate::check::{icmp, routes};
+use crate::node::serve::{EnterServer, Event};
 use crate::plan::names;
 use crate::spec::steps::{ExecExpect, Family, OspfVersion, RouteCheck, Step, StepKind};
 use crate::spec::Topology;
@@ -45,6 +47,7 @@ pub async fn run_steps(
         lab: lab.name().to_string(),
         topology: lab.topology.clone(),
         file: lab.file.clone(),
+        servers: Default::default(),
     };
     let mut steps = Vec::new();
     for (i, step) in lab.topology.tests.iter().enumerate() {
@@ -80,6 +83,9 @@ struct Runner {
     lab: String,
     topology: Topology,
     file: PathBuf,
+    /// Per node, the enter server that runs its commands (started on the first), used by one
+    /// command at a time; all are ended with the runner.
+    servers: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<EnterServer>>>>>,
 }
 
 /// One check of a step, on one node.
@@ -331,7 +337,7 @@ impl Runner {
         match probe {
             Probe::Exec { command, expect } => {
                 r.what = command.clone();
-                match node_sh(&self.lab, node, command, budget).await {
+                match self.node_sh(node, command, budget).await {
                     Ok(out) => {
                         let (ok, expected, got) = exec_verdict(expect, expect_fail, &out);
                         r.passed = ok;
@@ -453,7 +459,8 @@ impl Runner {
             Protocol::Ospf(v) => daemons::ospf_command(daemon, v.into()),
             Protocol::Bgp => daemons::bgp_command(daemon),
         };
-        let out = node_sh(&self.lab, node, &command, timeout)
+        let out = self
+            .node_sh(node, &command, timeout)
             .await
             .map_err(|e| (e, None))?;
         let unreadable = |e: String| (format!("`{command}`: {e}"), Some(out.text()));
@@ -562,7 +569,7 @@ impl Runner {
                 None => found.push(format!("{name} running (pid {})", s.proc.pid)),
                 Some(ready) => {
                     let timeout = Duration::from_micros(ready.timeout).min(budget);
-                    match node_sh(&self.lab, node, &ready.command, timeout).await {
+                    match self.node_sh(node, &ready.command, timeout).await {
                         Ok(out) if out.status == 0 => {
                             found.push(format!("{name} running and ready"))
                         }
@@ -893,62 +900,136 @@ fn exec_verdict(
     )
 }
 
-/// Runs `command` with `/bin/sh -c` in a node, its output captured; ended (SIGTERM, then
-/// SIGKILL) when it outlives `timeout`.
-async fn node_sh(
-    lab: &str,
+impl Runner {
+    /// Runs `command` with `/bin/sh -c` in a node through its enter server, its output
+    /// captured; ended (SIGTERM, then SIGKILL to its process group) when it outlives
+    /// `timeout`.
+    async fn node_sh(
+        &self,
+        node: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutput, String> {
+        let (target, ctx) = super::node_target(&self.lab, node).map_err(|e| e.to_string())?;
+        let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+        let slot = {
+            let mut servers = self
+                .servers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            servers.entry(node.to_string()).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        // Taken out while in use: if this future is dropped half-way, so is the server.
+        let server = match held.take() {
+            Some(s) if s.serves(target, &ctx) => s,
+            // A server of an init that has gone (the node restarted) ends here.
+            _ => EnterServer::start(target, &ctx).map_err(|e| format!("node {node}: {e}"))?,
+        };
+        let (result, usable) = run_on(&server, node, &argv, timeout).await;
+        if usable {
+            *held = Some(server);
+        }
+        result
+    }
+}
+
+/// Runs `argv` through `server`, its output captured; whether the server can run another.
+async fn run_on(
+    server: &EnterServer,
     node: &str,
-    command: &str,
+    argv: &[String],
     timeout: Duration,
-) -> Result<CommandOutput, String> {
-    let (target, ctx) = super::node_target(lab, node).map_err(|e| e.to_string())?;
-    let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-    let mut std_cmd =
-        crate::node::spawn::enter_command(target, &ctx, false, &argv).map_err(|e| e.to_string())?;
-    std_cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("run the command: {e}"))?;
-    let pid = child.id();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let read_out = read_capped(stdout.as_mut());
-    let read_err = read_capped(stderr.as_mut());
-    let all = async {
-        let (o, e, status) = tokio::join!(read_out, read_err, child.wait());
-        (o, e, status)
+) -> (Result<CommandOutput, String>, bool) {
+    let pipes = (|| -> Result<_, String> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(|e| format!("pipe: {e}"))?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        let out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        Ok((out, err, [null.into(), out_w, err_w]))
+    })();
+    let (mut out, mut err, stdio) = match pipes {
+        Ok(p) => p,
+        Err(e) => return (Err(e), true),
     };
-    let finished = tokio::time::timeout(timeout, all).await;
-    match finished {
-        Ok((o, e, status)) => {
-            let status = status.map_err(|e| format!("wait for the command: {e}"))?;
+    if let Err(e) = server.run(argv, stdio).await {
+        return (Err(format!("node {node}: {e}")), false);
+    }
+    let started = std::cell::Cell::new(None);
+    let exited = std::cell::Cell::new(None);
+    let status = wait_exit(server, &started, &exited);
+    let all = async {
+        tokio::join!(
+            read_capped(Some(&mut out)),
+            read_capped(Some(&mut err)),
+            status
+        )
+    };
+    match tokio::time::timeout(timeout, all).await {
+        Ok((o, e, Ok(status))) => (
             Ok(CommandOutput {
-                status: status.code().unwrap_or(128),
+                status,
                 stdout: String::from_utf8_lossy(&o).into_owned(),
                 stderr: String::from_utf8_lossy(&e).into_owned(),
-            })
-        }
+            }),
+            true,
+        ),
+        Ok((_, _, Err(e))) => (Err(format!("node {node}: {e}")), false),
         Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // The helper passes SIGTERM on to the command in the node.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            if tokio::time::timeout(Duration::from_secs(2), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
-            Err(format!(
+            let late = Err(format!(
                 "no answer within {:.1}s (ended)",
                 timeout.as_secs_f64()
-            ))
+            ));
+            if exited.get().is_some() {
+                // The program has ended; what holds its output open is none of its own.
+                return (late, true);
+            }
+            // As `topo __enter` did: SIGTERM passed on to the program, then, 2 s later, the
+            // program's process group killed. Its PID is its own until the server reports
+            // its end, which has not come.
+            let _ = server.end(true).await;
+            let ended =
+                tokio::time::timeout(Duration::from_secs(2), wait_exit(server, &started, &exited))
+                    .await;
+            if matches!(ended, Ok(Ok(_))) {
+                return (late, true);
+            }
+            if let Some(pid) = started.get() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(-pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = server.end(false).await;
+            let ended =
+                tokio::time::timeout(Duration::from_secs(2), wait_exit(server, &started, &exited))
+                    .await;
+            (late, matches!(ended, Ok(Ok(_))))
+        }
+    }
+}
+
+/// Reads what the server says until the program's end: its exit status. Notes its host PID
+/// in `started` and its exit status in `exited` as they come.
+async fn wait_exit(
+    server: &EnterServer,
+    started: &std::cell::Cell<Option<i32>>,
+    exited: &std::cell::Cell<Option<i32>>,
+) -> Result<i32, crate::node::NodeError> {
+    if let Some(code) = exited.get() {
+        return Ok(code);
+    }
+    loop {
+        match server.next().await? {
+            Event::Started(pid) => started.set(Some(pid)),
+            Event::Exit(code) => {
+                exited.set(Some(code));
+                return Ok(code);
+            }
         }
     }
 }
