@@ -984,31 +984,33 @@ async fn run_on(
                 "no answer within {:.1}s (ended)",
                 timeout.as_secs_f64()
             ));
-            if exited.get().is_some() {
-                // The program has ended; what holds its output open is none of its own.
-                return (late, true);
-            }
-            // As `topo __enter` did: SIGTERM passed on to the program, then, 2 s later, the
-            // program's process group killed. Its PID is its own until the server reports
-            // its end, which has not come.
-            let _ = server.end(true).await;
-            let ended =
-                tokio::time::timeout(Duration::from_secs(2), wait_exit(server, &started, &exited))
-                    .await;
-            if matches!(ended, Ok(Ok(_))) {
-                return (late, true);
+            // As `topo __enter` did: SIGTERM passed on to the program (if it still runs),
+            // then, 2 s later, its process group killed, which ends what it left behind.
+            if exited.get().is_none() {
+                let _ = server.end(true).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    wait_exit(server, &started, &exited),
+                )
+                .await;
             }
             if let Some(pid) = started.get() {
+                // A group whose leader has gone keeps its ID while a member lives, so the
+                // signal reaches the program's leftovers, or nobody.
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(-pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            let _ = server.end(false).await;
-            let ended =
-                tokio::time::timeout(Duration::from_secs(2), wait_exit(server, &started, &exited))
-                    .await;
-            (late, matches!(ended, Ok(Ok(_))))
+            if exited.get().is_none() {
+                let _ = server.end(false).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    wait_exit(server, &started, &exited),
+                )
+                .await;
+            }
+            (late, exited.get().is_some())
         }
     }
 }
