@@ -16,6 +16,9 @@
 //! held to its restrictions, stays as the service's process and runs the program in a child
 //! of its own, again (after 0.1 s, doubling up to 10 s, back to 0.1 s after a run of 10 s or
 //! more) each time it ends with a failure, until it exits 0.
+//!
+//! `topo __enter --serve PID START [OPTION]…` (no program) is the enter server of
+//! [`super::serve`], which runs many programs through the same [`Prepared`].
 
 use std::ffi::CString;
 use std::fs::File;
