@@ -3,9 +3,10 @@
 //! parallel; inside a `wait` window only the checks not yet passing are run again. Action
 //! steps change the lab as `topo link`, `topo impair` and `topo up` do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
@@ -14,6 +15,7 @@ use super::{Lab, LabError};
 use crate::check::daemons::{self, Daemon};
 use crate::check::report::{CheckReport, Outcome, Report, StepReport};
 use crate::check::{icmp, routes};
+use crate::node::serve::{EnterServer, Event};
 use crate::plan::names;
 use crate::spec::steps::{ExecExpect, Family, OspfVersion, RouteCheck, Step, StepKind};
 use crate::spec::Topology;
@@ -46,6 +48,7 @@ pub async fn run_steps(
         file_name: lab.file_name.clone(),
         topology: lab.topology.clone(),
         file: lab.file.clone(),
+        servers: Default::default(),
     };
     let mut steps = Vec::new();
     for (i, step) in lab.topology.tests.iter().enumerate() {
@@ -84,6 +87,9 @@ struct Runner {
     file_name: String,
     topology: Topology,
     file: PathBuf,
+    /// Per node, the enter server that runs its commands (started on the first), used by one
+    /// command at a time; all are ended with the runner.
+    servers: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<EnterServer>>>>>,
 }
 
 /// One check of a step, on one node.
@@ -335,7 +341,7 @@ impl Runner {
         match probe {
             Probe::Exec { command, expect } => {
                 r.what = command.clone();
-                match node_sh(&self.lab, node, command, budget).await {
+                match self.node_sh(node, command, budget).await {
                     Ok(out) => {
                         let (ok, expected, got) = exec_verdict(expect, expect_fail, &out);
                         r.passed = ok;
@@ -457,7 +463,8 @@ impl Runner {
             Protocol::Ospf(v) => daemons::ospf_command(daemon, v.into()),
             Protocol::Bgp => daemons::bgp_command(daemon),
         };
-        let out = node_sh(&self.lab, node, &command, timeout)
+        let out = self
+            .node_sh(node, &command, timeout)
             .await
             .map_err(|e| (e, None))?;
         let unreadable = |e: String| (format!("`{command}`: {e}"), Some(out.text()));
@@ -566,7 +573,7 @@ impl Runner {
                 None => found.push(format!("{name} running (pid {})", s.proc.pid)),
                 Some(ready) => {
                     let timeout = Duration::from_micros(ready.timeout).min(budget);
-                    match node_sh(&self.lab, node, &ready.command, timeout).await {
+                    match self.node_sh(node, &ready.command, timeout).await {
                         Ok(out) if out.status == 0 => {
                             found.push(format!("{name} running and ready"))
                         }
@@ -905,16 +912,140 @@ fn exec_verdict(
     )
 }
 
-/// Runs `command` with `/bin/sh -c` in a node, its output captured; ended (SIGTERM, then
-/// SIGKILL) when it outlives `timeout`.
-async fn node_sh(
-    lab: &str,
+impl Runner {
+    /// Runs `command` with `/bin/sh -c` in a node through its enter server, its output
+    /// captured; ended (SIGTERM, then SIGKILL to its process group) when it outlives
+    /// `timeout`.
+    async fn node_sh(
+        &self,
+        node: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutput, String> {
+        let (target, ctx) = super::node_target(&self.lab, node).map_err(|e| e.to_string())?;
+        let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+        let slot = {
+            let mut servers = self
+                .servers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            servers.entry(node.to_string()).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        // Taken out while in use: if this future is dropped half-way, so is the server.
+        let server = match held.take() {
+            Some(s) if s.serves(target, &ctx) => s,
+            // A server of an init that has gone (the node restarted) ends here.
+            _ => EnterServer::start(target, &ctx).map_err(|e| format!("node {node}: {e}"))?,
+        };
+        let (result, usable) = run_on(&server, node, &argv, timeout).await;
+        if usable {
+            *held = Some(server);
+        }
+        result
+    }
+}
+
+/// Runs `argv` through `server`, its output captured; whether the server can run another.
+async fn run_on(
+    server: &EnterServer,
     node: &str,
-    command: &str,
+    argv: &[String],
     timeout: Duration,
-) -> Result<CommandOutput, String> {
-    let argv = ["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
-    run_in_node(lab, node, &argv, Some(timeout), None).await
+) -> (Result<CommandOutput, String>, bool) {
+    let pipes = (|| -> Result<_, String> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(|e| format!("pipe: {e}"))?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        let out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let err = tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)
+            .map_err(|e| format!("pipe: {e}"))?;
+        Ok((out, err, [null.into(), out_w, err_w]))
+    })();
+    let (mut out, mut err, stdio) = match pipes {
+        Ok(p) => p,
+        Err(e) => return (Err(e), true),
+    };
+    if let Err(e) = server.run(argv, stdio).await {
+        return (Err(format!("node {node}: {e}")), false);
+    }
+    let started = std::cell::Cell::new(None);
+    let exited = std::cell::Cell::new(None);
+    let status = wait_exit(server, &started, &exited);
+    let all = async {
+        tokio::join!(
+            read_capped(Some(&mut out), None),
+            read_capped(Some(&mut err), None),
+            status
+        )
+    };
+    match tokio::time::timeout(timeout, all).await {
+        Ok((o, e, Ok(status))) => (
+            Ok(CommandOutput {
+                status,
+                stdout: String::from_utf8_lossy(&o).into_owned(),
+                stderr: String::from_utf8_lossy(&e).into_owned(),
+            }),
+            true,
+        ),
+        Ok((_, _, Err(e))) => (Err(format!("node {node}: {e}")), false),
+        Err(_) => {
+            let late = Err(format!(
+                "no answer within {:.1}s (ended)",
+                timeout.as_secs_f64()
+            ));
+            // As `topo __enter` did: SIGTERM passed on to the program (if it still runs),
+            // then, 2 s later, its process group killed, which ends what it left behind.
+            if exited.get().is_none() {
+                let _ = server.end(true).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    wait_exit(server, &started, &exited),
+                )
+                .await;
+            }
+            if let Some(pid) = started.get() {
+                // A group whose leader has gone keeps its ID while a member lives, so the
+                // signal reaches the program's leftovers, or nobody.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(-pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if exited.get().is_none() {
+                let _ = server.end(false).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    wait_exit(server, &started, &exited),
+                )
+                .await;
+            }
+            (late, exited.get().is_some())
+        }
+    }
+}
+
+/// Reads what the server says until the program's end: its exit status. Notes its host PID
+/// in `started` and its exit status in `exited` as they come.
+async fn wait_exit(
+    server: &EnterServer,
+    started: &std::cell::Cell<Option<i32>>,
+    exited: &std::cell::Cell<Option<i32>>,
+) -> Result<i32, crate::node::NodeError> {
+    if let Some(code) = exited.get() {
+        return Ok(code);
+    }
+    loop {
+        match server.next().await? {
+            Event::Started(pid) => started.set(Some(pid)),
+            Event::Exit(code) => {
+                exited.set(Some(code));
+                return Ok(code);
+            }
+        }
+    }
 }
 
 /// Told of each line a command writes as it comes: whether it is on standard error, and the

@@ -16,6 +16,9 @@
 //! held to its restrictions, stays as the service's process and runs the program in a child
 //! of its own, again (after 0.1 s, doubling up to 10 s, back to 0.1 s after a run of 10 s or
 //! more) each time it ends with a failure, until it exits 0.
+//!
+//! `topo __enter --serve PID START [OPTION]…` (no program) is the enter server of
+//! [`super::serve`], which runs many programs through the same [`Prepared`].
 
 use std::ffi::CString;
 use std::fs::File;
@@ -31,6 +34,7 @@ use nix::unistd::{execvpe, fork, ForkResult, Pid};
 use super::security::{self, Security, Steps};
 use super::{NodeError, ProcId};
 
+#[derive(Clone)]
 pub struct EnterArgs {
     pub target: ProcId,
     pub detach: bool,
@@ -51,6 +55,12 @@ pub struct EnterArgs {
 
 /// Parses the hidden subcommand's arguments (everything after `__enter`).
 pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
+    parse_node_args(args, true)
+}
+
+/// Parses `PID START [OPTION]…`, and `-- PROGRAM ARG…` when `program` (the enter server
+/// takes its programs from its socket).
+pub(crate) fn parse_node_args(args: &[String], program: bool) -> Result<EnterArgs, String> {
     let mut it = args.iter();
     let pid = it
         .next()
@@ -93,14 +103,14 @@ pub fn parse_args(args: &[String]) -> Result<EnterArgs, String> {
             "--cgroup" => out
                 .cgroups
                 .push(it.next().ok_or("--cgroup needs a path")?.clone()),
-            "--" => {
+            "--" if program => {
                 out.argv = it.cloned().collect();
                 break;
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if out.argv.is_empty() {
+    if program && out.argv.is_empty() {
         return Err("missing program".into());
     }
     Ok(out)
@@ -168,6 +178,9 @@ pub fn single_threaded() -> bool {
 
 /// Entry point of `topo __enter`. Returns the exit code.
 pub fn main(args: &[String]) -> i32 {
+    if args.first().is_some_and(|a| a == "--serve") {
+        return super::serve::main(&args[1..]);
+    }
     super::restore_nofile_limit();
     let args = match parse_args(args) {
         Ok(a) => a,
@@ -202,88 +215,148 @@ fn run(args: &EnterArgs) -> Result<i32, NodeError> {
     // Before anything of the node is joined, and inherited by the child, which stays out of
     // the node's reach until it is the program.
     security::not_dumpable()?;
-    let pid = args.target.pid;
-    let mnt = open_ns(pid, "mnt")?;
-    let pid_ns = open_ns(pid, "pid")?;
-    let mut others = Vec::new();
-    for (kind, flag) in BEFORE_FORK {
-        others.push((open_ns(pid, kind)?, flag, kind));
-    }
-    // Checked after opening: the files now pin these namespaces, whatever happens to the PID.
-    if !args.target.alive() {
-        return Err(NodeError::Failed {
-            node: format!("pid {pid}"),
-            message: "the node's init is not running".into(),
-        });
-    }
-    for (file, flag, kind) in &others {
-        setns(file.as_fd(), *flag)
-            .map_err(|e| NodeError::sys(format!("join the node's {kind} namespace"), e))?;
-    }
-    let mut steps = ChildSteps::prepare(args, mnt)?;
-    let argv = cstrings(args.argv.iter().map(String::as_str))?;
-    let env = cstrings(
-        args.env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str),
-    )?;
-    let tty = if args.tty && !args.detach {
-        Some(Tty::open()?)
-    } else {
-        None
-    };
-    // Held from before the fork until the parent's handlers pass them on, so that none that
-    // arrives in between ends the parent and leaves the program running.
-    let held = if tty.is_none() && !args.detach {
-        Some(block(&forwarded())?)
-    } else {
-        None
-    };
-    // The host's /proc, where the parent finds its child once it is in the node's mounts.
-    let host_proc = File::open("/proc").map_err(|e| NodeError::sys("open the host's /proc", e))?;
-    // The mount namespace before the PID namespace: from the moment the child can be seen in
-    // the node, its /proc/PID/mountinfo shows the node's mounts, never the host's. (The child
-    // joins it once more as the node's root, which changes nothing.)
-    setns(steps.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
-        .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
-    nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))?;
-    setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
-        .map_err(|e| NodeError::sys("join the node's pid namespace", e))?;
-    // SAFETY: `topo __enter` is single-threaded (no runtime is started in this mode), so the
-    // child may do anything after fork.
-    match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
-        ForkResult::Child => {
-            if let Some(old) = &held {
-                let _ = nix::sys::signal::sigprocmask(
-                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                    Some(old),
-                    None,
-                );
-            }
-            let slave = tty.map(|t| {
-                t.restore_child_signals();
-                t.slave
-            });
-            let err = child(&mut steps, args, slave, &argv, &env);
-            let _ = writeln!(std::io::stderr(), "topo: error: {err}");
-            std::process::exit(127)
+    Prepared::open(args)?.enter(args, None)
+}
+
+/// What entering a node takes that can be had before entering it: its namespaces opened
+/// (which pins them), its cgroups opened, its seccomp filter compiled. `topo __enter` opens
+/// it and enters once; the enter server (`super::serve`) opens it once and enters from a
+/// fresh child of its own per command, each inheriting these descriptors.
+pub(crate) struct Prepared {
+    pid_ns: File,
+    /// The namespaces of [`BEFORE_FORK`].
+    others: Vec<(File, CloneFlags, &'static str)>,
+    steps: ChildSteps,
+}
+
+impl Prepared {
+    /// Opens what entering the node of `args` needs; fails if its init is not running.
+    pub(crate) fn open(args: &EnterArgs) -> Result<Prepared, NodeError> {
+        let pid = args.target.pid;
+        let mnt = open_ns(pid, "mnt")?;
+        let pid_ns = open_ns(pid, "pid")?;
+        let mut others = Vec::new();
+        for (kind, flag) in BEFORE_FORK {
+            others.push((open_ns(pid, kind)?, flag, kind));
         }
-        ForkResult::Parent { child } => {
-            if let Some(tty) = tty {
-                return Ok(tty.relay(child));
-            }
-            if args.detach {
-                let pid = child.as_raw();
-                let start = super::procfs::stat_in(Some(&host_proc), pid).map_or(0, |(s, _)| s);
-                let id = ProcId { pid, start };
-                let _ = writeln!(std::io::stdout(), "{} {}", id.pid, id.start);
-                return Ok(0);
-            }
-            Ok(wait_forwarding(child, held))
+        // Checked after opening: the files now pin these namespaces, whatever happens to the
+        // PID.
+        if !args.target.alive() {
+            return Err(not_running(pid));
         }
+        let steps = ChildSteps::prepare(args, mnt)?;
+        Ok(Prepared {
+            pid_ns,
+            others,
+            steps,
+        })
+    }
+
+    /// Joins the node's namespaces, forks into its PID namespace, and runs `args.argv` there
+    /// in a child held to the node's restrictions; returns, without `--detach`, the program's
+    /// exit code once it has ended. The calling process stays in the node's namespaces
+    /// (except its PID namespace) afterwards: a helper that exits, or a child of the enter
+    /// server. With `served` (the enter server's socket), the program's host PID is reported
+    /// on it before the wait, and the program is killed when this process dies.
+    pub(crate) fn enter(
+        &mut self,
+        args: &EnterArgs,
+        served: Option<BorrowedFd>,
+    ) -> Result<i32, NodeError> {
+        for (file, flag, kind) in &self.others {
+            setns(file.as_fd(), *flag)
+                .map_err(|e| NodeError::sys(format!("join the node's {kind} namespace"), e))?;
+        }
+        let argv = cstrings(args.argv.iter().map(String::as_str))?;
+        let env = cstrings(
+            args.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        )?;
+        let tty = if args.tty && !args.detach {
+            Some(Tty::open()?)
+        } else {
+            None
+        };
+        // Held from before the fork until the parent's handlers pass them on, so that none
+        // that arrives in between ends the parent and leaves the program running.
+        let held = if tty.is_none() && !args.detach {
+            Some(block(&forwarded())?)
+        } else {
+            None
+        };
+        // The host's /proc, where the parent finds a detached child once it is in the node's
+        // mounts.
+        let host_proc = if args.detach {
+            Some(File::open("/proc").map_err(|e| NodeError::sys("open the host's /proc", e))?)
+        } else {
+            None
+        };
+        // The mount namespace before the PID namespace: from the moment the child can be seen
+        // in the node, its /proc/PID/mountinfo shows the node's mounts, never the host's.
+        // (The child joins it once more as the node's root, which changes nothing.)
+        setns(self.steps.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
+            .map_err(|e| NodeError::sys("join the node's mount namespace", e))?;
+        nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))?;
+        setns(self.pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|e| NodeError::sys("join the node's pid namespace", e))?;
+        // SAFETY: the caller is single-threaded (`topo __enter`, `topo exec` once it has
+        // checked, a child of the single-threaded enter server), so the child may do anything
+        // after fork.
+        match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
+            ForkResult::Child => {
+                if served.is_some() {
+                    // Killed with the server's child that waits for it (whose parent, outside
+                    // this PID namespace, shows as 0 until it is gone).
+                    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
+                        || nix::unistd::getppid().as_raw() != 0
+                    {
+                        std::process::exit(126);
+                    }
+                }
+                if let Some(old) = &held {
+                    let _ = nix::sys::signal::sigprocmask(
+                        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                        Some(old),
+                        None,
+                    );
+                }
+                let slave = tty.map(|t| {
+                    t.restore_child_signals();
+                    t.slave
+                });
+                let err = child(&mut self.steps, args, slave, &argv, &env);
+                let _ = writeln!(std::io::stderr(), "topo: error: {err}");
+                std::process::exit(127)
+            }
+            ForkResult::Parent { child } => {
+                if let Some(tty) = tty {
+                    return Ok(tty.relay(child));
+                }
+                if args.detach {
+                    let pid = child.as_raw();
+                    let start =
+                        super::procfs::stat_in(host_proc.as_ref(), pid).map_or(0, |(s, _)| s);
+                    let id = ProcId { pid, start };
+                    let _ = writeln!(std::io::stdout(), "{} {}", id.pid, id.start);
+                    return Ok(0);
+                }
+                if let Some(sock) = served {
+                    super::serve::report_started(sock, child.as_raw());
+                }
+                Ok(wait_forwarding(child, held))
+            }
+        }
+    }
+}
+
+fn not_running(pid: i32) -> NodeError {
+    NodeError::Failed {
+        node: format!("pid {pid}"),
+        message: "the node's init is not running".into(),
     }
 }
 

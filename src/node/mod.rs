@@ -16,6 +16,7 @@ pub mod mounts;
 pub mod procfs;
 pub mod seccomp;
 pub mod security;
+pub mod serve;
 pub mod spawn;
 pub mod userns;
 

@@ -249,6 +249,32 @@ fn enter_command_as(
     mode: &str,
     argv: &[String],
 ) -> Result<Command, NodeError> {
+    let mut c = node_helper(ctx)?;
+    c.arg("__enter")
+        .arg(target.pid.to_string())
+        .arg(target.start.to_string());
+    if !mode.is_empty() {
+        c.arg(mode);
+    }
+    node_args(&mut c, ctx)?;
+    c.arg("--").args(argv);
+    Ok(c)
+}
+
+/// The command of an enter server for the node whose init is `target` (see
+/// [`super::serve`]): `topo __enter --serve PID START` with the node's options.
+pub(crate) fn serve_command(target: ProcId, ctx: &NodeContext) -> Result<Command, NodeError> {
+    let mut c = node_helper(ctx)?;
+    c.arg("__enter")
+        .arg("--serve")
+        .arg(target.pid.to_string())
+        .arg(target.start.to_string());
+    node_args(&mut c, ctx)?;
+    Ok(c)
+}
+
+/// The helper with the environment it enters a node with.
+fn node_helper(ctx: &NodeContext) -> Result<Command, NodeError> {
     let mut c = helper_command()?;
     c.envs(super::helper_env());
     // The node's PATH, which `__enter` searches for the program (the last one given wins, as
@@ -256,12 +282,12 @@ fn enter_command_as(
     if let Some((_, path)) = ctx.env.iter().rev().find(|(k, _)| k == "PATH") {
         c.env("PATH", path);
     }
-    c.arg("__enter")
-        .arg(target.pid.to_string())
-        .arg(target.start.to_string());
-    if !mode.is_empty() {
-        c.arg(mode);
-    }
+    Ok(c)
+}
+
+/// The options that describe the node: its environment, security profile, cgroups and user
+/// namespace.
+fn node_args(c: &mut Command, ctx: &NodeContext) -> Result<(), NodeError> {
     for (k, v) in &ctx.env {
         c.arg("--env").arg(format!("{k}={v}"));
     }
@@ -274,8 +300,7 @@ fn enter_command_as(
     if ctx.userns {
         c.arg("--userns");
     }
-    c.arg("--").args(argv);
-    Ok(c)
+    Ok(())
 }
 
 /// Runs `/bin/sh -c COMMAND` in a node, its output appended to `log`, and returns its exit

@@ -295,3 +295,249 @@ fn a_node_flooding_a_check_with_output_cannot_fill_topos_memory() {
         usage.ru_maxrss
     );
 }
+
+/// `topo test` of `lab`'s file with `args`, started (not waited for).
+fn spawn_topo_test(lab: &TestLab, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(TOPO)
+        .arg("test")
+        .arg(&lab.file)
+        .args(args)
+        .env("TOPO_LOG_DIR", archive_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start topo test")
+}
+
+/// The arguments of a process (`/proc/PID/cmdline`); empty when it is gone.
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The parent of a process (`PPid:` of `/proc/PID/status`).
+fn parent(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Enter servers (`topo __enter --serve`) whose parent is `topo`: (PID, the init they serve).
+fn enter_servers_of(topo: i32) -> Vec<(i32, i32)> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| parent(p) == Some(topo))
+        .filter_map(|p| {
+            let args = cmdline(p);
+            let at = args.iter().position(|a| a == "--serve")?;
+            (args.get(at - 1)? == "__enter").then_some(())?;
+            Some((p, args.get(at + 1)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Processes whose arguments are exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| cmdline(p) == argv)
+        .collect()
+}
+
+/// Waits for `child`, at most `secs` seconds (killing it then); its output.
+fn wait_bounded(mut child: std::process::Child, secs: u64) -> std::process::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("wait for topo test").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("topo test output");
+            panic!("topo test still running after {secs}s:\n{}", text(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("topo test output")
+}
+
+/// The first `Key:` line of `/proc/PID/status`.
+fn status_field(pid: &str, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+        .to_string()
+}
+
+/// An exec check runs in every namespace of the node's init, in its cgroup, and with its
+/// restrictions (seccomp filter, no_new_privs, bounding set), as the kernel shows them for
+/// the init; the enter servers that ran the checks are gone once `topo test` is.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn an_exec_check_runs_in_the_node_with_its_restrictions_and_no_server_outlives_the_run() {
+    let probe = "for k in Seccomp NoNewPrivs CapBnd CapEff; do grep \"^$k:\" /proc/self/status; done; \
+                 for n in net mnt pid uts ipc user cgroup; do echo \"$n $(readlink /proc/self/ns/$n)\"; done; \
+                 cat /proc/self/cgroup";
+    let yaml = format!(
+        "name: srv-ns\nnodes:\n  a: {{}}\n  b: {{}}\ntests:\n  - {{name: probe, node: a, exec: '{probe}'}}\n  - {{name: again, nodes: [a, b], exec: 'true'}}\n"
+    );
+    let lab = TestLab::new("srv-ns", &yaml);
+    let child = spawn_topo_test(&lab, &["-o", "json", "--keep"]);
+    let topo_pid = i32::try_from(child.id()).expect("pid");
+    let mut servers = Vec::new();
+    let out = {
+        let mut child = child;
+        loop {
+            for s in enter_servers_of(topo_pid) {
+                if !servers.contains(&s) {
+                    servers.push(s);
+                }
+            }
+            if child.try_wait().expect("wait").is_some() {
+                break child.wait_with_output().expect("output");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let output = report["steps"][0]["checks"][0]["output"]
+        .as_str()
+        .expect("the probe's output")
+        .to_string();
+    let status = topo(&["status", "--lab", "srv-ns", "-o", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let init = status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == "a")
+        .and_then(|n| n["init_pid"].as_i64())
+        .expect("a's init")
+        .to_string();
+    for key in ["Seccomp", "NoNewPrivs", "CapBnd", "CapEff"] {
+        let want = status_field(&init, key);
+        assert!(
+            output.lines().any(|l| l == want),
+            "want {want:?} in:\n{output}"
+        );
+    }
+    assert!(!output.contains("Seccomp:\t0"), "{output}");
+    for ns in ["net", "mnt", "pid", "uts", "ipc", "user", "cgroup"] {
+        let link = std::fs::read_link(format!("/proc/{init}/ns/{ns}")).expect("ns link");
+        let want = format!("{ns} {}", link.display());
+        assert!(
+            output.lines().any(|l| l == want),
+            "want {want:?} in:\n{output}"
+        );
+    }
+    let cgroup = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
+    assert!(output.contains(&cgroup), "want {cgroup:?} in:\n{output}");
+    // One server per node, each serving that node's init, and none left.
+    let mut inits: Vec<i32> = servers.iter().map(|(_, i)| *i).collect();
+    inits.sort_unstable();
+    inits.dedup();
+    assert_eq!(inits.len(), 2, "servers seen: {servers:?}");
+    assert!(inits.contains(&init.parse().expect("pid")), "{servers:?}");
+    for (pid, served) in &servers {
+        let args = cmdline(*pid);
+        assert!(
+            !(args.iter().any(|a| a == "--serve") && args.contains(&served.to_string())),
+            "enter server {pid} outlived topo test: {args:?}"
+        );
+    }
+}
+
+/// A check that outlives its time is ended, with what it started: no process of it is left
+/// in the node, and the run goes on.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_check_that_times_out_is_killed_with_what_it_started() {
+    let lab = TestLab::new(
+        "srv-kill",
+        "name: srv-kill\nnodes:\n  a: {}\ntests:\n  - {name: hangs, node: a, exec: 'trap \"\" TERM; sleep 4321.6 & sleep 4321.7; wait', wait: {timeout: 1s}}\n  - {name: after, node: a, exec: 'echo still here', expect: {output: still here}}\n",
+    );
+    let started = std::time::Instant::now();
+    let out = topo_test(&lab, &["-o", "json", "--keep"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["steps"][0]["outcome"], "fail", "{report}");
+    let got = report["steps"][0]["checks"][0]["got"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(got.contains("no answer within"), "{got}");
+    assert_eq!(report["steps"][1]["outcome"], "pass", "{report}");
+    for argv in [["sleep", "4321.6"], ["sleep", "4321.7"]] {
+        let left = processes_running(&argv);
+        assert!(left.is_empty(), "{argv:?} left running: {left:?}");
+    }
+}
+
+/// A node whose init is killed while a check runs there: the check fails, naming the node,
+/// instead of hanging, and the node's enter server ends.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_check_on_a_node_whose_init_dies_fails_naming_the_node() {
+    let lab = TestLab::new(
+        "srv-gone",
+        "name: srv-gone\nnodes:\n  a: {}\n  b: {}\ntests:\n  - {name: first, node: a, exec: 'true'}\n  - {name: dies, node: a, exec: 'sleep 4321.8'}\n  - {name: after, node: a, exec: 'true'}\n  - {name: other, node: b, exec: 'true'}\n",
+    );
+    let child = spawn_topo_test(&lab, &["-o", "json"]);
+    let topo_pid = i32::try_from(child.id()).expect("pid");
+    let server = eventually(20, || {
+        let s = enter_servers_of(topo_pid);
+        (!processes_running(&["sleep", "4321.8"]).is_empty() && s.len() == 1).then(|| s[0])
+    });
+    let Some((server, init)) = server else {
+        let mut child = child;
+        let _ = child.kill();
+        panic!(
+            "no check running: {}",
+            text(&child.wait_with_output().expect("out"))
+        );
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the init");
+    let out = wait_bounded(child, 20);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["steps"][1]["outcome"], "fail", "{report}");
+    assert_eq!(report["steps"][1]["checks"][0]["node"], "a", "{report}");
+    let got = report["steps"][2]["checks"][0]["got"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(got.contains("node a"), "{got}");
+    assert_eq!(report["steps"][3]["outcome"], "pass", "{report}");
+    let args = cmdline(server);
+    assert!(
+        !args.iter().any(|a| a == "--serve"),
+        "enter server {server} left: {args:?}"
+    );
+}
