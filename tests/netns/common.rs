@@ -290,7 +290,7 @@ pub fn example_lab(name: &str, lab: &str, file: &str) -> TestLab {
     test_lab
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create a config directory");
     for entry in std::fs::read_dir(from).expect("read a config directory") {
         let entry = entry.expect("dir entry");

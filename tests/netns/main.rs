@@ -18,6 +18,7 @@ mod core;
 mod crash;
 mod daemons;
 mod damage;
+mod docs;
 mod frr;
 mod impair;
 mod import;
