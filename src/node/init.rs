@@ -94,7 +94,7 @@ struct Spawner {
 /// An init (or, for a node with a user namespace, the intermediate process making it) being
 /// set up, and the pipe on which it reports.
 struct Pending {
-    node: &'static str,
+    node: String,
     child: Pid,
     report: File,
     /// `report` carries `PID START` from an intermediate, not `ok` from the init itself.
@@ -156,20 +156,20 @@ impl Spawner {
                     finish(p);
                 }
             }
-            // Kept, not freed: every page this process writes after a fork is copied (the
-            // new init shares them all), and freeing a configuration writes to each page it
-            // lies on. Left allocated, the next one goes to fresh memory next to it (a few
-            // KiB per node, until this short-lived process exits): fewer page faults here,
-            // and a smaller PSS for every init. For the same reason, nothing below allocates
-            // after the fork.
-            let config: &'static InitConfig = match serde_json::from_str::<InitConfig>(&line) {
-                Ok(c) => Box::leak(Box::new(c)),
+            // Freed once its node is started: the memory of this process stays the same
+            // size whatever the number of nodes. Every init is a copy of it, so memory kept
+            // here grows every later copy: at 10 000 nodes, leaving each configuration
+            // allocated made each fork copy page tables for all the ones before it (the
+            // number of page-table entries, and of processes sharing each page, grew with
+            // the square of the nodes). Nothing below allocates after the fork.
+            let config: InitConfig = match serde_json::from_str::<InitConfig>(&line) {
+                Ok(c) => c,
                 Err(e) => {
                     let _ = writeln!(std::io::stdout(), "? error: bad configuration: {e}");
                     continue;
                 }
             };
-            match self.start(config) {
+            match self.start(&config) {
                 Ok(p) => pending.push_back(p),
                 Err(e) => {
                     let _ = writeln!(std::io::stdout(), "{} error: {}", config.node, one_line(&e));
@@ -181,7 +181,7 @@ impl Spawner {
         }
     }
 
-    fn start(&mut self, config: &'static InitConfig) -> Result<Pending, NodeError> {
+    fn start(&mut self, config: &InitConfig) -> Result<Pending, NodeError> {
         let relative = config.netns.strip_prefix("/").unwrap_or(&config.netns);
         let netns = nix::fcntl::openat(
             &self.host_root,
@@ -226,7 +226,7 @@ impl Spawner {
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
         let (child, report) = launched?;
         Ok(Pending {
-            node: &config.node,
+            node: config.node.clone(),
             child,
             report,
             via_intermediate: false,
@@ -283,13 +283,14 @@ fn launch(
 /// namespaces made next are then owned by it, and node root may mount /proc and set the
 /// hostname), launches the init from there and reports `PID START` or an error.
 fn start_via_intermediate(
-    config: &'static InitConfig,
+    config: &InitConfig,
     netns: File,
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
     shared: mounts::Shared,
 ) -> Result<Pending, NodeError> {
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
+    let node = config.node.clone();
     // SAFETY: as in `launch`: this process is single-threaded.
     match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
         ForkResult::Child => {
@@ -318,7 +319,7 @@ fn start_via_intermediate(
             std::process::exit(0)
         }
         ForkResult::Parent { child } => Ok(Pending {
-            node: &config.node,
+            node,
             child,
             report: File::from(rd),
             via_intermediate: true,
@@ -354,7 +355,7 @@ fn finish(p: Pending) {
             Err(e) => writeln!(out, "{} error: read the init's report: {e}", p.node),
         }
     } else {
-        match wait_ready(p.node, p.child, p.report) {
+        match wait_ready(&p.node, p.child, p.report) {
             Ok(id) => writeln!(out, "{} {} {}", p.node, id.pid, id.start),
             Err(e) => writeln!(out, "{} error: {}", p.node, one_line(&e)),
         }
