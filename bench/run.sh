@@ -13,12 +13,15 @@
 # then prints medians, ratios and each target of the performance contract (docs/performance.md,
 # "The contract") as MET / NOT MET.
 #
-# usage: bench/run.sh [--quick] [--reps R] [N ...]     (as root; default N = 10 100 1000 5000,
+# usage: bench/run.sh [--quick] [--reps R] [N ...]     (as root; default N = 10 100 1000 5000 10000,
 #        bench/run.sh --summarize RESULTS_FILE          --quick: 10 100 1000, R = 3)
 # env:   GEN_ARGS="--bare"  extra `topo gen chain` options; --bare builds exactly what the
 #                           peers build (links, /31s, forwarding): no loopbacks, no routes
 #        IPROUTE2_MAX_N=1000  PEERS_MAX_N=100  (larger N skipped for those, with a note)
-#        SETTLE_MAX=10 (3 with --quick) SETTLE_IDLE=80: before each run wait up to
+#        DRAIN_MAX=600: before each run wait up to DRAIN_MAX s for the kernel to finish
+#                           freeing the network namespaces of the runs before (their count
+#                           back to what it was when the bench started; 0: no wait)
+#        SETTLE_MAX=10 (3 with --quick) SETTLE_IDLE=80: then wait up to
 #                           SETTLE_MAX s for the CPUs to be SETTLE_IDLE % idle (0: no wait)
 #        TOPO=path          use this binary, do not build
 #        OUT=file           raw results (default bench/results/run-DATE.txt)
@@ -91,28 +94,60 @@ summarize() {
         f(m("topo", n, "kmem_kb_per_node"), "%.0f"), f(m("floor", n, "kmem_kb_per_node"), "%.0f"), f(m("topo", n, "change_actions"), "%d");
     }
     print "";
+    print "== topo exec of /bin/true beside nsenter -a: medians, ms ==";
+    printf "%6s %10s %10s\n", "N", "topo exec", "nsenter";
+    for (i = 1; i <= nn; i++) {
+      n = ns[i];
+      printf "%6d %10s %10s\n", n, f(m("topo", n, "exec_ms"), "%.2f"), f(m("topo", n, "nsenter_ms"), "%.2f");
+    }
+    print "";
+    print "== load: 1-minute load average at the start of each timed run ==";
+    printf "%6s %8s %8s %8s %14s\n", "N", "min", "median", "max", "drain wait s";
+    for (i = 1; i <= nn; i++) {
+      n = ns[i]; lo = ""; hi = "";
+      key = "topo" SUBSEP n SUBSEP "load1";
+      if (key in vals) { k2 = split(vals[key], lv, " "); for (j = 1; j <= k2; j++) { if (lo == "" || lv[j] + 0 < lo) lo = lv[j] + 0; if (hi == "" || lv[j] + 0 > hi) hi = lv[j] + 0 } }
+      printf "%6d %8s %8s %8s %14s\n", n, f(lo, "%.2f"), f(m("topo", n, "load1"), "%.2f"), f(hi, "%.2f"), f(m("topo", n, "drain_s"), "%.1f");
+    }
+    print "";
     print "== performance contract (docs/performance.md) ==";
-    K = 1000;
-    up = m("topo", K, "up_s"); fl = m("floor", K, "up_s");
-    if (up == "" || fl == "") unmeasured("1000-node up <= 2x the ip -batch floor", "needs N=1000");
-    else verdict(up <= 2 * fl, "1000-node up <= 2x the ip -batch floor", sprintf("topo %.3f s, floor %.3f s, %.2fx", up, fl, up / fl));
-    d = m("topo", K, "down_s");
-    if (d == "") unmeasured("1000-node down < 1 s", "needs N=1000");
-    else verdict(d < 1, "1000-node down < 1 s", sprintf("%.3f s", d));
-    no = m("topo", K, "noop_s");
-    if (no == "") unmeasured("1000-node no-op up < 0.2 s", "needs N=1000");
-    else verdict(no < 0.2, "1000-node no-op up < 0.2 s", sprintf("%.3f s", no));
-    ch = m("topo", K, "change_s"); act = m("topo", K, "change_actions");
-    if (ch == "" || no == "") unmeasured("1000-node one-link change < 50 ms beyond a no-op up", "needs N=1000");
-    else verdict(ch - no < 0.05 && act != "" && act <= 2, "1000-node one-link change < 50 ms beyond a no-op up, only that link",
-      sprintf("%.3f s (no-op %.3f s, +%.0f ms), %s actions", ch, no, (ch - no) * 1000, act == "" ? "?" : act));
+    seen_big = 0;
+    for (i = 1; i <= nn; i++) {
+      n = ns[i]; if (n < 1000) continue; seen_big = 1;
+      up = m("topo", n, "up_s"); fl = m("floor", n, "up_s");
+      what = sprintf("%d-node up <= 2x the ip -batch floor", n);
+      if (up == "" || fl == "") unmeasured(what, "topo or floor failed");
+      else verdict(up <= 2 * fl, what, sprintf("topo %.3f s, floor %.3f s, %.2fx", up, fl, up / fl));
+      no = m("topo", n, "noop_s"); what = sprintf("%d-node no-op up <= %.1f s (0.2 s per 1000 nodes)", n, n / 5000);
+      if (no == "") unmeasured(what, "no no-op figure");
+      else verdict(no <= n / 5000, what, sprintf("%.3f s", no));
+      ch = m("topo", n, "change_s"); act = m("topo", n, "change_actions");
+      what = sprintf("%d-node one-link change <= 50 ms beyond a no-op up, only that link", n);
+      if (ch == "" || no == "") unmeasured(what, "no change or no-op figure");
+      else verdict(ch - no <= 0.05 && act != "" && act <= 2, what,
+        sprintf("%.3f s (no-op %.3f s, %+.0f ms), %s actions", ch, no, (ch - no) * 1000, act == "" ? "?" : act));
+    }
+    if (!seen_big) unmeasured("up, no-op and one-link change at N >= 1000", "needs N >= 1000");
+    for (i = 1; i <= nn; i++) {
+      n = ns[i]; d = m("topo", n, "down_s"); fd = m("floor", n, "down_s");
+      what = sprintf("%d-node down <= 2x the ip netns del batch", n);
+      if (d == "" || fd == "") unmeasured(what, "topo or floor failed");
+      else verdict(d <= 2 * fd, what, sprintf("topo %.3f s, floor %.3f s, %.2fx", d, fd, fd > 0 ? d / fd : 0));
+    }
+    big = ns[nn];
+    pss = m("topo", big, "pss_kb_per_node"); km = m("topo", big, "kmem_kb_per_node");
+    what = sprintf("memory per node (init PSS + kernel memory) <= 1 MiB at N=%d", big);
+    if (pss == "" || km == "") unmeasured(what, "no memory figure");
+    else verdict(pss + km <= 1024, what, sprintf("%.0f KiB (PSS %.0f + kernel %.0f)", pss + km, pss, km));
     worst = ""; at = "";
     for (i = 1; i <= nn; i++) {
-      pss = m("topo", ns[i], "pss_kb_per_node");
-      if (pss != "" && (worst == "" || pss > worst)) { worst = pss; at = ns[i] }
+      ex = m("topo", ns[i], "exec_ms"); nse = m("topo", ns[i], "nsenter_ms");
+      if (ex == "" || nse == "") continue;
+      if (worst == "" || ex / nse > worst) { worst = ex / nse; at = ns[i]; wex = ex; wns = nse }
     }
-    if (worst == "") unmeasured("per-node PSS < 1 MiB", "no PSS figure");
-    else verdict(worst < 1024, "per-node PSS (init process) < 1 MiB at every N", sprintf("worst %.0f KiB at N=%d", worst, at));
+    if (worst == "") unmeasured("topo exec /bin/true <= nsenter -a", "no exec figure");
+    else verdict(worst <= 1, "topo exec /bin/true <= nsenter -a (worst N)",
+      sprintf("N=%d: topo exec %.2f ms, nsenter %.2f ms, %.2fx", at, wex, wns, worst));
     up = m("topo", 100, "up_s");
     split("mininet munet", peers, " "); need["mininet"] = 10; need["munet"] = 100;
     for (j = 1; j <= 2; j++) {
@@ -136,13 +171,14 @@ while (($#)); do
   esac
   shift
 done
-if ((${#ns[@]} == 0)); then ns=(10 100 1000); ((quick)) || ns+=(5000); fi
+if ((${#ns[@]} == 0)); then ns=(10 100 1000); ((quick)) || ns+=(5000 10000); fi
 [[ $EUID == 0 ]] || die "needs root (namespaces, veths)"
 for tool in ip bc awk; do command -v $tool >/dev/null || die "needs '$tool'"; done
 GEN_ARGS=${GEN_ARGS---bare}
 IPROUTE2_MAX_N=${IPROUTE2_MAX_N:-1000}
 PEERS_MAX_N=${PEERS_MAX_N:-100}
 SETTLE_IDLE=${SETTLE_IDLE:-80}
+DRAIN_MAX=${DRAIN_MAX:-600}
 if ((quick)); then SETTLE_MAX=${SETTLE_MAX:-3}; else SETTLE_MAX=${SETTLE_MAX:-10}; fi
 
 if [[ -z ${TOPO:-} ]]; then
@@ -187,6 +223,54 @@ settle() {  # until SETTLE_IDLE % idle, at most SETTLE_MAX s; the kernel frees n
   while awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$SETTLE_MAX" 'BEGIN { exit !(b - a < m) }'; do
     idle=$(cpu_idle_pct); ((idle >= SETTLE_IDLE)) && return
   done
+}
+
+# The kernel's live network namespaces (from the slab cache, which counts those whose
+# teardown is still queued too), or nothing when /proc/slabinfo cannot be read.
+netns_live() { awk '$1 == "net_namespace" { print $2 }' /proc/slabinfo 2>/dev/null; }
+# The baseline: the count once it stops falling (a run just before this one may still be
+# freeing its namespaces).
+netns_base=$(netns_live)
+if [[ -n $netns_base ]]; then
+  for _ in $(seq $((DRAIN_MAX / 2))); do
+    sleep 2; now_=$(netns_live)
+    ((netns_base - now_ <= 16)) && { netns_base=$now_; break; }
+    netns_base=$now_
+  done
+fi
+drained_s=0 run_load=NA
+drain() {  # until the namespaces of earlier runs are freed, at most DRAIN_MAX s
+  local t0=$EPOCHREALTIME now
+  drained_s=0
+  [[ -n $netns_base ]] || return
+  while now=$(netns_live) && ((now > netns_base + 16)); do
+    awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$DRAIN_MAX" 'BEGIN { exit !(b - a < m) }' || {
+      log "# drain: $now namespaces still live after ${DRAIN_MAX} s (baseline $netns_base)"; break; }
+    sleep 1
+  done
+  drained_s=$(elapsed "$t0" "$EPOCHREALTIME")
+}
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# Wait for earlier runs' namespaces to be freed and for the CPUs to be idle; then note the
+# load and how long the wait took (in the run's result line).
+ready() { drain; settle; run_load=$(load1); }
+
+# Median of the numbers on standard input.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# Milliseconds of REPS runs each of `topo exec` and `nsenter -a` of /bin/true in node n0,
+# interleaved: prints "topo_ms nsenter_ms" (medians), or "NA NA".
+exec_cost() {
+  local lab=$1 pid=$2 i t0 t1
+  : >"$work/exec.ms"; : >"$work/nsenter.ms"
+  command -v nsenter >/dev/null && [[ -n $pid ]] || { echo "NA NA"; return; }
+  for i in $(seq 21); do
+    t0=$EPOCHREALTIME; "$TOPO" exec --lab "$lab" n0 -- /bin/true; t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }' >>"$work/exec.ms"
+    t0=$EPOCHREALTIME; nsenter -a -t "$pid" /bin/true; t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }' >>"$work/nsenter.ms"
+  done
+  echo "$(median <"$work/exec.ms") $(median <"$work/nsenter.ms")"
 }
 
 # Sums the PSS of the given PIDs: prints "kB count" (pure bash: no process per PID).
@@ -247,6 +331,9 @@ run_topo() {
   local pids; pids=$("$TOPO" status --lab "$lab" -o json | grep -o '"init_pid": *[0-9]*' | grep -o '[0-9]*$')
   # shellcheck disable=SC2086
   read -r pss procs < <(pss_sum $pids)
+  local n0pid exec_ms nsenter_ms
+  n0pid=$("$TOPO" status --lab "$lab" n0 -o json | grep -o '"init_pid": *[0-9]*' | grep -o '[0-9]*$' | head -n1)
+  read -r exec_ms nsenter_ms < <(exec_cost "$lab" "$n0pid")
   pss=$(awk -v s="$pss" -v n="$n" 'BEGIN { printf "%.1f", s / n }')
   ping_ok "$lab" n0 "$(addr 1)" && ping_ok "$lab" "n$((n - 2))" "$(addr $((2 * (n - 2) + 1)))" || ok=NO
 
@@ -266,7 +353,8 @@ run_topo() {
   lab=
   log "tool=topo n=$n rep=$r up_s=$up_s noop_s=$noop_s change_s=$change_s down_s=$down_s" \
     "noop_actions=${noop_actions:-NA} change_actions=${change_actions:-NA} maxrss_kb=$rss" \
-    "pss_kb_per_node=$pss node_procs=$procs kmem_kb_per_node=$km verified=$ok"
+    "pss_kb_per_node=$pss node_procs=$procs kmem_kb_per_node=$km exec_ms=$exec_ms" \
+    "nsenter_ms=$nsenter_ms load1=$run_load drain_s=$drained_s verified=$ok"
 }
 
 # ---- peers ------------------------------------------------------------------------------
@@ -288,7 +376,7 @@ run_peer() {  # name n rep prefix script...
     grep -v '^# peer=' "$work/peer.err" | tail -n 5 | sed 's/^/# /' | tee -a "$out"
     return
   fi
-  log "$line $extra rc=$rc"
+  log "$line $extra load1=$run_load drain_s=$drained_s rc=$rc"
 }
 
 # ---- the run ----------------------------------------------------------------------------
@@ -308,16 +396,16 @@ for n in "${ns[@]}"; do
     log "# mininet, munet: n=$n skipped (PEERS_MAX_N=$PEERS_MAX_N)"
   for ((r = 1; r <= reps; r++)); do
     log "# n=$n rep=$r load=$(cut -d' ' -f1-3 /proc/loadavg)"
-    settle; run_topo "$n" "$r"
-    settle; run_peer floor "$n" "$r" "bn${id}f" "$here/peers/floor-chain.sh"
+    ready; run_topo "$n" "$r"
+    ready; run_peer floor "$n" "$r" "bn${id}f" "$here/peers/floor-chain.sh"
     if ((n <= IPROUTE2_MAX_N)); then
-      settle; run_peer iproute2 "$n" "$r" "bn${id}i" "$here/peers/iproute2-chain.sh"
+      ready; run_peer iproute2 "$n" "$r" "bn${id}i" "$here/peers/iproute2-chain.sh"
     fi
     if ((n <= PEERS_MAX_N && have_mininet)); then
-      settle; run_peer mininet "$n" "$r" "bn${id}m" "$here/peers/mininet-chain.py"
+      ready; run_peer mininet "$n" "$r" "bn${id}m" "$here/peers/mininet-chain.py"
     fi
     if ((n <= PEERS_MAX_N && have_munet)); then
-      settle; run_peer munet "$n" "$r" "bn${id}u" "$here/peers/munet-chain.sh"
+      ready; run_peer munet "$n" "$r" "bn${id}u" "$here/peers/munet-chain.sh"
     fi
   done
 done
