@@ -225,28 +225,22 @@ settle() {  # until SETTLE_IDLE % idle, at most SETTLE_MAX s; the kernel frees n
   done
 }
 
-# The kernel's live network namespaces (from the slab cache, which counts those whose
-# teardown is still queued too), or nothing when /proc/slabinfo cannot be read.
+# The kernel's network namespaces, live or still being freed (the active objects of their
+# slab cache), or nothing when /proc/slabinfo cannot be read. The count is approximate (the
+# allocator keeps some freed objects counted), so a drain ends when it stops falling.
 netns_live() { awk '$1 == "net_namespace" { print $2 }' /proc/slabinfo 2>/dev/null; }
-# The baseline: the count once it stops falling (a run just before this one may still be
-# freeing its namespaces).
-netns_base=$(netns_live)
-if [[ -n $netns_base ]]; then
-  for _ in $(seq $((DRAIN_MAX / 2))); do
-    sleep 2; now_=$(netns_live)
-    ((netns_base - now_ <= 16)) && { netns_base=$now_; break; }
-    netns_base=$now_
-  done
-fi
 drained_s=0 run_load=NA
-drain() {  # until the namespaces of earlier runs are freed, at most DRAIN_MAX s
-  local t0=$EPOCHREALTIME now
+drain() {  # until the count has not fallen for 3 s, at most DRAIN_MAX s
+  local t0=$EPOCHREALTIME low now still=0
   drained_s=0
-  [[ -n $netns_base ]] || return
-  while now=$(netns_live) && ((now > netns_base + 16)); do
+  low=$(netns_live)
+  [[ -n $low ]] || return
+  while ((still < 3)); do
     awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$DRAIN_MAX" 'BEGIN { exit !(b - a < m) }' || {
-      log "# drain: $now namespaces still live after ${DRAIN_MAX} s (baseline $netns_base)"; break; }
+      log "# drain: namespaces still being freed after ${DRAIN_MAX} s ($low live)"; break; }
     sleep 1
+    now=$(netns_live)
+    if ((now < low - 2)); then low=$now still=0; else still=$((still + 1)); fi
   done
   drained_s=$(elapsed "$t0" "$EPOCHREALTIME")
 }
