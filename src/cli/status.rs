@@ -201,13 +201,10 @@ fn memory(n: &NodeStatus) -> String {
 /// nearest one.
 pub(crate) fn only_node(mut s: Status, node: &str) -> Result<Status, LabError> {
     if !s.nodes.iter().any(|n| n.name == node) {
-        let names: Vec<&str> = s.nodes.iter().map(|n| n.name.as_str()).collect();
-        let mut msg = format!("lab {} has no node {node}", s.lab);
-        if let Some(near) = crate::spec::did_you_mean(node, names.iter().copied()) {
-            msg.push_str(&format!("; did you mean {near}?"));
-        }
-        msg.push_str(&format!(" (nodes: {})", names.join(", ")));
-        return Err(LabError::Usage(msg));
+        let names = s.nodes.iter().map(|n| n.name.as_str());
+        return Err(LabError::Usage(crate::lab::no_such_node(
+            &s.lab, node, names,
+        )));
     }
     s.nodes.retain(|n| n.name == node);
     s.host_interfaces.retain(|h| {

@@ -620,21 +620,64 @@ fn exec_command(
     })
 }
 
+/// How many node names an error about a missing node lists.
+const NAMES_LISTED: usize = 12;
+
+/// `lab LAB has no node NODE; did you mean N? (nodes: a, b, …)`: the nearest name, and the
+/// first names in natural order (all of them in a small lab, a count in a large one).
+pub(crate) fn no_such_node<'a>(
+    lab: &str,
+    node: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_by(|a, b| crate::plan::names::natural_cmp(a, b));
+    let mut msg = format!("lab {lab} has no node {node}");
+    if let Some(near) = crate::spec::did_you_mean(node, names.iter().copied()) {
+        msg.push_str(&format!("; did you mean {near}?"));
+    }
+    if names.len() > NAMES_LISTED {
+        msg.push_str(&format!(
+            " (nodes: {}, … {} in all)",
+            names[..NAMES_LISTED].join(", "),
+            names.len()
+        ));
+    } else {
+        msg.push_str(&format!(" (nodes: {})", names.join(", ")));
+    }
+    msg
+}
+
 /// The init and environment of a running node, from the lab's record.
 pub(crate) fn node_target(
     lab: &str,
     node: &str,
 ) -> Result<(ProcId, crate::node::NodeContext), LabError> {
     down::check_lab_name(lab)?;
+    // The node's own record when it has one (the lab's grows with the lab); a name that is
+    // no plain file name is never looked up as one.
+    let plain = !node.is_empty()
+        && !node.starts_with('-')
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if plain {
+        if let Some(rec) = crate::state::read_node_record(lab, node) {
+            if rec.init.alive() {
+                return Ok((rec.init, rec.ctx));
+            }
+        }
+    }
     let path = crate::state::root().join(lab).join("state.json");
     // Read without following a symbolic link: the record says how the node's processes are
     // confined.
     let state: State = crate::state::read_record(lab)
         .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up (no {})", path.display())))?;
     let rec = state.nodes.get(node).ok_or_else(|| {
-        LabError::Usage(format!(
-            "lab {lab} has no node {node}; nodes: {}",
-            state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+        LabError::Usage(no_such_node(
+            lab,
+            node,
+            state.nodes.keys().map(String::as_str),
         ))
     })?;
     if !rec.init.alive() {
@@ -672,6 +715,27 @@ pub(crate) fn only_lab(how: &str) -> Result<String, LabError> {
 #[cfg(test)]
 mod tests {
     use super::LabError;
+
+    #[test]
+    fn a_missing_node_is_named_with_the_nearest_and_a_short_list() {
+        let small = super::no_such_node("lab", "r4", ["r10", "r2", "r1"]);
+        assert_eq!(
+            small,
+            "lab lab has no node r4; did you mean r1? (nodes: r1, r2, r10)"
+        );
+        let many: Vec<String> = (0..5000).map(|i| format!("n{i}")).collect();
+        let big = super::no_such_node("big", "m17", many.iter().map(String::as_str));
+        assert!(
+            big.starts_with("lab big has no node m17; did you mean n17?"),
+            "{big}"
+        );
+        assert!(
+            big.ends_with(
+                "(nodes: n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, … 5000 in all)"
+            ),
+            "{big}"
+        );
+    }
 
     #[test]
     fn only_bad_input_exits_2() {

@@ -106,6 +106,9 @@ pub struct RunDir {
     pub path: PathBuf,
     dir: OwnedFd,
     _lock: Flock<File>,
+    /// The node records as `nodes/NODE.json` holds them, as far as this process knows: from
+    /// the record it loaded, then from each save. A save writes only those that differ.
+    written: std::sync::Mutex<BTreeMap<String, NodeRecord>>,
 }
 
 /// The run directory of every lab, opened and checked; created if `create`.
@@ -177,6 +180,7 @@ impl RunDir {
                     path,
                     dir,
                     _lock: lock,
+                    written: std::sync::Mutex::new(BTreeMap::new()),
                 });
             }
         }
@@ -258,10 +262,18 @@ impl RunDir {
     /// The recorded state; an unreadable or corrupt record counts as none (ownership is
     /// decided on the kernel objects, never from this file).
     pub fn load(&self) -> State {
-        read_state(self.dir.as_fd(), &self.path).unwrap_or_else(|| State {
+        let state = read_state(self.dir.as_fd(), &self.path).unwrap_or_else(|| State {
             lab: self.lab.clone(),
             ..State::default()
-        })
+        });
+        // What the node files hold, if they were written with this record (a node whose
+        // file is missing or differs is written again only when its record changes: a
+        // reader falls back to `state.json` for a node without a file, and checks the init
+        // of any record it reads).
+        if let Ok(mut w) = self.written.lock() {
+            *w = state.nodes.clone();
+        }
+        state
     }
 
     /// Saves the state atomically: write a new temporary file, rename it over the old one.
@@ -291,7 +303,69 @@ impl RunDir {
                 "rename to {}",
                 self.path.join("state.json").display()
             ))(e.into())
-        })
+        })?;
+        self.save_nodes(state)
+    }
+
+    /// Writes `nodes/NODE.json` for every node whose record changed (and removes those of
+    /// nodes no longer recorded): what `topo exec` and `topo test` read to enter one node,
+    /// without reading the whole lab's record, which grows with the lab.
+    fn save_nodes(&self, state: &State) -> Result<(), StateError> {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed: Vec<(&String, &NodeRecord)> = state
+            .nodes
+            .iter()
+            .filter(|(name, rec)| written.get(*name) != Some(*rec))
+            .collect();
+        let gone: Vec<String> = written
+            .keys()
+            .filter(|name| !state.nodes.contains_key(*name))
+            .cloned()
+            .collect();
+        if changed.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.join(NODES_DIR);
+        let dir =
+            safe::open_subdir(self.dir.as_fd(), NODES_DIR, &path, true)?.ok_or_else(|| {
+                io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(
+                    libc::ENOENT,
+                ))
+            })?;
+        for (name, rec) in changed {
+            let json = serde_json::to_vec(rec)
+                .map_err(|e| io("encode a node's record")(std::io::Error::other(e)))?;
+            let tmp_name = format!("{name}.tmp");
+            let tmp = path.join(&tmp_name);
+            let mut f = safe::create_new(dir.as_fd(), &tmp_name, &tmp, 0o644)?;
+            f.write_all(&json)
+                .map_err(io(format!("write {}", tmp.display())))?;
+            drop(f);
+            let file = format!("{name}.json");
+            nix::fcntl::renameat(dir.as_fd(), tmp_name.as_str(), dir.as_fd(), file.as_str())
+                .map_err(|e| io(format!("rename to {}", path.join(&file).display()))(e.into()))?;
+            written.insert(name.clone(), rec.clone());
+        }
+        for name in gone {
+            let file = format!("{name}.json");
+            match nix::unistd::unlinkat(
+                dir.as_fd(),
+                file.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            ) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(io(format!("remove {}", path.join(&file).display()))(
+                        e.into(),
+                    ))
+                }
+            }
+            written.remove(&name);
+        }
+        Ok(())
     }
 
     /// Rewrites the hosts file in place when its content changed. In place, not by rename:
@@ -346,6 +420,25 @@ pub fn read_record(lab: &str) -> Option<State> {
     let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false).ok()??;
     read_state(dir.as_fd(), &path)
 }
+
+/// The record of one node of a lab, from `nodes/NODE.json`, read without the lab's lock and
+/// through the same checks as [`read_record`]; `None` when there is none (a node without a
+/// file, or a lab recorded before node files existed: read the lab's record then).
+pub fn read_node_record(lab: &str, node: &str) -> Option<NodeRecord> {
+    let root_fd = open_root(false).ok()??;
+    let path = root().join(lab);
+    let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false).ok()??;
+    let nodes = path.join(NODES_DIR);
+    let dir = safe::open_subdir(dir.as_fd(), NODES_DIR, &nodes, false).ok()??;
+    let file = format!("{node}.json");
+    let f = safe::open_file(dir.as_fd(), &file, &nodes.join(&file), OFlag::O_RDONLY, 0).ok()?;
+    let mut b = Vec::new();
+    f.take(16 << 20).read_to_end(&mut b).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// The directory of a lab's run directory that holds one record per node.
+const NODES_DIR: &str = "nodes";
 
 /// Whether the lab has a record (a `state.json` that is a regular file, not a link).
 pub fn has_record(lab: &str) -> bool {
