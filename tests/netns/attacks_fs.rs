@@ -343,3 +343,64 @@ print("mount_setattr", ctypes.get_errno() if r < 0 else 0)
         "original\n"
     );
 }
+
+/// Node root tries to rewrite the records `topo exec` reads to confine what it starts in the
+/// node (`nodes/NODE.json`, `state.json`): truncating, replacing by rename, planting a link
+/// or a new file. Every attempt fails, the records are unchanged, and the next `topo exec`
+/// still runs under the node's seccomp filter and without capabilities outside its set.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn node_root_cannot_rewrite_the_records_that_confine_exec() {
+    let lab = TestLab::new("tf-rec", "name: tf-rec\nnodes:\n  a: {}\n");
+    lab.up();
+    let nodes = Path::new("/run/topo/tf-rec/nodes");
+    let record = nodes.join("a.json");
+    let before = std::fs::read(&record).expect("the node's own record exists after up");
+    let state_before = std::fs::read("/run/topo/tf-rec/state.json").expect("state");
+    let attacks = [
+        format!(": > {}", record.display()),
+        format!("echo '{{}}' > {}", record.display()),
+        format!(
+            "echo '{{}}' > /tmp/x.json && mv /tmp/x.json {}",
+            record.display()
+        ),
+        format!("ln -s /tmp/x.json {}/b.json", nodes.display()),
+        format!("touch {}/b.json", nodes.display()),
+        format!("rm {}", record.display()),
+        // The records are not even in view: the node's `/run` is its own.
+        "test -e /run/topo/tf-rec".to_string(),
+        ": > /run/topo/tf-rec/state.json".to_string(),
+    ];
+    for attack in &attacks {
+        let o = lab.exec("a", &["/bin/sh", "-c", attack]);
+        assert!(
+            !o.status.success(),
+            "`{attack}` must fail in the node: {}",
+            text(&o)
+        );
+    }
+    assert_eq!(
+        std::fs::read(&record).expect("record"),
+        before,
+        "the node's record is unchanged"
+    );
+    assert!(!nodes.join("b.json").exists(), "nothing was planted");
+    assert_eq!(
+        std::fs::read("/run/topo/tf-rec/state.json").expect("state"),
+        state_before
+    );
+    let o = lab.exec(
+        "a",
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -E '^(Seccomp|CapEff):' /proc/self/status",
+        ],
+    );
+    let out = stdout(&o);
+    assert!(out.contains("Seccomp:\t2"), "still filtered: {out}");
+    assert!(
+        !out.contains("CapEff:\t000001ffffffffff"),
+        "not every capability: {out}"
+    );
+}
