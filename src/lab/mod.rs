@@ -567,6 +567,18 @@ pub(crate) fn exec_here(
     if !crate::node::enter::single_threaded() {
         return Err(exec_replacing(lab, node, argv, tty, env));
     }
+    let (target, ctx) = exec_target(lab, node, tty, env)?;
+    Ok(crate::node::enter::run_here(target, &ctx, tty, argv))
+}
+
+/// The node's init and the context a command run by `topo exec` gets: the node's, then
+/// `env`, then (on a terminal) the caller's `TERM`.
+fn exec_target(
+    lab: &str,
+    node: &str,
+    tty: bool,
+    env: &[(String, String)],
+) -> Result<(ProcId, crate::node::NodeContext), LabError> {
     let (target, mut ctx) = node_target(lab, node)?;
     ctx.env.extend(env.iter().cloned());
     if tty {
@@ -574,7 +586,7 @@ pub(crate) fn exec_here(
             ctx.env.push(("TERM".into(), term));
         }
     }
-    Ok(crate::node::enter::run_here(target, &ctx, tty, argv))
+    Ok((target, ctx))
 }
 
 /// Replaces this process with the helper that runs `argv` inside a node, keeping its PID:
@@ -608,12 +620,8 @@ fn exec_command(
     tty: bool,
     env: &[(String, String)],
 ) -> Result<std::process::Command, LabError> {
-    let (target, mut ctx) = node_target(lab, node)?;
-    ctx.env.extend(env.iter().cloned());
+    let (target, ctx) = exec_target(lab, node, tty, env)?;
     Ok(if tty {
-        if let Ok(term) = std::env::var("TERM") {
-            ctx.env.push(("TERM".into(), term));
-        }
         crate::node::spawn::enter_tty_command(target, &ctx, argv)?
     } else {
         crate::node::spawn::enter_command(target, &ctx, false, argv)?
