@@ -15,6 +15,7 @@ pub mod observe;
 pub mod qdisc;
 pub mod route;
 pub mod sysctl;
+pub mod vxlan;
 
 use std::io;
 
