@@ -12,6 +12,7 @@ pub mod dump;
 pub mod link;
 pub mod netns;
 pub mod observe;
+pub mod probe;
 pub mod qdisc;
 pub mod route;
 pub mod sysctl;
