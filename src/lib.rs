@@ -19,3 +19,8 @@ pub mod spec;
 pub(crate) mod state;
 
 pub use lab::{Lab, LabError, LabGuard};
+
+/// The kernel primitives of labs that span hosts (VXLAN tunnels, probes of a link's far end),
+/// reachable from the kernel tests in `tests/netns`.
+#[doc(hidden)]
+pub use net::{probe, vxlan, NetError};

@@ -33,3 +33,4 @@ mod services;
 mod status;
 mod stress;
 mod testrun;
+mod vxlan;
