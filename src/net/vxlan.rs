@@ -54,11 +54,12 @@ pub struct Vxlan {
     pub learning: bool,
 }
 
-/// Creates a VXLAN device named `name`, down, with its MTU, MAC and device group, in one
-/// `RTM_NEWLINK` request sent on `handle`: the device's UDP socket belongs to `handle`'s
-/// namespace (see the module's documentation), the device to `netns` (or, `None`, to
-/// `handle`'s namespace too). Like `ip link add NAME netns NS mtu M address MAC group G type
-/// vxlan id VNI dstport PORT local L [remote R] [no]learning`.
+/// Creates a VXLAN device named `name`, down, with its MTU, MAC, device group and interface
+/// index (0: the kernel picks one), in one `RTM_NEWLINK` request sent on `handle`: the
+/// device's UDP socket belongs to `handle`'s namespace (see the module's documentation), the
+/// device to `netns` (or, `None`, to `handle`'s namespace too). Like `ip link add NAME netns
+/// NS index I mtu M address MAC group G type vxlan id VNI dstport PORT local L [remote R]
+/// [no]learning`.
 ///
 /// No alias is set here: the kernel ignores `IFLA_IFALIAS` in a request that creates a link;
 /// it is set afterwards with [`link::set`] on a socket of the device's namespace, as for a
@@ -71,15 +72,17 @@ pub struct Vxlan {
 /// namespace with the same port and family. If another program holds the port there,
 /// bringing the device up fails with `EADDRINUSE`.
 ///
-/// When the kernel answers `EEXIST`, the error says why: an interface named `name` in the
-/// target namespace (or, on kernels before 6.14, which look the name up in the namespace of
-/// the socket, in `handle`'s namespace), or another VXLAN device made from `handle`'s
-/// namespace with the same VNI and port.
+/// The kernel looks the new device's index (if given), else its name, up in the target
+/// namespace; kernels before 6.14 look it up in `handle`'s namespace, where an interface of
+/// the host with that name or index makes the request fail. When the kernel answers
+/// `EEXIST`, the error says which: the name or index taken in either namespace, or another
+/// VXLAN device made from `handle`'s namespace with the same VNI and port.
 #[allow(clippy::too_many_arguments)]
 pub async fn add(
     handle: &Handle,
     netns: Option<BorrowedFd<'_>>,
     name: &str,
+    index: u32,
     vx: &Vxlan,
     mtu: u32,
     mac: [u8; 6],
@@ -108,6 +111,9 @@ pub async fn add(
     if let Some(fd) = netns {
         m = m.setns_by_fd(fd.as_raw_fd());
     }
+    if index != 0 {
+        m = m.index(index);
+    }
     match handle.link().add(m.build()).execute().await {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -118,7 +124,7 @@ pub async fn add(
             Err(NetError::Netlink {
                 what,
                 errno: Some(libc::EEXIST),
-                message: why_exists(handle, netns, name, vx).await,
+                message: why_exists(handle, netns, name, index, vx).await,
             })
         }
     }
@@ -129,22 +135,31 @@ async fn why_exists(
     handle: &Handle,
     netns: Option<BorrowedFd<'_>>,
     name: &str,
+    index: u32,
     vx: &Vxlan,
 ) -> String {
-    let in_handle_ns = match link::dump(handle).await {
-        Ok(links) => links.iter().any(|l| link::name_of(l) == Some(name)),
-        Err(_) => false,
+    let here: Vec<(String, u32)> = match link::dump(handle).await {
+        Ok(links) => links.iter().filter_map(name_and_index).collect(),
+        Err(_) => Vec::new(),
     };
-    let in_target = match netns {
-        None => in_handle_ns,
-        Some(fd) => has_interface_in(fd, name).unwrap_or(false),
+    let target = match netns {
+        None => here.clone(),
+        Some(fd) => interfaces_in(fd).unwrap_or_default(),
     };
-    if in_target {
+    let has_name = |ifaces: &[(String, u32)]| ifaces.iter().any(|(n, _)| n == name);
+    if has_name(&target) {
         format!("the target namespace already has an interface named {name}")
-    } else if in_handle_ns {
+    } else if index != 0 && target.iter().any(|(_, i)| *i == index) {
+        format!("the target namespace already has an interface with index {index}")
+    } else if has_name(&here) {
         format!(
             "the namespace the request was sent from has an interface named {name} (kernels \
              before 6.14 look the new name up there)"
+        )
+    } else if index != 0 && here.iter().any(|(_, i)| *i == index) {
+        format!(
+            "the namespace the request was sent from has an interface with index {index} \
+             (kernels before 6.14 look the index up there)"
         )
     } else {
         format!(
@@ -155,15 +170,19 @@ async fn why_exists(
     }
 }
 
-/// Whether the namespace open as `netns` has an interface `name`, asked on a thread that
+fn name_and_index(msg: &LinkMessage) -> Option<(String, u32)> {
+    link::name_of(msg).map(|n| (n.to_string(), msg.header.index))
+}
+
+/// The interfaces (name, index) of the namespace open as `netns`, asked on a thread that
 /// enters it (`setns` is per thread).
-fn has_interface_in(netns: BorrowedFd<'_>, name: &str) -> Option<bool> {
+fn interfaces_in(netns: BorrowedFd<'_>) -> Option<Vec<(String, u32)>> {
     std::thread::scope(|s| {
         s.spawn(|| {
             nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
             // The thread ends here, so it need not return to its own namespace.
             let links = dump::Requester::open_here().ok()?.links().ok()?;
-            Some(links.iter().any(|l| link::name_of(l) == Some(name)))
+            Some(links.iter().filter_map(name_and_index).collect())
         })
         .join()
         .ok()

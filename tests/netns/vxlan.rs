@@ -203,6 +203,7 @@ fn tunnel(rt: &tokio::runtime::Runtime, ns: &Namespaces) {
             &handle,
             Some(file.as_fd()),
             "eth1",
+            0,
             &p2p(local, remote),
             1450,
             mac(i as u8 + 1),
@@ -306,6 +307,7 @@ fn vxlan_end_is_made_in_the_node_with_its_socket_in_the_underlay() {
             &handle_u1,
             Some(n2_file.as_fd()),
             "eth2",
+            0,
             &p2p(U1, "198.51.100.3"),
             1450,
             mac(3),
@@ -328,6 +330,7 @@ fn vxlan_end_is_made_in_the_node_with_its_socket_in_the_underlay() {
         &handle_u1,
         Some(n2_file.as_fd()),
         "eth2",
+        0,
         &other_port,
         1450,
         mac(3),
@@ -347,6 +350,7 @@ fn vxlan_end_is_made_in_the_node_with_its_socket_in_the_underlay() {
             &handle_u1,
             Some(n1_file.as_fd()),
             "eth1",
+            0,
             &other_vni,
             1450,
             mac(4),
@@ -364,6 +368,7 @@ fn vxlan_end_is_made_in_the_node_with_its_socket_in_the_underlay() {
         &handle_u1,
         Some(n1_file.as_fd()),
         "ul",
+        0,
         &other_vni,
         1450,
         mac(5),
@@ -371,12 +376,57 @@ fn vxlan_end_is_made_in_the_node_with_its_socket_in_the_underlay() {
     ))
     .expect("a name the underlay namespace has");
     assert!(link_names(&n1).contains(&"ul".to_string()));
+    // Nor do its indexes; an index the target has is refused, and said so.
+    ip(
+        &u1,
+        &["link", "add", "x40", "index", "40", "type", "bridge"],
+    );
+    let with_vni = |vni| Vxlan { vni, ..p2p(U1, U2) };
+    rt.block_on(vxlan::add(
+        &handle_u1,
+        Some(n1_file.as_fd()),
+        "eth4",
+        40,
+        &with_vni(1003),
+        1450,
+        mac(6),
+        7,
+    ))
+    .expect("an index the underlay namespace has");
+    let index_of = |dev: &str| {
+        ifindexes(&n1)
+            .into_iter()
+            .find(|(n, _)| n == dev)
+            .map(|(_, i)| i)
+    };
+    assert_eq!(index_of("eth4"), Some(40), "{:?}", ifindexes(&n1));
+    let err = rt
+        .block_on(vxlan::add(
+            &handle_u1,
+            Some(n1_file.as_fd()),
+            "eth5",
+            40,
+            &with_vni(1004),
+            1450,
+            mac(7),
+            7,
+        ))
+        .expect_err("index taken");
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the target namespace already has an interface with index 40"),
+        "{err}"
+    );
 
     // The devices belong to the underlay namespace too: it takes them with it when it goes.
     drop(handle_u1);
     run(&["ip", "netns", "del", &u1]);
     let gone = eventually(5, || {
-        (!link_names(&n1).iter().any(|n| n == "eth1" || n == "ul")).then_some(())
+        (!link_names(&n1)
+            .iter()
+            .any(|n| ["eth1", "ul", "eth4"].contains(&n.as_str())))
+        .then_some(())
     });
     assert!(gone.is_some(), "n1 still has {:?}", link_names(&n1));
 }
@@ -400,6 +450,7 @@ fn vxlan_runs_over_an_ipv6_underlay_too() {
             &handle,
             Some(file.as_fd()),
             "eth1",
+            0,
             &vx,
             1430,
             mac(i as u8 + 1),
@@ -495,6 +546,7 @@ fn bridged_vxlan_floods_to_its_peers_and_lists_them() {
             &handle_u,
             Some(file.as_fd()),
             "vx-lan",
+            0,
             &port,
             1450,
             mac(10 + i as u8),
