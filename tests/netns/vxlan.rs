@@ -672,10 +672,7 @@ fn probe_answers_across_a_live_tunnel_and_not_once_the_far_end_is_gone() {
         ],
         "{results:?}"
     );
-    assert!(
-        took >= t && took < t + Duration::from_millis(500),
-        "{took:?}"
-    );
+    assert!(took >= t && took < t + Duration::from_secs(1), "{took:?}");
     // The ARP probe came from 0.0.0.0: the far end learned no neighbour from it.
     let neigh = ip_json(
         Some(&n2),
@@ -713,7 +710,7 @@ fn probe_answers_across_a_live_tunnel_and_not_once_the_far_end_is_gone() {
     let start = Instant::now();
     assert!(probe::probe(&f1, "eth1", addr("192.0.2.2"), t).expect("probe"));
     assert!(
-        start.elapsed() < Duration::from_millis(500),
+        start.elapsed() < Duration::from_secs(1),
         "{:?}",
         start.elapsed()
     );
@@ -729,7 +726,7 @@ fn probe_answers_across_a_live_tunnel_and_not_once_the_far_end_is_gone() {
             "{target} answered after its interface was deleted"
         );
         assert!(
-            took >= t && took < t + Duration::from_millis(500),
+            took >= t && took < t + Duration::from_secs(1),
             "{target}: {took:?}"
         );
     }
