@@ -125,7 +125,7 @@ PAIR_OPTS=(--cpus 1 --timeout 600 --modules vxlan --add /usr/sbin/bridge
 # ephemeral range (32768-60999 by default), used by no socket now.
 free_port() {
     local -A used=()
-    local line local_addr p i
+    local local_addr p i
     while read -r _ local_addr _; do
         [[ $local_addr == *:* ]] || continue
         used[$((16#${local_addr##*:}))]=1

@@ -15,6 +15,7 @@
 # vm-pair
 # vm-manual
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../pair.sh
 . /vmtest/pair.sh
 
 LAB=mvmwan
@@ -74,8 +75,7 @@ EOF
 # reach NS ADDR: the first answer may take a while (ARP over the tunnel, IPv6 DAD, the other
 # VM still coming up); then three pings.
 reach() {
-    local i
-    for i in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && break
     done
     ip netns exec "$1" ping -c 3 -i 0.2 -W 2 "$2" || fail "$1 cannot reach $2"
@@ -87,7 +87,7 @@ min_rtt() {
         sed -n 's|.*min/avg/max/mdev = \([0-9.]*\)/.*|\1|p'
 }
 
-namespaces() { ip netns list | awk '{print $1}' | grep -E "^$LAB[-.]" | sort || true; }
+namespaces() { ip netns list | awk '{print $1}' | grep -E "^${LAB}[-.]" | sort || true; }
 
 # After down: no namespace, run directory or VXLAN of the lab left on this host.
 nothing_left() {

@@ -5,6 +5,7 @@
 # iproute2 (VNI 42, UDP port 14789) carries IPv4 and IPv6 pings between the VMs.
 # vm-pair
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../pair.sh
 . /vmtest/pair.sh
 
 step() { printf '\n== %s: %s\n' "$VMTEST_ROLE" "$*"; }
@@ -43,5 +44,5 @@ ping -6 -c 3 -i 0.2 -W 2 "2001:db8:42::$m" || fail "no IPv6 answer through the V
 rx=$(cat /sys/class/net/vx42/statistics/rx_packets)
 ((rx >= 6)) || fail "vx42 received $rx packets; the pings did not come through it"
 # Neither VM powers off while the other still pings it.
-vm_barrier done
+vm_barrier end
 echo "PAIR-SMOKE OK"
