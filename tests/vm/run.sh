@@ -14,6 +14,11 @@
 # Inside the VM every case has: /usr/local/bin/topo, iproute2's ip and tc (with tc's
 # distribution tables), bash, iputils ping and busybox. A case may ask for more with one
 # header line of run-in-vm.sh options, e.g.  # vm-options: --modules vxlan --timeout 300
+#
+# Two more header lines: `# vm-pair` runs the case on two VMs at once, a and b, joined by a
+# virtual network (a QEMU socket netdev on a free 127.0.0.1 TCP port, nothing else of the
+# host); it passes when both exit 0, and logs to CASE-a.log and CASE-b.log. `# vm-manual`
+# keeps a case out of the default set: it runs only when named. See tests/vm/README.md.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -24,7 +29,8 @@ usage() {
     cat <<EOF
 usage: $PROG [-v] [CASE...]
 
-Build topo and run each VM test case (default: every tests/vm/cases/*.sh) in its own VM.
+Build topo and run each VM test case (default: every tests/vm/cases/*.sh without a
+"# vm-manual" line) in its own VM, or its own two VMs ("# vm-pair").
 CASE is a path or a case name (smoke = tests/vm/cases/smoke.sh).
 
   -v, --verbose   also stream each VM's console while it runs
@@ -60,8 +66,16 @@ resolve_case() {
 if ((${#CASES[@]})); then
     for i in "${!CASES[@]}"; do CASES[i]=$(resolve_case "${CASES[i]}"); done
 else
-    CASES=("$HERE"/cases/*.sh)
-    [[ -f ${CASES[0]} ]] || { echo "$PROG: no cases in $HERE/cases" >&2; exit 2; }
+    # Every case but those with a `# vm-manual` header line: they run only when named.
+    for c in "$HERE"/cases/*.sh; do
+        [[ -f $c ]] || continue
+        if grep -Eq '^# vm-manual([[:space:]]|$)' "$c"; then
+            echo "$PROG: $(basename "$c" .sh) is a manual case: not run unless named" >&2
+            continue
+        fi
+        CASES+=("$c")
+    done
+    ((${#CASES[@]})) || { echo "$PROG: no cases in $HERE/cases" >&2; exit 2; }
 fi
 
 # The host's iproute2, iputils ping and bash are copied into every VM; install them if
@@ -102,49 +116,163 @@ if [[ -d /usr/lib/x86_64-linux-gnu/tc ]]; then ADDS+=(--add /usr/lib/x86_64-linu
 
 now() { date +%s.%N; }
 
+# What a pair case gets on top: one CPU per VM (two emulated VMs share the host), a longer
+# timeout, vxlan, the bridge tool and the barrier helpers. The case's own header wins.
+PAIR_OPTS=(--cpus 1 --timeout 600 --modules vxlan --add /usr/sbin/bridge
+           --add "$HERE/pair.sh:/vmtest/pair.sh")
+
+# A free TCP port on 127.0.0.1 for the QEMU socket netdev of a pair: below the kernel's
+# ephemeral range (32768-60999 by default), used by no socket now.
+free_port() {
+    local -A used=()
+    local local_addr p i
+    while read -r _ local_addr _; do
+        [[ $local_addr == *:* ]] || continue
+        used[$((16#${local_addr##*:}))]=1
+    done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    for i in $(seq 1 200); do
+        p=$((20000 + RANDOM % 10000))
+        [[ -n ${used[$p]:-} ]] || { echo "$p"; return 0; }
+    done
+    echo "$PROG: no free TCP port found in 20000-29999" >&2
+    return 1
+}
+
+# run_one LOG OPTS... : one VM; sets rc.
+run_one() {
+    local log=$1; shift
+    rc=0
+    if ((VERBOSE)); then
+        "$HERE/run-in-vm.sh" --timeout 180 "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    else
+        "$HERE/run-in-vm.sh" --timeout 180 "$@" >"$log" 2>&1 || rc=$?
+    fi
+}
+
+PAIR_PIDS=()
+# shellcheck disable=SC2317  # trap handler
+stop_pair() {
+    local p
+    for p in "${PAIR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    echo "vm: interrupted"
+    exit "$1"
+}
+
+# start_vm NAME CASE ROLE OPTS... : one VM of a pair, in the background; sets pid.
+start_vm() {
+    local name=$1 case=$2 role=$3; shift 3
+    local log=$logs/$name-$role.log
+    if ((VERBOSE)); then
+        "$HERE/run-in-vm.sh" "${ADDS[@]}" "${PAIR_OPTS[@]}" "$@" -- "$case" \
+            > >(tee "$log" | sed -u "s/^/$name-$role| /") 2>&1 &
+    else
+        "$HERE/run-in-vm.sh" "${ADDS[@]}" "${PAIR_OPTS[@]}" "$@" -- "$case" >"$log" 2>&1 &
+    fi
+    pid=$!
+}
+
+# run_pair NAME CASE OPTS... : VMs a and b joined by a socket netdev on a free port, both
+# started at once (b's run-in-vm.sh waits for a's QEMU to listen). Sets rc_a and rc_b, rc
+# (0 only when both exited 0, else the status of the VM that failed) and stopped (a or b:
+# the VM stopped because the other failed; it would only wait at its next barrier until
+# its timeout). A failed VM's partner gets 10 s to finish on its own first.
+run_pair() {
+    local name=$1 case=$2; shift 2
+    local port pid pid_a pid_b
+    rc_a=125 rc_b=125 rc=125 stopped=""
+    port=$(free_port) || return 0
+    trap 'stop_pair 130' INT
+    trap 'stop_pair 143' TERM
+    start_vm "$name" "$case" a --net "listen:$port" --mac 52:54:00:00:51:01 --ip 198.51.100.1/24 \
+        --env VMTEST_ROLE=a --env VMTEST_ADDR=198.51.100.1 --env VMTEST_PEER=198.51.100.2 "$@"
+    pid_a=$pid
+    start_vm "$name" "$case" b --net "connect:$port" --mac 52:54:00:00:51:02 --ip 198.51.100.2/24 \
+        --env VMTEST_ROLE=b --env VMTEST_ADDR=198.51.100.2 --env VMTEST_PEER=198.51.100.1 "$@"
+    pid_b=$pid
+    PAIR_PIDS=("$pid_a" "$pid_b")
+    local first first_rc=0 other other_role i
+    wait -n -p first "$pid_a" "$pid_b" || first_rc=$?
+    if [[ $first == "$pid_a" ]]; then
+        rc_a=$first_rc other=$pid_b other_role=b
+    else
+        rc_b=$first_rc other=$pid_a other_role=a
+    fi
+    if ((first_rc != 0)); then
+        rc=$first_rc
+        for i in $(seq 1 50); do kill -0 "$other" 2>/dev/null || break; sleep 0.2; done
+        if kill -TERM "$other" 2>/dev/null; then stopped=$other_role; fi
+    fi
+    local orc=0
+    wait "$other" || orc=$?
+    if [[ $other_role == a ]]; then rc_a=$orc; else rc_b=$orc; fi
+    PAIR_PIDS=()
+    trap - INT TERM
+    if ((first_rc == 0)); then rc=$orc; fi
+}
+
+stalled() { grep -q -e 'soft lockup' -e 'kthread starved' "$@"; }
+
 passed=0 failed=0
 for case in "${CASES[@]}"; do
     name=$(basename "$case" .sh)
-    log=$logs/$name.log
     # One optional header line of extra run-in-vm.sh options; later options win.
     extra=$(sed -n 's/^# vm-options:[[:space:]]*//p' "$case" | head -n1)
     read -r -a extra_opts <<<"$extra"
+    pair=0
+    if grep -Eq '^# vm-pair([[:space:]]|$)' "$case"; then pair=1; fi
+    if ((pair)); then logfiles=("$logs/$name-a.log" "$logs/$name-b.log"); else logfiles=("$logs/$name.log"); fi
     start=$(now)
     for attempt in 1 2; do
-        rc=0
-        if ((VERBOSE)); then
-            "$HERE/run-in-vm.sh" --timeout 180 "${ADDS[@]}" "${extra_opts[@]}" -- "$case" 2>&1 \
-                | tee "$log" || rc=${PIPESTATUS[0]}
+        if ((pair)); then
+            run_pair "$name" "$case" "${extra_opts[@]}"
+            timed_out=0
+            if ((rc_a == 124 || rc_b == 124)); then timed_out=1; fi
         else
-            "$HERE/run-in-vm.sh" --timeout 180 "${ADDS[@]}" "${extra_opts[@]}" -- "$case" >"$log" 2>&1 \
-                || rc=$?
+            run_one "${logfiles[0]}" "${ADDS[@]}" "${extra_opts[@]}" -- "$case"
+            timed_out=$((rc == 124))
         fi
         # Without KVM the VM is emulated (TCG), and on a busy host its virtual CPUs have
         # stalled for minutes (the guest kernel reports soft lockups and a starved RCU thread;
         # once in seven runs of the netem case here). Such a run says nothing about the case:
-        # it is run once more. A case that times out without those reports fails at once.
-        if ((rc == 124 && attempt == 1)) && grep -q -e 'soft lockup' -e 'kthread starved' "$log"; then
+        # it is run once more (a pair: both VMs). A case that times out without those
+        # reports fails at once.
+        if ((timed_out && attempt == 1)) && stalled "${logfiles[@]}"; then
             echo "  $name: the emulated VM stalled (guest soft lockup); running the case again"
-            cp "$log" "$log.stalled"
+            for f in "${logfiles[@]}"; do cp "$f" "$f.stalled"; done
             continue
         fi
         break
     done
     secs=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-    if ((rc == 130 || rc == 143)); then
+    if ((!pair && (rc == 130 || rc == 143))); then
         echo "vm: $name interrupted"
         exit "$rc"
     fi
     # A case that finds the kernel lacking something says "skipping: ..." and passes.
-    skip=$(grep -m1 -o 'skipping: .*' "$log" || true)
+    skip=$(grep -h -m1 -o 'skipping: .*' "${logfiles[@]}" | head -n1 || true)
     if ((rc == 0)); then
         passed=$((passed + 1))
         [[ -z $skip ]] || echo "  $name: $skip"
         echo "vm: $name ok (${secs}s)"
     else
         failed=$((failed + 1))
-        if ((!VERBOSE)); then sed "s/^/  $name| /" "$log"; fi
-        echo "  $name: exit status $rc; log: $log"
+        if ((pair)); then
+            for role in a b; do
+                if ((!VERBOSE)); then sed "s/^/  $name-$role| /" "$logs/$name-$role.log"; fi
+            done
+            for role in a b; do
+                r=rc_$role
+                if [[ $role == "$stopped" ]]; then
+                    echo "  $name-$role: stopped after the other VM failed; log: $logs/$name-$role.log"
+                else
+                    echo "  $name-$role: exit status ${!r}; log: $logs/$name-$role.log"
+                fi
+            done
+        else
+            if ((!VERBOSE)); then sed "s/^/  $name| /" "${logfiles[0]}"; fi
+            echo "  $name: exit status $rc; log: ${logfiles[0]}"
+        fi
         echo "vm: $name FAILED (${secs}s)"
     fi
 done
