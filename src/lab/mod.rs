@@ -6,6 +6,7 @@ mod apply;
 pub mod dirs;
 mod down;
 mod drift;
+pub(crate) mod foreground;
 mod hosts;
 pub(crate) mod list;
 pub(crate) mod logs;
@@ -384,6 +385,10 @@ impl Lab {
             }
             return Err(err);
         }
+        if !plan.actions.is_empty() {
+            // Not ready while it changes: `topo wait` waits for the end of this `up`.
+            run.clear_ready()?;
+        }
         run.write_hosts(&hosts::render(&self.topology))?;
         let sysctl_keys = desired.sysctl_keys();
         let file = Some(self.file.clone());
@@ -393,6 +398,7 @@ impl Lab {
             && loaded.sysctl_keys == sysctl_keys
         {
             // Nothing to change, in the kernel or in the record.
+            run.mark_ready()?;
             return Ok(UpReport {
                 plan,
                 elapsed: started.elapsed(),
@@ -411,6 +417,7 @@ impl Lab {
             run.save(&state)?;
         }
         result?;
+        run.mark_ready()?;
         Ok(UpReport {
             plan,
             elapsed: started.elapsed(),
