@@ -92,7 +92,10 @@ pub(super) fn cmd_up_foreground(
     let outcome = rt.block_on(async {
         tokio::select! {
             biased;
-            sig = &mut stop => Err(sig),
+            sig = &mut stop => {
+                lab::stop_waiting();
+                Err(sig)
+            }
             r = lab.up_with_progress(Some(progress)) => Ok(r),
         }
     });
@@ -103,7 +106,8 @@ pub(super) fn cmd_up_foreground(
     drop(lab);
     let report = match outcome {
         Err(sig) => {
-            // Whatever the interrupted `up` still had under way ends with its runtime.
+            // What the interrupted `up` still had under way ends (at its next check) with
+            // its runtime, before `down` looks at the lab.
             drop(rt);
             note(&name, &format!("{sig} during up: taking the lab down"));
             return teardown(&name, ready_file, 0);

@@ -647,11 +647,14 @@ fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
         let stop = interrupted();
         tokio::select! {
             biased;
-            sig = stop => Err(LabError::Interrupted {
-                lab: name.clone(),
-                signal: sig,
-                file: again.clone(),
-            }),
+            sig = stop => {
+                lab::stop_waiting();
+                Err(LabError::Interrupted {
+                    lab: name.clone(),
+                    signal: sig,
+                    file: again.clone(),
+                })
+            }
             r = lab.up_with_progress(Some(show)) => r,
         }
     });

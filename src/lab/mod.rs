@@ -439,6 +439,22 @@ impl Lab {
     }
 }
 
+/// Set when `topo` is asked to stop (SIGTERM, SIGINT) during an `up`: the blocking steps of
+/// that `up` still under way (waits for services, the next `exec:` line or service of a node)
+/// end at their next check, instead of running to their timeouts while the process waits
+/// for them to end.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the steps of an `up` under way to end at their next check (see [`STOPPING`]).
+pub(crate) fn stop_waiting() {
+    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `topo` is stopping (see [`STOPPING`]).
+pub(crate) fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A digest of what a node's processes are started with (binds, rootfs, environment and
 /// security): when it changes, the node is restarted.
 pub(crate) fn node_digest(n: &crate::spec::Node) -> String {
