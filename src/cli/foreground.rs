@@ -51,7 +51,8 @@ enum Stop {
     Watch(Ended),
 }
 
-type Interrupted = Pin<Box<dyn std::future::Future<Output = &'static str> + Send>>;
+/// The first SIGTERM or SIGINT, from handlers installed when it is made.
+type StopSignal = Pin<Box<dyn std::future::Future<Output = &'static str> + Send>>;
 
 /// `topo up [FILE|-] [--name NAME] --foreground [--ready-file PATH]`
 pub(super) fn cmd_up_foreground(
@@ -72,7 +73,7 @@ pub(super) fn cmd_up_foreground(
     let rt = super::runtime()?;
     // Installed before anything else: from here on, SIGTERM and SIGINT never kill the process
     // half-way; they take the lab down.
-    let mut stop: Interrupted = {
+    let mut stop: StopSignal = {
         let _in = rt.enter();
         Box::pin(super::interrupted())
     };
