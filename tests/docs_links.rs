@@ -12,6 +12,7 @@ use regex::Regex;
 /// The top-level directories a backticked path may start with to count as a repository path.
 const ROOTS: &[&str] = &[
     "bench/",
+    "deploy/",
     "docs/",
     "examples/",
     "fuzz/",

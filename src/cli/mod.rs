@@ -25,6 +25,7 @@ macro_rules! errln {
 
 mod capture;
 mod exec;
+mod foreground;
 mod graph;
 mod import;
 mod ls;
@@ -90,7 +91,11 @@ enum Command {
         /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
+        #[command(flatten)]
+        hold: foreground::ForegroundArgs,
     },
+    /// Wait until a lab is up and ready (its last `up` succeeded); exit 3 if --timeout ends first
+    Wait(foreground::WaitArgs),
     /// Remove everything of a lab, and nothing else
     Down {
         /// The lab's topology file, as -f FILE (its `name:` says which lab)
@@ -455,6 +460,7 @@ fn run(command: Command) -> Result<i32, LabError> {
         Command::Test(_) => require_root("test")?,
         Command::Capture(_) => require_root("capture")?,
         Command::Validate { .. }
+        | Command::Wait(_)
         | Command::Logs { .. }
         | Command::Graph { .. }
         | Command::Schema
@@ -466,7 +472,13 @@ fn run(command: Command) -> Result<i32, LabError> {
     match command {
         Command::Validate { input } => cmd_validate(&input),
         Command::Plan { input, output } => cmd_plan(&input, output),
-        Command::Up { input, output } => cmd_up(&input, output),
+        Command::Up {
+            input,
+            output,
+            hold,
+        } if hold.foreground => foreground::cmd_up_foreground(&input, output, &hold),
+        Command::Up { input, output, .. } => cmd_up(&input, output),
+        Command::Wait(args) => foreground::cmd_wait(args),
         Command::Down {
             path,
             mut lab,
@@ -628,26 +640,21 @@ fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
     let lab = input.load_prescanned(&rt)?;
     let name = lab.name().to_string();
     let again = up_again(&lab);
-    let bar = progress_bar();
-    let ticker = bar.clone();
-    let show = std::sync::Arc::new(move |phase: &str, done: usize, total: usize| {
-        if let Some(b) = &ticker {
-            b.set_length(total as u64);
-            b.set_position(done as u64);
-            b.set_message(phase.to_string());
-        }
-    });
+    let (bar, show) = up_progress();
     let report = rt.block_on(async {
         // The handlers are installed before `up` starts, so a signal can never find
         // them missing and kill the process mid-step.
         let stop = interrupted();
         tokio::select! {
             biased;
-            sig = stop => Err(LabError::Interrupted {
-                lab: name.clone(),
-                signal: sig,
-                file: again.clone(),
-            }),
+            sig = stop => {
+                lab::stop_waiting();
+                Err(LabError::Interrupted {
+                    lab: name.clone(),
+                    signal: sig,
+                    file: again.clone(),
+                })
+            }
             r = lab.up_with_progress(Some(show)) => r,
         }
     });
@@ -659,12 +666,35 @@ fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
     // applying, and letting go of the lab and the runtime.
     drop(lab);
     drop(rt);
-    let seconds = started.elapsed().as_secs_f64();
+    print_up(output, &name, &report.plan, started.elapsed());
+    Ok(0)
+}
+
+/// The progress bar of `up` (on a terminal only) and what moves it.
+fn up_progress() -> (
+    Option<indicatif::ProgressBar>,
+    std::sync::Arc<lab::Progress>,
+) {
+    let bar = progress_bar();
+    let ticker = bar.clone();
+    let show = std::sync::Arc::new(move |phase: &str, done: usize, total: usize| {
+        if let Some(b) = &ticker {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            b.set_message(phase.to_string());
+        }
+    });
+    (bar, show)
+}
+
+/// What `up` prints when it succeeded: the plan it applied and a summary with the time taken.
+fn print_up(output: Output, name: &str, plan: &crate::plan::Plan, took: std::time::Duration) {
+    let seconds = took.as_secs_f64();
     match output {
-        Output::Json => print_json(&report.plan),
+        Output::Json => print_json(plan),
         Output::Text => {
-            print_applied(&report.plan);
-            let n = report.plan.visible().count();
+            print_applied(plan);
+            let n = plan.visible().count();
             if n == 0 {
                 outln!("lab {name}: up to date, no changes ({seconds:.2}s)");
             } else {
@@ -672,7 +702,6 @@ fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
             }
         }
     }
-    Ok(0)
 }
 
 /// `topo down [FILE | -f FILE [--name NAME] | --lab NAME] [--missing-ok] [--discard-logs]`
@@ -681,6 +710,17 @@ fn cmd_down(lab: LabArgs, missing_ok: bool, discard_logs: bool) -> Result<i32, L
     let had_run_dir = crate::state::labs().contains(&name);
     let options = lab::DownOptions { discard_logs };
     let report = runtime()?.block_on(lab::down_with(&name, options))?;
+    print_down(&name, had_run_dir, missing_ok, &report)
+}
+
+/// What `down` prints: notes and warnings on standard error, the summary on standard output.
+/// A lab that was not up is an error unless `missing_ok`.
+fn print_down(
+    name: &str,
+    had_run_dir: bool,
+    missing_ok: bool,
+    report: &lab::DownReport,
+) -> Result<i32, LabError> {
     for f in &report.foreign {
         errln!("topo: note: left {f} alone: it has the lab's prefix but is not this lab's");
     }

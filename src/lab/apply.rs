@@ -1060,6 +1060,9 @@ fn run_commands(
     use std::io::Write;
     let mut done = Vec::new();
     for command in commands {
+        if super::stopping() {
+            return (done, Err(LabError::Internal("topo is stopping".into())));
+        }
         let mut l = match log.file() {
             Ok(l) => l,
             Err(e) => return (done, Err(e.into())),

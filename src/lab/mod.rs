@@ -6,6 +6,7 @@ mod apply;
 pub mod dirs;
 mod down;
 mod drift;
+pub(crate) mod foreground;
 mod hosts;
 pub(crate) mod list;
 pub(crate) mod logs;
@@ -384,6 +385,10 @@ impl Lab {
             }
             return Err(err);
         }
+        if !plan.actions.is_empty() {
+            // Not ready while it changes: `topo wait` waits for the end of this `up`.
+            run.clear_ready()?;
+        }
         run.write_hosts(&hosts::render(&self.topology))?;
         let sysctl_keys = desired.sysctl_keys();
         let file = Some(self.file.clone());
@@ -393,6 +398,7 @@ impl Lab {
             && loaded.sysctl_keys == sysctl_keys
         {
             // Nothing to change, in the kernel or in the record.
+            run.mark_ready()?;
             return Ok(UpReport {
                 plan,
                 elapsed: started.elapsed(),
@@ -411,6 +417,7 @@ impl Lab {
             run.save(&state)?;
         }
         result?;
+        run.mark_ready()?;
         Ok(UpReport {
             plan,
             elapsed: started.elapsed(),
@@ -430,6 +437,22 @@ impl Lab {
     pub fn exec(&self, node: &str, argv: &[String]) -> Result<i32, LabError> {
         exec(self.name(), node, argv, false)
     }
+}
+
+/// Set when `topo` is asked to stop (SIGTERM, SIGINT) during an `up`: the blocking steps of
+/// that `up` still under way (waits for services, the next `exec:` line or service of a node)
+/// end at their next check, instead of running to their timeouts while the process waits
+/// for them to end.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the steps of an `up` under way to end at their next check (see [`STOPPING`]).
+pub(crate) fn stop_waiting() {
+    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `topo` is stopping (see [`STOPPING`]).
+pub(crate) fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A digest of what a node's processes are started with (binds, rootfs, environment and

@@ -82,6 +82,15 @@ pub(super) fn start_node(
 ) -> (Vec<Started>, Option<Failed>) {
     let mut started = Vec::new();
     for (name, spec) in &job.services {
+        if super::stopping() {
+            return (
+                started,
+                Some(Failed {
+                    service: name.clone(),
+                    reason: STOPPED.into(),
+                }),
+            );
+        }
         match start_one(job, name, spec, logs_dir, logs) {
             Ok(s) => started.push(s),
             Err(reason) => {
@@ -165,6 +174,10 @@ fn start_one(
     }
 }
 
+/// Why a service was not started or waited for: `topo` is stopping (see
+/// `lab::stop_waiting`).
+const STOPPED: &str = "not waited for: topo is stopping";
+
 /// Waits for a forking service's start command to end and its daemon's PID file to name a
 /// live process of the node; that process is the service.
 fn wait_forked(
@@ -174,12 +187,18 @@ fn wait_forked(
     deadline: Instant,
 ) -> Result<ProcId, String> {
     while starter.alive() {
+        if super::stopping() {
+            return Err(STOPPED.into());
+        }
         if Instant::now() >= deadline {
             return Err("did not finish starting in time: its start command still runs".into());
         }
         std::thread::sleep(POLL);
     }
     loop {
+        if super::stopping() {
+            return Err(STOPPED.into());
+        }
         let named = node::procfs::read_in_root(init.pid, pid_file)
             .and_then(|text| text.trim().parse::<i32>().ok())
             .filter(|pid| *pid > 0);
@@ -213,6 +232,9 @@ fn wait_ready(
     let interval = Duration::from_micros(ready.interval);
     let deadline = at + timeout;
     loop {
+        if super::stopping() {
+            return Err(STOPPED.into());
+        }
         if proc.is_some_and(|p| !p.alive()) {
             return Err("exited during start".into());
         }

@@ -286,7 +286,7 @@ fn reap(child: Pid) -> i32 {
 }
 
 /// A descriptor that becomes readable when process `pid` ends (`pidfd_open`, Linux 5.3).
-fn pidfd_open(pid: i32) -> Result<OwnedFd, NodeError> {
+pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, NodeError> {
     // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

@@ -120,28 +120,55 @@ impl RunDir {
     /// Creates (if needed) and locks the lab's run directory. Waits for another `topo`
     /// working on the same lab unless `wait` is false, in which case that is an error.
     pub fn lock(lab: &str, wait: bool) -> Result<RunDir, StateError> {
+        RunDir::lock_as(lab, wait, true)?.ok_or_else(|| {
+            let path = root().join(lab);
+            io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(libc::ENOENT))
+        })
+    }
+
+    /// Locks the lab's run directory without waiting and without creating anything in it:
+    /// `None` when it does not exist (or is being removed: its lock file is gone),
+    /// [`StateError::Busy`] when another `topo` holds it.
+    pub fn try_lock_existing(lab: &str) -> Result<Option<RunDir>, StateError> {
+        RunDir::lock_as(lab, false, false)
+    }
+
+    /// Locks the lab's run directory, creating it and what it holds first if `create`; else
+    /// `None` when it (or its lock file) does not exist.
+    fn lock_as(lab: &str, wait: bool, create: bool) -> Result<Option<RunDir>, StateError> {
         let top = root();
         let path = top.join(lab);
-        let root_fd = open_root(true)?.ok_or_else(|| {
-            io(format!("open {}", top.display()))(std::io::Error::from_raw_os_error(libc::ENOENT))
-        })?;
+        let Some(root_fd) = open_root(create)? else {
+            return Ok(None);
+        };
         loop {
-            let missing = || {
-                io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(
-                    libc::ENOENT,
-                ))
+            let Some(dir) = safe::open_subdir(root_fd.as_fd(), lab, &path, create)? else {
+                return Ok(None);
             };
-            let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, true)?.ok_or_else(missing)?;
-            safe::open_subdir(dir.as_fd(), "logs", &path.join("logs"), true)?
-                .ok_or_else(missing)?;
+            if create {
+                safe::open_subdir(dir.as_fd(), "logs", &path.join("logs"), true)?.ok_or_else(
+                    || {
+                        io(format!("open {}", path.join("logs").display()))(
+                            std::io::Error::from_raw_os_error(libc::ENOENT),
+                        )
+                    },
+                )?;
+            }
             let lock_path = path.join("lock");
-            let file = safe::open_file(
-                dir.as_fd(),
-                "lock",
-                &lock_path,
-                OFlag::O_WRONLY | OFlag::O_CREAT,
-                0o600,
-            )?;
+            let flags = if create {
+                OFlag::O_WRONLY | OFlag::O_CREAT
+            } else {
+                OFlag::O_WRONLY
+            };
+            let file = match safe::open_file(dir.as_fd(), "lock", &lock_path, flags, 0o600) {
+                Ok(f) => f,
+                Err(StateError::Io { source, .. })
+                    if !create && source.raw_os_error() == Some(libc::ENOENT) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
             let arg = if wait {
                 FlockArg::LockExclusive
             } else {
@@ -175,13 +202,13 @@ impl RunDir {
                 _ => false,
             };
             if same {
-                return Ok(RunDir {
+                return Ok(Some(RunDir {
                     lab: lab.to_string(),
                     path,
                     dir,
                     _lock: lock,
                     written: std::sync::Mutex::new(BTreeMap::new()),
-                });
+                }));
             }
         }
     }
@@ -391,6 +418,36 @@ impl RunDir {
             .map_err(io(format!("write {}", p.display())))
     }
 
+    /// Marks the lab up and ready (`READY_FILE`, holding the lab's name): what `topo wait`
+    /// waits for. Written by every `up` that succeeds.
+    /// Replaced atomically (written aside, then renamed): a reader never finds it missing
+    /// while a no-op `up` writes it again.
+    pub fn mark_ready(&self) -> Result<(), StateError> {
+        let tmp_name = format!("{READY_FILE}.tmp");
+        let tmp = self.path.join(&tmp_name);
+        let mut f = safe::create_new(self.dir.as_fd(), &tmp_name, &tmp, 0o644)?;
+        f.write_all(format!("{}\n", self.lab).as_bytes())
+            .map_err(io(format!("write {}", tmp.display())))?;
+        drop(f);
+        nix::fcntl::renameat(
+            self.dir.as_fd(),
+            tmp_name.as_str(),
+            self.dir.as_fd(),
+            READY_FILE,
+        )
+        .map_err(|e| {
+            io(format!(
+                "rename to {}",
+                self.path.join(READY_FILE).display()
+            ))(e.into())
+        })
+    }
+
+    /// Removes the ready marker: an `up` is about to change the lab.
+    pub fn clear_ready(&self) -> Result<(), StateError> {
+        unlink_ready(self.dir.as_fd(), &self.path)
+    }
+
     /// Removes the run directory (at the end of `down`, still holding the lock). Symbolic
     /// links in it are removed, never followed.
     pub fn remove(self) -> Result<(), StateError> {
@@ -437,6 +494,46 @@ pub fn read_node_record(lab: &str, node: &str) -> Option<NodeRecord> {
     serde_json::from_slice(&b).ok()
 }
 
+/// The file of a lab's run directory that says the lab is up and ready: the last `up` of it
+/// succeeded and no `up` is changing it (see [`RunDir::mark_ready`]).
+pub const READY_FILE: &str = "ready";
+
+fn unlink_ready(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<(), StateError> {
+    match nix::unistd::unlinkat(dir, READY_FILE, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(io(format!("remove {}", path.join(READY_FILE).display()))(
+            e.into(),
+        )),
+    }
+}
+
+/// Whether the lab is up and ready: its run directory holds the ready marker, a regular file
+/// (read without the lab's lock, through the same checks as [`read_record`]).
+pub fn is_ready(lab: &str) -> bool {
+    let Ok(Some(root_fd)) = open_root(false) else {
+        return false;
+    };
+    let path = root().join(lab);
+    let Ok(Some(dir)) = safe::open_subdir(root_fd.as_fd(), lab, &path, false) else {
+        return false;
+    };
+    nix::sys::stat::fstatat(&dir, READY_FILE, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+/// Removes the lab's ready marker without its lock (the foreground, before it takes the lab
+/// down); a lab without a run directory has none.
+pub fn clear_ready(lab: &str) -> Result<(), StateError> {
+    let Some(root_fd) = open_root(false)? else {
+        return Ok(());
+    };
+    let path = root().join(lab);
+    match safe::open_subdir(root_fd.as_fd(), lab, &path, false)? {
+        Some(dir) => unlink_ready(dir.as_fd(), &path),
+        None => Ok(()),
+    }
+}
+
 /// The directory of a lab's run directory that holds one record per node.
 const NODES_DIR: &str = "nodes";
 
@@ -451,6 +548,27 @@ pub fn has_record(lab: &str) -> bool {
     };
     nix::sys::stat::fstatat(&dir, "state.json", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
         .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+/// Whether the lab has a run directory (a real directory, not a link).
+pub fn has_run_dir(lab: &str) -> bool {
+    let Ok(Some(root_fd)) = open_root(false) else {
+        return false;
+    };
+    matches!(
+        safe::open_subdir(root_fd.as_fd(), lab, &root().join(lab), false),
+        Ok(Some(_))
+    )
+}
+
+/// The identity of the lab's record file (inode, size, modification time): it changes with
+/// every save, which writes a new file. `None` when there is none.
+pub fn record_stamp(lab: &str) -> Option<(u64, i64, i64, i64)> {
+    let root_fd = open_root(false).ok()??;
+    let dir = safe::open_subdir(root_fd.as_fd(), lab, &root().join(lab), false).ok()??;
+    let st = nix::sys::stat::fstatat(&dir, "state.json", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .ok()?;
+    Some((st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec))
 }
 
 /// Labs that have a run directory (symbolic links in the run directory are not labs).
@@ -495,7 +613,38 @@ mod tests {
             matches!(RunDir::lock("t1", false), Err(StateError::Busy { .. })),
             "second lock must fail"
         );
+        assert!(matches!(
+            RunDir::try_lock_existing("t1"),
+            Err(StateError::Busy { .. })
+        ));
+        // The ready marker: written, read without the lock, removed.
+        assert!(!is_ready("t1"));
+        run.mark_ready().expect("mark ready");
+        assert!(is_ready("t1"));
+        assert_eq!(
+            std::fs::read_to_string(run.path.join(READY_FILE)).expect("read marker"),
+            "t1\n"
+        );
+        run.mark_ready().expect("mark ready again");
+        run.clear_ready().expect("clear");
+        assert!(!is_ready("t1"));
+        run.mark_ready().expect("mark ready");
+        clear_ready("t1").expect("clear without the lock");
+        assert!(!is_ready("t1"));
+        clear_ready("t9").expect("a lab without a run directory has no marker");
         run.remove().expect("remove");
+        // Not there: nothing is created by looking.
+        assert!(matches!(RunDir::try_lock_existing("t1"), Ok(None)));
+        assert!(!has_run_dir("t1"));
+        assert!(!dir.join("t1").exists());
+        let again = RunDir::lock("t1", false).expect("lock again");
+        assert!(has_run_dir("t1"));
+        let held = RunDir::try_lock_existing("t1");
+        assert!(matches!(held, Err(StateError::Busy { .. })));
+        drop(again);
+        let taken = RunDir::try_lock_existing("t1").expect("try lock");
+        assert!(taken.is_some(), "an existing, free run directory is locked");
+        taken.expect("locked").remove().expect("remove");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

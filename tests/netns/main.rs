@@ -19,6 +19,7 @@ mod crash;
 mod daemons;
 mod damage;
 mod docs;
+mod foreground;
 mod frr;
 mod impair;
 mod import;
