@@ -303,7 +303,7 @@ impl Lab {
     /// The difference between the file and the kernel, without changing anything.
     pub async fn plan(&self) -> Result<Plan, LabError> {
         // Read-only: locks the run directory if there is one, and creates none.
-        let desired = plan::compile(&self.topology);
+        let desired = plan::compile(&self.topology, None);
         let Opened {
             run: _run,
             mut session,
@@ -336,7 +336,7 @@ impl Lab {
     ) -> Result<UpReport, LabError> {
         let started = Instant::now();
         preflight(&self.topology)?;
-        let desired = plan::compile(&self.topology);
+        let desired = plan::compile(&self.topology, None);
         let t = Instant::now();
         let Opened {
             run,
