@@ -12,6 +12,12 @@ use crate::state::RunDir;
 pub struct Status {
     pub lab: String,
     pub file: Option<String>,
+    /// For a lab that spans hosts: the host whose share runs here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// For a lab that spans hosts: its nodes on other hosts, with their host.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub elsewhere: std::collections::BTreeMap<String, String>,
     pub nodes: Vec<NodeStatus>,
     /// Host-side interfaces of `host:` links.
     pub host_interfaces: Vec<IfaceStatus>,
@@ -294,6 +300,8 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     Ok(Status {
         lab: lab.to_string(),
         file: state.file.map(|f| f.display().to_string()),
+        host: state.host,
+        elsewhere: state.elsewhere,
         nodes,
         host_interfaces,
     })

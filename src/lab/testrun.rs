@@ -619,6 +619,7 @@ impl Runner {
                     file: self.file.clone(),
                     file_name: self.file_name.clone(),
                     prescan: Default::default(),
+                    host: None,
                 };
                 current.up().await.map_err(|e| e.to_string())?;
                 for node in &step.nodes {
