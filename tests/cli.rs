@@ -614,6 +614,32 @@ fn a_share_needs_its_host_once_and_refuses_another() {
     }
     let out = with_env(&dir.0, &["test", &file], "", &[("TOPO_RUN_DIR", &empty)]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Nothing up: the machine's usual host is taken, and one the file lacks is refused.
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &empty), ("TOPO_HOST", "right")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+ netns msp-wan-r2 (r2)\n"),
+        "{}",
+        text(&out)
+    );
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &empty), ("TOPO_HOST", "middle")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("topo: error: TOPO_HOST=middle: lab msp-wan has no host middle;"),
+        "{}",
+        text(&out)
+    );
     // Up as host left: later commands take the host from the record.
     let run = wan_record(&dir.0);
     let run = run.display().to_string();
@@ -623,6 +649,15 @@ fn a_share_needs_its_host_once_and_refuses_another() {
     assert!(plan.contains("+ netns msp-wan-r1 (r1)\n"), "{plan}");
     assert!(!plan.contains("msp-wan-r2"), "{plan}");
     assert!(plan.contains("+ vxlan r1:eth1 vni "), "{plan}");
+    // The record wins over the machine's usual host.
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &run), ("TOPO_HOST", "right")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), plan);
     // Another host's share where left's runs is refused, by plan, up, down and status.
     for args in [
         &["plan", &file, "--host", "right"][..],

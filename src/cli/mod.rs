@@ -253,8 +253,8 @@ pub(super) struct LabArgs {
 /// The host whose share of a lab that spans hosts a command is about (`--host`).
 #[derive(Args)]
 pub(super) struct HostArg {
-    /// This machine's share of a lab that spans hosts: one of the file's `hosts:`; default
-    /// $TOPO_HOST (for a lab with `hosts:` only), else the share already up here
+    /// This machine's share of a lab that spans hosts: one of the file's `hosts:`; default:
+    /// the share up here, else (up, plan, validate) $TOPO_HOST
     #[arg(long, value_name = "NAME")]
     host: Option<String>,
 }
@@ -263,48 +263,30 @@ pub(super) struct HostArg {
 const TOPO_HOST: &str = "TOPO_HOST";
 
 impl HostArg {
-    /// The host chosen: `--host`, else `$TOPO_HOST` when `spans_hosts` (it is ignored for a
-    /// lab on one machine, so that one variable can serve a machine that runs both); and
-    /// whether it was given on the command line.
-    fn choice(&self, spans_hosts: bool) -> Option<(String, bool)> {
-        if let Some(h) = &self.host {
-            return Some((h.clone(), true));
-        }
-        let env = std::env::var(TOPO_HOST).ok().filter(|h| !h.is_empty());
-        env.filter(|_| spans_hosts).map(|h| (h, false))
-    }
-
-    /// `lab` as this machine's share, when one is chosen.
+    /// `lab` with this machine's share chosen (`--host`), and `$TOPO_HOST` as the share to
+    /// take when neither `--host` nor the lab's record names one (for a lab that declares
+    /// `hosts:`: it is ignored for a lab on one machine, so that one variable can serve a
+    /// machine that runs both).
     fn apply(&self, lab: Lab) -> Result<Lab, LabError> {
-        let choice = self.choice(!lab.topology.hosts.is_empty());
-        let explicit = choice.as_ref().is_none_or(|(_, e)| *e);
-        lab.on_host(choice.as_ref().map(|(h, _)| h.as_str()))
-            .map_err(|e| match e {
-                // Said as it was given.
-                LabError::Usage(m) if !explicit => LabError::Usage(
-                    m.strip_prefix("--host ")
-                        .map(|rest| format!("{TOPO_HOST}={rest}"))
-                        .unwrap_or(m),
-                ),
-                other => other,
-            })
+        let env = std::env::var(TOPO_HOST).ok().filter(|h| !h.is_empty());
+        let given = format!("{TOPO_HOST}={}", env.as_deref().unwrap_or_default());
+        let lab = lab.on_host(self.host.as_deref())?;
+        Ok(lab.default_host(env.as_deref(), &given))
     }
 
-    /// Checks the chosen host against the share of the running lab `name` (from its record).
+    /// Checks `--host` against the share of the running lab `name` (from its record), for a
+    /// command on what runs here (`down`, `status`). `$TOPO_HOST` is not checked: what runs
+    /// here is taken down or shown whatever the variable says.
     fn check_running(&self, name: &str) -> Result<(), LabError> {
-        if self.host.is_none() && std::env::var_os(TOPO_HOST).is_none() {
+        let Some(host) = &self.host else {
             return Ok(());
-        }
+        };
         let Some(state) = crate::state::read_record(name) else {
             return Ok(());
         };
-        let Some((host, explicit)) = self.choice(state.host.is_some()) else {
-            return Ok(());
-        };
-        let from = if explicit { "--host" } else { TOPO_HOST };
         match state.host {
-            Some(r) if r != host => Err(LabError::Usage(format!(
-                "{from} {host}: lab {name} runs here as host {r}'s share"
+            Some(r) if r != *host => Err(LabError::Usage(format!(
+                "--host {host}: lab {name} runs here as host {r}'s share"
             ))),
             None => Err(LabError::Usage(format!(
                 "--host {host}: lab {name} runs here on one machine (its file declares no \
@@ -694,7 +676,7 @@ fn cmd_validate(input: &FileArgs, host: &HostArg) -> Result<i32, LabError> {
         t.links.len(),
         t.bridges.len()
     );
-    if let Some(h) = &lab.host {
+    if let Some(h) = lab.chosen_host()? {
         let share = crate::plan::compile(t, Some(h));
         outln!(
             "host {h}: {} nodes, {} veths, {} tunnel ends",
@@ -1262,14 +1244,6 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
-        let host = |h: Option<&str>| HostArg {
-            host: h.map(str::to_string),
-        };
-        assert_eq!(
-            host(Some("left")).choice(false),
-            Some(("left".to_string(), true))
-        );
-        assert_eq!(host(None).choice(false), None);
     }
 
     #[test]

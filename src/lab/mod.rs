@@ -128,6 +128,9 @@ pub struct Lab {
     /// This machine's share of a lab that spans hosts, when chosen (`--host`); else the one
     /// the lab's record names is taken.
     pub(crate) host: Option<String>,
+    /// The share to take when none is chosen and the record names none, and how it was
+    /// given (`TOPO_HOST=left`).
+    pub(crate) default_host: Option<(String, String)>,
 }
 
 /// A lab's run directory (locked, when it has one), a session, the record, and what of the
@@ -184,6 +187,11 @@ pub fn check_host_arg(t: &Topology, host: &str) -> Result<(), LabError> {
             t.name
         )));
     }
+    check_host(t, host, &format!("--host {host}"))
+}
+
+/// `host` is one of the lab's `hosts:`; `given` says how it was given, for the message.
+fn check_host(t: &Topology, host: &str, given: &str) -> Result<(), LabError> {
     if t.hosts.contains_key(host) {
         return Ok(());
     }
@@ -192,7 +200,7 @@ pub fn check_host_arg(t: &Topology, host: &str) -> Result<(), LabError> {
         .map(|h| format!("did you mean {h}? "))
         .unwrap_or_default();
     Err(LabError::Usage(format!(
-        "--host {host}: lab {} has no host {host}; {near}(hosts: {})",
+        "{given}: lab {} has no host {host}; {near}(hosts: {})",
         t.name,
         names.collect::<Vec<_>>().join(", ")
     )))
@@ -275,6 +283,7 @@ impl Lab {
             file_name,
             prescan: std::sync::Arc::new(std::sync::Mutex::new(prescan)),
             host: None,
+            default_host: None,
         })
     }
 
@@ -289,6 +298,28 @@ impl Lab {
         Ok(self)
     }
 
+    /// The share to run when none is chosen and the lab's record names none: a machine's
+    /// usual host, given as `given` (`TOPO_HOST=left`, for messages). Ignored for a lab on
+    /// one machine; when it is taken, it must be one of the file's hosts.
+    pub fn default_host(mut self, host: Option<&str>, given: &str) -> Lab {
+        if !self.topology.hosts.is_empty() {
+            self.default_host = host.map(|h| (h.to_string(), given.to_string()));
+        }
+        self
+    }
+
+    /// The host chosen for this machine's share, or else its default (see
+    /// [`default_host`](Self::default_host)), checked; the record is not read.
+    pub fn chosen_host(&self) -> Result<Option<&str>, LabError> {
+        if let Some(h) = &self.host {
+            return Ok(Some(h));
+        }
+        match &self.default_host {
+            Some((h, given)) => check_host(&self.topology, h, given).map(|()| Some(h.as_str())),
+            None => Ok(None),
+        }
+    }
+
     /// The hosts the lab spans (its `hosts:`), in name order; empty for a lab on one machine.
     pub fn hosts(&self) -> Vec<&str> {
         self.topology.hosts.keys().map(String::as_str).collect()
@@ -296,7 +327,8 @@ impl Lab {
 
     /// The host whose share this machine runs: `None` for a lab on one machine; else the one
     /// chosen ([`on_host`](Self::on_host)), or the one the lab's record names when it runs
-    /// here already. Neither is an error: a lab on hosts needs a choice.
+    /// here already, or the default ([`default_host`](Self::default_host)). None of them is
+    /// an error: a lab on hosts needs a choice.
     pub fn share(&self) -> Result<Option<String>, LabError> {
         if self.topology.hosts.is_empty() {
             return Ok(None);
@@ -307,6 +339,7 @@ impl Lab {
         let recorded = crate::state::read_record(self.name()).and_then(|s| s.host);
         match recorded {
             Some(h) if self.topology.hosts.contains_key(&h) => Ok(Some(h)),
+            None if self.default_host.is_some() => Ok(self.chosen_host()?.map(str::to_string)),
             Some(h) => Err(LabError::Usage(format!(
                 "lab {} runs here as host {h}'s share, which the file no longer declares \
                  (hosts: {}); `topo down --lab {}` takes it down",
