@@ -22,7 +22,8 @@ pub struct Desired {
     /// machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Network namespaces by name: one per node, plus the bridge namespace if any bridge.
+    /// Network namespaces by name: one per node (of this host, in a share), plus the bridge
+    /// namespace if any bridge (with members here).
     pub namespaces: BTreeMap<String, NsSpec>,
     pub veths: Vec<VethSpec>,
     /// Host-side ends of `host:` links, by interface name.

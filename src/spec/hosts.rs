@@ -137,6 +137,9 @@ fn sorted_ends(link: &Link) -> (String, String) {
 pub fn tunnels(t: &Topology) -> Tunnels {
     let lab = t.name.as_str();
     let mut out = Tunnels::default();
+    if t.hosts.is_empty() {
+        return out;
+    }
     let mut taken: BTreeSet<u32> = BTreeSet::new();
     taken.extend(t.links.iter().filter_map(|l| l.vni));
     taken.extend(t.bridges.values().filter_map(|b| b.vni));
