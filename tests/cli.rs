@@ -504,3 +504,187 @@ fn every_argument_has_help_text() {
         assert!(help.contains(unit), "{unit}: {help}");
     }
 }
+
+/// A lab on two machines (named with the prefix of this test suite's labs).
+const WAN: &str = "name: msp-wan
+hosts:
+  left: {address: 198.51.100.1}
+  right: {address: 198.51.100.2}
+nodes:
+  r1: {host: left, interfaces: {eth1: {addresses: [10.0.0.0/31]}}}
+  r2: {host: right, interfaces: {eth1: {addresses: [10.0.0.1/31]}}}
+  r3: {host: left}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+  - endpoints: [r1:eth2, r3:eth2]
+";
+
+/// `topo ARGS` in `dir` with `env` set (and `TOPO_HOST` unset unless `env` sets it).
+fn with_env(dir: &std::path::Path, args: &[&str], input: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(TOPO);
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("TOPO_HOST")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("spawn topo");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("wait topo")
+}
+
+#[test]
+fn validate_checks_the_host_given_and_tells_the_share() {
+    let dir = TempDir::new("host");
+    let out = with_env(&dir.0, &["validate", "-", "--host", "left"], WAN, &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<stdin>: ok: lab msp-wan, 3 nodes, 2 links, 0 bridges, hosts left, right\n\
+         host left: 2 nodes, 1 veths, 1 tunnel ends\n",
+        "{}",
+        text(&out)
+    );
+    // A file check needs no host.
+    let out = with_env(&dir.0, &["validate", "-"], WAN, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A host the file does not declare, from --host or TOPO_HOST.
+    let out = with_env(&dir.0, &["validate", "-", "--host", "lfet"], WAN, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "topo: error: --host lfet: lab msp-wan has no host lfet; did you mean left? \
+         (hosts: left, right)\n"
+    );
+    let out = with_env(&dir.0, &["validate", "-"], WAN, &[("TOPO_HOST", "lfet")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("topo: error: TOPO_HOST=lfet: "),
+        "{}",
+        text(&out)
+    );
+    // --host on a lab on one machine is refused; TOPO_HOST is not its business.
+    let out = with_env(&dir.0, &["validate", "-", "--host", "left"], SMALL, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("declares no hosts"),
+        "{}",
+        text(&out)
+    );
+    let out = with_env(&dir.0, &["validate", "-"], SMALL, &[("TOPO_HOST", "left")]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A run directory holding the record of `msp-wan`'s share of host `left`, as `up --host
+/// left` leaves it (no node running: nothing of the kernel is touched).
+fn wan_record(dir: &std::path::Path) -> PathBuf {
+    let run = dir.join("run");
+    std::fs::create_dir_all(run.join("msp-wan")).expect("run dir");
+    let record =
+        r#"{"lab":"msp-wan","file":null,"nodes":{},"host":"left","elsewhere":{"r2":"right"}}"#;
+    std::fs::write(run.join("msp-wan/state.json"), record).expect("record");
+    run
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_share_needs_its_host_once_and_refuses_another() {
+    let dir = TempDir::new("share");
+    let file = dir.0.join("wan.yaml");
+    std::fs::write(&file, WAN).expect("write");
+    let file = file.display().to_string();
+    let empty = dir.0.join("empty");
+    std::fs::create_dir_all(&empty).expect("run dir");
+    let empty = empty.display().to_string();
+    // Not up, no host: which share is meant is not guessed.
+    for cmd in ["plan", "up"] {
+        let out = with_env(&dir.0, &[cmd, &file], "", &[("TOPO_RUN_DIR", &empty)]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "topo: error: lab msp-wan spans hosts left, right: choose this machine's share \
+             with --host NAME\n",
+            "{cmd}"
+        );
+    }
+    let out = with_env(&dir.0, &["test", &file], "", &[("TOPO_RUN_DIR", &empty)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Nothing up: the machine's usual host is taken, and one the file lacks is refused.
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &empty), ("TOPO_HOST", "right")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+ netns msp-wan-r2 (r2)\n"),
+        "{}",
+        text(&out)
+    );
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &empty), ("TOPO_HOST", "middle")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("topo: error: TOPO_HOST=middle: lab msp-wan has no host middle;"),
+        "{}",
+        text(&out)
+    );
+    // Up as host left: later commands take the host from the record.
+    let run = wan_record(&dir.0);
+    let run = run.display().to_string();
+    let out = with_env(&dir.0, &["plan", &file], "", &[("TOPO_RUN_DIR", &run)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("+ netns msp-wan-r1 (r1)\n"), "{plan}");
+    assert!(!plan.contains("msp-wan-r2"), "{plan}");
+    assert!(plan.contains("+ vxlan r1:eth1 vni "), "{plan}");
+    // The record wins over the machine's usual host.
+    let out = with_env(
+        &dir.0,
+        &["plan", &file],
+        "",
+        &[("TOPO_RUN_DIR", &run), ("TOPO_HOST", "right")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), plan);
+    // Another host's share where left's runs is refused, by plan, up, down and status.
+    for args in [
+        &["plan", &file, "--host", "right"][..],
+        &["up", &file, "--host", "right"],
+        &["down", "--lab", "msp-wan", "--host", "right"],
+        &["status", "--lab", "msp-wan", "--host", "right"],
+    ] {
+        let out = with_env(&dir.0, args, "", &[("TOPO_RUN_DIR", &run)]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("runs here as host left's share"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // A node of the other host is not here to enter.
+    for args in [
+        &["exec", "--lab", "msp-wan", "r2", "--", "true"][..],
+        &["shell", "--lab", "msp-wan", "r2"],
+    ] {
+        let out = with_env(&dir.0, args, "", &[("TOPO_RUN_DIR", &run)]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .starts_with("topo: error: node r2 runs on host right"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}

@@ -57,6 +57,7 @@ type StopSignal = Pin<Box<dyn std::future::Future<Output = &'static str> + Send>
 /// `topo up [FILE|-] [--name NAME] --foreground [--ready-file PATH]`
 pub(super) fn cmd_up_foreground(
     input: &FileArgs,
+    host: &super::HostArg,
     output: Output,
     hold: &ForegroundArgs,
 ) -> Result<i32, LabError> {
@@ -77,7 +78,7 @@ pub(super) fn cmd_up_foreground(
         let _in = rt.enter();
         Box::pin(super::interrupted())
     };
-    let lab = input.load_prescanned(&rt)?;
+    let lab = host.apply(input.load_prescanned(&rt)?)?;
     let name = lab.name().to_string();
     note(
         &name,

@@ -75,11 +75,15 @@ enum Command {
     Validate {
         #[command(flatten)]
         input: FileArgs,
+        #[command(flatten)]
+        host: HostArg,
     },
     /// Show what `up` would create, change and delete, against the live kernel
     Plan {
         #[command(flatten)]
         input: FileArgs,
+        #[command(flatten)]
+        host: HostArg,
         /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
@@ -88,6 +92,8 @@ enum Command {
     Up {
         #[command(flatten)]
         input: FileArgs,
+        #[command(flatten)]
+        host: HostArg,
         /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
@@ -103,6 +109,8 @@ enum Command {
         path: Option<PathBuf>,
         #[command(flatten)]
         lab: LabArgs,
+        #[command(flatten)]
+        host: HostArg,
         /// A lab that is not up is no error: exit 0 (idempotent teardown, e.g. in CI)
         #[arg(long)]
         missing_ok: bool,
@@ -114,6 +122,8 @@ enum Command {
     Status {
         #[command(flatten)]
         lab: LabArgs,
+        #[command(flatten)]
+        host: HostArg,
         /// Output format
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
@@ -243,6 +253,53 @@ pub(super) struct LabArgs {
     /// The lab, by the name FILE was run as (`up FILE --name NAME`); as --lab NAME
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+}
+
+/// The host whose share of a lab that spans hosts a command is about (`--host`).
+#[derive(Args)]
+pub(super) struct HostArg {
+    /// This machine's share of a lab that spans hosts: one of the file's `hosts:`; default:
+    /// the share up here, else (up, plan, validate) $TOPO_HOST
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+}
+
+/// The environment variable that stands for `--host` (for labs that declare `hosts:`).
+const TOPO_HOST: &str = "TOPO_HOST";
+
+impl HostArg {
+    /// `lab` with this machine's share chosen (`--host`), and `$TOPO_HOST` as the share to
+    /// take when neither `--host` nor the lab's record names one (for a lab that declares
+    /// `hosts:`: it is ignored for a lab on one machine, so that one variable can serve a
+    /// machine that runs both).
+    fn apply(&self, lab: Lab) -> Result<Lab, LabError> {
+        let env = std::env::var(TOPO_HOST).ok().filter(|h| !h.is_empty());
+        let given = format!("{TOPO_HOST}={}", env.as_deref().unwrap_or_default());
+        let lab = lab.on_host(self.host.as_deref())?;
+        Ok(lab.default_host(env.as_deref(), &given))
+    }
+
+    /// Checks `--host` against the share of the running lab `name` (from its record), for a
+    /// command on what runs here (`down`, `status`). `$TOPO_HOST` is not checked: what runs
+    /// here is taken down or shown whatever the variable says.
+    fn check_running(&self, name: &str) -> Result<(), LabError> {
+        let Some(host) = &self.host else {
+            return Ok(());
+        };
+        let Some(state) = crate::state::read_record(name) else {
+            return Ok(());
+        };
+        match state.host {
+            Some(r) if r != *host => Err(LabError::Usage(format!(
+                "--host {host}: lab {name} runs here as host {r}'s share"
+            ))),
+            None => Err(LabError::Usage(format!(
+                "--host {host}: lab {name} runs here on one machine (its file declares no \
+                 hosts); leave --host out"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// [`LabArgs`] of `logs`, whose `-f` is --follow (as `tail -f`): its file is `--file` only.
@@ -470,30 +527,42 @@ fn run(command: Command) -> Result<i32, LabError> {
         | Command::Man => {}
     }
     match command {
-        Command::Validate { input } => cmd_validate(&input),
-        Command::Plan { input, output } => cmd_plan(&input, output),
+        Command::Validate { input, host } => cmd_validate(&input, &host),
+        Command::Plan {
+            input,
+            host,
+            output,
+        } => cmd_plan(&input, &host, output),
         Command::Up {
             input,
+            host,
             output,
             hold,
-        } if hold.foreground => foreground::cmd_up_foreground(&input, output, &hold),
-        Command::Up { input, output, .. } => cmd_up(&input, output),
+        } if hold.foreground => foreground::cmd_up_foreground(&input, &host, output, &hold),
+        Command::Up {
+            input,
+            host,
+            output,
+            ..
+        } => cmd_up(&input, &host, output),
         Command::Wait(args) => foreground::cmd_wait(args),
         Command::Down {
             path,
             mut lab,
+            host,
             missing_ok,
             discard_logs,
         } => {
             lab.file = lab.file.or(path);
-            cmd_down(lab, missing_ok, discard_logs)
+            cmd_down(lab, &host, missing_ok, discard_logs)
         }
         Command::Status {
             lab,
+            host,
             output,
             node,
             wide,
-        } => cmd_status(lab, output, node, wide),
+        } => cmd_status(lab, &host, output, node, wide),
         Command::Ls { output } => ls::cmd_ls(output),
         Command::Exec(args) => exec::cmd_exec(args),
         Command::Shell { lab, node } => exec::cmd_shell(lab, &node),
@@ -605,25 +674,41 @@ fn up_again(lab: &Lab) -> String {
     again
 }
 
-/// `topo validate [FILE|-] [--name NAME]`
-fn cmd_validate(input: &FileArgs) -> Result<i32, LabError> {
-    let lab = input.load()?;
+/// `topo validate [FILE|-] [--name NAME] [--host NAME]`
+fn cmd_validate(input: &FileArgs, host: &HostArg) -> Result<i32, LabError> {
+    let lab = host.apply(input.load()?)?;
     let t = &lab.topology;
+    let hosts = match lab.hosts().as_slice() {
+        [] => String::new(),
+        names => format!(", hosts {}", names.join(", ")),
+    };
     outln!(
-        "{}: ok: lab {}, {} nodes, {} links, {} bridges",
+        "{}: ok: lab {}, {} nodes, {} links, {} bridges{hosts}",
         input.source()?,
         t.name,
         t.nodes.len(),
         t.links.len(),
         t.bridges.len()
     );
+    if let Some(h) = lab.chosen_host()? {
+        let share = crate::plan::compile(t, Some(h));
+        outln!(
+            "host {h}: {} nodes, {} veths, {} tunnel ends",
+            t.nodes.len() - share.elsewhere.len(),
+            share.veths.len(),
+            (share.namespaces.values())
+                .flat_map(|n| n.ifaces.values())
+                .filter(|i| i.kind == crate::plan::IfaceKind::Vxlan)
+                .count()
+        );
+    }
     Ok(0)
 }
 
-/// `topo plan [FILE|-] [--name NAME]`
-fn cmd_plan(input: &FileArgs, output: Output) -> Result<i32, LabError> {
+/// `topo plan [FILE|-] [--name NAME] [--host NAME]`
+fn cmd_plan(input: &FileArgs, host: &HostArg, output: Output) -> Result<i32, LabError> {
     let rt = runtime()?;
-    let lab = input.load_prescanned(&rt)?;
+    let lab = host.apply(input.load_prescanned(&rt)?)?;
     let plan = rt.block_on(lab.plan())?;
     match output {
         Output::Json => print_json(&plan),
@@ -633,11 +718,11 @@ fn cmd_plan(input: &FileArgs, output: Output) -> Result<i32, LabError> {
     Ok(0)
 }
 
-/// `topo up [FILE|-] [--name NAME]`
-fn cmd_up(input: &FileArgs, output: Output) -> Result<i32, LabError> {
+/// `topo up [FILE|-] [--name NAME] [--host NAME]`
+fn cmd_up(input: &FileArgs, host: &HostArg, output: Output) -> Result<i32, LabError> {
     let started = std::time::Instant::now();
     let rt = runtime()?;
-    let lab = input.load_prescanned(&rt)?;
+    let lab = host.apply(input.load_prescanned(&rt)?)?;
     let name = lab.name().to_string();
     let again = up_again(&lab);
     let (bar, show) = up_progress();
@@ -704,9 +789,16 @@ fn print_up(output: Output, name: &str, plan: &crate::plan::Plan, took: std::tim
     }
 }
 
-/// `topo down [FILE | -f FILE [--name NAME] | --lab NAME] [--missing-ok] [--discard-logs]`
-fn cmd_down(lab: LabArgs, missing_ok: bool, discard_logs: bool) -> Result<i32, LabError> {
+/// `topo down [FILE | -f FILE [--name NAME] | --lab NAME] [--host NAME] [--missing-ok]
+/// [--discard-logs]`
+fn cmd_down(
+    lab: LabArgs,
+    host: &HostArg,
+    missing_ok: bool,
+    discard_logs: bool,
+) -> Result<i32, LabError> {
     let name = lab.resolve("FILE or --lab NAME")?;
+    host.check_running(&name)?;
     let had_run_dir = crate::state::labs().contains(&name);
     let options = lab::DownOptions { discard_logs };
     let report = runtime()?.block_on(lab::down_with(&name, options))?;
@@ -750,14 +842,16 @@ fn print_down(
     Ok(0)
 }
 
-/// `topo status [LAB] [NODE] [--wide] [-o text|json]`
+/// `topo status [LAB] [--host NAME] [NODE] [--wide] [-o text|json]`
 fn cmd_status(
     lab: LabArgs,
+    host: &HostArg,
     output: Output,
     node: Option<String>,
     wide: bool,
 ) -> Result<i32, LabError> {
     let name = lab.resolve(HOW)?;
+    host.check_running(&name)?;
     let mut status = runtime()?.block_on(lab::status(&name))?;
     if let Some(node) = &node {
         status = status::only_node(status, node)?;
@@ -1168,6 +1262,27 @@ mod tests {
             &["status", "--lab", "y", "--name", "z"],
             &["down", "x.yaml", "-f", "z.yaml"],
             &["up", "x.yaml", "-f", "z.yaml"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn host_is_taken_by_the_commands_on_a_share_and_only_by_them() {
+        for args in [
+            &["up", "x.yaml", "--host", "left"][..],
+            &["plan", "-f", "x.yaml", "--host", "left"],
+            &["validate", "--host", "left"],
+            &["down", "x.yaml", "--host", "left"],
+            &["down", "--lab", "wan", "--host", "left"],
+            &["status", "--host", "left", "r1"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        for args in [
+            &["exec", "--host", "left", "r1", "true"][..],
+            &["graph", "x.yaml", "--host", "left"],
+            &["test", "x.yaml", "--host", "left"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

@@ -200,6 +200,11 @@ fn memory(n: &NodeStatus) -> String {
 /// that are not linked to it left out. An unknown node is a usage error that names the
 /// nearest one.
 pub(crate) fn only_node(mut s: Status, node: &str) -> Result<Status, LabError> {
+    if let Some(host) = s.elsewhere.get(node) {
+        return Err(LabError::Usage(format!(
+            "node {node} runs on host {host}: its status is there"
+        )));
+    }
     if !s.nodes.iter().any(|n| n.name == node) {
         let names = s.nodes.iter().map(|n| n.name.as_str());
         return Err(LabError::Usage(crate::lab::no_such_node(
@@ -215,14 +220,25 @@ pub(crate) fn only_node(mut s: Status, node: &str) -> Result<Status, LabError> {
 
 /// `lab NAME (FILE)`: the first line of either view.
 pub(crate) fn heading(s: &Status) -> String {
-    format!(
-        "lab {}{}\n",
+    let mut out = format!(
+        "lab {}{}{}\n",
         s.lab,
+        s.host
+            .as_ref()
+            .map(|h| format!(" on host {h}"))
+            .unwrap_or_default(),
         s.file
             .as_ref()
             .map(|f| format!(" ({f})"))
             .unwrap_or_default()
-    )
+    );
+    if !s.elsewhere.is_empty() {
+        let mut nodes: Vec<(&String, &String)> = s.elsewhere.iter().collect();
+        nodes.sort_by(|a, b| crate::plan::names::natural_cmp(a.0, b.0));
+        let listed: Vec<String> = nodes.iter().map(|(n, h)| format!("{n} ({h})")).collect();
+        out.push_str(&format!("on other hosts: {}\n", listed.join(", ")));
+    }
+    out
 }
 
 /// One node in full: interfaces (state, MTU, MAC, addresses, peer, impairment), routes with
@@ -457,6 +473,8 @@ mod tests {
         Status {
             lab: "lab".into(),
             file: Some("/x/lab.yaml".into()),
+            host: None,
+            elsewhere: Default::default(),
             nodes: vec![
                 r2,
                 r10,

@@ -38,6 +38,12 @@ pub(super) struct TestArgs {
 pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
     let lab = args.input.load()?;
     let name = lab.name().to_string();
+    if !lab.topology.hosts.is_empty() {
+        return Err(LabError::Usage(format!(
+            "lab {name} spans hosts {}: `topo test` runs a lab whole, on one machine",
+            lab.hosts().join(", ")
+        )));
+    }
     let again = up_again(&lab);
     if lab.topology.tests.is_empty() {
         return Err(LabError::Usage(format!(

@@ -155,6 +155,7 @@ impl<'a> Applier<'a> {
             Phase::DeleteLinks
             | Phase::CreateBridges
             | Phase::CreateVeths
+            | Phase::CreateVxlans
             | Phase::SetLinks
             | Phase::Impairments
             | Phase::AddAddresses
@@ -194,7 +195,8 @@ impl<'a> Applier<'a> {
                     self.state.nodes.remove(node);
                 }
                 victims.push(id);
-                if !self.lab.topology.nodes.contains_key(node) {
+                // Gone from the file, or from this host's share.
+                if !self.desired.has_node(node) {
                     gone.push(node);
                 }
             }
@@ -644,6 +646,11 @@ impl<'a> Applier<'a> {
                 .await?;
             }
             Action::CreateVeth { veth } => self.create_veth(veth).await?,
+            Action::CreateVxlan { who, name, .. } => {
+                return Err(LabError::Kernel(format!(
+                    "{who}:{name}: VXLAN not implemented"
+                )));
+            }
             Action::SetLink {
                 ns,
                 who,

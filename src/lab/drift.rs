@@ -40,6 +40,10 @@ pub(super) async fn target(lab: &str, ep: &Endpoint) -> Result<Target, LabError>
     if let Some(ns) = &ns {
         open_namespaces(&mut session, std::slice::from_ref(ns))?;
         if !session.ns.contains_key(ns) {
+            let recorded = crate::state::read_record(lab);
+            if let Some(e) = recorded.and_then(|r| super::elsewhere(&r, &ep.node)) {
+                return Err(e);
+            }
             return Err(LabError::Usage(format!(
                 "lab {lab} has no node {} (no netns {ns})",
                 ep.node

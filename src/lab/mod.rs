@@ -126,6 +126,12 @@ pub struct Lab {
     pub(crate) file_name: String,
     /// What was read while the file was parsed (see [`Lab::load_prescanned`]).
     prescan: std::sync::Arc<std::sync::Mutex<Option<Prescan>>>,
+    /// This machine's share of a lab that spans hosts, when chosen (`--host`); else the one
+    /// the lab's record names is taken.
+    pub(crate) host: Option<String>,
+    /// The share to take when none is chosen and the record names none, and how it was
+    /// given (`TOPO_HOST=left`).
+    pub(crate) default_host: Option<(String, String)>,
 }
 
 /// A lab's run directory (locked, when it has one), a session, the record, and what of the
@@ -170,6 +176,35 @@ impl std::fmt::Display for Source {
             Source::Stdin => f.write_str(STDIN_NAME),
         }
     }
+}
+
+/// A host given on the command line (`--host`): one of the lab's `hosts:`, for a lab that
+/// declares them.
+pub fn check_host_arg(t: &Topology, host: &str) -> Result<(), LabError> {
+    if t.hosts.is_empty() {
+        return Err(LabError::Usage(format!(
+            "--host {host}: lab {} declares no hosts and runs on one machine; leave --host out \
+             (or add a 'hosts:' section to the file)",
+            t.name
+        )));
+    }
+    check_host(t, host, &format!("--host {host}"))
+}
+
+/// `host` is one of the lab's `hosts:`; `given` says how it was given, for the message.
+fn check_host(t: &Topology, host: &str, given: &str) -> Result<(), LabError> {
+    if t.hosts.contains_key(host) {
+        return Ok(());
+    }
+    let names = t.hosts.keys().map(String::as_str);
+    let near = crate::spec::did_you_mean(host, names.clone())
+        .map(|h| format!("did you mean {h}? "))
+        .unwrap_or_default();
+    Err(LabError::Usage(format!(
+        "{given}: lab {} has no host {host}; {near}(hosts: {})",
+        t.name,
+        names.collect::<Vec<_>>().join(", ")
+    )))
 }
 
 /// A lab name given on the command line (`--name`), checked as the file's `name:` is: every
@@ -248,7 +283,97 @@ impl Lab {
             file,
             file_name,
             prescan: std::sync::Arc::new(std::sync::Mutex::new(prescan)),
+            host: None,
+            default_host: None,
         })
+    }
+
+    /// Chooses this machine's share of a lab that spans hosts: the host `host` names (one of
+    /// the file's `hosts:`). `None` leaves the choice to the lab's record (see
+    /// [`share`](Self::share)). A host for a lab on one machine is refused.
+    pub fn on_host(mut self, host: Option<&str>) -> Result<Lab, LabError> {
+        if let Some(h) = host {
+            check_host_arg(&self.topology, h)?;
+        }
+        self.host = host.map(str::to_string);
+        Ok(self)
+    }
+
+    /// The share to run when none is chosen and the lab's record names none: a machine's
+    /// usual host, given as `given` (`TOPO_HOST=left`, for messages). Ignored for a lab on
+    /// one machine; when it is taken, it must be one of the file's hosts.
+    pub fn default_host(mut self, host: Option<&str>, given: &str) -> Lab {
+        if !self.topology.hosts.is_empty() {
+            self.default_host = host.map(|h| (h.to_string(), given.to_string()));
+        }
+        self
+    }
+
+    /// The host chosen for this machine's share, or else its default (see
+    /// [`default_host`](Self::default_host)), checked; the record is not read.
+    pub fn chosen_host(&self) -> Result<Option<&str>, LabError> {
+        if let Some(h) = &self.host {
+            return Ok(Some(h));
+        }
+        match &self.default_host {
+            Some((h, given)) => check_host(&self.topology, h, given).map(|()| Some(h.as_str())),
+            None => Ok(None),
+        }
+    }
+
+    /// The hosts the lab spans (its `hosts:`), in name order; empty for a lab on one machine.
+    pub fn hosts(&self) -> Vec<&str> {
+        self.topology.hosts.keys().map(String::as_str).collect()
+    }
+
+    /// The host whose share this machine runs: `None` for a lab on one machine; else the one
+    /// chosen ([`on_host`](Self::on_host)), or the one the lab's record names when it runs
+    /// here already, or the default ([`default_host`](Self::default_host)). None of them is
+    /// an error: a lab on hosts needs a choice.
+    pub fn share(&self) -> Result<Option<String>, LabError> {
+        if self.topology.hosts.is_empty() {
+            return Ok(None);
+        }
+        if let Some(h) = &self.host {
+            return Ok(Some(h.clone()));
+        }
+        let recorded = crate::state::read_record(self.name()).and_then(|s| s.host);
+        match recorded {
+            Some(h) if self.topology.hosts.contains_key(&h) => Ok(Some(h)),
+            None if self.default_host.is_some() => Ok(self.chosen_host()?.map(str::to_string)),
+            Some(h) => Err(LabError::Usage(format!(
+                "lab {} runs here as host {h}'s share, which the file no longer declares \
+                 (hosts: {}); `topo down --lab {}` takes it down",
+                self.name(),
+                self.hosts().join(", "),
+                self.name()
+            ))),
+            None => Err(LabError::Usage(format!(
+                "lab {} spans hosts {}: choose this machine's share with --host NAME",
+                self.name(),
+                self.hosts().join(", ")
+            ))),
+        }
+    }
+
+    /// The desired kernel state of this machine's share of the lab.
+    fn desired(&self) -> Result<Desired, LabError> {
+        let host = self.share()?;
+        Ok(plan::compile(&self.topology, host.as_deref()))
+    }
+
+    /// Refuses to run another host's share where one runs already (`recorded`, the host the
+    /// lab's record names).
+    fn same_share(&self, recorded: Option<&str>, desired: &Desired) -> Result<(), LabError> {
+        match (recorded, desired.host.as_deref()) {
+            (Some(r), Some(h)) if r != h => Err(LabError::Usage(format!(
+                "lab {} runs here as host {r}'s share, not {h}'s: `topo down --lab {}` first to \
+                 run another share on this machine",
+                self.name(),
+                self.name()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Locks the run directory (creating it with `create`, else only if it exists), opens a
@@ -304,7 +429,7 @@ impl Lab {
     /// The difference between the file and the kernel, without changing anything.
     pub async fn plan(&self) -> Result<Plan, LabError> {
         // Read-only: locks the run directory if there is one, and creates none.
-        let desired = plan::compile(&self.topology);
+        let desired = self.desired()?;
         let Opened {
             run: _run,
             mut session,
@@ -312,6 +437,7 @@ impl Lab {
             early,
             processes,
         } = self.open(&desired, false).await?;
+        self.same_share(state.host.as_deref(), &desired)?;
         let observed = observe_all(
             &mut session,
             &self.topology,
@@ -337,7 +463,7 @@ impl Lab {
     ) -> Result<UpReport, LabError> {
         let started = Instant::now();
         preflight(&self.topology)?;
-        let desired = plan::compile(&self.topology);
+        let desired = self.desired()?;
         let t = Instant::now();
         let Opened {
             run,
@@ -352,6 +478,8 @@ impl Lab {
                 self.name()
             )));
         };
+        // Another host's share runs here: its run directory stays as it is.
+        self.same_share(loaded.host.as_deref(), &desired)?;
         let observed = observe_all(
             &mut session,
             &self.topology,
@@ -396,6 +524,8 @@ impl Lab {
             && loaded.lab == self.name()
             && loaded.file == file
             && loaded.sysctl_keys == sysctl_keys
+            && loaded.host == desired.host
+            && loaded.elsewhere == desired.elsewhere
         {
             // Nothing to change, in the kernel or in the record.
             run.mark_ready()?;
@@ -408,6 +538,8 @@ impl Lab {
         state.lab = self.name().to_string();
         state.file = file;
         state.sysctl_keys = sysctl_keys;
+        state.host = desired.host.clone();
+        state.elsewhere = desired.elsewhere.clone();
         let counted = progress.map(|p| visible_progress(&plan, p));
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, counted.as_ref().map(|f| f as &Progress))
@@ -705,11 +837,13 @@ pub(crate) fn node_target(
     let state: State = crate::state::read_record(lab)
         .ok_or_else(|| LabError::Usage(format!("lab {lab} is not up (no {})", path.display())))?;
     let rec = state.nodes.get(node).ok_or_else(|| {
-        LabError::Usage(no_such_node(
-            lab,
-            node,
-            state.nodes.keys().map(String::as_str),
-        ))
+        elsewhere(&state, node).unwrap_or_else(|| {
+            LabError::Usage(no_such_node(
+                lab,
+                node,
+                state.nodes.keys().map(String::as_str),
+            ))
+        })
     })?;
     if !rec.init.alive() {
         return Err(LabError::Usage(format!(
@@ -717,6 +851,20 @@ pub(crate) fn node_target(
         )));
     }
     Ok((rec.init, rec.ctx.clone()))
+}
+
+/// The error for a node of a lab that spans hosts that runs on another host than this
+/// machine's share (`state`, the lab's record): nothing of it is here.
+pub(crate) fn elsewhere(state: &State, node: &str) -> Option<LabError> {
+    let host = state.elsewhere.get(node)?;
+    let here = state
+        .host
+        .as_deref()
+        .map(|h| format!(" (this machine runs host {h}'s share of lab {})", state.lab))
+        .unwrap_or_default();
+    Some(LabError::Usage(format!(
+        "node {node} runs on host {host}{here}: run the command there"
+    )))
 }
 
 /// The nodes of a lab that is up, from its record, in name order.

@@ -12,6 +12,12 @@ use crate::state::RunDir;
 pub struct Status {
     pub lab: String,
     pub file: Option<String>,
+    /// For a lab that spans hosts: the host whose share runs here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// For a lab that spans hosts: its nodes on other hosts, with their host.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub elsewhere: std::collections::BTreeMap<String, String>,
     pub nodes: Vec<NodeStatus>,
     /// Host-side interfaces of `host:` links.
     pub host_interfaces: Vec<IfaceStatus>,
@@ -71,7 +77,8 @@ impl std::fmt::Display for Peer {
 }
 
 /// The peer of the interface that is `own` (`node:iface`, or `bridge:port` for a bridge's
-/// port) from its alias, `topo/LAB veth X=Y` (see `names::veth_marker`). `bridges` are the
+/// port) from its alias, `topo/LAB veth X=Y` (see `names::veth_marker`), or `topo/LAB vxlan
+/// X=Y` for an end of a link to another host (the peer is there). `bridges` are the
 /// lab's bridges: an end `BRIDGE:PORT` whose port is the one `names::bridge_port` gives the
 /// interface is that bridge.
 pub(crate) fn peer_of(
@@ -80,9 +87,8 @@ pub(crate) fn peer_of(
     alias: Option<&str>,
     bridges: &[String],
 ) -> Option<Peer> {
-    let rest = alias?
-        .strip_prefix(&names::marker_prefix(lab))?
-        .strip_prefix("veth ")?;
+    let marked = alias?.strip_prefix(&names::marker_prefix(lab))?;
+    let rest = (marked.strip_prefix("veth ")).or_else(|| marked.strip_prefix("vxlan "))?;
     let other = if let Some(o) = rest.strip_prefix(own).and_then(|r| r.strip_prefix('=')) {
         o
     } else {
@@ -294,6 +300,8 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     Ok(Status {
         lab: lab.to_string(),
         file: state.file.map(|f| f.display().to_string()),
+        host: state.host,
+        elsewhere: state.elsewhere,
         nodes,
         host_interfaces,
     })
@@ -381,6 +389,15 @@ mod tests {
             peer_of("lab", "host:vh1", Some(&host), none),
             iface("h1", "eth0")
         );
+        // An end of a link to another host; a bridge's tunnel port has no one peer.
+        let tunnel = names::vxlan_marker("lab", "r2:eth1", "r1:eth1");
+        assert_eq!(
+            peer_of("lab", "r1:eth1", Some(&tunnel), none),
+            iface("r2", "eth1")
+        );
+        let port = names::bridge_vxlan_marker("lab", "lan");
+        let lan = ["lan".to_string()];
+        assert_eq!(peer_of("lab", "lan:vx-lan", Some(&port), &lan), None);
     }
 
     #[test]

@@ -454,5 +454,7 @@ pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {
         controller: link::controller_of(m),
         kind: link::kind_of(m),
         group: link::group_of(m),
+        // Read from the link's info data (and FDB) by the VXLAN observation, not here.
+        vxlan: None,
     }
 }

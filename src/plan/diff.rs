@@ -57,6 +57,17 @@ pub enum Action {
     CreateVeth {
         veth: VethSpec,
     },
+    /// Creates a VXLAN interface (`spec.vxlan` says its tunnel) in namespace `ns`: one end of
+    /// a link to another host, or a bridge's port to its other hosts. It is created from the
+    /// host's namespace, so that its UDP socket is the host's, with its name, MTU, MAC and
+    /// the lab's device group; its marker, state and bridge membership follow in an implied
+    /// `SetLink`, as for a veth.
+    CreateVxlan {
+        ns: String,
+        who: String,
+        name: String,
+        spec: IfaceSpec,
+    },
     /// `implied`: the second half of creating the interface (its marker, state and bridge
     /// membership), not a change of its own; `plan` does not list it.
     SetLink {
@@ -144,6 +155,7 @@ impl Action {
             | Action::StartNode { .. }
             | Action::SetLimits { .. }
             | Action::CreateVeth { .. }
+            | Action::CreateVxlan { .. }
             | Action::SetSysctl { .. }
             | Action::RunExec { .. }
             | Action::StartService { .. } => None,
@@ -169,6 +181,7 @@ impl Action {
             | Action::StartNode { .. }
             | Action::CreateBridge { .. }
             | Action::CreateVeth { .. }
+            | Action::CreateVxlan { .. }
             | Action::AddAddress { .. }
             | Action::AddRoute { replace: false, .. }
             | Action::RunExec { .. }
@@ -188,6 +201,7 @@ impl Action {
             Action::SetLimits { .. } => Phase::SetLimits,
             Action::CreateBridge { .. } => Phase::CreateBridges,
             Action::CreateVeth { .. } => Phase::CreateVeths,
+            Action::CreateVxlan { .. } => Phase::CreateVxlans,
             Action::SetLink { .. } => Phase::SetLinks,
             Action::SetImpair { .. } | Action::ClearImpair { .. } => Phase::Impairments,
             Action::SetSysctl { .. } => Phase::SetSysctls,
@@ -215,6 +229,7 @@ pub enum Phase {
     SetLimits,
     CreateBridges,
     CreateVeths,
+    CreateVxlans,
     SetLinks,
     Impairments,
     SetSysctls,
@@ -241,6 +256,7 @@ impl Phase {
             Phase::SetLimits => "set limits",
             Phase::CreateBridges => "create bridges",
             Phase::CreateVeths => "create veths",
+            Phase::CreateVxlans => "create vxlan tunnels",
             Phase::SetLinks => "set links",
             Phase::Impairments => "set impairments",
             Phase::SetSysctls => "set sysctls",
@@ -273,6 +289,15 @@ impl fmt::Display for Action {
             Action::ClearImpair { who, name, .. } => write!(f, "impair {who}:{name}"),
             Action::CreateBridge { name, .. } => write!(f, "bridge {name}"),
             Action::CreateVeth { veth } => write!(f, "veth {}", veth.label),
+            Action::CreateVxlan {
+                who, name, spec, ..
+            } => {
+                write!(f, "vxlan {who}:{name}")?;
+                match &spec.vxlan {
+                    Some(v) => write!(f, " {}", fmt_vxlan(v)),
+                    None => Ok(()),
+                }
+            }
             Action::SetLink {
                 who, name, changes, ..
             } => write!(f, "link {who}:{name} {}", changes.join(", ")),
@@ -349,6 +374,7 @@ pub fn diff(topology: &Topology, desired: &Desired, observed: &Observed) -> Plan
     };
     p.namespaces();
     p.veths();
+    p.vxlans();
     p.stale_links();
     p.interfaces();
     p.processes(topology);
@@ -480,6 +506,57 @@ impl<'a> Planner<'a> {
                     .push(Action::CreateVeth { veth: v.clone() });
                 for end in ends {
                     self.fresh.insert(iface_key(end.ns.as_deref(), &end.name));
+                }
+            }
+        }
+    }
+
+    /// VXLAN interfaces: kept when one of that name is there with the marker, kind and
+    /// tunnel attributes wanted, else (re)created; one in the way that is not the lab's is a
+    /// conflict.
+    fn vxlans(&mut self) {
+        for (ns, spec) in &self.d.namespaces {
+            if self.state(Some(ns)).is_none() {
+                continue; // foreign namespace: reported as a conflict
+            }
+            for (name, want) in &spec.ifaces {
+                if want.kind != super::IfaceKind::Vxlan {
+                    continue;
+                }
+                let keep = match self.find(Some(ns), name) {
+                    Some(l)
+                        if l.alias.as_deref() == Some(want.marker.as_str())
+                            && l.kind.as_deref() == Some("vxlan")
+                            && same_vxlan(l.vxlan.as_ref(), want.vxlan.as_ref()) =>
+                    {
+                        true
+                    }
+                    Some(l) if self.is_ours(l) => {
+                        self.delete_link(Some(ns), l.clone());
+                        false
+                    }
+                    Some(l) => {
+                        let who = self.who(Some(ns));
+                        self.plan.conflicts.push(format!(
+                            "interface {who}:{name} exists but is not this lab's ({}); remove \
+                             it or choose another interface name",
+                            l.alias
+                                .as_deref()
+                                .map(|a| format!("alias '{a}'"))
+                                .unwrap_or_else(|| "no topo marker".into())
+                        ));
+                        true
+                    }
+                    None => false,
+                };
+                if !keep {
+                    self.plan.actions.push(Action::CreateVxlan {
+                        ns: ns.clone(),
+                        who: self.who(Some(ns)),
+                        name: name.clone(),
+                        spec: want.clone(),
+                    });
+                    self.fresh.insert(iface_key(Some(ns), name));
                 }
             }
         }
@@ -785,7 +862,8 @@ impl<'a> Planner<'a> {
     fn processes(&mut self, t: &Topology) {
         for (name, node) in &t.nodes {
             let ns = names::node_netns(&self.d.lab, name);
-            if self.state(Some(&ns)).is_none() {
+            // Nodes on other hosts have nothing here.
+            if !self.d.namespaces.contains_key(&ns) || self.state(Some(&ns)).is_none() {
                 continue;
             }
             let obs = self.o.nodes.get(name);
@@ -863,8 +941,9 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // Nodes that left the file, or this host's share.
         for (name, obs) in &self.o.nodes {
-            if t.nodes.contains_key(name) {
+            if self.d.has_node(name) {
                 continue;
             }
             for i in obs.init.iter().chain(&obs.strays) {
@@ -984,6 +1063,24 @@ fn same_limits(have: &crate::spec::Limits, want: &crate::spec::Limits) -> bool {
     page(have.memory) == page(want.memory) && pids && quota(have.cpu) == quota(want.cpu)
 }
 
+/// Tunnel attributes alike, the flood entries in any order (the kernel lists its FDB in its
+/// own).
+fn same_vxlan(have: Option<&super::VxlanSpec>, want: Option<&super::VxlanSpec>) -> bool {
+    match (have, want) {
+        (Some(h), Some(w)) => {
+            let (hf, wf) = (sorted(&h.flood), sorted(&w.flood));
+            h.vni == w.vni
+                && h.port == w.port
+                && h.local == w.local
+                && h.remote == w.remote
+                && h.learning == w.learning
+                && hf == wf
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// Impairments as the kernel holds them: what netem or tbf gives back for the settings
 /// (delays to the microsecond, rates to the byte per second), unset and zero alike.
 fn same_impair(a: &crate::spec::Impair, b: &crate::spec::Impair) -> bool {
@@ -997,6 +1094,19 @@ fn same_impair(a: &crate::spec::Impair, b: &crate::spec::Impair) -> bool {
         && p(a.corrupt_ppm) == p(b.corrupt_ppm)
         && p(a.duplicate_ppm) == p(b.duplicate_ppm)
         && p(a.reorder_ppm) == p(b.reorder_ppm)
+}
+
+/// `vni 5123, remote 198.51.100.2`, or for a bridge's port `vni 5123, flood 198.51.100.2,
+/// 198.51.100.3`.
+pub fn fmt_vxlan(v: &super::VxlanSpec) -> String {
+    let to = match v.remote {
+        Some(remote) => format!("remote {remote}"),
+        None => {
+            let flood: Vec<String> = v.flood.iter().map(ToString::to_string).collect();
+            format!("flood {}", flood.join(", "))
+        }
+    };
+    format!("vni {}, {to}", v.vni)
 }
 
 /// `delay 10ms, jitter 1ms, loss 0.5%, rate 100mbit`.
@@ -1084,8 +1194,9 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
                     .as_ref()
                     .and_then(|c| names_.iter().position(|n| *n == c))
                     .map(|p| p as u32 + 1),
-                kind: None,
+                kind: (s.kind == super::IfaceKind::Vxlan).then(|| "vxlan".to_string()),
                 group,
+                vxlan: s.vxlan.clone(),
             })
             .collect()
     };
@@ -1145,6 +1256,9 @@ pub fn simulate(topology: &Topology, desired: &Desired) -> Observed {
     out.host_links = links_of(&desired.host_ifaces);
     out.host_qdiscs = qdiscs_of(&desired.host_ifaces);
     for (i, (name, node)) in topology.nodes.iter().enumerate() {
+        if !desired.has_node(name) {
+            continue;
+        }
         let init = ProcId {
             pid: i as i32 + 2,
             start: 1,

@@ -10,7 +10,9 @@ mod inits;
 #[cfg(test)]
 mod scenarios;
 
-pub use desired::{compile, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec};
+pub use desired::{
+    compile, Crossing, Desired, End, IfaceKind, IfaceSpec, NsSpec, RouteSpec, VethSpec, VxlanSpec,
+};
 pub use diff::{diff, fmt_impair, simulate, Action, Phase, Plan};
 pub use inits::{inits_cover_lab, node_inits, NodeInits, RecordedInit};
 pub use observed::{

@@ -69,6 +69,33 @@ pub fn veth_marker(lab: &str, a: &str, b: &str) -> String {
     format!("{}veth {x}={y}", marker_prefix(lab))
 }
 
+/// Alias of both ends of a link between two hosts (each a VXLAN interface on its host): the
+/// two ends in a fixed order, as [`veth_marker`].
+pub fn vxlan_marker(lab: &str, a: &str, b: &str) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("{}vxlan {x}={y}", marker_prefix(lab))
+}
+
+/// Alias of the VXLAN port that joins a bridge to its parts on other hosts.
+pub fn bridge_vxlan_marker(lab: &str, bridge: &str) -> String {
+    format!("{}vxlan bridge {bridge}", marker_prefix(lab))
+}
+
+/// Name of the VXLAN port of a bridge with members on several hosts, beside the bridge in
+/// the bridge namespace: `vx-BRIDGE` when it fits in 15 bytes, else `v` and 14 hex digits of
+/// a stable hash.
+pub fn bridge_vxlan_port(bridge: &str) -> String {
+    let readable = format!("vx-{bridge}");
+    if readable.len() <= 15 {
+        readable
+    } else {
+        format!(
+            "v{:014x}",
+            fnv1a(readable.as_bytes()) & 0x00ff_ffff_ffff_ffff
+        )
+    }
+}
+
 pub fn bridge_marker(lab: &str, bridge: &str) -> String {
     format!("{}bridge {bridge}", marker_prefix(lab))
 }
@@ -175,6 +202,24 @@ mod tests {
         assert_eq!(
             veth_marker("l", "a:x", "b:y"),
             veth_marker("l", "b:y", "a:x")
+        );
+    }
+
+    #[test]
+    fn vxlan_names_fit_in_ifnamsiz_and_markers_ignore_end_order() {
+        assert_eq!(bridge_vxlan_port("lan"), "vx-lan");
+        assert_eq!(bridge_vxlan_port("twelve-bytes"), "vx-twelve-bytes");
+        let long = bridge_vxlan_port("thirteen-byte");
+        assert_eq!(long.len(), 15);
+        assert!(long.starts_with('v'));
+        assert_ne!(long, bridge_vxlan_port("thirteen-bytf"));
+        assert_eq!(
+            vxlan_marker("l", "r2:eth1", "r1:eth1"),
+            "topo/l vxlan r1:eth1=r2:eth1"
+        );
+        assert_ne!(
+            vxlan_marker("l", "a:x", "b:y"),
+            veth_marker("l", "a:x", "b:y")
         );
     }
 

@@ -75,6 +75,9 @@ pub struct LinkObs {
     /// Device group (see `names::lab_group`).
     #[serde(default)]
     pub group: u32,
+    /// For a VXLAN interface: its tunnel's attributes (and the flood entries of its FDB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<super::VxlanSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -47,9 +47,18 @@ fn parse(yaml: &str) -> Topology {
 /// node's init has PID 100 × its position in name order (h1 100, r1 200, r2 300), its
 /// services the PIDs after it.
 fn converged(yaml: &str) -> Observed {
+    converged_on(yaml, None)
+}
+
+/// [`converged`] for `host`'s share of a lab that spans hosts: only its nodes run.
+fn converged_on(yaml: &str, host: Option<&str>) -> Observed {
     let t = parse(yaml);
-    let mut o = simulate(&t, &compile(&t));
+    let desired = compile(&t, host);
+    let mut o = simulate(&t, &desired);
     for (i, (name, node)) in t.nodes.iter().enumerate() {
+        if !desired.has_node(name) {
+            continue;
+        }
         let pid = 100 * (i as i32 + 1);
         let services = node
             .services
@@ -80,8 +89,12 @@ fn converged(yaml: &str) -> Observed {
 }
 
 fn plan(yaml: &str, observed: &Observed) -> Plan {
+    plan_on(yaml, None, observed)
+}
+
+fn plan_on(yaml: &str, host: Option<&str>, observed: &Observed) -> Plan {
     let t = parse(yaml);
-    diff(&t, &compile(&t), observed)
+    diff(&t, &compile(&t, host), observed)
 }
 
 /// The plan as `topo plan` prints it, one line per action.
@@ -345,7 +358,7 @@ fn a_link_state_change_is_one_in_place_change_of_each_end_and_drops_its_routes()
     let down = {
         let t = parse(&after);
         let mut o = converged(LAB);
-        o.namespaces = simulate(&t, &compile(&t)).namespaces;
+        o.namespaces = simulate(&t, &compile(&t, None)).namespaces;
         o
     };
     assert_eq!(
@@ -380,7 +393,7 @@ fn sysctls_limits_and_impairments_change_in_place() {
     let impaired = {
         let t = parse(&after);
         let mut o = converged(LAB);
-        let sim = simulate(&t, &compile(&t));
+        let sim = simulate(&t, &compile(&t, None));
         o.namespaces = sim.namespaces;
         o
     };
@@ -411,4 +424,363 @@ fn a_namespace_of_the_lab_the_file_no_longer_names_is_deleted() {
         NsObserved::Ours(NsState::default()),
     );
     assert_eq!(lines(&plan(LAB, &o)), ["- netns scn-old (old)"]);
+}
+
+/// [`LAB`] on two machines: r1 and r3 on `left`, r2 and h1 on `right`. The link r1–r2 and
+/// the bridge lan (r1, h1) cross; r1–r3 stays on `left`.
+const WAN: &str = r#"
+name: scn
+hosts:
+  left: {address: 198.51.100.1}
+  right: {address: 198.51.100.2}
+nodes:
+  r1:
+    host: left
+    interfaces:
+      eth1: {addresses: [10.0.0.0/31]}
+      eth2: {addresses: [192.0.2.1/24]}
+      eth3: {addresses: [10.0.1.0/31]}
+    routes:
+      - {to: 198.51.100.0/24, via: 10.0.0.1}
+    services: {web: "sleep 1000"}
+  r2:
+    host: right
+    interfaces:
+      eth1: {addresses: [10.0.0.1/31]}
+  r3:
+    host: left
+    interfaces:
+      eth1: {addresses: [10.0.1.1/31]}
+  h1:
+    host: right
+    interfaces:
+      eth0: {addresses: [192.0.2.10/24]}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+  - endpoints: [r1:eth3, r3:eth1]
+bridges:
+  lan: {members: [r1:eth2, h1:eth0]}
+"#;
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap_or_else(|_| panic!("{s} is no address"))
+}
+
+#[test]
+fn each_host_gets_its_nodes_its_veths_and_a_tunnel_end_per_crossing() {
+    let t = parse(WAN);
+    let tunnels = crate::spec::hosts::tunnels(&t);
+    let link_vni = tunnels.links[&0].vni;
+    let lan_vni = tunnels.bridges["lan"].vni;
+    let left = compile(&t, Some("left"));
+    let right = compile(&t, Some("right"));
+    let nss = |d: &super::Desired| d.namespaces.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(nss(&left), ["scn-r1", "scn-r3", "scn.br"]);
+    assert_eq!(nss(&right), ["scn-h1", "scn-r2", "scn.br"]);
+    assert_eq!(left.host.as_deref(), Some("left"));
+    let elsewhere = |d: &super::Desired| {
+        (d.elsewhere.iter())
+            .map(|(n, h)| format!("{n}@{h}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(elsewhere(&left), ["h1@right", "r2@right"]);
+    assert_eq!(elsewhere(&right), ["r1@left", "r3@left"]);
+    // Veths only between ends on the host: r1–r3 and the bridge ports of local members.
+    let labels = |d: &super::Desired| d.veths.iter().map(|v| v.label.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        labels(&left),
+        ["r1:eth3 <-> r3:eth1", "r1:eth2 <-> bridge lan"]
+    );
+    assert_eq!(labels(&right), ["h1:eth0 <-> bridge lan"]);
+    // The crossing link: a VXLAN end in each node's namespace, mirror images of each other.
+    let end = |d: &super::Desired, ns: &str, name: &str| -> super::IfaceSpec {
+        match d.namespaces.get(ns).and_then(|n| n.ifaces.get(name)) {
+            Some(s) => s.clone(),
+            None => panic!("no {ns}:{name}"),
+        }
+    };
+    let a = end(&left, "scn-r1", "eth1");
+    let b = end(&right, "scn-r2", "eth1");
+    assert_eq!(a.kind, super::IfaceKind::Vxlan);
+    assert_eq!(a.marker, "topo/scn vxlan r1:eth1=r2:eth1");
+    assert_eq!(a.marker, b.marker);
+    assert_eq!(a.mtu, Some(1450));
+    assert_eq!(b.mtu, Some(1450));
+    assert_eq!(a.mac, Some(names::mac("scn", "scn-r1", "eth1")));
+    assert_eq!(
+        a.addresses,
+        ["10.0.0.0/31".parse().unwrap_or_else(|_| unreachable!())]
+    );
+    let want = |local: &str, remote: &str| super::VxlanSpec {
+        vni: link_vni,
+        port: 14789,
+        local: ip(local),
+        remote: Some(ip(remote)),
+        learning: false,
+        flood: Vec::new(),
+    };
+    assert_eq!(a.vxlan, Some(want("198.51.100.1", "198.51.100.2")));
+    assert_eq!(b.vxlan, Some(want("198.51.100.2", "198.51.100.1")));
+    // The bridge on both hosts, each with one VXLAN port that floods to the other.
+    for (d, me, other) in [
+        (&left, "198.51.100.1", "198.51.100.2"),
+        (&right, "198.51.100.2", "198.51.100.1"),
+    ] {
+        let port = end(d, "scn.br", "vx-lan");
+        assert_eq!(port.controller.as_deref(), Some("lan"));
+        assert_eq!(port.marker, "topo/scn vxlan bridge lan");
+        assert_eq!(port.mtu, Some(1450));
+        assert_eq!(end(d, "scn.br", "lan").mtu, Some(1450));
+        assert_eq!(
+            port.vxlan,
+            Some(super::VxlanSpec {
+                vni: lan_vni,
+                port: 14789,
+                local: ip(me),
+                remote: None,
+                learning: true,
+                flood: vec![ip(other)],
+            })
+        );
+    }
+    // What a probe of the far end needs.
+    assert_eq!(left.crossings.len(), 1);
+    let c = &left.crossings[0];
+    assert_eq!(c.label(), "r1:eth1 -> r2:eth1 on host right");
+    assert_eq!(c.ns, "scn-r1");
+    assert_eq!(c.peer_mac, names::mac("scn", "scn-r2", "eth1"));
+    assert_eq!(c.peer_addresses, b.addresses);
+    assert_eq!((c.vni, c.up), (link_vni, true));
+    assert_eq!(
+        right.crossings[0].label(),
+        "r2:eth1 -> r1:eth1 on host left"
+    );
+}
+
+#[test]
+fn a_lab_on_one_machine_compiles_as_before_whatever_host_is_asked() {
+    let t = parse(LAB);
+    let whole = compile(&t, None);
+    assert_eq!(compile(&t, Some("left")), whole);
+    assert!(whole.crossings.is_empty() && whole.elsewhere.is_empty());
+    assert_eq!(whole.host, None);
+    // A lab on hosts compiled without one is the whole lab on one machine: veths only.
+    let wan = compile(&parse(WAN), None);
+    assert_eq!(wan.namespaces.len(), 5);
+    assert!((wan.namespaces.values())
+        .flat_map(|n| n.ifaces.values())
+        .all(|i| i.kind != super::IfaceKind::Vxlan));
+}
+
+#[test]
+fn a_new_share_is_built_with_its_tunnel_ends_after_its_veths_and_nothing_of_the_other_host() {
+    let t = parse(WAN);
+    let vni = crate::spec::hosts::tunnels(&t).links[&0].vni;
+    let lan = crate::spec::hosts::tunnels(&t).bridges["lan"].vni;
+    let p = plan_on(WAN, Some("left"), &Observed::default());
+    let phases: Vec<Phase> = p.actions.iter().map(Action::phase).collect();
+    assert!(phases.windows(2).all(|w| w[0] <= w[1]), "{phases:?}");
+    let l = lines(&p);
+    let made: Vec<&String> = l.iter().filter(|x| x.starts_with("+ vxlan")).collect();
+    assert_eq!(
+        made,
+        [
+            &format!("+ vxlan r1:eth1 vni {vni}, remote 198.51.100.2"),
+            &format!("+ vxlan bridges:vx-lan vni {lan}, flood 198.51.100.2"),
+        ],
+        "{p}"
+    );
+    let first_vxlan = phases.iter().position(|&x| x == Phase::CreateVxlans);
+    let last_veth = phases.iter().rposition(|&x| x == Phase::CreateVeths);
+    assert!(last_veth < first_vxlan, "{phases:?}");
+    let words =
+        |x: &str| -> Vec<String> { x.split([' ', ':', '-', '/']).map(str::to_string).collect() };
+    for other in ["r2", "h1"] {
+        assert!(
+            !l.iter().any(|x| words(x).iter().any(|w| w == other)),
+            "{other} in\n{p}"
+        );
+    }
+    assert!(l.contains(&"+ node r1 init".to_string()), "{p}");
+    assert!(
+        l.contains(&"+ address r1:eth1 10.0.0.0/31".to_string()),
+        "{p}"
+    );
+    assert!(
+        l.contains(&"+ route r1 198.51.100.0/24 via 10.0.0.1".to_string()),
+        "{p}"
+    );
+    // The tunnel end is marked like a veth end, by the second half of its creation.
+    assert!(p.actions.iter().any(|a| matches!(
+        a,
+        Action::SetLink { who, name, implied: true, .. } if who == "r1" && name == "eth1"
+    )));
+    assert!(p.actions.iter().any(|a| matches!(
+        a,
+        Action::SetLink { who, name, changes, .. }
+            if who == "bridges" && name == "vx-lan" && changes.contains(&"master lan".to_string())
+    )));
+}
+
+#[test]
+fn a_converged_share_plans_nothing() {
+    for host in ["left", "right"] {
+        let p = plan_on(WAN, Some(host), &converged_on(WAN, Some(host)));
+        assert!(p.is_empty(), "{host}: {p}");
+    }
+}
+
+#[test]
+fn a_changed_vni_recreates_the_tunnel_end_and_what_was_on_it() {
+    let mut before = converged_on(WAN, Some("left"));
+    // The kernel reports the interface a route through a gateway leaves by.
+    let r1 = ns_state(&mut before, "r1");
+    let eth1 = link(r1, "eth1").index;
+    for r in &mut r1.routes {
+        r.oifs = vec![eth1];
+    }
+    let after = WAN.replace(
+        "  - endpoints: [r1:eth1, r2:eth1]\n",
+        "  - endpoints: [r1:eth1, r2:eth1]\n    vni: 77\n",
+    );
+    assert_eq!(
+        lines(&plan_on(&after, Some("left"), &before)),
+        [
+            "- link r1:eth1",
+            "+ vxlan r1:eth1 vni 77, remote 198.51.100.2",
+            "+ address r1:eth1 10.0.0.0/31",
+            "+ route r1 198.51.100.0/24 via 10.0.0.1",
+        ]
+    );
+    // So does another port, or another remote host.
+    let moved = WAN.replace("198.51.100.2}", "198.51.100.9}");
+    let l = lines(&plan_on(&moved, Some("left"), &before));
+    assert!(l.contains(&"- link bridges:vx-lan".to_string()), "{l:?}");
+    assert!(l.contains(&"- link r1:eth1".to_string()), "{l:?}");
+    assert!(l.iter().any(|x| x.ends_with("flood 198.51.100.9")), "{l:?}");
+    let ported = format!("vxlan: {{port: 4790}}\n{WAN}");
+    let l = lines(&plan_on(&ported, Some("left"), &before));
+    assert_eq!(
+        l.iter().filter(|x| x.starts_with("+ vxlan")).count(),
+        2,
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_tunnel_end_of_another_kind_is_replaced_and_a_foreign_one_is_a_conflict() {
+    let mut o = converged_on(WAN, Some("left"));
+    let l = link(ns_state(&mut o, "r1"), "eth1");
+    l.kind = Some("veth".into());
+    l.vxlan = None;
+    let vni = crate::spec::hosts::tunnels(&parse(WAN)).links[&0].vni;
+    let p = plan_on(WAN, Some("left"), &o);
+    assert_eq!(
+        lines(&p)[..2],
+        [
+            "- link r1:eth1".to_string(),
+            format!("+ vxlan r1:eth1 vni {vni}, remote 198.51.100.2"),
+        ]
+    );
+    let mut o = converged_on(WAN, Some("left"));
+    let l = link(ns_state(&mut o, "r1"), "eth1");
+    l.alias = None;
+    l.group = 0;
+    let p = plan_on(WAN, Some("left"), &o);
+    assert_eq!(p.conflicts.len(), 1, "{p}");
+    assert!(
+        p.conflicts[0].contains("interface r1:eth1 exists but is not this lab's"),
+        "{p}"
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateVxlan { .. })),
+        "{p}"
+    );
+}
+
+#[test]
+fn state_mtu_and_impairment_of_a_tunnel_end_change_in_place() {
+    let before = converged_on(WAN, Some("left"));
+    let after = WAN.replace(
+        "  - endpoints: [r1:eth1, r2:eth1]\n",
+        "  - endpoints: [r1:eth1, r2:eth1]\n    state: down\n    mtu: 1400\n    impair: {r2:eth1: {delay: 5ms}, r1:eth1: {delay: 10ms}}\n",
+    );
+    assert_eq!(
+        lines(&plan_on(&after, Some("left"), &before)),
+        [
+            "~ link r1:eth1 mtu 1450 -> 1400, down",
+            "~ impair r1:eth1 delay 10ms",
+            "- route r1 198.51.100.0/24 via 10.0.0.1",
+        ]
+    );
+}
+
+#[test]
+fn a_node_that_moves_to_another_host_is_stopped_and_its_namespace_removed() {
+    let before = converged_on(WAN, Some("left"));
+    let after = WAN.replace("  r3:\n    host: left\n", "  r3:\n    host: right\n");
+    let l = lines(&plan_on(&after, Some("left"), &before));
+    assert!(l.contains(&"- node r3 init (pid 400)".to_string()), "{l:?}");
+    assert!(l.contains(&"- netns scn-r3 (r3)".to_string()), "{l:?}");
+    // Its link to r1 is now a tunnel: r1's veth end goes, a VXLAN end comes.
+    assert!(l.contains(&"- link r1:eth3".to_string()), "{l:?}");
+    assert!(
+        l.iter().any(|x| x.starts_with("+ vxlan r1:eth3 vni ")),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|x| x.contains("+ node")), "{l:?}");
+}
+
+#[test]
+fn a_link_whose_ends_come_to_one_host_becomes_a_veth() {
+    let before = converged_on(WAN, Some("left"));
+    let after = WAN.replace("  r2:\n    host: right\n", "  r2:\n    host: left\n");
+    let l = lines(&plan_on(&after, Some("left"), &before));
+    assert_eq!(l[0], "- link r1:eth1", "{l:?}");
+    assert!(l.contains(&"+ netns scn-r2 (r2)".to_string()), "{l:?}");
+    assert!(
+        l.contains(&"+ veth r1:eth1 <-> r2:eth1".to_string()),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|x| x.starts_with("+ vxlan r1")), "{l:?}");
+}
+
+#[test]
+fn flood_entries_are_the_same_in_any_order_and_a_missing_one_recreates_the_port() {
+    let three = WAN
+        .replace(
+            "  right: {address: 198.51.100.2}\n",
+            "  right: {address: 198.51.100.2}\n  third: {address: 198.51.100.3}\n",
+        )
+        .replace(
+            "  r2:\n    host: right\n",
+            "  r4: {host: third, interfaces: {eth0: {addresses: [192.0.2.11/24]}}}\n  r2:\n    host: right\n",
+        )
+        .replace("[r1:eth2, h1:eth0]", "[r1:eth2, h1:eth0, r4:eth0]");
+    let mut o = converged_on(&three, Some("left"));
+    let port = |o: &mut Observed| -> LinkObs {
+        match o.namespaces.get_mut("scn.br") {
+            Some(NsObserved::Ours(s)) => link(s, "vx-lan").clone(),
+            _ => panic!("no bridge namespace"),
+        }
+    };
+    let flood = port(&mut o).vxlan.map(|v| v.flood).unwrap_or_default();
+    assert_eq!(flood, [ip("198.51.100.2"), ip("198.51.100.3")]);
+    if let Some(NsObserved::Ours(s)) = o.namespaces.get_mut("scn.br") {
+        if let Some(v) = link(s, "vx-lan").vxlan.as_mut() {
+            v.flood.reverse();
+        }
+    }
+    let p = plan_on(&three, Some("left"), &o);
+    assert!(p.is_empty(), "{p}");
+    if let Some(NsObserved::Ours(s)) = o.namespaces.get_mut("scn.br") {
+        if let Some(v) = link(s, "vx-lan").vxlan.as_mut() {
+            v.flood.pop();
+        }
+    }
+    let l = lines(&plan_on(&three, Some("left"), &o));
+    assert_eq!(l[0], "- link bridges:vx-lan", "{l:?}");
+    assert!(l[1].ends_with("flood 198.51.100.2, 198.51.100.3"), "{l:?}");
 }

@@ -2,6 +2,7 @@
 //! validation needs to know of the host (paths that exist, seccomp profiles topo can honour)
 //! comes from a [`World`] that the caller passes in.
 
+pub mod hosts;
 pub mod model;
 pub mod steps;
 

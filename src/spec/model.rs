@@ -37,7 +37,7 @@ pub struct Topology {
     /// The nodes, by name (`[a-z0-9-]`, starting with a letter or digit).
     #[serde(default)]
     pub nodes: BTreeMap<String, Node>,
-    /// Point-to-point veth pairs.
+    /// Point-to-point links: veth pairs, or VXLAN tunnels between hosts.
     #[serde(default)]
     pub links: Vec<Link>,
     /// L2 segments; each bridge lives in the lab's hidden bridge namespace.
@@ -51,6 +51,57 @@ pub struct Topology {
     #[serde(default)]
     #[schemars(with = "Vec<super::steps::StepKeys>")]
     pub tests: Vec<super::steps::Step>,
+    /// The machines the lab spans, by name (`[a-z0-9-]`); each runs its share with `topo up
+    /// --host NAME`. Absent: the lab runs on one machine.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Host>,
+    /// The tunnels between hosts.
+    #[serde(default)]
+    pub vxlan: Vxlan,
+}
+
+/// One machine of a multi-host lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Its underlay address, which the other hosts reach it at (IPv4 or IPv6; every host of
+    /// a lab of one family).
+    #[schemars(with = "String")]
+    pub address: IpAddr,
+    /// MTU of its underlay network; default 1500.
+    #[serde(default = "Host::default_mtu")]
+    pub mtu: u32,
+}
+
+impl Host {
+    pub const DEFAULT_MTU: u32 = 1500;
+    fn default_mtu() -> u32 {
+        Self::DEFAULT_MTU
+    }
+}
+
+/// The VXLAN tunnels that carry links and bridges between hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vxlan {
+    /// UDP port of every tunnel of the lab, on every host; default 14789.
+    #[serde(default = "Vxlan::default_port")]
+    pub port: u16,
+}
+
+impl Vxlan {
+    pub const DEFAULT_PORT: u16 = 14789;
+    fn default_port() -> u16 {
+        Self::DEFAULT_PORT
+    }
+}
+
+impl Default for Vxlan {
+    fn default() -> Self {
+        Vxlan {
+            port: Self::DEFAULT_PORT,
+        }
+    }
 }
 
 /// The cap on each service's (and each node's `exec:`) log in the run directory: the log
@@ -124,6 +175,9 @@ pub struct Node {
     // Already merged into the fields here.
     #[serde(default)]
     pub group: Option<String>,
+    /// The host (in `hosts`) the node runs on.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Configuration of the node's interfaces (links and bridges only wire them).
     #[serde(default)]
     pub interfaces: BTreeMap<String, Interface>,
@@ -540,6 +594,11 @@ pub struct Link {
     /// Record the link's packets (at its first endpoint) while `topo test` runs.
     #[serde(default)]
     pub capture: bool,
+    /// VXLAN network identifier of a link between two hosts (1 to 16777215); derived from
+    /// the lab and endpoint names when left out.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 16_777_215))]
+    pub vni: Option<u32>,
 }
 
 /// A link's impairment, as the file gives it.
@@ -600,6 +659,11 @@ pub struct Bridge {
     pub members: Vec<Endpoint>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// VXLAN network identifier of a bridge with members on several hosts (1 to 16777215);
+    /// derived from the lab and bridge names when left out.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 16_777_215))]
+    pub vni: Option<u32>,
 }
 
 // Shapes the file accepts that the model stores differently; used by the JSON Schema only.

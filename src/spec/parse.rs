@@ -16,9 +16,9 @@ use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
 use super::model::{
-    Bind, Bridge, Capabilities, Defaults, Dir, Endpoint, Filesystem, Impair, Interface, Limits,
-    Link, LinkImpair, LinkState, Logs, Node, Ready, Restart, Route, RouteDest, Seccomp, Service,
-    ServiceKind, SysctlValue, Tmpfs, Topology, HOST,
+    Bind, Bridge, Capabilities, Defaults, Dir, Endpoint, Filesystem, Host, Impair, Interface,
+    Limits, Link, LinkImpair, LinkState, Logs, Node, Ready, Restart, Route, RouteDest, Seccomp,
+    Service, ServiceKind, SysctlValue, Tmpfs, Topology, Vxlan, HOST,
 };
 use super::units::{self, UnitError};
 use super::yaml::{self, Node as Yaml, Pos};
@@ -26,8 +26,10 @@ use super::yaml::{self, Node as Yaml, Pos};
 mod steps;
 
 const TOP_KEYS: &[&str] = &[
-    "name", "defaults", "groups", "nodes", "links", "bridges", "logs", "tests",
+    "name", "hosts", "vxlan", "defaults", "groups", "nodes", "links", "bridges", "logs", "tests",
 ];
+const HOST_KEYS: &[&str] = &["address", "mtu"];
+const VXLAN_KEYS: &[&str] = &["port"];
 const LOGS_KEYS: &[&str] = &["max_size", "keep"];
 const DEFAULT_KEYS: &[&str] = &[
     "sysctls",
@@ -58,6 +60,7 @@ const NODE_KEYS: &[&str] = &[
     "seccomp",
     "userns",
     "apparmor",
+    "host",
 ];
 const INTERFACE_KEYS: &[&str] = &["addresses", "mtu", "capture"];
 const SERVICE_KEYS: &[&str] = &["command", "type", "pid_file", "after", "ready", "restart"];
@@ -68,7 +71,7 @@ const FILESYSTEM_KEYS: &[&str] = &["read_only", "read_write"];
 const LIMIT_KEYS: &[&str] = &["memory", "pids", "cpu"];
 const TMPFS_KEYS: &[&str] = &Tmpfs::MOUNT_POINTS;
 const CAPABILITY_KEYS: &[&str] = &["drop", "add"];
-const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state", "capture"];
+const LINK_KEYS: &[&str] = &["endpoints", "mtu", "impair", "state", "capture", "vni"];
 const IMPAIR_KEYS: &[&str] = &[
     "delay",
     "jitter",
@@ -78,7 +81,7 @@ const IMPAIR_KEYS: &[&str] = &[
     "reorder",
     "rate",
 ];
-const BRIDGE_KEYS: &[&str] = &["members", "mtu"];
+const BRIDGE_KEYS: &[&str] = &["members", "mtu", "vni"];
 
 /// Most YAML nodes that groups may add to the nodes that take them, in total (each node gets
 /// its group's keys; as many as aliases may stand for).
@@ -609,6 +612,8 @@ impl<'a> Reader<'a> {
             bridges: BTreeMap::new(),
             logs: Logs::default(),
             tests: Vec::new(),
+            hosts: BTreeMap::new(),
+            vxlan: Vxlan::default(),
         };
         let mut has_name = false;
         for e in self.fields(root, "", "at the top level", TOP_KEYS) {
@@ -628,6 +633,8 @@ impl<'a> Reader<'a> {
                 "bridges" => topo.bridges = self.bridges(e.value),
                 "logs" => topo.logs = self.logs(e.value),
                 "tests" => topo.tests = self.steps(e.value),
+                "hosts" => topo.hosts = self.hosts(e.value),
+                "vxlan" => topo.vxlan = self.vxlan(e.value),
                 _ => {}
             }
         }
@@ -642,6 +649,109 @@ impl<'a> Reader<'a> {
         self.merge_defaults(&mut topo);
         self.check_step_refs(&topo);
         Some(topo)
+    }
+
+    fn hosts(&mut self, value: &Yaml) -> BTreeMap<String, Host> {
+        let mut out = BTreeMap::new();
+        for e in self.entries(value, "hosts", "in 'hosts'") {
+            self.check(e.key_pos, name_problem("host", &e.key));
+            if let Some(host) = self.host(&e) {
+                out.insert(e.key, host);
+            }
+        }
+        out
+    }
+
+    fn host(&mut self, e: &Entry<'_>) -> Option<Host> {
+        let place = format!("in host {}", e.key);
+        let mut address = None;
+        let mut mtu = Host::DEFAULT_MTU;
+        let mut has_address = false;
+        for f in self.fields(e.value, &e.path, &place, HOST_KEYS) {
+            match f.key.as_str() {
+                "address" => {
+                    has_address = true;
+                    address = self.host_address(f.value, &f.path);
+                }
+                _ => {
+                    if let Some(n) = self
+                        .integer(f.value, &f.path, "host mtu", (576, 65535))
+                        .and_then(|n| u32::try_from(n).ok())
+                    {
+                        mtu = n;
+                    }
+                }
+            }
+        }
+        if !has_address && (e.value.as_map().is_some() || e.value.is_null()) {
+            self.error(
+                e.key_pos,
+                format!("host {} has no 'address'", e.key),
+                "add 'address: ...', the address the other hosts reach it at, e.g. \
+                 {address: 198.51.100.1}"
+                    .to_string(),
+            );
+        }
+        Some(Host {
+            address: address?,
+            mtu,
+        })
+    }
+
+    /// A host's underlay address: one unicast address, without a prefix length.
+    fn host_address(&mut self, value: &Yaml, path: &str) -> Option<IpAddr> {
+        let text = self.string(value, path)?;
+        if let Some((addr, _)) = text.split_once('/') {
+            self.error(
+                value.pos,
+                format!("host address '{text}' has a prefix length"),
+                format!("write the address alone: '{addr}'"),
+            );
+            return None;
+        }
+        let Ok(ip) = text.parse::<IpAddr>() else {
+            self.error(
+                value.pos,
+                format!("invalid host address '{text}'"),
+                "write the IPv4 or IPv6 address the other hosts reach this one at, e.g. \
+                 '198.51.100.1'"
+                    .to_string(),
+            );
+            return None;
+        };
+        if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+            self.error(
+                value.pos,
+                format!("host address {ip} is not a unicast address"),
+                "write the address of one machine, which the other hosts reach it at".to_string(),
+            );
+            return None;
+        }
+        Some(ip)
+    }
+
+    fn vxlan(&mut self, value: &Yaml) -> Vxlan {
+        let mut out = Vxlan::default();
+        for e in self.fields(value, "vxlan", "in 'vxlan'", VXLAN_KEYS) {
+            if let Some(port) = self
+                .integer(e.value, &e.path, "vxlan port", (1, 65535))
+                .and_then(|n| u16::try_from(n).ok())
+            {
+                out.port = port;
+            }
+        }
+        out
+    }
+
+    /// A VXLAN network identifier (24 bits, 0 left out: it is no network).
+    fn vni(&mut self, node: &Yaml, path: &str) -> Option<u32> {
+        self.integer(
+            node,
+            path,
+            "vni",
+            (1, i64::from(crate::spec::hosts::VNI_MAX)),
+        )
+        .and_then(|n| u32::try_from(n).ok())
     }
 
     fn logs(&mut self, value: &Yaml) -> Logs {
@@ -744,6 +854,7 @@ impl<'a> Reader<'a> {
                         .filter(|g| self.groups.contains_key(*g))
                         .map(str::to_string);
                 }
+                "host" => node.host = self.string(e.value, &e.path),
                 "interfaces" => node.interfaces = self.interfaces(name, e.value, &e.path),
                 "routes" => node.routes = self.routes(name, e.value, &e.path),
                 "binds" => node.binds = self.binds(e.value, &e.path),
@@ -1340,10 +1451,12 @@ impl<'a> Reader<'a> {
         let mut impair = None;
         let mut state = LinkState::Up;
         let mut capture = false;
+        let mut vni = None;
         for e in self.fields(value, path, &place, LINK_KEYS) {
             match e.key.as_str() {
                 "endpoints" => ends = Some(self.link_endpoints(number, e.value, &e.path)),
                 "mtu" => link_mtu = self.mtu(e.value, &e.path),
+                "vni" => vni = self.vni(e.value, &e.path),
                 "impair" => impair = self.link_impair(number, e.value, &e.path),
                 "capture" => capture = self.boolean(e.value, &e.path).unwrap_or(false),
                 _ => state = self.state(e.value, &e.path).unwrap_or(state),
@@ -1376,6 +1489,7 @@ impl<'a> Reader<'a> {
             impair,
             state,
             capture,
+            vni,
         })
     }
 
@@ -1528,6 +1642,7 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
+                "vni" => out.vni = self.vni(f.value, &f.path),
                 _ => out.mtu = self.mtu(f.value, &f.path),
             }
         }
@@ -2719,6 +2834,8 @@ nodes:
             name: "triangle".into(),
             logs: Logs::default(),
             tests: Vec::new(),
+            hosts: BTreeMap::new(),
+            vxlan: Vxlan::default(),
             defaults,
             groups: BTreeMap::new(),
             nodes: map(&[("r1", r1), ("r2", r2), ("r3", r3), ("h1", h1)]),
@@ -2729,6 +2846,7 @@ nodes:
                     impair: None,
                     state: LinkState::Up,
                     capture: false,
+                    vni: None,
                 },
                 Link {
                     endpoints: [ep("r1", "eth2"), ep("r3", "eth1")],
@@ -2744,6 +2862,7 @@ nodes:
                     })),
                     state: LinkState::Up,
                     capture: false,
+                    vni: None,
                 },
                 Link {
                     endpoints: [ep("r2", "eth9"), ep("host", "tp-r2")],
@@ -2751,6 +2870,7 @@ nodes:
                     impair: None,
                     state: LinkState::Down,
                     capture: false,
+                    vni: None,
                 },
             ],
             bridges: map(&[(
@@ -2758,6 +2878,7 @@ nodes:
                 Bridge {
                     members: vec![ep("h1", "eth0"), ep("r1", "eth3")],
                     mtu: Some(1500),
+                    vni: None,
                 },
             )]),
         };
@@ -2858,8 +2979,10 @@ mod schema_keys {
             Ok(v) => v,
             Err(e) => panic!("schema is not JSON: {e}"),
         };
-        let lists: [(&str, &[&str]); 17] = [
+        let lists: [(&str, &[&str]); 19] = [
             ("/properties", TOP_KEYS),
+            ("/definitions/Host/properties", HOST_KEYS),
+            ("/definitions/Vxlan/properties", VXLAN_KEYS),
             ("/definitions/Logs/properties", LOGS_KEYS),
             ("/definitions/Defaults/properties", DEFAULT_KEYS),
             ("/definitions/Node/properties", NODE_KEYS),

@@ -8,6 +8,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 
 use super::diag::{Diagnostic, Diagnostics};
+use super::hosts;
 use super::model::{Endpoint, Node, Restart, Route, RouteDest, Seccomp, ServiceKind, Topology};
 use super::parse::{did_you_mean, ifname_problem, Spans};
 use super::world::World;
@@ -40,6 +41,10 @@ pub fn validate(
         v.dirs(name, node);
     }
     v.shared_segment_addresses();
+    v.hosts();
+    v.placement();
+    v.vnis();
+    v.tunnel_mtus();
     if let Some(Seccomp::Profile(p)) = &topo.defaults.seccomp {
         v.seccomp_profile(p, "defaults.seccomp");
     }
@@ -242,6 +247,262 @@ impl Validator<'_> {
                 format!("add a link or a bridge member '{ep}', or remove the interface"),
             );
         }
+    }
+
+    // ---- hosts -------------------------------------------------------------------------
+
+    /// The hosts' addresses: one each, all of one family; an IPv6 underlay carries 1280
+    /// bytes at least.
+    fn hosts(&mut self) {
+        let mut hosts: Vec<(Pos, &str, &crate::spec::Host)> = (self.topo.hosts.iter())
+            .map(|(name, h)| {
+                (
+                    self.spans.value(&format!("hosts.{name}.address")),
+                    name.as_str(),
+                    h,
+                )
+            })
+            .collect();
+        hosts.sort_by_key(|(pos, ..)| *pos);
+        let mut seen: HashMap<IpAddr, (Pos, &str)> = HashMap::new();
+        let mut first: Option<(&str, IpAddr)> = None;
+        for (pos, name, host) in hosts {
+            let ip = host.address;
+            if let Some((at, other)) = seen.get(&ip) {
+                self.error(
+                    pos,
+                    format!("host {name} has the address {ip} of host {other}"),
+                    format!(
+                        "it is already given at line {}, column {}; every host has an address \
+                         of its own",
+                        at.line, at.column
+                    ),
+                );
+                continue;
+            }
+            seen.insert(ip, (pos, name));
+            match first {
+                None => first = Some((name, ip)),
+                Some((other, theirs)) if theirs.is_ipv4() != ip.is_ipv4() => self.error(
+                    pos,
+                    format!(
+                        "host {name}'s address {ip} is {}, host {other}'s is {}",
+                        family_name(ip.is_ipv4()),
+                        family_name(theirs.is_ipv4())
+                    ),
+                    "the hosts of a lab reach each other over one IP family: give every host \
+                     an IPv4 address, or every host an IPv6 one"
+                        .to_string(),
+                ),
+                Some(_) => {}
+            }
+            if ip.is_ipv6() && host.mtu < 1280 {
+                self.error(
+                    self.spans.value(&format!("hosts.{name}.mtu")),
+                    format!("host {name}'s mtu {} is below 1280", host.mtu),
+                    "an IPv6 network carries at least 1280 bytes: give 1280 or more".to_string(),
+                );
+            }
+        }
+    }
+
+    /// With `hosts:`, every node is on one of them; without, no node names one.
+    fn placement(&mut self) {
+        let t = self.topo;
+        let declared = || {
+            t.hosts
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (name, node) in &t.nodes {
+            match &node.host {
+                // The messages name no node: a `host:` of a group is reported once.
+                Some(host) if t.hosts.is_empty() => self.error(
+                    self.spans.value(&format!("nodes.{name}.host")),
+                    format!("'host: {host}' in a lab without 'hosts:'"),
+                    "declare the machines the lab spans under 'hosts:' at the top level \
+                     (e.g. 'hosts: {left: {address: 198.51.100.1}}'), or remove 'host:'"
+                        .to_string(),
+                ),
+                Some(host) if !t.hosts.contains_key(host) => {
+                    let near = did_you_mean(host, t.hosts.keys().map(String::as_str))
+                        .map(|h| format!("did you mean '{h}'? "))
+                        .unwrap_or_default();
+                    self.error(
+                        self.spans.value(&format!("nodes.{name}.host")),
+                        format!("host '{host}' is not declared under 'hosts:'"),
+                        format!("{near}hosts: {}", declared()),
+                    );
+                }
+                None if !t.hosts.is_empty() => self.error(
+                    self.spans.key(&format!("nodes.{name}")),
+                    format!("node {name} is on no host"),
+                    format!(
+                        "the lab spans hosts {}: add 'host: NAME' to the node or to its group",
+                        declared()
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        // A bridge across hosts has a VXLAN port in the bridge namespace, beside the bridges.
+        let tunnels = hosts::tunnels(t);
+        for name in tunnels.bridges.keys() {
+            let port = crate::plan::names::bridge_vxlan_port(name);
+            if t.bridges.contains_key(&port) {
+                self.error(
+                    self.spans.key(&format!("bridges.{port}")),
+                    format!("bridge {port} has the name of bridge {name}'s tunnel port"),
+                    format!(
+                        "bridge {name} spans hosts, and its VXLAN port beside the bridges is \
+                         named {port}: rename bridge {port}"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A VNI names one tunnel: declared once, and only on a link or bridge between hosts.
+    fn vnis(&mut self) {
+        let t = self.topo;
+        let mut declared: Vec<(Pos, u32, String)> = Vec::new();
+        for (i, link) in t.links.iter().enumerate() {
+            let Some(vni) = link.vni else { continue };
+            let pos = self.spans.value(&format!("links[{i}].vni"));
+            declared.push((pos, vni, format!("link {}", i + 1)));
+            if hosts::crossing(t, link).is_none() {
+                let why = if t.hosts.is_empty() {
+                    "the lab has no 'hosts:'"
+                } else {
+                    "both its ends are on one host"
+                };
+                self.error(
+                    pos,
+                    format!("link {} has a vni, but {why}", i + 1),
+                    "a vni names the tunnel of a link between two hosts; a link on one host is \
+                     a veth pair: remove 'vni'"
+                        .to_string(),
+                );
+            }
+        }
+        for (name, bridge) in &t.bridges {
+            let Some(vni) = bridge.vni else { continue };
+            let pos = self.spans.value(&format!("bridges.{name}.vni"));
+            declared.push((pos, vni, format!("bridge {name}")));
+            if hosts::bridge_hosts(t, bridge).len() < 2 {
+                let why = if t.hosts.is_empty() {
+                    "the lab has no 'hosts:'"
+                } else {
+                    "all its members are on one host"
+                };
+                self.error(
+                    pos,
+                    format!("bridge {name} has a vni, but {why}"),
+                    "a vni names the tunnel of a bridge with members on several hosts: remove \
+                     'vni'"
+                        .to_string(),
+                );
+            }
+        }
+        declared.sort_by_key(|(pos, ..)| *pos);
+        let mut seen: HashMap<u32, (Pos, String)> = HashMap::new();
+        for (pos, vni, what) in declared {
+            match seen.get(&vni) {
+                Some((at, first)) => self.error(
+                    pos,
+                    format!("vni {vni} of {what} is also the vni of {first}"),
+                    format!(
+                        "it is already declared at line {}, column {}; every link and bridge \
+                         between hosts needs a vni of its own",
+                        at.line, at.column
+                    ),
+                ),
+                None => {
+                    seen.insert(vni, (pos, what));
+                }
+            }
+        }
+    }
+
+    /// A tunnel carries at most its hosts' smallest underlay MTU less the encapsulation: a
+    /// link, bridge or interface of one that asks for more is refused.
+    fn tunnel_mtus(&mut self) {
+        let t = self.topo;
+        let tunnels = hosts::tunnels(t);
+        for (i, tunnel) in &tunnels.links {
+            let Some(link) = t.links.get(*i) else {
+                continue;
+            };
+            let what = format!("link {}", i + 1);
+            if let Some(mtu) = link.mtu {
+                let pos = self.spans.value(&format!("links[{i}].mtu"));
+                self.tunnel_mtu(pos, mtu, &format!("mtu {mtu} of {what}"), tunnel);
+            }
+            for ep in &link.endpoints {
+                self.end_mtu(ep, &what, tunnel);
+            }
+        }
+        for (name, tunnel) in &tunnels.bridges {
+            let Some(bridge) = t.bridges.get(name) else {
+                continue;
+            };
+            let what = format!("bridge {name}");
+            if let Some(mtu) = bridge.mtu {
+                let pos = self.spans.value(&format!("bridges.{name}.mtu"));
+                self.tunnel_mtu(pos, mtu, &format!("mtu {mtu} of {what}"), tunnel);
+            }
+            for ep in &bridge.members {
+                self.end_mtu(ep, &what, tunnel);
+            }
+        }
+    }
+
+    /// The MTU an interface of a tunnelled link or bridge declares.
+    fn end_mtu(&mut self, ep: &Endpoint, what: &str, tunnel: &hosts::Tunnel) {
+        let declared = (self.topo.nodes.get(&ep.node))
+            .and_then(|n| n.interfaces.get(&ep.iface))
+            .and_then(|i| i.mtu);
+        if let Some(mtu) = declared {
+            let path = format!("nodes.{}.interfaces.{}.mtu", ep.node, ep.iface);
+            let pos = self.spans.value(&path);
+            self.tunnel_mtu(pos, mtu, &format!("mtu {mtu} of {ep} (on {what})"), tunnel);
+        }
+    }
+
+    fn tunnel_mtu(&mut self, pos: Pos, mtu: u32, what: &str, tunnel: &hosts::Tunnel) {
+        if mtu <= tunnel.mtu {
+            return;
+        }
+        let t = self.topo;
+        let hosts: Vec<(&String, &crate::spec::Host)> = (tunnel.hosts.iter())
+            .filter_map(|h| t.hosts.get_key_value(h))
+            .collect();
+        let Some((name, host)) = hosts.iter().min_by_key(|(_, h)| h.mtu) else {
+            return;
+        };
+        let v6 = hosts.iter().any(|(_, h)| h.address.is_ipv6());
+        let overhead = if v6 {
+            hosts::OVERHEAD_IPV6
+        } else {
+            hosts::OVERHEAD_IPV4
+        };
+        self.error(
+            pos,
+            format!(
+                "{what} is more than its tunnel between hosts {} carries ({})",
+                tunnel.hosts.join(", "),
+                tunnel.mtu
+            ),
+            format!(
+                "host {name}'s underlay MTU is {}, and VXLAN over {} takes {overhead} bytes of \
+                 it: give at most {}, or leave the mtu out to get that",
+                host.mtu,
+                family_name(!v6),
+                tunnel.mtu
+            ),
+        );
     }
 
     // ---- addresses and routes --------------------------------------------------------
@@ -866,5 +1127,120 @@ links: [{endpoints: [r1:eth0, r2:eth0]}]
         assert_eq!(d.len(), 1);
         assert_eq!(d.0[0].message, "profile /labs/p.json sets 'flags'");
         assert_eq!(world.checks.get(), 1);
+    }
+
+    const WAN: &str = "name: wan
+hosts:
+  left: {address: 198.51.100.1}
+  right: {address: 198.51.100.2}
+groups:
+  core: {host: left}
+nodes:
+  r1: {group: core}
+  r2: {host: right}
+links:
+  - {endpoints: [r1:eth1, r2:eth1], vni: 1001}
+bridges:
+  lan: {members: [r1:eth2, r2:eth2]}
+";
+
+    fn refused(text: &str) -> Vec<(usize, usize, String, String)> {
+        match parse_str(text, Path::new("/labs/wan.yaml")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(d) => d
+                .iter()
+                .map(|d| {
+                    let hint = d.hint.clone().unwrap_or_default();
+                    (d.line, d.column, d.message.clone(), hint)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_lab_on_hosts_is_accepted() {
+        let t = parse_str(WAN, Path::new("/labs/wan.yaml")).unwrap();
+        assert_eq!(t.nodes["r1"].host.as_deref(), Some("left"));
+        assert_eq!(t.links[0].vni, Some(1001));
+        assert_eq!(t.vxlan.port, 14789);
+        assert_eq!(t.hosts["right"].mtu, 1500);
+    }
+
+    #[test]
+    fn a_node_on_an_unknown_host_is_refused_with_the_declared_ones() {
+        let got = refused(&WAN.replace("host: right", "host: rihgt"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (line, column, message, hint) = &got[0];
+        assert_eq!((*line, *column), (9, 14));
+        assert_eq!(message, "host 'rihgt' is not declared under 'hosts:'");
+        assert_eq!(hint, "did you mean 'right'? hosts: left, right");
+        // Through a group: at the group's text, once for all its nodes.
+        let text = WAN
+            .replace("core: {host: left}", "core: {host: lfet}")
+            .replace(
+                "  r2: {host: right}",
+                "  r2: {host: right}\n  r3: {group: core}",
+            );
+        let got = refused(&text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (6, 16));
+        // Without `hosts:`, any `host:` is refused.
+        let text = "name: one\nnodes: {a: {host: left}}\n";
+        let got = refused(text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].2.contains("in a lab without 'hosts:'"), "{got:?}");
+    }
+
+    #[test]
+    fn a_vni_declared_twice_is_refused_at_the_second_naming_the_first() {
+        let text = WAN.replace(
+            "lan: {members: [r1:eth2, r2:eth2]}",
+            "lan: {members: [r1:eth2, r2:eth2], vni: 1001}",
+        );
+        let got = refused(&text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (line, column, message, hint) = &got[0];
+        assert_eq!((*line, *column), (13, 43));
+        assert_eq!(message, "vni 1001 of bridge lan is also the vni of link 1");
+        assert!(
+            hint.starts_with("it is already declared at line 11, column 42;"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn the_mtu_of_a_tunnel_is_checked_against_the_underlay() {
+        // 1450 fits a 1500 IPv4 underlay; 1451 does not.
+        let fits = WAN.replace("vni: 1001}", "vni: 1001, mtu: 1450}");
+        assert!(parse_str(&fits, Path::new("/labs/wan.yaml")).is_ok());
+        let got = refused(&WAN.replace("vni: 1001}", "vni: 1001, mtu: 1451}"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].3.contains("underlay MTU is 1500"), "{got:?}");
+        assert!(got[0].3.contains("takes 50 bytes"), "{got:?}");
+        // Over IPv6 the overhead is 70.
+        let v6 = WAN
+            .replace("198.51.100.1", "'2001:db8::1'")
+            .replace("198.51.100.2", "'2001:db8::2'");
+        assert!(parse_str(
+            &v6.replace("vni: 1001}", "vni: 1001, mtu: 1430}"),
+            Path::new("x.yaml")
+        )
+        .is_ok());
+        let got = refused(&v6.replace("vni: 1001}", "vni: 1001, mtu: 1431}"));
+        assert!(got[0].3.contains("takes 70 bytes"), "{got:?}");
+    }
+
+    #[test]
+    fn a_bridge_named_like_a_tunnel_port_is_refused() {
+        let text = WAN.replace(
+            "  lan: {members: [r1:eth2, r2:eth2]}\n",
+            "  lan: {members: [r1:eth2, r2:eth2]}\n  vx-lan: {members: [r1:eth3]}\n",
+        );
+        let got = refused(&text);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            got[0].2,
+            "bridge vx-lan has the name of bridge lan's tunnel port"
+        );
     }
 }

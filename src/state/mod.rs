@@ -63,6 +63,13 @@ pub struct State {
     /// reads them while it parses the file, and after only keys that are new.
     #[serde(default)]
     pub sysctl_keys: Vec<String>,
+    /// For a lab that spans hosts: the host whose share runs here (`up --host`), which later
+    /// commands on the lab take without being told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// For a lab that spans hosts: its nodes that run on other hosts, with their host.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub elsewhere: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

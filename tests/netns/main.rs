@@ -31,6 +31,7 @@ mod routing;
 mod scale;
 mod security;
 mod services;
+mod shares;
 mod status;
 mod stress;
 mod testrun;
