@@ -646,11 +646,12 @@ impl<'a> Applier<'a> {
                 .await?;
             }
             Action::CreateVeth { veth } => self.create_veth(veth).await?,
-            Action::CreateVxlan { who, name, .. } => {
-                return Err(LabError::Kernel(format!(
-                    "{who}:{name}: VXLAN not implemented"
-                )));
-            }
+            Action::CreateVxlan {
+                ns,
+                who,
+                name,
+                spec,
+            } => self.create_vxlan(ns, who, name, spec).await?,
             Action::SetLink {
                 ns,
                 who,
@@ -850,6 +851,71 @@ impl<'a> Applier<'a> {
         if let Ok(mut c) = self.index_cache.lock() {
             c.remove(&(v.a.ns.clone(), v.a.name.clone()));
             c.remove(&(v.b.ns.clone(), v.b.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// A VXLAN interface: made from the host's namespace, where its UDP socket stays and
+    /// finds the underlay, straight into `ns`, under a name of its own that it loses there.
+    /// Kernels before 6.14 look the name of a new interface up in the namespace of the
+    /// request, so `eth1` made directly would clash with a host's own `eth1`. Then the flood
+    /// entries of a bridge's port.
+    async fn create_vxlan(
+        &self,
+        ns: &str,
+        who: &str,
+        name: &str,
+        spec: &crate::plan::IfaceSpec,
+    ) -> Result<(), LabError> {
+        let what = format!("{who}:{name}");
+        let Some(vx) = &spec.vxlan else {
+            return Err(LabError::Internal(format!(
+                "{what}: a VXLAN without a tunnel"
+            )));
+        };
+        let file = match self.session.ns.get(ns) {
+            Some(c) => c.id.open()?,
+            None => {
+                return Err(NetError::io(
+                    format!("netns {ns}"),
+                    std::io::Error::from_raw_os_error(libc::ENOENT),
+                )
+                .into())
+            }
+        };
+        let lab = self.lab.name();
+        let temp = names::vxlan_temp_name(lab, ns, name);
+        let tunnel = net::vxlan::Vxlan {
+            vni: vx.vni,
+            port: vx.port,
+            local: vx.local,
+            remote: vx.remote,
+            learning: vx.learning,
+        };
+        net::vxlan::add(
+            &self.session.host,
+            Some(file.as_fd()),
+            &temp,
+            0,
+            &tunnel,
+            spec.mtu.unwrap_or(crate::plan::desired::DEFAULT_MTU),
+            spec.mac.unwrap_or_else(|| names::mac(lab, ns, name)),
+            names::lab_group(lab),
+        )
+        .await
+        .map_err(|e| prefix(e, &what))?;
+        drop(file);
+        let index = self.index(Some(ns), &temp).await?;
+        let handle = self.session.handle(Some(ns))?;
+        net::link::rename(handle, index, name, &what).await?;
+        if let Ok(mut c) = self.index_cache.lock() {
+            c.remove(&(Some(ns.to_string()), temp));
+            c.insert((Some(ns.to_string()), name.to_string()), index);
+        }
+        for remote in &vx.flood {
+            net::vxlan::flood_add(handle, index, *remote)
+                .await
+                .map_err(|e| prefix(e, &what))?;
         }
         Ok(())
     }

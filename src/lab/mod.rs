@@ -3,6 +3,7 @@
 //! command in a node.
 
 mod apply;
+pub(crate) mod crossings;
 pub mod dirs;
 mod down;
 mod drift;
@@ -447,7 +448,10 @@ impl Lab {
             early,
         )
         .await?;
-        Ok(plan::diff(&self.topology, &desired, &observed))
+        let mut plan = plan::diff(&self.topology, &desired, &observed);
+        let far = crossings::probe_all(&session, &desired, &observed).await;
+        plan.elsewhere = crossings::drift_lines(&far);
+        Ok(plan)
     }
 
     /// Makes the kernel match the file: observe, plan, apply only the difference.

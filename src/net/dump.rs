@@ -6,6 +6,7 @@
 
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkHeader, LinkMessage};
+use netlink_packet_route::neighbour::NeighbourMessage;
 use netlink_packet_route::route::{RouteHeader, RouteMessage, RouteProtocol, RouteType};
 use netlink_packet_route::tc::TcMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -187,6 +188,25 @@ impl Requester {
                 _ => None,
             },
         )
+    }
+
+    /// The flood entries (all-zero MAC, see [`super::vxlan::flood_add`]) of every VXLAN
+    /// interface of the namespace, by interface index.
+    pub fn flood_entries(&mut self) -> Result<Vec<(u32, std::net::IpAddr)>, NetError> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Bridge;
+        let all = self.dump(
+            RouteNetlinkMessage::GetNeighbour(msg),
+            "dump forwarding entries",
+            |m| match m {
+                RouteNetlinkMessage::NewNeighbour(m) => Some(m),
+                _ => None,
+            },
+        )?;
+        Ok(all
+            .iter()
+            .filter_map(|m| super::vxlan::flood_entry(m).map(|a| (m.header.ifindex, a)))
+            .collect())
     }
 
     pub fn qdiscs(&mut self) -> Result<Vec<TcMessage>, NetError> {

@@ -141,6 +141,20 @@ pub async fn set(
         .map_err(nl_err(format!("set link {name}")))
 }
 
+/// Renames a link that is down (`ip link set dev IDX name NAME`).
+pub async fn rename(handle: &Handle, index: u32, to: &str, what: &str) -> Result<(), NetError> {
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name(to.to_string())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl_err(format!("rename link {what}")))
+}
+
 /// Deletes a link (`ip link del`); deleting one end of a veth pair deletes both.
 pub async fn del(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
     match handle.link().del(index).execute().await {

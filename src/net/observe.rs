@@ -400,7 +400,22 @@ fn observe_here(r: &mut Requester, job: &NsJob, psched: &Psched) -> Result<NsObs
     let impaired = dumped
         .iter()
         .any(|m| matches!(link::root_qdisc_of(m), Some("netem" | "tbf")));
-    let links: Vec<LinkObs> = dumped.iter().map(to_obs).collect();
+    let mut links: Vec<LinkObs> = dumped.iter().map(to_obs).collect();
+    // A bridge's VXLAN port reaches the other hosts through its flood entries.
+    if links
+        .iter()
+        .any(|l| l.vxlan.as_ref().is_some_and(|v| v.remote.is_none()))
+    {
+        for (index, remote) in r.flood_entries()? {
+            if let Some(v) = links
+                .iter_mut()
+                .find(|l| l.index == index)
+                .and_then(|l| l.vxlan.as_mut())
+            {
+                v.flood.push(remote);
+            }
+        }
+    }
     let lo_alias = links
         .iter()
         .find(|l| l.name == "lo")
@@ -455,6 +470,13 @@ pub fn to_obs(m: &netlink_packet_route::link::LinkMessage) -> LinkObs {
         kind: link::kind_of(m),
         group: link::group_of(m),
         // Read from the link's info data (and FDB) by the VXLAN observation, not here.
-        vxlan: None,
+        vxlan: super::vxlan::parse(m).map(|v| crate::plan::VxlanSpec {
+            vni: v.vni,
+            port: v.port,
+            local: v.local,
+            remote: v.remote,
+            learning: v.learning,
+            flood: Vec::new(),
+        }),
     }
 }

@@ -320,9 +320,19 @@ pub async fn flood_list(handle: &Handle, ifindex: u32) -> Result<Vec<IpAddr>, Ne
         .map_err(nl_err(what))?;
     Ok(entries
         .iter()
-        .filter(|m| m.header.ifindex == ifindex && m.header.flags.contains(NeighbourFlags::Own))
-        .filter_map(flood_remote)
+        .filter(|m| m.header.ifindex == ifindex)
+        .filter_map(flood_entry)
         .collect())
+}
+
+/// The peer of a VXLAN interface's own flood entry (all-zero MAC); `None` for any other
+/// forwarding entry.
+pub fn flood_entry(msg: &NeighbourMessage) -> Option<IpAddr> {
+    if msg.header.flags.contains(NeighbourFlags::Own) {
+        flood_remote(msg)
+    } else {
+        None
+    }
 }
 
 /// The peer of an all-zero-MAC forwarding entry; `None` for any other entry.

@@ -336,11 +336,15 @@ impl fmt::Display for Action {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub conflicts: Vec<String>,
+    /// Drift on other hosts, found by probing the far ends of this share's links to them
+    /// (`plan` only): what `up` on this host does not repair.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<String>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.conflicts.is_empty()
+        self.actions.is_empty() && self.conflicts.is_empty() && self.elsewhere.is_empty()
     }
 
     /// The actions people see: all but the implied halves of creations.
@@ -355,6 +359,9 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.conflicts {
             writeln!(f, "! {c}")?;
+        }
+        for e in &self.elsewhere {
+            writeln!(f, "? {e}")?;
         }
         for a in self.visible() {
             writeln!(f, "{a}")?;

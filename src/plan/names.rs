@@ -96,6 +96,16 @@ pub fn bridge_vxlan_port(bridge: &str) -> String {
     }
 }
 
+/// The name a VXLAN interface is made under, before it is renamed in its namespace: unique
+/// to the lab, the namespace and the interface, and unlike any name `topo` gives for good
+/// (`t` and 14 hex digits).
+pub fn vxlan_temp_name(lab: &str, ns: &str, iface: &str) -> String {
+    format!(
+        "t{:014x}",
+        fnv1a(format!("{lab}\0{ns}\0{iface}").as_bytes()) & 0x00ff_ffff_ffff_ffff
+    )
+}
+
 pub fn bridge_marker(lab: &str, bridge: &str) -> String {
     format!("{}bridge {bridge}", marker_prefix(lab))
 }

@@ -27,6 +27,7 @@ mod isolation;
 mod limits;
 mod links;
 mod logs;
+mod multihost;
 mod routing;
 mod scale;
 mod security;
