@@ -654,7 +654,7 @@ impl<'a> Reader<'a> {
     fn hosts(&mut self, value: &Yaml) -> BTreeMap<String, Host> {
         let mut out = BTreeMap::new();
         for e in self.entries(value, "hosts", "in 'hosts'") {
-            self.check(e.key_pos, name_problem("host", &e.key));
+            self.check(e.key_pos, host_name_problem(&e.key));
             if let Some(host) = self.host(&e) {
                 out.insert(e.key, host);
             }
@@ -2023,6 +2023,31 @@ pub(crate) fn node_name_problem(name: &str) -> Option<Problem> {
         ));
     }
     name_problem("node", name)
+}
+
+/// Host names are DNS names (RFC 1123, lower case), so that a Kubernetes node's name
+/// (`ip-10-0-1-5.ec2.internal`) can name its host: they name no kernel object.
+fn host_name_problem(name: &str) -> Option<Problem> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        return None;
+    }
+    let rule = "host names are DNS names: labels of a-z, 0-9 and '-' (not at either end) \
+                joined by '.', 253 characters at most";
+    let lower = name.to_ascii_lowercase();
+    let hint = if lower != name && lower.len() <= 253 && lower.split('.').all(label_ok) {
+        format!("{rule}: write '{lower}'")
+    } else {
+        rule.to_string()
+    };
+    Some((format!("invalid host name '{name}'"), hint))
 }
 
 /// Group names follow the rules of node names (`host` included: it names no node).

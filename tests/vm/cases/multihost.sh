@@ -13,7 +13,6 @@
 # file) adds its 100 ms to the RTT; then left's `down`. Right: its share still runs, its
 # `plan` reports the cross-host link whose peer (r1:eth1) no longer answers; then its `down`.
 # vm-pair
-# vm-manual
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../pair.sh
 . /vmtest/pair.sh
