@@ -150,7 +150,8 @@ proptest! {
             let want: Vec<&String> = node.host.iter().collect();
             prop_assert_eq!(holders, want);
         }
-        // Every link: a veth pair in one share, or a VXLAN end in each of two.
+        // Every link: a veth pair in one share, or in each of two a veth end stitched to a
+        // VXLAN interface in the bridge namespace.
         for link in &t.links {
             let [a, b] = &link.endpoints;
             let end = |d: &topo::plan::Desired, ep: &topo::spec::Endpoint| {
@@ -171,10 +172,19 @@ proptest! {
                 prop_assert_eq!(da.veths.iter().filter(|v| v.label == format!("{a} <-> {b}")).count(), 1);
                 continue;
             }
-            prop_assert_eq!(ea.kind, IfaceKind::Vxlan);
-            prop_assert_eq!(eb.kind, IfaceKind::Vxlan);
+            prop_assert_eq!(ea.kind, IfaceKind::Veth);
+            prop_assert_eq!(eb.kind, IfaceKind::Veth);
             prop_assert_eq!(&ea.marker, &eb.marker);
-            let (Some(va), Some(vb)) = (ea.vxlan, eb.vxlan) else {
+            let tunnel = |d: &topo::plan::Desired| {
+                let c = d.crossings.iter().find(|c| c.local == *a || c.local == *b)?;
+                d.namespaces.get(&format!("{}.br", t.name))?.ifaces.get(&format!("V{}", c.vni)).cloned()
+            };
+            let (Some(ta), Some(tb)) = (tunnel(da), tunnel(db)) else {
+                prop_assert!(false, "a crossing of {}-{} without its tunnel", a, b);
+                continue;
+            };
+            prop_assert_eq!(ta.kind, IfaceKind::Vxlan);
+            let (Some(va), Some(vb)) = (ta.vxlan, tb.vxlan) else {
                 prop_assert!(false, "a tunnel end without its tunnel");
                 continue;
             };

@@ -401,7 +401,8 @@ fn observe_here(r: &mut Requester, job: &NsJob, psched: &Psched) -> Result<NsObs
         .iter()
         .any(|m| matches!(link::root_qdisc_of(m), Some("netem" | "tbf")));
     let mut links: Vec<LinkObs> = dumped.iter().map(to_obs).collect();
-    // A bridge's VXLAN port reaches the other hosts through its flood entries.
+    // A bridge's VXLAN port reaches the other hosts through its flood entries. (A tunnel
+    // with a remote has the kernel's own entry for it, which is not one of them.)
     if links
         .iter()
         .any(|l| l.vxlan.as_ref().is_some_and(|v| v.remote.is_none()))
@@ -412,7 +413,9 @@ fn observe_here(r: &mut Requester, job: &NsJob, psched: &Psched) -> Result<NsObs
                 .find(|l| l.index == index)
                 .and_then(|l| l.vxlan.as_mut())
             {
-                v.flood.push(remote);
+                if v.remote != Some(remote) {
+                    v.flood.push(remote);
+                }
             }
         }
     }

@@ -440,9 +440,12 @@ fn egress(link: &crate::spec::Link, ep: &Endpoint) -> Option<crate::spec::Impair
         .cloned()
 }
 
-/// This host's end (`link.endpoints[here]`) of a link to another host: a VXLAN interface in
-/// the node's namespace, named as the endpoint, whose MTU is the file's or else the most
-/// the tunnel carries.
+/// This host's end (`link.endpoints[here]`) of a link to another host. The node gets a veth
+/// end, named as the endpoint, whose MTU is the file's or else the most the tunnel carries;
+/// its peer is a port of a bridge of its own in the lab's bridge namespace, beside the
+/// link's VXLAN interface. The tunnel is thus out of the node's reach: a node that held it
+/// could add forwarding entries to it, aiming what it sends from the host's namespace at
+/// any address the host reaches.
 fn add_vxlan_end(
     d: &mut Desired,
     t: &Topology,
@@ -463,15 +466,44 @@ fn add_vxlan_end(
         return;
     };
     let ns = names::node_netns(&lab, &ep.node);
+    if !d.namespaces.contains_key(&ns) {
+        return;
+    }
+    let brns = names::bridge_netns(&lab);
     let [ea, eb] = &link.endpoints;
-    let marker = names::vxlan_marker(&lab, &ea.to_string(), &eb.to_string());
-    let mac = names::mac(&lab, &ns, &ep.iface);
+    let (sa, sb) = (ea.to_string(), eb.to_string());
+    let marker = names::vxlan_marker(&lab, &sa, &sb);
+    let tunnel_marker = names::link_tunnel_marker(&lab, &sa, &sb);
     let up = link.state == LinkState::Up;
-    let mtu = Some(link.mtu.unwrap_or(tunnel.mtu));
-    let mut spec = end_iface(t, ep, &marker, mtu, up, mac);
-    spec.kind = IfaceKind::Vxlan;
+    let mtu = link.mtu.unwrap_or(tunnel.mtu);
+    let mut spec = end_iface(
+        t,
+        ep,
+        &marker,
+        Some(mtu),
+        up,
+        names::mac(&lab, &ns, &ep.iface),
+    );
     spec.impair = egress(link, ep);
-    spec.vxlan = Some(VxlanSpec {
+    if let Some(n) = d.namespaces.get_mut(&ns) {
+        n.ifaces.insert(ep.iface.clone(), spec);
+    }
+    let bridge = names::link_bridge(tunnel.vni);
+    let port = names::bridge_port(&ep.node, &ep.iface);
+    let vxlan = names::link_vxlan_port(tunnel.vni);
+    let plain = |kind, marker: &str, name: &str, controller: Option<&str>| IfaceSpec {
+        kind,
+        marker: marker.to_string(),
+        mtu: Some(mtu),
+        up: true,
+        mac: Some(names::mac(&lab, &brns, name)),
+        addresses: Vec::new(),
+        controller: controller.map(str::to_string),
+        impair: None,
+        vxlan: None,
+    };
+    let mut tunnel_port = plain(IfaceKind::Vxlan, &tunnel_marker, &vxlan, Some(&bridge));
+    tunnel_port.vxlan = Some(VxlanSpec {
         vni: tunnel.vni,
         port: t.vxlan.port,
         local,
@@ -479,10 +511,28 @@ fn add_vxlan_end(
         learning: false,
         flood: Vec::new(),
     });
-    let Some(n) = d.namespaces.get_mut(&ns) else {
-        return;
-    };
-    n.ifaces.insert(ep.iface.clone(), spec);
+    let stitch = bridge_ns(d, &lab);
+    stitch.ifaces.insert(
+        bridge.clone(),
+        plain(IfaceKind::Bridge, &tunnel_marker, &bridge, None),
+    );
+    stitch.ifaces.insert(
+        port.clone(),
+        plain(IfaceKind::Veth, &marker, &port, Some(&bridge)),
+    );
+    stitch.ifaces.insert(vxlan, tunnel_port);
+    d.veths.push(VethSpec {
+        marker,
+        a: End {
+            ns: Some(ns.clone()),
+            name: ep.iface.clone(),
+        },
+        b: End {
+            ns: Some(brns),
+            name: port,
+        },
+        label: format!("{ep} <-> tunnel to {peer} on {peer_host}"),
+    });
     let peer_ns = names::node_netns(&lab, &peer.node);
     d.crossings.push(Crossing {
         local: ep.clone(),
@@ -494,6 +544,21 @@ fn add_vxlan_end(
         vni: tunnel.vni,
         up,
     });
+}
+
+/// The lab's bridge namespace, made on first use with its loopback.
+fn bridge_ns<'d>(d: &'d mut Desired, lab: &str) -> &'d mut NsSpec {
+    let brns = names::bridge_netns(lab);
+    d.namespaces.entry(brns.clone()).or_insert_with(|| {
+        let mut ifaces = BTreeMap::new();
+        ifaces.insert("lo".to_string(), loopback(lab, &brns, None, Vec::new()));
+        NsSpec {
+            node: None,
+            ifaces,
+            routes: Vec::new(),
+            sysctls: BTreeMap::new(),
+        }
+    })
 }
 
 fn node_addrs_of(t: &Topology, ep: &Endpoint) -> Vec<IpNetwork> {
@@ -509,8 +574,15 @@ fn node_addrs_of(t: &Topology, ep: &Endpoint) -> Vec<IpNetwork> {
 fn add_bridges(d: &mut Desired, t: &Topology, share: &Share<'_>) {
     let lab = d.lab.clone();
     let brns = names::bridge_netns(&lab);
-    let mut ifaces = BTreeMap::new();
-    ifaces.insert("lo".to_string(), loopback(&lab, &brns, None, Vec::new()));
+    // The namespace may hold cross-host links' bridges already.
+    let mut ifaces = match d.namespaces.remove(&brns) {
+        Some(ns) => ns.ifaces,
+        None => {
+            let mut ifaces = BTreeMap::new();
+            ifaces.insert("lo".to_string(), loopback(&lab, &brns, None, Vec::new()));
+            ifaces
+        }
+    };
     for (bname, bridge) in &t.bridges {
         let members: Vec<&Endpoint> = (bridge.members.iter())
             .filter(|ep| share.has_node(&ep.node))

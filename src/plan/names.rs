@@ -76,6 +76,23 @@ pub fn vxlan_marker(lab: &str, a: &str, b: &str) -> String {
     format!("{}vxlan {x}={y}", marker_prefix(lab))
 }
 
+/// The bridge, in the lab's bridge namespace, that stitches a cross-host link's veth to its
+/// tunnel: `X` and the VNI. Upper case: no bridge or node name of a file has it.
+pub fn link_bridge(vni: u32) -> String {
+    format!("X{vni}")
+}
+
+/// The VXLAN port of a cross-host link, beside [`link_bridge`]: `V` and the VNI.
+pub fn link_vxlan_port(vni: u32) -> String {
+    format!("V{vni}")
+}
+
+/// Alias of a cross-host link's VXLAN port and of its bridge.
+pub fn link_tunnel_marker(lab: &str, a: &str, b: &str) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("{}tunnel {x}={y}", marker_prefix(lab))
+}
+
 /// Alias of the VXLAN port that joins a bridge to its parts on other hosts.
 pub fn bridge_vxlan_marker(lab: &str, bridge: &str) -> String {
     format!("{}vxlan bridge {bridge}", marker_prefix(lab))

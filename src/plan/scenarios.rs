@@ -485,14 +485,26 @@ fn each_host_gets_its_nodes_its_veths_and_a_tunnel_end_per_crossing() {
     };
     assert_eq!(elsewhere(&left), ["h1@right", "r2@right"]);
     assert_eq!(elsewhere(&right), ["r1@left", "r3@left"]);
-    // Veths only between ends on the host: r1–r3 and the bridge ports of local members.
+    // Veths between ends on the host (r1–r3), to the bridge ports of local members, and from
+    // a crossing link's end to its tunnel.
     let labels = |d: &super::Desired| d.veths.iter().map(|v| v.label.clone()).collect::<Vec<_>>();
     assert_eq!(
         labels(&left),
-        ["r1:eth3 <-> r3:eth1", "r1:eth2 <-> bridge lan"]
+        [
+            "r1:eth1 <-> tunnel to r2:eth1 on right",
+            "r1:eth3 <-> r3:eth1",
+            "r1:eth2 <-> bridge lan"
+        ]
     );
-    assert_eq!(labels(&right), ["h1:eth0 <-> bridge lan"]);
-    // The crossing link: a VXLAN end in each node's namespace, mirror images of each other.
+    assert_eq!(
+        labels(&right),
+        [
+            "r2:eth1 <-> tunnel to r1:eth1 on left",
+            "h1:eth0 <-> bridge lan"
+        ]
+    );
+    // The crossing link: a veth end in each node, stitched in the bridge namespace to a VXLAN
+    // interface; the two hosts' halves are mirror images of each other.
     let end = |d: &super::Desired, ns: &str, name: &str| -> super::IfaceSpec {
         match d.namespaces.get(ns).and_then(|n| n.ifaces.get(name)) {
             Some(s) => s.clone(),
@@ -501,7 +513,8 @@ fn each_host_gets_its_nodes_its_veths_and_a_tunnel_end_per_crossing() {
     };
     let a = end(&left, "scn-r1", "eth1");
     let b = end(&right, "scn-r2", "eth1");
-    assert_eq!(a.kind, super::IfaceKind::Vxlan);
+    assert_eq!(a.kind, super::IfaceKind::Veth);
+    assert_eq!((a.vxlan.clone(), b.vxlan.clone()), (None, None));
     assert_eq!(a.marker, "topo/scn vxlan r1:eth1=r2:eth1");
     assert_eq!(a.marker, b.marker);
     assert_eq!(a.mtu, Some(1450));
@@ -519,8 +532,22 @@ fn each_host_gets_its_nodes_its_veths_and_a_tunnel_end_per_crossing() {
         learning: false,
         flood: Vec::new(),
     };
-    assert_eq!(a.vxlan, Some(want("198.51.100.1", "198.51.100.2")));
-    assert_eq!(b.vxlan, Some(want("198.51.100.2", "198.51.100.1")));
+    let (bridge, vx) = (format!("X{link_vni}"), format!("V{link_vni}"));
+    for (d, me, other) in [
+        (&left, "198.51.100.1", "198.51.100.2"),
+        (&right, "198.51.100.2", "198.51.100.1"),
+    ] {
+        let tunnel = end(d, "scn.br", &vx);
+        assert_eq!(tunnel.kind, super::IfaceKind::Vxlan);
+        assert_eq!(tunnel.vxlan, Some(want(me, other)));
+        assert_eq!(tunnel.controller.as_deref(), Some(bridge.as_str()));
+        assert_eq!(tunnel.marker, "topo/scn tunnel r1:eth1=r2:eth1");
+        assert_eq!(end(d, "scn.br", &bridge).kind, super::IfaceKind::Bridge);
+        assert_eq!(end(d, "scn.br", &bridge).mtu, Some(1450));
+    }
+    let port = end(&left, "scn.br", "r1.eth1");
+    assert_eq!(port.controller.as_deref(), Some(bridge.as_str()));
+    assert_eq!((port.kind, port.mtu), (super::IfaceKind::Veth, Some(1450)));
     // The bridge on both hosts, each with one VXLAN port that floods to the other.
     for (d, me, other) in [
         (&left, "198.51.100.1", "198.51.100.2"),
@@ -585,7 +612,7 @@ fn a_new_share_is_built_with_its_tunnel_ends_after_its_veths_and_nothing_of_the_
     assert_eq!(
         made,
         [
-            &format!("+ vxlan r1:eth1 vni {vni}, remote 198.51.100.2"),
+            &format!("+ vxlan bridges:V{vni} vni {vni}, remote 198.51.100.2"),
             &format!("+ vxlan bridges:vx-lan vni {lan}, flood 198.51.100.2"),
         ],
         "{p}"
@@ -593,11 +620,18 @@ fn a_new_share_is_built_with_its_tunnel_ends_after_its_veths_and_nothing_of_the_
     let first_vxlan = phases.iter().position(|&x| x == Phase::CreateVxlans);
     let last_veth = phases.iter().rposition(|&x| x == Phase::CreateVeths);
     assert!(last_veth < first_vxlan, "{phases:?}");
+    assert!(
+        l.contains(&format!("+ bridge X{vni}"))
+            && l.contains(&"+ veth r1:eth1 <-> tunnel to r2:eth1 on right".to_string()),
+        "{p}"
+    );
     let words =
         |x: &str| -> Vec<String> { x.split([' ', ':', '-', '/']).map(str::to_string).collect() };
     for other in ["r2", "h1"] {
         assert!(
-            !l.iter().any(|x| words(x).iter().any(|w| w == other)),
+            !l.iter()
+                .filter(|x| !x.contains("tunnel to"))
+                .any(|x| words(x).iter().any(|w| w == other)),
             "{other} in\n{p}"
         );
     }
@@ -631,32 +665,33 @@ fn a_converged_share_plans_nothing() {
 }
 
 #[test]
-fn a_changed_vni_recreates_the_tunnel_end_and_what_was_on_it() {
-    let mut before = converged_on(WAN, Some("left"));
-    // The kernel reports the interface a route through a gateway leaves by.
-    let r1 = ns_state(&mut before, "r1");
-    let eth1 = link(r1, "eth1").index;
-    for r in &mut r1.routes {
-        r.oifs = vec![eth1];
-    }
+fn a_changed_vni_recreates_the_tunnel_and_keeps_the_nodes_end() {
+    let before = converged_on(WAN, Some("left"));
+    let old = crate::spec::hosts::tunnels(&parse(WAN)).links[&0].vni;
     let after = WAN.replace(
         "  - endpoints: [r1:eth1, r2:eth1]\n",
         "  - endpoints: [r1:eth1, r2:eth1]\n    vni: 77\n",
     );
+    // The node's end, its addresses and routes stay; the tunnel and its bridge are new.
     assert_eq!(
         lines(&plan_on(&after, Some("left"), &before)),
         [
-            "- link r1:eth1",
-            "+ vxlan r1:eth1 vni 77, remote 198.51.100.2",
-            "+ address r1:eth1 10.0.0.0/31",
-            "+ route r1 198.51.100.0/24 via 10.0.0.1",
+            format!("- link bridges:V{old}"),
+            format!("- link bridges:X{old}"),
+            "+ bridge X77".to_string(),
+            "+ vxlan bridges:V77 vni 77, remote 198.51.100.2".to_string(),
+            "~ link bridges:r1.eth1 master X77".to_string(),
         ]
     );
     // So does another port, or another remote host.
     let moved = WAN.replace("198.51.100.2}", "198.51.100.9}");
     let l = lines(&plan_on(&moved, Some("left"), &before));
     assert!(l.contains(&"- link bridges:vx-lan".to_string()), "{l:?}");
-    assert!(l.contains(&"- link r1:eth1".to_string()), "{l:?}");
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with("+ vxlan bridges:V") && x.ends_with("remote 198.51.100.9")),
+        "{l:?}"
+    );
     assert!(l.iter().any(|x| x.ends_with("flood 198.51.100.9")), "{l:?}");
     let ported = format!("vxlan: {{port: 4790}}\n{WAN}");
     let l = lines(&plan_on(&ported, Some("left"), &before));
@@ -668,18 +703,21 @@ fn a_changed_vni_recreates_the_tunnel_end_and_what_was_on_it() {
 }
 
 #[test]
-fn a_tunnel_end_of_another_kind_is_replaced_and_a_foreign_one_is_a_conflict() {
+fn a_tunnel_of_another_kind_is_replaced_and_a_foreign_end_is_a_conflict() {
+    let vni = crate::spec::hosts::tunnels(&parse(WAN)).links[&0].vni;
     let mut o = converged_on(WAN, Some("left"));
-    let l = link(ns_state(&mut o, "r1"), "eth1");
+    let Some(NsObserved::Ours(br)) = o.namespaces.get_mut("scn.br") else {
+        panic!("no bridge namespace")
+    };
+    let l = link(br, &format!("V{vni}"));
     l.kind = Some("veth".into());
     l.vxlan = None;
-    let vni = crate::spec::hosts::tunnels(&parse(WAN)).links[&0].vni;
     let p = plan_on(WAN, Some("left"), &o);
     assert_eq!(
         lines(&p)[..2],
         [
-            "- link r1:eth1".to_string(),
-            format!("+ vxlan r1:eth1 vni {vni}, remote 198.51.100.2"),
+            format!("- link bridges:V{vni}"),
+            format!("+ vxlan bridges:V{vni} vni {vni}, remote 198.51.100.2"),
         ]
     );
     let mut o = converged_on(WAN, Some("left"));
@@ -702,6 +740,7 @@ fn a_tunnel_end_of_another_kind_is_replaced_and_a_foreign_one_is_a_conflict() {
 
 #[test]
 fn state_mtu_and_impairment_of_a_tunnel_end_change_in_place() {
+    let vni = crate::spec::hosts::tunnels(&parse(WAN)).links[&0].vni;
     let before = converged_on(WAN, Some("left"));
     let after = WAN.replace(
         "  - endpoints: [r1:eth1, r2:eth1]\n",
@@ -710,9 +749,12 @@ fn state_mtu_and_impairment_of_a_tunnel_end_change_in_place() {
     assert_eq!(
         lines(&plan_on(&after, Some("left"), &before)),
         [
-            "~ link r1:eth1 mtu 1450 -> 1400, down",
-            "~ impair r1:eth1 delay 10ms",
-            "- route r1 198.51.100.0/24 via 10.0.0.1",
+            "~ link r1:eth1 mtu 1450 -> 1400, down".to_string(),
+            format!("~ link bridges:V{vni} mtu 1450 -> 1400"),
+            format!("~ link bridges:X{vni} mtu 1450 -> 1400"),
+            "~ link bridges:r1.eth1 mtu 1450 -> 1400".to_string(),
+            "~ impair r1:eth1 delay 10ms".to_string(),
+            "- route r1 198.51.100.0/24 via 10.0.0.1".to_string(),
         ]
     );
 }
@@ -724,10 +766,14 @@ fn a_node_that_moves_to_another_host_is_stopped_and_its_namespace_removed() {
     let l = lines(&plan_on(&after, Some("left"), &before));
     assert!(l.contains(&"- node r3 init (pid 400)".to_string()), "{l:?}");
     assert!(l.contains(&"- netns scn-r3 (r3)".to_string()), "{l:?}");
-    // Its link to r1 is now a tunnel: r1's veth end goes, a VXLAN end comes.
+    // Its link to r1 is now a tunnel: r1's end is remade toward it.
     assert!(l.contains(&"- link r1:eth3".to_string()), "{l:?}");
     assert!(
-        l.iter().any(|x| x.starts_with("+ vxlan r1:eth3 vni ")),
+        l.contains(&"+ veth r1:eth3 <-> tunnel to r3:eth1 on right".to_string()),
+        "{l:?}"
+    );
+    assert!(
+        l.iter().any(|x| x.starts_with("+ vxlan bridges:V")),
         "{l:?}"
     );
     assert!(!l.iter().any(|x| x.contains("+ node")), "{l:?}");

@@ -141,15 +141,20 @@ fn two_shares_joined_by_vxlan_carry_traffic_and_see_each_other_go() {
     assert_eq!(netns_with_prefix("mhx-l-"), ["mhx-l-h1", "mhx-l-r1"]);
     assert_eq!(netns_with_prefix("mhx-r-"), ["mhx-r-h2", "mhx-r-r2"]);
 
-    // The cross-host end is a VXLAN interface in the node, its socket in the underlay.
+    // The node's end is a veth, stitched in the bridge namespace to the link's VXLAN
+    // interface, whose socket is in the underlay.
     let end = link("mhx-l-r1", "eth1");
-    let data = &end["linkinfo"]["info_data"];
-    assert_eq!(end["linkinfo"]["info_kind"], "vxlan", "{end}");
-    assert_eq!(data["id"], 7001, "{end}");
-    assert_eq!(data["port"], 14789, "{end}");
-    assert_eq!(data["local"], "198.51.100.1", "{end}");
-    assert_eq!(data["remote"], "198.51.100.2", "{end}");
+    assert_eq!(end["linkinfo"]["info_kind"], "veth", "{end}");
     assert_eq!(end["mtu"], 1450, "the underlay's 1500 minus 50: {end}");
+    let tunnel = link("mhx-l.br", "V7001");
+    let data = &tunnel["linkinfo"]["info_data"];
+    assert_eq!(tunnel["linkinfo"]["info_kind"], "vxlan", "{tunnel}");
+    assert_eq!(data["id"], 7001, "{tunnel}");
+    assert_eq!(data["port"], 14789, "{tunnel}");
+    assert_eq!(data["local"], "198.51.100.1", "{tunnel}");
+    assert_eq!(data["remote"], "198.51.100.2", "{tunnel}");
+    assert_eq!(tunnel["master"], "X7001", "{tunnel}");
+    assert_eq!(link("mhx-l.br", "r1.eth1")["master"], "X7001");
     assert!(udp_ports(U[0]).contains(&14789), "socket in the underlay");
     assert!(
         !udp_ports("mhx-l-r1").contains(&14789),
@@ -168,6 +173,29 @@ fn two_shares_joined_by_vxlan_carry_traffic_and_see_each_other_go() {
         "{}",
         text(&fdb)
     );
+
+    // Attack: root in r1 aims the tunnel at another address. The node holds no VXLAN
+    // interface, so there is nothing to add a forwarding entry to.
+    let o = left.exec(
+        "r1",
+        &[
+            "sh",
+            "-c",
+            "bridge fdb append 00:00:00:00:00:00 dev eth1 dst 198.51.100.98; \
+             ip -d link show type vxlan",
+        ],
+    );
+    assert!(
+        !stdout(&o).contains("vxlan"),
+        "a tunnel is visible in the node: {}",
+        text(&o)
+    );
+    let fdb = Command::new("bridge")
+        .args(["-n", "mhx-l.br", "fdb", "show"])
+        .output()
+        .expect("bridge fdb");
+    assert!(!stdout(&fdb).contains("198.51.100.98"), "{}", text(&fdb));
+    assert!(ping("mhx-l-r1", "192.0.2.66"), "r1 -> r2 across the tunnel");
 
     // Routed across the hosts, both families; and across the bridge.
     assert!(ping("mhx-l-h1", "192.0.2.130"), "h1 -> h2 over r1, r2");

@@ -2,12 +2,13 @@
 # multihost: one lab on two machines. Both VMs of a pair read the same file; VM a runs the
 # share of host `left` (198.51.100.1), VM b that of host `right` (198.51.100.2):
 #
-#   h1 --veth-- r1 ==vxlan 1001== r2 --veth-- h2        routed: 192.0.2.0/26 -> 192.0.2.64/26
+#   h1 --veth-- r1 ==tunnel 1001== r2 --veth-- h2       routed: 192.0.2.0/26 -> 192.0.2.64/26
 #   left          |     left|right      |      right     (IPv6 2001:db8:1::/64 -> 2001:db8:2::/64)
 #   h1:eth1 ==== bridge lan (vx-lan on each host) ==== h2:eth1   203.0.113.0/24, 2001:db8:5::/64
 #
-# Each VM: `topo up FILE --host NAME`; the cross-host interfaces are VXLANs (VNI, UDP port
-# 14789, remote = the other host, no learning, MTU 1450); pings of both families end to end
+# Each VM: `topo up FILE --host NAME`; a cross-host link's end in the node is a veth (MTU
+# 1450) stitched in the bridge namespace to a VXLAN (VNI, UDP port 14789, remote = the other
+# host, no learning), and the node holds no VXLAN; pings of both families end to end
 # over the routed path and across the bridge; `plan` finds nothing to do; a TCP transfer
 # h1 -> h2 arrives whole. Left alone: an impairment on r1:eth1 (a second `up` of a changed
 # file) adds its 100 ms to the RTT; then left's `down`. Right: its share still runs, its
@@ -113,14 +114,21 @@ for n in "${theirs[@]}"; do
 done
 vm_barrier up
 
-step "the cross-host link is a VXLAN in $router"
-vx=$(ip -d -n "$(ns $router)" link show eth1)
+step "the cross-host link: a veth in $router, stitched to VXLAN 1001 in the bridge namespace"
+end=$(ip -d -n "$(ns $router)" link show eth1)
+echo "$end"
+grep -q "veth" <<<"$end" || fail "$router:eth1 is not a veth"
+grep -q " mtu 1450 " <<<"$end" || fail "$router:eth1 does not have MTU 1450 (1500 - 50)"
+grep -q "alias topo/$LAB vxlan " <<<"$end" || fail "$router:eth1 has no topo marker"
+[[ -z $(ip -n "$(ns $router)" link show type vxlan) ]] || fail "$router holds a VXLAN"
+vx=$(ip -d -n "$LAB.br" link show V1001)
 echo "$vx"
 grep -q "vxlan id 1001 remote $VMTEST_PEER local $VMTEST_ADDR .*dstport 14789" <<<"$vx" ||
-    fail "$router:eth1 is not VXLAN 1001 to $VMTEST_PEER, UDP port 14789"
-grep -q "nolearning" <<<"$vx" || fail "$router:eth1 learns addresses"
-grep -q " mtu 1450 " <<<"$vx" || fail "$router:eth1 does not have MTU 1450 (1500 - 50)"
-grep -q "alias topo/$LAB vxlan " <<<"$vx" || fail "$router:eth1 has no topo marker"
+    fail "V1001 is not VXLAN 1001 to $VMTEST_PEER, UDP port 14789"
+grep -q "nolearning" <<<"$vx" || fail "V1001 learns addresses"
+grep -q "master X1001" <<<"$vx" || fail "V1001 is not a port of X1001"
+grep -q "master X1001" <<<"$(ip -n "$LAB.br" link show "$router.eth1")" ||
+    fail "$router:eth1's peer is not a port of X1001"
 
 step "the bridge lan: one VXLAN port, flooding to the other host"
 vxl=$(ip -d -n "$LAB.br" link show vx-lan)
@@ -225,7 +233,8 @@ for n in h2 r2; do
 done
 [[ -e /run/netns/$LAB.br ]] || fail "the bridge namespace is gone"
 reach "$(ns h2)" 192.0.2.65
-grep -q "vxlan id 1001" <<<"$(ip -d -n "$(ns r2)" link show eth1)" || fail "r2:eth1 is gone"
+ip -n "$(ns r2)" link show eth1 >/dev/null || fail "r2:eth1 is gone"
+grep -q "vxlan id 1001" <<<"$(ip -d -n "$LAB.br" link show V1001)" || fail "V1001 is gone"
 
 step "topo plan: the peer of the cross-host link does not answer"
 out=$(topo plan "$FILE" --host right 2>&1) || echo "(plan exited $?)"
