@@ -845,9 +845,19 @@ impl<'a> Applier<'a> {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Sent on the host's socket; both ends go straight to their namespaces. Their indexes
-        // are the kernel's choice: an index this run knew under either name is forgotten.
-        net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?;
+        // Their indexes are the kernel's choice: an index this run knew under either name is
+        // forgotten. Sent on the socket of end `a`'s namespace when it has one, with `b` sent
+        // on to its own: kernels before 6.14 look a new interface's name up in the namespace
+        // of the request, where the host's socket would meet the host's own `eth0`.
+        // With one end in the host's namespace, that end is the one the request makes.
+        match (&v.a.ns, &v.b.ns) {
+            (Some(na), Some(_)) => {
+                a.netns = None;
+                net::link::add_veth(self.session.handle(Some(na))?, &a, &b, mtu, up).await?;
+            }
+            (Some(_), None) => net::link::add_veth(&self.session.host, &b, &a, mtu, up).await?,
+            (None, _) => net::link::add_veth(&self.session.host, &a, &b, mtu, up).await?,
+        }
         if let Ok(mut c) = self.index_cache.lock() {
             c.remove(&(v.a.ns.clone(), v.a.name.clone()));
             c.remove(&(v.b.ns.clone(), v.b.name.clone()));
