@@ -648,7 +648,11 @@ fn a_share_needs_its_host_once_and_refuses_another() {
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("+ netns msp-wan-r1 (r1)\n"), "{plan}");
     assert!(!plan.contains("msp-wan-r2"), "{plan}");
-    assert!(plan.contains("+ vxlan r1:eth1 vni "), "{plan}");
+    assert!(
+        plan.contains("+ veth r1:eth1 <-> tunnel to r2:eth1 on right\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("+ vxlan bridges:V"), "{plan}");
     // The record wins over the machine's usual host.
     let out = with_env(
         &dir.0,

@@ -695,7 +695,8 @@ fn cmd_validate(input: &FileArgs, host: &HostArg) -> Result<i32, LabError> {
         outln!(
             "host {h}: {} nodes, {} veths, {} tunnel ends",
             t.nodes.len() - share.elsewhere.len(),
-            share.veths.len(),
+            // A crossing's veth only joins the node to its tunnel.
+            share.veths.len() - share.crossings.len(),
             (share.namespaces.values())
                 .flat_map(|n| n.ifaces.values())
                 .filter(|i| i.kind == crate::plan::IfaceKind::Vxlan)
