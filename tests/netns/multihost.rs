@@ -72,14 +72,6 @@ impl Drop for Underlay {
     }
 }
 
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect("run a command");
-    assert!(out.status.success(), "{argv:?}: {}", text(&out));
-}
-
 /// `topo ARGS` run with `underlay` as its host's network namespace.
 fn topo_in(underlay: &str, args: &[&str]) -> Output {
     let ns = File::open(format!("/run/netns/{underlay}")).expect("open the underlay");
@@ -102,23 +94,6 @@ fn stdout(o: &Output) -> String {
 /// `ip -d -j link show DEV` in namespace `ns`: the link's JSON.
 fn link(ns: &str, dev: &str) -> serde_json::Value {
     ip_json(Some(ns), &["-d", "link", "show", "dev", dev])[0].clone()
-}
-
-/// The UDP ports bound in namespace `ns`, both families.
-fn udp_ports(ns: &str) -> Vec<u16> {
-    let mut ports = Vec::new();
-    for file in ["udp", "udp6"] {
-        let out = netns_exec(ns, &["cat", &format!("/proc/net/{file}")]);
-        assert!(out.status.success(), "{}", text(&out));
-        ports.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter_map(|local| local.rsplit_once(':'))
-                .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok()),
-        );
-    }
-    ports
 }
 
 fn ping6(ns: &str, addr: &str) -> bool {

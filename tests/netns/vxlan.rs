@@ -72,14 +72,6 @@ impl Drop for Namespaces {
     }
 }
 
-fn run(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect("run a command");
-    assert!(out.status.success(), "{argv:?}: {}", text(&out));
-}
-
 /// `ip -n NS ARGS…`, which must succeed.
 fn ip(ns: &str, args: &[&str]) {
     let mut argv = vec!["ip", "-n", ns];
@@ -148,26 +140,6 @@ fn named<'a>(links: &'a [LinkMessage], name: &str) -> Option<&'a LinkMessage> {
             .iter()
             .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name))
     })
-}
-
-/// The UDP ports bound in namespace `ns` (`/proc/net/udp` and `udp6` read inside it).
-fn udp_ports(ns: &str) -> Vec<u16> {
-    let mut ports = udp_ports_of(ns, "udp");
-    ports.extend(udp_ports_of(ns, "udp6"));
-    ports.sort_unstable();
-    ports
-}
-
-/// The UDP ports bound in namespace `ns` by sockets of one family (`/proc/net/FILE`).
-fn udp_ports_of(ns: &str, file: &str) -> Vec<u16> {
-    let out = netns_exec(ns, &["cat", &format!("/proc/net/{file}")]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter_map(|local| local.rsplit_once(':'))
-        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
-        .collect()
 }
 
 fn link_names(ns: &str) -> Vec<String> {
