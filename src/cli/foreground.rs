@@ -198,7 +198,13 @@ fn teardown(name: &str, ready_file: Option<&Path>, code: i32) -> Result<i32, Lab
                 note(&lab, &format!("{sig} again: the lab is being taken down"));
             }
         });
-        let r = lab::down(name).await;
+        // A supervisor that stops this process counts on everything of the share being gone
+        // when it has exited.
+        let options = lab::DownOptions {
+            wait: true,
+            ..Default::default()
+        };
+        let r = lab::down_with(name, options).await;
         notes.abort();
         r
     });

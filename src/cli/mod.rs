@@ -117,6 +117,11 @@ enum Command {
         /// Remove the lab's logs instead of keeping them in the archive ($TOPO_LOG_DIR)
         #[arg(long)]
         discard_logs: bool,
+        /// Return only once every process of the lab has ended and its cgroups and run
+        /// directory are gone (else, for a lab without logs to keep, the kernel finishes the
+        /// processes' exits after `down` returns, as it frees namespaces after `ip netns del`)
+        #[arg(long)]
+        wait: bool,
     },
     /// Nodes, interfaces, addresses, routes and processes of a lab
     Status {
@@ -417,6 +422,7 @@ pub fn main() -> i32 {
         Some("__enter") => return crate::node::enter::main(&args[2..]),
         Some("__spawn") => return crate::node::init::spawn_main(&args[2..]),
         Some("__log") => return crate::state::log::main(&args[2..]),
+        Some("__reap") => return crate::lab::reap_main(&args[2..]),
         _ => {}
     }
     let cli = Cli::parse();
@@ -552,9 +558,10 @@ fn run(command: Command) -> Result<i32, LabError> {
             host,
             missing_ok,
             discard_logs,
+            wait,
         } => {
             lab.file = lab.file.or(path);
-            cmd_down(lab, &host, missing_ok, discard_logs)
+            cmd_down(lab, &host, missing_ok, discard_logs, wait)
         }
         Command::Status {
             lab,
@@ -791,17 +798,22 @@ fn print_up(output: Output, name: &str, plan: &crate::plan::Plan, took: std::tim
 }
 
 /// `topo down [FILE | -f FILE [--name NAME] | --lab NAME] [--host NAME] [--missing-ok]
-/// [--discard-logs]`
+/// [--discard-logs] [--wait]`
 fn cmd_down(
     lab: LabArgs,
     host: &HostArg,
     missing_ok: bool,
     discard_logs: bool,
+    wait: bool,
 ) -> Result<i32, LabError> {
     let name = lab.resolve("FILE or --lab NAME")?;
     host.check_running(&name)?;
     let had_run_dir = crate::state::labs().contains(&name);
-    let options = lab::DownOptions { discard_logs };
+    let options = lab::DownOptions {
+        discard_logs,
+        wait,
+        then_exit: true,
+    };
     let report = runtime()?.block_on(lab::down_with(&name, options))?;
     print_down(&name, had_run_dir, missing_ok, &report)
 }

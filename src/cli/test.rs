@@ -76,7 +76,13 @@ pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
             }
         }
         if take_down {
-            match rt.block_on(lab::down_with(&name, lab::DownOptions::default())) {
+            match rt.block_on(lab::down_with(
+                &name,
+                lab::DownOptions {
+                    wait: true,
+                    ..Default::default()
+                },
+            )) {
                 Ok(d) => {
                     if let Some(logs) = d.logs {
                         errln!("lab {name}: down; logs kept in {}", logs.display());

@@ -3,19 +3,21 @@
 //! links), so a lost or corrupt run directory never makes `down` touch a foreign object.
 //! The lab's logs are moved to the archive first (see `state::archive`), unless discarded.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::apply::{signal_all, wait_all};
+use super::apply::signal_all;
 use super::LabError;
 use crate::net::observe::{observe, Depth, Session};
 use crate::net::{link, netns};
 use crate::node::ProcId;
 use crate::plan::{names, NsObserved};
-use crate::state::{archive, log, RunDir};
+use crate::state::{archive, log, RunDir, State};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DownReport {
@@ -28,6 +30,9 @@ pub struct DownReport {
     pub logs: Option<PathBuf>,
     /// What went wrong with the logs; `down` removed the lab all the same.
     pub warnings: Vec<String>,
+    /// The killed processes were still ending when `down` returned: `topo __reap` waits for
+    /// them, then removes the lab's cgroups and run directory.
+    pub ending: bool,
 }
 
 /// What `down` does besides removing the lab.
@@ -35,25 +40,53 @@ pub struct DownReport {
 pub struct DownOptions {
     /// Remove the lab's logs with its run directory instead of archiving them.
     pub discard_logs: bool,
+    /// Return only once the lab's processes have ended and its cgroups, logs and run
+    /// directory are dealt with (without it, that is left to `topo __reap` when the lab
+    /// has no logs to keep).
+    pub wait: bool,
+    /// The caller exits once `down` returns, so `down` may leave this process at real-time
+    /// priority (see `run_ahead_of_exits`).
+    pub then_exit: bool,
 }
 
 /// How long `down` waits for the log writers to write what the lab's processes left in their
 /// pipes before it moves the logs.
 const WRITERS_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the lab's killed processes may take to end before that is an error.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Removes the lab and archives its logs (see [`down_with`]).
 pub async fn down(lab: &str) -> Result<DownReport, LabError> {
     down_with(lab, DownOptions::default()).await
 }
 
-/// Removes everything of the lab; then its logs go to the archive (or, with
-/// `discard_logs`, with the run directory) and the lab's run directory is removed.
+/// Removes everything of the lab: its host links and namespace names go, and every process
+/// of it is killed. Then, once those processes have ended, its cgroups go, its logs go to
+/// the archive (or, with `discard_logs`, with the run directory) and its run directory is
+/// removed: here when `wait` is set or there are logs to keep (whose archive `down`
+/// reports), else in a `topo __reap` process that takes the lab's lock over, so that `down`
+/// returns when the lab is out of the kernel's view, as `ip netns del` returns before the
+/// kernel has freed the namespace. An `up`, `down` or `status` of the lab waits for the lock.
 pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, LabError> {
     check_lab_name(lab)?;
+    let t0 = Instant::now();
     let run = RunDir::lock(lab, true)?;
     let state = run.load();
+    tracing::debug!(ms = t0.elapsed().as_secs_f64() * 1e3, "locked and loaded");
+    let mut report = DownReport::default();
+    let earlier = run.read_note(crate::state::REAP_ERROR_FILE);
+    if !earlier.trim().is_empty() {
+        report.warnings.push(format!(
+            "an earlier down of lab {lab} could not finish ({}); finished now",
+            earlier.trim()
+        ));
+    }
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let t = std::time::Instant::now();
+    let t = Instant::now();
+    let (proven, mut victims) = proven_ours(lab, &state);
+    session.proven = proven;
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "proven");
     let observed = observe(
         &mut session,
         lab,
@@ -63,39 +96,48 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
         Depth::Ownership,
     )
     .await?;
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "observed");
-    let mut report = DownReport::default();
-    let mut inodes = BTreeSet::new();
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        proven = session.proven.len(),
+        "observed"
+    );
+    let mut lab_netns = BTreeMap::new();
     for (name, o) in &observed.namespaces {
         match o {
             NsObserved::Ours(_) => {
                 report.namespaces.push(name.clone());
                 if let Some(c) = session.ns.get(name) {
-                    inodes.insert(c.id.inode);
+                    lab_netns.insert(c.id.inode, name.clone());
                 }
             }
             NsObserved::Foreign { .. } => report.foreign.push(name.clone()),
         }
     }
     // The node inits: those recorded, and any init of a PID namespace whose network
-    // namespace is one of ours (found even when the record is lost). Killing an init kills
-    // every process of its node.
-    let mut victims: Vec<ProcId> = state
-        .nodes
-        .values()
-        .map(|n| n.init)
-        .filter(ProcId::alive)
+    // namespace is one of ours (found even when the record is lost). A node's init is
+    // started only once its previous one is gone, so when each node namespace holds its
+    // recorded init, those are all; else all of /proc is read. Killing an init kills every
+    // process of its node.
+    let held: Vec<(ProcId, u64)> = session
+        .proven
+        .iter()
+        .filter_map(|(name, ino)| victims.get(name).map(|id| (*id, *ino)))
         .collect();
-    for (id, _) in crate::node::procfs::inits_in(&inodes) {
-        if !victims.iter().any(|v| v.pid == id.pid) {
-            victims.push(id);
+    let mut victims: Vec<ProcId> = std::mem::take(&mut victims).into_values().collect();
+    for (node, rec) in &state.nodes {
+        if !session.proven.contains_key(&names::node_netns(lab, node)) && rec.init.alive() {
+            victims.push(rec.init);
+        }
+    }
+    if !crate::plan::inits_cover_lab(lab, &lab_netns, &held, false) {
+        let inodes = lab_netns.keys().copied().collect();
+        for (id, _) in crate::node::procfs::inits_in(&inodes) {
+            if !victims.iter().any(|v| v.pid == id.pid) {
+                victims.push(id);
+            }
         }
     }
     report.processes = victims.len();
-    // The inits take their nodes' mounts and processes down as they exit; meanwhile the
-    // namespaces' names are removed (the kernel frees a namespace once neither a name nor a
-    // process holds it).
-    signal_all(&victims);
     let prefix = names::marker_prefix(lab);
     for l in &observed.host_links {
         let half_made = l.alias.is_none() && l.group == names::lab_group(lab);
@@ -104,43 +146,250 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
             report.host_links.push(l.name.clone());
         }
     }
-    // Close our handles first so nothing of ours holds a namespace.
+    // Close our handles first so nothing of ours holds a namespace. The names go before the
+    // processes are killed: their exits, the kernel's work, would take the CPUs meanwhile.
     session.ns.clear();
     let names = report.namespaces.clone();
-    let removed = tokio::task::spawn_blocking(move || delete_all(&names));
-    let gone = wait_all(victims).await;
-    removed
+    tokio::task::spawn_blocking(move || delete_all(&names))
         .await
         .map_err(|e| LabError::Kernel(format!("namespace removal: {e}")))??;
-    gone?;
-    tracing::debug!(
-        ms = t.elapsed().as_secs_f64() * 1e3,
-        "processes and namespaces gone"
-    );
-    // The lab's cgroups (only ever under topo/LAB), once their processes are gone.
-    if let Ok(cg) = crate::node::cgroup::Cgroups::detect() {
-        cg.remove_lab(lab)
-            .map_err(|e| LabError::Kernel(format!("cgroups of lab {lab}: {e}")))?;
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "names");
+    let discard = options.discard_logs;
+    if !options.wait && !victims.is_empty() && (discard || !run.has_logs_to_keep()) {
+        run.clear_ready()?;
+        hand_over(run, &victims, discard)?;
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "handed over");
+        if options.then_exit {
+            run_ahead_of_exits();
+        }
+        kill_all(&victims);
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "processes killed");
+        report.ending = true;
+        return Ok(report);
     }
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "cgroups removed");
+    kill_all(&victims);
+    let lab_name = lab.to_string();
+    let (logs, warnings) =
+        tokio::task::spawn_blocking(move || finish(run, &lab_name, victims, discard, false))
+            .await
+            .map_err(|e| LabError::Internal(format!("finish the down of lab {lab}: {e}")))??;
+    report.logs = logs;
+    report.warnings.extend(warnings);
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "done");
+    Ok(report)
+}
+
+/// The namespaces of the record's nodes that are proven the lab's without entering them,
+/// by name and inode, with each one's init: a node's init that still runs (the same PID and
+/// start time) is the lab's, so is its network namespace, and so is a name that holds that
+/// namespace (the same device and inode: namespaces that exist at one time never share
+/// one). Other namespaces are left to the marker on their loopback.
+fn proven_ours(lab: &str, state: &State) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
+    use nix::sys::stat::stat;
+    let mut proven = BTreeMap::new();
+    let mut inits = BTreeMap::new();
+    for (node, rec) in &state.nodes {
+        let name = names::node_netns(lab, node);
+        let (Ok(named), Ok(held)) = (
+            stat(&netns::path(&name)),
+            stat(format!("/proc/{}/ns/net", rec.init.pid).as_str()),
+        ) else {
+            continue;
+        };
+        // Checked after reading its namespace: a PID is not reused while its process lives.
+        if named.st_ino == held.st_ino
+            && named.st_dev == held.st_dev
+            && named.st_ino == rec.netns_inode
+            && rec.init.alive()
+        {
+            proven.insert(name.clone(), named.st_ino);
+            inits.insert(name, rec.init);
+        }
+    }
+    (proven, inits)
+}
+
+/// The end of a `down`, once the lab is out of the kernel's view and its processes are
+/// killed: waits until they have ended, removes the lab's cgroups, moves its logs to the
+/// archive (after the log writers have written what was left in their pipes) and removes the
+/// run directory. Returns the archive and what went wrong with the logs; with `note_failure`
+/// (the reaper), a failure before the logs is noted in the run directory for the next `down`.
+fn finish(
+    run: RunDir,
+    lab: &str,
+    victims: Vec<ProcId>,
+    discard: bool,
+    note_failure: bool,
+) -> Result<(Option<PathBuf>, Vec<String>), LabError> {
+    let gone = wait_gone(victims, EXIT_TIMEOUT).and_then(|()| {
+        // The lab's cgroups (only ever under topo/LAB), once their processes are gone.
+        match crate::node::cgroup::Cgroups::detect() {
+            Ok(cg) => cg
+                .remove_lab(lab)
+                .map_err(|e| LabError::Kernel(format!("cgroups of lab {lab}: {e}"))),
+            Err(_) => Ok(()),
+        }
+    });
+    if let Err(e) = gone {
+        if note_failure {
+            run.reap_failed(&format!("{e}\n"));
+        }
+        return Err(e);
+    }
     let (keep, warning) =
         archive::archives_to_keep(std::env::var_os("TOPO_LOG_ARCHIVES").as_deref());
-    report.warnings.extend(warning);
-    let discard = options.discard_logs;
-    let (run, archived) = tokio::task::spawn_blocking(move || {
-        if !discard && keep > 0 {
-            log::wait_for(&log::writers_of(&run.logs_dir()), WRITERS_GRACE);
-        }
-        let archived = run.archive_logs(discard, keep);
-        (run, archived)
-    })
-    .await
-    .map_err(|e| LabError::Internal(format!("archive the logs of lab {lab}: {e}")))?;
-    report.logs = archived.path;
-    report.warnings.extend(archived.warnings);
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "logs archived");
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    if !discard && keep > 0 {
+        log::wait_for(&log::writers_of(&run.logs_dir()), WRITERS_GRACE);
+    }
+    let archived = run.archive_logs(discard, keep);
+    warnings.extend(archived.warnings);
     run.remove()?;
-    Ok(report)
+    Ok((archived.path, warnings))
+}
+
+/// Waits until every process of `victims` has ended (killing again any still there), at
+/// most `timeout`.
+fn wait_gone(mut victims: Vec<ProcId>, timeout: Duration) -> Result<(), LabError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        victims.retain(ProcId::alive);
+        let Some(first) = victims.first() else {
+            return Ok(());
+        };
+        if Instant::now() > deadline {
+            return Err(LabError::Kernel(format!(
+                "{} processes of the lab still run {} s after they were killed (pid {} first)",
+                victims.len(),
+                timeout.as_secs(),
+                first.pid
+            )));
+        }
+        signal_all(&victims);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Hands the end of the `down` ([`finish`]) to a `topo __reap` process, before the lab's
+/// processes are killed: the lab is marked ending, with the processes to wait for in the
+/// marker, and the lock's descriptor is inherited by the reaper, so that the lock holds,
+/// without a moment free, until the reaper is done.
+fn hand_over(run: RunDir, victims: &[ProcId], discard: bool) -> Result<(), LabError> {
+    let mut list = String::with_capacity(victims.len() * 20);
+    for v in victims {
+        list.push_str(&format!("{} {}\n", v.pid, v.start));
+    }
+    run.mark_ending(&list)?;
+    let lock = run.lock_fd().as_raw_fd();
+    let mut cmd = Command::new(crate::node::spawn::helper_exe()?);
+    cmd.args(["__reap", &run.lab, "--lock-fd", &lock.to_string()]);
+    if discard {
+        cmd.arg("--discard-logs");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+    // (setsid, fcntl) on the child's own descriptors and allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // Out of the caller's session: a terminal's hangup or Ctrl-C does not reach it.
+            if libc::setsid() < 0 || libc::fcntl(lock, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // The reaper is nobody's to wait for: it outlives this process, and ends reparented.
+    drop(
+        cmd.spawn()
+            .map_err(|e| LabError::Kernel(format!("start topo __reap: {e}")))?,
+    );
+    run.leave_locked();
+    Ok(())
+}
+
+/// Sends SIGKILL to every victim still running, each first set to the lowest priority: a
+/// killed node's exit is the kernel's work, done on the CPUs in the node's process, and
+/// hundreds of them at normal priority would keep every other process of the machine
+/// waiting until they were all done, `down` itself and the shell that started it among
+/// them. A node's init leads a session of its own, so where the kernel groups scheduling by
+/// session (autogroup), the group's nice value is what counts, not the process's.
+fn kill_all(victims: &[ProcId]) {
+    let autogroups = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    for v in victims {
+        if v.alive() {
+            // SAFETY: a plain system call on one process of the lab (checked just above to
+            // be the one recorded: same PID and start time); no memory is passed.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, v.pid as libc::id_t, 19) };
+            if autogroups {
+                let _ = std::fs::write(format!("/proc/{}/autogroup", v.pid), b"19");
+            }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(v.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Puts every thread of this process under `SCHED_FIFO` (lowest real-time priority), where
+/// the process may: from the kills on, hundreds of node exits, the kernel's work done in
+/// each node's process at normal priority, would otherwise take the CPUs from this process
+/// (it would wait behind each of them) until they were all done. For a process that exits
+/// once `down` returns (`topo down`): it stays so.
+fn run_ahead_of_exits() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let param = libc::sched_param { sched_priority: 1 };
+    for tid in tasks.flatten() {
+        if let Some(tid) = tid.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) {
+            // SAFETY: changes the policy of one of this process's threads, from a valid
+            // parameter; when it fails (no CAP_SYS_NICE) the thread stays as it was.
+            unsafe { libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) };
+        }
+    }
+}
+
+/// Entry point of `topo __reap LAB --lock-fd FD [--discard-logs]`, started by [`hand_over`]:
+/// takes over the lab's lock (inherited as FD), reads the killed processes (`PID START`
+/// per line) from the lab's ending marker and finishes the `down`. When that fails, the lab's run
+/// directory stays, with the error in its ending marker, for the next `down` to finish.
+pub fn reap_main(args: &[String]) -> i32 {
+    let (Some(lab), Some("--lock-fd"), Some(fd)) = (
+        args.first(),
+        args.get(1).map(String::as_str),
+        args.get(2).and_then(|f| f.parse::<i32>().ok()),
+    ) else {
+        return 2;
+    };
+    let discard = args.get(3).is_some_and(|a| a == "--discard-logs");
+    if check_lab_name(lab).is_err() || fd < 3 {
+        return 2;
+    }
+    // SAFETY: the descriptor was handed over by `down` for this process alone (made
+    // inheritable for it only); nothing else here owns it. `adopt` checks that it is the
+    // lab's lock file and holds the lock.
+    let lock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let run = match RunDir::adopt(lab, lock) {
+        Ok(r) => r,
+        Err(_) => return 1,
+    };
+    let mut victims = Vec::new();
+    for line in run.read_note(crate::state::ENDING_FILE).lines() {
+        let mut words = line.split_whitespace();
+        let pid = words.next().and_then(|w| w.parse::<i32>().ok());
+        let start = words.next().and_then(|w| w.parse::<u64>().ok());
+        if let (Some(pid), Some(start)) = (pid, start) {
+            victims.push(ProcId { pid, start });
+        }
+    }
+    match finish(run, lab, victims, discard, true) {
+        Ok(_) => 0,
+        Err(_) => 1,
+    }
 }
 
 /// Threads removing namespace names at once: each removal waits for an RCU grace period

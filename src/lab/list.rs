@@ -70,8 +70,18 @@ pub fn list() -> Vec<LabSummary> {
                 }
             }
             let running = nodes.values().filter(|there| **there).count();
+            // Taken down, its processes still ending: `topo __reap` holds the lock.
+            let ending = crate::state::is_ending(name)
+                && matches!(
+                    crate::state::RunDir::try_lock_existing(name),
+                    Err(crate::state::StateError::Busy { .. })
+                );
             LabSummary {
-                state: lab_state(nodes.len(), running, record.is_some()),
+                state: if ending {
+                    "ending"
+                } else {
+                    lab_state(nodes.len(), running, record.is_some())
+                },
                 name: name.clone(),
                 file: record
                     .as_ref()

@@ -284,6 +284,16 @@ fn move_into(from: BorrowedFd<'_>, to: BorrowedFd<'_>, name: &str) -> Result<(),
 }
 
 impl RunDir {
+    /// Whether `archive_logs` would keep something: a log with content, kept files, or an
+    /// archive an interrupted `down` left half-made.
+    pub fn has_logs_to_keep(&self) -> bool {
+        worth_keeping(self.dir.as_fd())
+            || stat_at(self.dir.as_fd(), OsStr::new(PENDING))
+                .ok()
+                .flatten()
+                .is_some()
+    }
+
     /// Moves the lab's logs (and `kept/`) to the archive, unless `discard`, and keeps the
     /// newest `keep` archives of the lab; also finishes what an interrupted `down` left. Call
     /// it once the lab's processes, and the log writers, are gone. Failures are warnings: the

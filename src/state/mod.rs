@@ -455,6 +455,102 @@ impl RunDir {
         unlink_ready(self.dir.as_fd(), &self.path)
     }
 
+    /// Marks the lab as ending (`ENDING_FILE`): `down` has removed it from the kernel's view
+    /// and handed the rest (waiting for its processes' exits, its cgroups, its logs, this
+    /// directory) to `topo __reap`, which holds the lock until it is done.
+    /// `content` is the marker's text: what the reaper is to wait for.
+    pub fn mark_ending(&self, content: &str) -> Result<(), StateError> {
+        let p = self.path.join(ENDING_FILE);
+        let mut f = safe::create_new(self.dir.as_fd(), ENDING_FILE, &p, 0o600)?;
+        f.write_all(content.as_bytes())
+            .map_err(io(format!("write {}", p.display())))
+    }
+
+    /// The text of `name` in the run directory, such as the ending marker or
+    /// [`REAP_ERROR_FILE`] (empty when there is none or it cannot be read).
+    pub fn read_note(&self, name: &str) -> String {
+        let p = self.path.join(name);
+        let mut out = String::new();
+        if let Ok(f) = safe::open_file(self.dir.as_fd(), name, &p, OFlag::O_RDONLY, 0) {
+            let _ = f.take(64 << 20).read_to_string(&mut out);
+        }
+        out
+    }
+
+    /// Replaces the ending marker by [`REAP_ERROR_FILE`] with `error`: the reaper could not
+    /// finish, and the lab's run directory stays for the next `down`.
+    pub fn reap_failed(&self, error: &str) {
+        let p = self.path.join(REAP_ERROR_FILE);
+        if let Ok(mut f) = safe::create_new(self.dir.as_fd(), REAP_ERROR_FILE, &p, 0o600) {
+            let _ = f.write_all(error.as_bytes());
+        }
+        let _ = nix::unistd::unlinkat(
+            self.dir.as_fd(),
+            ENDING_FILE,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+    }
+
+    /// Ends this process's hold on the run directory without unlocking it: the lock belongs
+    /// to the open file, and stays with the process that inherited that file to finish the
+    /// work (see [`RunDir::adopt`]). Dropping the `RunDir` instead would unlock the file for
+    /// both.
+    pub fn leave_locked(self) {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let RunDir { _lock: lock, .. } = self;
+        let raw = lock.as_raw_fd();
+        std::mem::forget(lock);
+        // SAFETY: `raw` was owned by the forgotten `lock`, which is never dropped: this takes
+        // that ownership back, to close the descriptor without the unlock of `Flock`'s drop.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+
+    /// The descriptor that holds the lock, for a process that takes the lock over
+    /// ([`RunDir::adopt`]): a `flock` belongs to the open file, so it holds while any process
+    /// has that file open.
+    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._lock.as_fd()
+    }
+
+    /// The lab's run directory, locked through `lock`: a descriptor of its lock file that
+    /// holds the lock already, inherited from the `topo` that handed the work over. An
+    /// error if `lock` is not the lab's lock file or does not hold the lock.
+    pub fn adopt(lab: &str, lock: OwnedFd) -> Result<RunDir, StateError> {
+        let path = root().join(lab);
+        let missing = || {
+            io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(libc::ENOENT))
+        };
+        let root_fd = open_root(false)?.ok_or_else(missing)?;
+        let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false)?.ok_or_else(missing)?;
+        let here = nix::sys::stat::fstatat(&dir, "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        let given = nix::sys::stat::fstat(&lock);
+        let lock_path = path.join("lock");
+        match (here, given) {
+            (Ok(a), Ok(b)) if a.st_ino == b.st_ino && a.st_dev == b.st_dev => {}
+            _ => {
+                return Err(io(format!("take over the lock {}", lock_path.display()))(
+                    std::io::Error::other("the descriptor is not this lab's lock file"),
+                ))
+            }
+        }
+        // Locking again through the same open file is no conflict; another holder is.
+        let lock = match Flock::lock(File::from(lock), FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, e)) => {
+                return Err(io(format!("take over the lock {}", lock_path.display()))(
+                    e.into(),
+                ))
+            }
+        };
+        Ok(RunDir {
+            lab: lab.to_string(),
+            path,
+            dir,
+            _lock: lock,
+            written: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
     /// Removes the run directory (at the end of `down`, still holding the lock). Symbolic
     /// links in it are removed, never followed.
     pub fn remove(self) -> Result<(), StateError> {
@@ -504,6 +600,19 @@ pub fn read_node_record(lab: &str, node: &str) -> Option<NodeRecord> {
 /// The file of a lab's run directory that says the lab is up and ready: the last `up` of it
 /// succeeded and no `up` is changing it (see [`RunDir::mark_ready`]).
 pub const READY_FILE: &str = "ready";
+
+/// The marker of a lab whose `down` has returned while its processes still end (see
+/// [`RunDir::mark_ending`]).
+pub const ENDING_FILE: &str = "ending";
+
+/// What a reaper that could not finish left in the run directory (see
+/// [`RunDir::reap_failed`]).
+pub const REAP_ERROR_FILE: &str = "reap-error";
+
+/// Whether the lab's run directory holds the ending marker (read without the lock).
+pub fn is_ending(lab: &str) -> bool {
+    root().join(lab).join(ENDING_FILE).is_file()
+}
 
 fn unlink_ready(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<(), StateError> {
     match nix::unistd::unlinkat(dir, READY_FILE, nix::unistd::UnlinkatFlags::NoRemoveDir) {

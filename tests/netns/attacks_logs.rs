@@ -226,7 +226,10 @@ fn symlinks_in_the_run_directory_are_not_followed() {
     assert!(std::fs::symlink_metadata(labdir.join("hosts"))
         .expect("hosts")
         .is_file());
-    assert!(s.topo(&["down", "--lab", "tl-rundir"]).status.success());
+    assert!(s
+        .topo(&["down", "--lab", "tl-rundir", "--wait"])
+        .status
+        .success());
     // The logs directory as a link to elsewhere: refused.
     std::fs::create_dir_all(&labdir).expect("mkdir");
     let elsewhere = s.dir.join("elsewhere");

@@ -62,10 +62,11 @@ impl TestLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `topo down`; a lab that is not up (a test brought it down, or `up` made nothing) is
-    /// no error.
+    /// `topo down --wait`, which returns once every process of the lab has ended and its
+    /// cgroups and run directory are gone, as the tests then check; a lab that is not up (a
+    /// test brought it down, or `up` made nothing) is no error.
     pub fn down(&self) -> Output {
-        topo(&["down", "--lab", &self.name, "--missing-ok"])
+        topo(&["down", "--lab", &self.name, "--missing-ok", "--wait"])
     }
 
     pub fn ns(&self, node: &str) -> String {

@@ -175,8 +175,16 @@ fn down_leaves_no_namespace_interface_mount_process_or_run_dir() {
         ip_json(None, &["link", "show", "tn-down-h"])[0]["ifalias"],
         "topo/tn-down veth b:eth1=host:tn-down-h"
     );
-    let out = lab.down();
+    // A plain `down` returns once the lab is out of the kernel's view and its processes
+    // are killed; their exits, the cgroups and the run directory follow in `topo __reap`.
+    let out = topo(&["down", "--lab", "tn-down"]);
     assert!(out.status.success(), "{}", text(&out));
+    for p in &pids {
+        assert!(
+            killed(*p),
+            "process {p} was not killed by the time down returned"
+        );
+    }
     assert!(
         netns_with_prefix("tn-down").is_empty(),
         "namespaces left: {:?}",
@@ -192,17 +200,80 @@ fn down_leaves_no_namespace_interface_mount_process_or_run_dir() {
         .output()
         .expect("ip");
     assert!(!host_link.status.success(), "host-side veth left");
-    for p in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.contains(") Z"),
-            "process {p} left: {stat}"
+    let finished = eventually(10, || {
+        (pids.iter().all(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.contains(") Z")
+        }) && !std::path::Path::new("/run/topo/tn-down").exists())
+        .then_some(())
+    });
+    assert!(
+        finished.is_some(),
+        "processes or run directory left 10 s after down: {:?}",
+        lab_processes("tn-down")
+    );
+    assert_lab_gone("tn-down", &[]);
+}
+
+/// Whether process `pid` is gone, a zombie, exiting (PF_EXITING), or has SIGKILL pending.
+fn killed(pid: i64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("");
+    let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
+    const PF_EXITING: u64 = 0x4;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let pending = status.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            (k == "ShdPnd" || k == "SigPnd")
+                && u64::from_str_radix(v.trim(), 16).is_ok_and(|m| m & (1 << 8) != 0)
+        })
+    });
+    state == "Z" || state == "X" || flags & PF_EXITING != 0 || pending
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn up_right_after_down_waits_for_the_reaper_and_keeps_its_own_groups() {
+    let lab = TestLab::new("tn-again", &gen_chain("tn-again", 30, &["--bare"]));
+    lab.up();
+    let first = lab_processes("tn-again");
+    assert_eq!(first.len(), 30, "inits: {first:?}");
+    let out = topo(&["down", "--lab", "tn-again"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // At once: the reaper of the first lab holds its lock while its processes end.
+    lab.up();
+    let inits = lab_processes("tn-again");
+    assert_eq!(inits.len(), 30, "the new lab's inits: {inits:?}");
+    assert!(
+        inits.iter().all(|p| !first.contains(p)),
+        "an old init survived"
+    );
+    let groups = std::path::Path::new("/sys/fs/cgroup/pids/topo/tn-again");
+    // The new lab's node groups stay once the old lab's reaper is done (it removed its
+    // groups before the new lab made them, as the lock orders them).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    if std::path::Path::new("/sys/fs/cgroup/pids").is_dir() {
+        let held = std::fs::read_dir(groups)
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0);
+        assert_eq!(
+            held,
+            30,
+            "node groups of the new lab under {}",
+            groups.display()
         );
     }
     assert!(
-        !std::path::Path::new("/run/topo/tn-down").exists(),
-        "run directory left"
+        ping(&lab.ns("n0"), "10.0.0.1"),
+        "the new lab carries traffic"
     );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_lab_gone("tn-again", &[]);
 }
 
 #[test]

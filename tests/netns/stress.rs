@@ -105,7 +105,17 @@ fn up_down_cycles_leave_no_growth() {
         rt.block_on(lab.up()).expect("up");
         rt.block_on(topo::lab::down("tn-soak")).expect("down");
     };
+    // `down` returns while the killed processes still end; its reaper then removes the
+    // cgroups and the run directory: counted once it is done.
+    let reaped = || {
+        let run = std::path::Path::new("/run/topo/tn-soak");
+        assert!(
+            eventually(10, || (!run.exists()).then_some(())).is_some(),
+            "the reaper of tn-soak did not finish in 10 s"
+        );
+    };
     cycle();
+    reaped();
     let before = footprint("tn-soak");
     let fds_before = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -121,8 +131,7 @@ fn up_down_cycles_leave_no_growth() {
     for _ in 0..cycles {
         cycle();
     }
-    // The kernel frees namespaces asynchronously: give it a moment.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    reaped();
     let after = footprint("tn-soak");
     let fds_after = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
