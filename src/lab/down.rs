@@ -53,8 +53,12 @@ pub struct DownOptions {
 /// pipes before it moves the logs.
 const WRITERS_GRACE: Duration = Duration::from_secs(2);
 
-/// How long the lab's killed processes may take to end before that is an error.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the lab's killed processes may take to end before that is an error: 10 s, and
+/// 10 ms more per process. Their exits are the kernel's work at the lowest priority (see
+/// `kill_all`), and 10 000 of them on a busy 2-CPU machine took more than 10 s.
+fn exit_timeout(processes: usize) -> Duration {
+    Duration::from_secs(10) + Duration::from_millis(10).saturating_mul(processes as u32)
+}
 
 /// Removes the lab and archives its logs (see [`down_with`]).
 pub async fn down(lab: &str) -> Result<DownReport, LabError> {
@@ -221,7 +225,8 @@ fn finish(
     discard: bool,
     note_failure: bool,
 ) -> Result<(Option<PathBuf>, Vec<String>), LabError> {
-    let gone = wait_gone(victims, EXIT_TIMEOUT).and_then(|()| {
+    let timeout = exit_timeout(victims.len());
+    let gone = wait_gone(victims, timeout).and_then(|()| {
         // The lab's cgroups (only ever under topo/LAB), once their processes are gone.
         match crate::node::cgroup::Cgroups::detect() {
             Ok(cg) => cg
