@@ -297,7 +297,7 @@ actions() {  # the number of changes `topo up` reported in file $1
 # ---- topo -------------------------------------------------------------------------------
 run_topo() {
   local n=$1 r=$2 f=$work/chain.yaml f2=$work/chain-1link.yaml k t0 t1 rss=NA rc
-  local up_s noop_s=NA change_s=NA down_s=NA ok=yes pss=NA procs=0 km=NA
+  local up_s noop_s=NA change_s=NA down_s=NA reap_s=NA ok=yes pss=NA procs=0 km=NA
   lab=bn${id}c$n
   # shellcheck disable=SC2086
   "$TOPO" gen chain --nodes "$n" --name "$lab" $GEN_ARGS >"$f" || { log "tool=topo n=$n rep=$r FAILED gen"; return; }
@@ -344,11 +344,20 @@ run_topo() {
   ((rc == 0)) && down_s=$(elapsed "$t0" "$t1") || ok=NO
   local left; left=$(ip netns list | grep -c "^$lab-")
   ((left == 0)) || { ok=NO; log "# topo: $left namespaces of $lab left after down"; }
+  # `down` returns while the killed processes still end; its reaper removes the run directory
+  # once they have. Not timed: waited for (at most 600 s), as the kernel's namespace cleanup.
+  local rundir=${TOPO_RUN_DIR:-/run/topo}/$lab r0=$EPOCHREALTIME
+  while [[ -d $rundir && ! -e $rundir/reap-error ]]; do
+    (( ${EPOCHREALTIME%.*} - ${r0%.*} < 600 )) || break
+    sleep 0.2
+  done
+  reap_s=$(elapsed "$r0" "$EPOCHREALTIME")
+  [[ -d $rundir ]] && { ok=NO; log "# topo: run directory of $lab left after down: $(cat "$rundir/reap-error" 2>/dev/null)"; }
   lab=
   log "tool=topo n=$n rep=$r up_s=$up_s noop_s=$noop_s change_s=$change_s down_s=$down_s" \
     "noop_actions=${noop_actions:-NA} change_actions=${change_actions:-NA} maxrss_kb=$rss" \
     "pss_kb_per_node=$pss node_procs=$procs kmem_kb_per_node=$km exec_ms=$exec_ms" \
-    "nsenter_ms=$nsenter_ms load1=$run_load drain_s=$drained_s verified=$ok"
+    "nsenter_ms=$nsenter_ms reap_s=$reap_s load1=$run_load drain_s=$drained_s verified=$ok"
 }
 
 # ---- peers ------------------------------------------------------------------------------
@@ -404,5 +413,6 @@ for n in "${ns[@]}"; do
   done
 done
 summarize "$out" | tee -a "$out"
-echo "# ---- done $(date -Is); leftovers: netns=$(ip netns list | grep -c "^bn$id")" | tee -a "$out"
+echo "# ---- done $(date -Is); leftovers: netns=$(ip netns list | grep -c "^bn$id")" \
+  "run directories=$(find "${TOPO_RUN_DIR:-/run/topo}" -maxdepth 1 -name "bn$id*" 2>/dev/null | wc -l)" | tee -a "$out"
 echo "bench: raw results in $out" >&2
