@@ -50,7 +50,7 @@ echo "pids: $started of 10 children started"
 (( started < 10 )) || fail "pids.max=8 let all 10 start"
 grep -q "max [1-9]" $G/pids.events || fail "pids.events shows no refused fork: $(cat $G/pids.events)"
 
-topo down --lab vmcg
+topo down --lab vmcg --wait
 [[ ! -d $CG/topo/vmcg ]] || fail "down left $CG/topo/vmcg"
 # memory is accounted where it is limited: a lab without memory limits gets no memory
 # controller; a limit added to a running node enables it, the node keeps running.

@@ -218,7 +218,7 @@ vm_barrier impaired
 
 if [[ $HOST == left ]]; then
     step "topo down (left's share)"
-    topo down --lab "$LAB"
+    topo down --lab "$LAB" --wait
     nothing_left
     vm_barrier left-down
     echo "MULTIHOST OK (left)"
@@ -243,6 +243,6 @@ grep -Eq "$peer_label.*no answer|no answer.*$peer_label" <<<"$out" ||
     fail "plan does not report that $peer_label (on host left) does not answer"
 
 step "topo down (right's share)"
-topo down "$FILE" --host right
+topo down "$FILE" --host right --wait
 nothing_left
 echo "MULTIHOST OK (right)"

@@ -90,6 +90,12 @@ topo down "$FILE"
 step "nothing left"
 left=$(ip netns list)
 [[ -z $left ]] || fail "namespaces left: $left"
+# The killed processes end after `down` returns; its reaper removes the run directory
+# once they have.
+for _ in $(seq 100); do
+    [[ -e /run/topo/$LAB ]] || break
+    sleep 0.1
+done
 procs=$(topo_processes)
 [[ -z $procs ]] || fail "processes left: $procs"
 links=$(root_links | grep -vxF -f <(echo "$links_before") || true)

@@ -77,7 +77,7 @@ fi
 [[ ! -e $DATA/new ]] || fail "a file appeared on the host through the :ro bind"
 
 step "topo down"
-topo down --lab "$LAB"
+topo down --lab "$LAB" --wait
 [[ -z $(ip netns list | grep "^$LAB-" || true) ]] || fail "namespaces left"
 [[ ! -e /run/topo/$LAB ]] || fail "run directory left"
 echo "USERNS OK"
