@@ -161,13 +161,15 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
     let discard = options.discard_logs;
     if !options.wait && !victims.is_empty() && (discard || !run.has_logs_to_keep()) {
         run.clear_ready()?;
-        hand_over(run, &victims, discard)?;
+        let handed = hand_over(run, &victims, discard);
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "handed over");
-        if options.then_exit {
+        if options.then_exit && handed.is_ok() {
             run_ahead_of_exits();
         }
+        // Killed whether or not the reaper started: without it, the next `down` finishes.
         kill_all(&victims);
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "processes killed");
+        handed?;
         report.ending = true;
         return Ok(report);
     }
