@@ -150,6 +150,19 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
             report.host_links.push(l.name.clone());
         }
     }
+    // The lab's tunnels to other hosts end now, not when the kernel gets to free the bridge
+    // namespace they are in (after `down` has returned): until then they would carry the
+    // lab's traffic on the underlay, and answer the other hosts' shares.
+    let bridges = names::bridge_netns(lab);
+    if matches!(observed.namespaces.get(&bridges), Some(NsObserved::Ours(_))) {
+        session.connect([bridges.as_str()])?;
+        let h = session.handle(Some(&bridges))?;
+        for l in link::dump(h).await?.iter().map(crate::net::observe::to_obs) {
+            if l.kind.as_deref() == Some("vxlan") {
+                link::del(h, l.index, &format!("{bridges}:{}", l.name)).await?;
+            }
+        }
+    }
     // Close our handles first so nothing of ours holds a namespace. The names go before the
     // processes are killed: their exits, the kernel's work, would take the CPUs meanwhile.
     session.ns.clear();
