@@ -30,9 +30,6 @@ pub struct DownReport {
     pub logs: Option<PathBuf>,
     /// What went wrong with the logs; `down` removed the lab all the same.
     pub warnings: Vec<String>,
-    /// The killed processes were still ending when `down` returned: `topo __reap` waits for
-    /// them, then removes the lab's cgroups and run directory.
-    pub ending: bool,
 }
 
 /// What `down` does besides removing the lab.
@@ -88,7 +85,7 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
     }
     let mut session = Session::new(tokio::runtime::Handle::current())?;
     let t = Instant::now();
-    let (proven, mut victims) = proven_ours(lab, &state);
+    let (proven, proven_inits) = proven_ours(lab, &state);
     session.proven = proven;
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "proven");
     let observed = observe(
@@ -125,9 +122,9 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
     let held: Vec<(ProcId, u64)> = session
         .proven
         .iter()
-        .filter_map(|(name, ino)| victims.get(name).map(|id| (*id, *ino)))
+        .filter_map(|(name, ino)| proven_inits.get(name).map(|id| (*id, *ino)))
         .collect();
-    let mut victims: Vec<ProcId> = std::mem::take(&mut victims).into_values().collect();
+    let mut victims: Vec<ProcId> = proven_inits.into_values().collect();
     for (node, rec) in &state.nodes {
         if !session.proven.contains_key(&names::node_netns(lab, node)) && rec.init.alive() {
             victims.push(rec.init);
@@ -183,7 +180,6 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
         kill_all(&victims);
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "processes killed");
         handed?;
-        report.ending = true;
         return Ok(report);
     }
     kill_all(&victims);
