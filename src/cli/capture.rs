@@ -15,7 +15,7 @@ use crate::lab::{self, LabError};
 use crate::net::NetError;
 use crate::spec::Endpoint;
 
-/// The options of `topo capture`.
+// The options of `topo capture`.
 #[derive(Args)]
 pub(super) struct CaptureArgs {
     #[command(flatten)]

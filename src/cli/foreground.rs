@@ -16,7 +16,7 @@ use super::{FileArgs, LabArgs, Output, HOW};
 use crate::lab::foreground::Ended;
 use crate::lab::{self, LabError};
 
-/// The options of `topo up` that keep it running with its lab.
+// The options of `topo up` that keep it running with its lab.
 #[derive(Args)]
 pub(super) struct ForegroundArgs {
     /// Stay running once the lab is up and ready; SIGTERM or SIGINT take the lab down (as
@@ -29,7 +29,7 @@ pub(super) struct ForegroundArgs {
     ready_file: Option<PathBuf>,
 }
 
-/// The options of `topo wait`.
+// The options of `topo wait`.
 #[derive(Args)]
 pub(super) struct WaitArgs {
     #[command(flatten)]

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use crate::import::{self, ImportError, Imported};
 use crate::lab::LabError;
 
-/// `topo import FORMAT SOURCE`: print the source lab as a topology file.
+// `topo import FORMAT SOURCE`: print the source lab as a topology file.
 #[derive(Args, Debug, Clone)]
 pub(super) struct ImportArgs {
     #[command(subcommand)]

@@ -70,6 +70,7 @@ enum GraphFormat {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Parse and check a topology file (no kernel access); exit 2 on errors
     Validate {
@@ -223,8 +224,8 @@ enum Command {
     Man,
 }
 
-/// The topology file of a command whose main input is a file (`validate`, `plan`, `up`,
-/// `test`, `graph`), and the lab it runs as.
+// The topology file of a command whose main input is a file (`validate`, `plan`, `up`,
+// `test`, `graph`), and the lab it runs as.
 #[derive(Args)]
 pub(super) struct FileArgs {
     /// The topology file; `-` reads standard input; default: topo.yaml or topo.yml in the
@@ -245,8 +246,8 @@ pub(super) struct FileArgs {
     name: Option<String>,
 }
 
-/// How a command that acts on a running lab names it: by its file, by its name, or (neither
-/// given) the only lab that is up.
+// How a command that acts on a running lab names it: by its file, by its name, or (neither
+// given) the only lab that is up.
 #[derive(Args)]
 pub(super) struct LabArgs {
     /// The lab's topology file: its `name:` says which lab (`-` reads standard input)
@@ -260,7 +261,7 @@ pub(super) struct LabArgs {
     name: Option<String>,
 }
 
-/// The host whose share of a lab that spans hosts a command is about (`--host`).
+// The host whose share of a lab that spans hosts a command is about (`--host`).
 #[derive(Args)]
 pub(super) struct HostArg {
     /// This machine's share of a lab that spans hosts: one of the file's `hosts:`; default:
@@ -307,7 +308,7 @@ impl HostArg {
     }
 }
 
-/// [`LabArgs`] of `logs`, whose `-f` is --follow (as `tail -f`): its file is `--file` only.
+// [`LabArgs`] of `logs`, whose `-f` is --follow (as `tail -f`): its file is `--file` only.
 #[derive(Args)]
 struct LogsLabArgs {
     /// The lab's topology file: its `name:` says which lab (`--file` only: `-f` is --follow)
@@ -331,7 +332,7 @@ impl From<LogsLabArgs> for LabArgs {
     }
 }
 
-/// The options of `topo exec`.
+// The options of `topo exec`.
 #[derive(Args)]
 pub(super) struct ExecArgs {
     #[command(flatten)]
@@ -363,7 +364,7 @@ pub(super) struct ExecArgs {
     command: Vec<String>,
 }
 
-/// The impairment options of `topo impair`, read as the file's `impair:` keys are.
+// The impairment options of `topo impair`, read as the file's `impair:` keys are.
 #[derive(Args)]
 struct ImpairArgs {
     /// Delay of every packet: a duration with its unit (us, ms, s), e.g. 10ms
@@ -1079,10 +1080,18 @@ fn cmd_schema() -> Result<i32, LabError> {
     Ok(0)
 }
 
+/// The whole command line, every subcommand's arguments included: they are added only when
+/// needed (`defer`), since building all of them cost more than `topo exec`'s own work.
+fn full_command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
+}
+
 /// `topo completions SHELL`
 fn cmd_completions(shell: clap_complete::Shell) -> Result<i32, LabError> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "topo", &mut script);
+    clap_complete::generate(shell, &mut full_command(), "topo", &mut script);
     out!("{}", String::from_utf8_lossy(&script));
     Ok(0)
 }
@@ -1090,7 +1099,7 @@ fn cmd_completions(shell: clap_complete::Shell) -> Result<i32, LabError> {
 /// `topo man`
 fn cmd_man() -> Result<i32, LabError> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(full_command())
         .render(&mut page)
         .map_err(|e| LabError::Usage(format!("render the manual page: {e}")))?;
     out!("{}", String::from_utf8_lossy(&page));
@@ -1201,7 +1210,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_well_formed_and_every_argument_has_help() {
-        let cli = Cli::command();
+        let cli = full_command();
         cli.clone().debug_assert();
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use crate::shapes::{GenArgs, Shape};
 
-/// `topo gen SHAPE …`: print a generated topology file.
+// `topo gen SHAPE …`: print a generated topology file.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub(super) struct GenOptions {
     #[command(subcommand)]
@@ -21,7 +21,7 @@ pub(super) struct GenOptions {
     bare: bool,
 }
 
-/// The generated shapes.
+// The generated shapes.
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
 enum ShapeCommand {
     /// A line of nodes n0 … n(N-1), node i joined to node i+1
