@@ -201,27 +201,60 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
 /// one). Other namespaces are left to the marker on their loopback.
 fn proven_ours(lab: &str, state: &State) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
     use nix::sys::stat::stat;
-    let mut proven = BTreeMap::new();
-    let mut inits = BTreeMap::new();
-    for (node, rec) in &state.nodes {
+    let nodes: Vec<_> = state.nodes.iter().collect();
+    let found = in_parallel(&nodes, |(node, rec)| {
         let name = names::node_netns(lab, node);
         let (Ok(named), Ok(held)) = (
             stat(&netns::path(&name)),
             stat(format!("/proc/{}/ns/net", rec.init.pid).as_str()),
         ) else {
-            continue;
+            return None;
         };
         // Checked after reading its namespace: a PID is not reused while its process lives.
-        if named.st_ino == held.st_ino
+        (named.st_ino == held.st_ino
             && named.st_dev == held.st_dev
             && named.st_ino == rec.netns_inode
-            && rec.init.alive()
-        {
-            proven.insert(name.clone(), named.st_ino);
-            inits.insert(name, rec.init);
-        }
+            && rec.init.alive())
+        .then_some((name, named.st_ino, rec.init))
+    });
+    let mut proven = BTreeMap::new();
+    let mut inits = BTreeMap::new();
+    for (name, ino, init) in found.into_iter().flatten() {
+        proven.insert(name.clone(), ino);
+        inits.insert(name, init);
     }
     (proven, inits)
+}
+
+/// Below this many items, [`in_parallel`] does the work on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// `f` of each of `items`, shared among up to 4 threads (one per CPU) when there are at least
+/// [`PARALLEL_FROM`]: per-process work that is all system calls (`/proc` reads, signals),
+/// which the kernel does on the calling thread's CPU. The results in no particular order; a
+/// share whose thread cannot be started is done on the calling thread, one whose thread
+/// panicked has no results.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return items.iter().map(&f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut out = Vec::with_capacity(items.len());
+        let mut workers = Vec::new();
+        for part in items.chunks(items.len().div_ceil(threads)) {
+            let work = move || part.iter().map(f).collect::<Vec<R>>();
+            match std::thread::Builder::new().spawn_scoped(s, work) {
+                Ok(w) => workers.push(w),
+                Err(_) => out.extend(part.iter().map(f)),
+            }
+        }
+        for w in workers {
+            out.extend(w.join().unwrap_or_default());
+        }
+        out
+    })
 }
 
 /// The end of a `down`, once the lab is out of the kernel's view and its processes are
@@ -331,10 +364,11 @@ fn hand_over(run: RunDir, victims: &[ProcId], discard: bool) -> Result<(), LabEr
 /// waiting until they were all done, `down` itself and the shell that started it among
 /// them. A node's init leads a session of its own, so where the kernel groups scheduling by
 /// session (autogroup), the group's nice value is what counts, not the process's.
+/// The victims are shared among threads ([`in_parallel`]), which run as this process does.
 fn kill_all(victims: &[ProcId]) {
     let autogroups = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
         .is_ok_and(|v| v.trim() == "1");
-    for v in victims {
+    in_parallel(victims, |v| {
         if v.alive() {
             // SAFETY: a plain system call on one process of the lab (checked just above to
             // be the one recorded: same PID and start time); no memory is passed.
@@ -347,7 +381,7 @@ fn kill_all(victims: &[ProcId]) {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-    }
+    });
 }
 
 /// Puts every thread of this process under `SCHED_FIFO` (lowest real-time priority), where
@@ -449,5 +483,21 @@ pub(super) fn check_lab_name(lab: &str) -> Result<(), LabError> {
         Err(LabError::Usage(format!(
             "'{lab}' is not a lab name (1 to 12 characters of a-z, 0-9 and -)"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_parallel_answers_every_item_once_below_and_above_the_threshold() {
+        for n in [0, 1, PARALLEL_FROM - 1, PARALLEL_FROM, 1001] {
+            let items: Vec<usize> = (0..n).collect();
+            let mut got = in_parallel(&items, |i| i * 2);
+            got.sort_unstable();
+            let want: Vec<usize> = items.iter().map(|i| i * 2).collect();
+            assert_eq!(got, want, "{n} items");
+        }
     }
 }

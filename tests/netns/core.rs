@@ -238,16 +238,25 @@ fn killed(pid: i64) -> bool {
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn up_right_after_down_waits_for_the_reaper_and_keeps_its_own_groups() {
-    let lab = TestLab::new("tn-again", &gen_chain("tn-again", 30, &["--bare"]));
+    // Enough nodes for `down` to share its proof and its kills among threads.
+    const NODES: usize = 80;
+    let lab = TestLab::new("tn-again", &gen_chain("tn-again", NODES, &["--bare"]));
     lab.up();
     let first = lab_processes("tn-again");
-    assert_eq!(first.len(), 30, "inits: {first:?}");
+    assert_eq!(first.len(), NODES, "inits: {first:?}");
     let out = topo(&["down", "--lab", "tn-again"]);
     assert!(out.status.success(), "{}", text(&out));
+    for (pid, comm) in &first {
+        let pid: i64 = pid.parse().expect("a pid");
+        assert!(
+            killed(pid),
+            "{comm} {pid} was not killed by the time down returned"
+        );
+    }
     // At once: the reaper of the first lab holds its lock while its processes end.
     lab.up();
     let inits = lab_processes("tn-again");
-    assert_eq!(inits.len(), 30, "the new lab's inits: {inits:?}");
+    assert_eq!(inits.len(), NODES, "the new lab's inits: {inits:?}");
     assert!(
         inits.iter().all(|p| !first.contains(p)),
         "an old init survived"
@@ -262,7 +271,7 @@ fn up_right_after_down_waits_for_the_reaper_and_keeps_its_own_groups() {
             .unwrap_or(0);
         assert_eq!(
             held,
-            30,
+            NODES,
             "node groups of the new lab under {}",
             groups.display()
         );
