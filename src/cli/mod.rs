@@ -815,8 +815,11 @@ fn cmd_down(
         wait,
         then_exit: true,
     };
-    let report = runtime()?.block_on(lab::down_with(&name, options))?;
-    print_down(&name, had_run_dir, missing_ok, &report)
+    let rt = runtime()?;
+    let report = rt.block_on(lab::down_with(&name, options));
+    // Nothing runs on it any more, and the process exits next: its threads are not waited for.
+    rt.shutdown_background();
+    print_down(&name, had_run_dir, missing_ok, &report?)
 }
 
 /// What `down` prints: notes and warnings on standard error, the summary on standard output.
