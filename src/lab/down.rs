@@ -17,7 +17,7 @@ use crate::net::observe::{observe, Depth, Session};
 use crate::net::{link, netns};
 use crate::node::ProcId;
 use crate::plan::{names, NsObserved};
-use crate::state::{archive, log, RunDir, State};
+use crate::state::{archive, log, Brief, RunDir};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DownReport {
@@ -73,7 +73,7 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
     check_lab_name(lab)?;
     let t0 = Instant::now();
     let run = RunDir::lock(lab, true)?;
-    let state = run.load();
+    let state = run.load_brief();
     tracing::debug!(ms = t0.elapsed().as_secs_f64() * 1e3, "locked and loaded");
     let mut report = DownReport::default();
     let earlier = run.read_note(crate::state::REAP_ERROR_FILE);
@@ -199,7 +199,7 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
 /// start time) is the lab's, so is its network namespace, and so is a name that holds that
 /// namespace (the same device and inode: namespaces that exist at one time never share
 /// one). Other namespaces are left to the marker on their loopback.
-fn proven_ours(lab: &str, state: &State) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
+fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
     use nix::sys::stat::stat;
     let nodes: Vec<_> = state.nodes.iter().collect();
     let found = in_parallel(&nodes, |(node, rec)| {

@@ -72,6 +72,23 @@ pub struct State {
     pub elsewhere: BTreeMap<String, String>,
 }
 
+/// The part of a lab's record that `down` reads: each node's init and network namespace,
+/// and the namespaces an `up` was creating. Parsed without the rest of each node's record
+/// (its context, services and lines run), most of the record's bytes.
+#[derive(Debug, Default, Deserialize)]
+pub struct Brief {
+    pub nodes: BTreeMap<String, BriefNode>,
+    #[serde(default)]
+    pub creating: Vec<String>,
+}
+
+/// A node in a [`Brief`].
+#[derive(Debug, Deserialize)]
+pub struct BriefNode {
+    pub init: ProcId,
+    pub netns_inode: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub init: ProcId,
@@ -308,6 +325,12 @@ impl RunDir {
             *w = state.nodes.clone();
         }
         state
+    }
+
+    /// What `down` needs of the record ([`Brief`]); empty when there is none or it cannot be
+    /// read, as [`load`](Self::load) is.
+    pub fn load_brief(&self) -> Brief {
+        read_json(self.dir.as_fd(), &self.path).unwrap_or_default()
     }
 
     /// Saves the state atomically: write a new temporary file, rename it over the old one.
@@ -559,6 +582,14 @@ impl RunDir {
 }
 
 fn read_state(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Option<State> {
+    read_json(dir, path)
+}
+
+/// `state.json` of the run directory at `path` (open as `dir`), read as a `T`.
+fn read_json<T: serde::de::DeserializeOwned>(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+) -> Option<T> {
     let f = safe::open_file(
         dir,
         "state.json",
