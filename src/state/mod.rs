@@ -576,10 +576,38 @@ impl RunDir {
 
     /// Removes the run directory (at the end of `down`, still holding the lock). Symbolic
     /// links in it are removed, never followed.
+    ///
+    /// The directory first leaves its name, in one rename, for a hidden one (`.LAB.PID`, no
+    /// lab's name): an `up` of the lab that opened it by its name meanwhile and waits for
+    /// its lock, or that comes while it is being emptied (after a `down` that left this to
+    /// its reaper), finds no lock file at the name once it holds the lock and starts again
+    /// with a new directory, instead of writing into one that is being removed. What such an
+    /// `up` made in the old one before it noticed is removed with it (a few tries).
     pub fn remove(self) -> Result<(), StateError> {
-        std::fs::remove_dir_all(&self.path).map_err(io(format!("remove {}", self.path.display())))
+        let hidden = root().join(format!(".{}.{}", self.lab, std::process::id()));
+        std::fs::rename(&self.path, &hidden).map_err(io(format!(
+            "move {} to {}",
+            self.path.display(),
+            hidden.display()
+        )))?;
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&hidden) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(_) if tries < REMOVE_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(io(format!("remove {}", hidden.display()))(e)),
+            }
+        }
     }
 }
+
+/// How many times [`RunDir::remove`] tries again to remove the renamed directory, in which a
+/// concurrent `up` may just have made its lock file before it saw the directory renamed.
+const REMOVE_TRIES: u32 = 10;
 
 fn read_state(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Option<State> {
     read_json(dir, path)
@@ -725,6 +753,8 @@ pub fn labs() -> Vec<String> {
             rd.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                // A run directory being removed ([`RunDir::remove`]) is no lab.
+                .filter(|name| !name.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
@@ -736,10 +766,52 @@ pub fn labs() -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn corrupt_state_reads_as_empty() {
+    /// Held by each test of this module: they share `TOPO_RUN_DIR` (a variable of the
+    /// process) and each removes the directory at its end.
+    static RUN_DIR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn own_run_dir() -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
+        let guard = RUN_DIR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = std::env::temp_dir().join(format!("topo-state-test-{}", std::process::id()));
         std::env::set_var("TOPO_RUN_DIR", &dir);
+        (guard, dir)
+    }
+
+    #[test]
+    fn a_lock_taken_while_the_directory_is_removed_gets_a_whole_new_one() {
+        let (_guard, dir) = own_run_dir();
+        for round in 0..100 {
+            let old = RunDir::lock("t2", true).expect("lock");
+            std::fs::write(old.path.join("state.json"), b"{}").expect("write");
+            let next = std::thread::spawn(|| RunDir::lock("t2", true));
+            // Now and then the new lock comes while the old directory is being emptied.
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            old.remove().expect("remove");
+            let new = next.join().expect("join").expect("lock again");
+            // Its own directory, with what `lock` makes in it, at the lab's name.
+            let log = new.path.join("logs").join("init.log");
+            std::fs::write(&log, b"x").unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(!new.path.join("state.json").exists(), "round {round}");
+            new.remove().expect("remove");
+        }
+        let hidden: Vec<_> = std::fs::read_dir(&dir)
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".t2"))
+            .collect();
+        assert!(hidden.is_empty(), "left: {hidden:?}");
+        assert!(!labs().contains(&"t2".to_string()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corrupt_state_reads_as_empty() {
+        let (_guard, dir) = own_run_dir();
         let run = RunDir::lock("t1", false).expect("lock");
         std::fs::write(run.path.join("state.json"), b"{ truncated").expect("write");
         assert_eq!(
