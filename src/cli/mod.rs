@@ -69,6 +69,9 @@ enum GraphFormat {
     Mermaid,
 }
 
+/// Each subcommand's arguments are built only when it runs (`defer`). Under `defer`, clap
+/// would show the doc comment of an argument struct a subcommand flattens as that
+/// subcommand's about text, so those structs carry plain comments instead.
 #[derive(Subcommand)]
 #[command(defer = true)]
 enum Command {
@@ -1209,6 +1212,27 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Command, clap::Error> {
         Cli::try_parse_from(std::iter::once("topo").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn every_subcommand_has_an_about_of_its_own() {
+        let cli = full_command();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for sub in cli.get_subcommands() {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            if let Some((other, _)) = seen.iter().find(|(_, a)| *a == about) {
+                panic!(
+                    "{} and {other} have the same about text: {about:?}",
+                    sub.get_name()
+                );
+            }
+            seen.push((sub.get_name().to_string(), about));
+        }
+        let up = cli.find_subcommand("up").and_then(|c| c.get_about());
+        assert!(
+            up.is_some_and(|a| a.to_string().starts_with("Make the kernel match the file")),
+            "{up:?}"
+        );
     }
 
     #[test]
