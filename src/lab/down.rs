@@ -202,7 +202,7 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
 fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
     use nix::sys::stat::stat;
     let nodes: Vec<_> = state.nodes.iter().collect();
-    let found = in_parallel(&nodes, |(node, rec)| {
+    let found = in_parallel(&nodes, per_cpu(nodes.len()), |(node, rec)| {
         let name = names::node_netns(lab, node);
         let (Ok(named), Ok(held)) = (
             stat(&netns::path(&name)),
@@ -226,17 +226,28 @@ fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<Str
     (proven, inits)
 }
 
-/// Below this many items, [`in_parallel`] does the work on the calling thread.
+/// Below this many items, [`per_cpu`] keeps the work on the calling thread.
 const PARALLEL_FROM: usize = 64;
 
-/// `f` of each of `items`, shared among up to 4 threads (one per CPU) when there are at least
-/// [`PARALLEL_FROM`]: per-process work that is all system calls (`/proc` reads, signals),
-/// which the kernel does on the calling thread's CPU. The results in no particular order; a
-/// share whose thread cannot be started is done on the calling thread, one whose thread
-/// panicked has no results.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if threads < 2 || items.len() < PARALLEL_FROM {
+/// The threads for `items` pieces of per-process work that is all system calls (`/proc`
+/// reads, signals), which the kernel does on the calling thread's CPU: one per CPU, up to 4,
+/// from [`PARALLEL_FROM`] items on; else 1.
+fn per_cpu(items: usize) -> usize {
+    if items < PARALLEL_FROM {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// `f` of each of `items`, shared among `threads` threads (the calling one alone when
+/// `threads` < 2). The results in no particular order; a share whose thread cannot be started
+/// is done on the calling thread, one whose thread panicked has no results.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if threads < 2 || items.len() < 2 {
         return items.iter().map(&f).collect();
     }
     let f = &f;
@@ -368,7 +379,7 @@ fn hand_over(run: RunDir, victims: &[ProcId], discard: bool) -> Result<(), LabEr
 fn kill_all(victims: &[ProcId]) {
     let autogroups = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
         .is_ok_and(|v| v.trim() == "1");
-    in_parallel(victims, |v| {
+    in_parallel(victims, per_cpu(victims.len()), |v| {
         if v.alive() {
             // SAFETY: a plain system call on one process of the lab (checked just above to
             // be the one recorded: same PID and start time); no memory is passed.
@@ -448,26 +459,15 @@ const REMOVERS: usize = 4;
 
 /// Removes the named namespaces (`ip netns del`), on [`REMOVERS`] threads; the first error.
 fn delete_all(names: &[String]) -> Result<(), LabError> {
-    let share = names.len().div_ceil(REMOVERS).max(1);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = names
-            .chunks(share)
-            .map(|part| s.spawn(move || part.iter().try_for_each(|n| netns::delete(n))))
-            .collect();
-        let mut first = Ok(());
-        for w in workers {
-            let r = w.join().unwrap_or_else(|_| {
-                Err(crate::net::NetError::io(
-                    "netns removal",
-                    std::io::Error::other("panicked"),
-                ))
-            });
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first.map_err(LabError::from)
-    })
+    let done = in_parallel(names, REMOVERS, |n| netns::delete(n));
+    if done.len() < names.len() {
+        return Err(
+            crate::net::NetError::io("netns removal", std::io::Error::other("panicked")).into(),
+        );
+    }
+    done.into_iter()
+        .collect::<Result<(), _>>()
+        .map_err(LabError::from)
 }
 
 /// Refuses lab names that could escape the run directory or match other labs' objects.
@@ -494,10 +494,13 @@ mod tests {
     fn in_parallel_answers_every_item_once_below_and_above_the_threshold() {
         for n in [0, 1, PARALLEL_FROM - 1, PARALLEL_FROM, 1001] {
             let items: Vec<usize> = (0..n).collect();
-            let mut got = in_parallel(&items, |i| i * 2);
-            got.sort_unstable();
-            let want: Vec<usize> = items.iter().map(|i| i * 2).collect();
-            assert_eq!(got, want, "{n} items");
+            for threads in [1, 2, 4, per_cpu(n)] {
+                let mut got = in_parallel(&items, threads, |i| i * 2);
+                got.sort_unstable();
+                let want: Vec<usize> = items.iter().map(|i| i * 2).collect();
+                assert_eq!(got, want, "{n} items on {threads} threads");
+            }
         }
+        assert_eq!(per_cpu(PARALLEL_FROM - 1), 1);
     }
 }
