@@ -121,8 +121,8 @@ fn a_share_holds_only_its_hosts_nodes_and_remembers_its_host() {
     assert!(!node_processes("a").is_empty());
     let o = exec_in(&lab, "e");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    // Down takes the share down, with no --host.
-    let o = topo_on(None, &["down", "--lab", "msp-share"]);
+    // Down takes the share down, with no --host (--wait: the processes are checked at once).
+    let o = topo_on(None, &["down", "--lab", "msp-share", "--wait"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(netns_with_prefix("msp-share").is_empty());
     assert!(lab_processes("msp-share").is_empty());
