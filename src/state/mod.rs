@@ -130,8 +130,9 @@ pub struct RunDir {
     pub path: PathBuf,
     dir: OwnedFd,
     _lock: Flock<File>,
-    /// The node records as `nodes/NODE.json` holds them, as far as this process knows: from
-    /// the record it loaded, then from each save. A save writes only those that differ.
+    /// The node records as the node record files hold them, as far as this process knows:
+    /// from the record it loaded, then from each save. A save writes only the files that hold
+    /// a node whose record differs.
     written: std::sync::Mutex<BTreeMap<String, NodeRecord>>,
 }
 
@@ -364,26 +365,36 @@ impl RunDir {
         self.save_nodes(state)
     }
 
-    /// Writes `nodes/NODE.json` for every node whose record changed (and removes those of
-    /// nodes no longer recorded): what `topo exec` and `topo test` read to enter one node,
-    /// without reading the whole lab's record, which grows with the lab.
+    /// Writes the node record files (see [`node_file`]) that hold a node whose record changed
+    /// or that is no longer recorded: what `topo exec` and `topo test` read to enter one
+    /// node, without reading the whole lab's record, which grows with the lab. A file left
+    /// without a node is removed.
     fn save_nodes(&self, state: &State) -> Result<(), StateError> {
         let mut written = self
             .written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let changed: Vec<(&String, &NodeRecord)> = state
+        let mut touched: std::collections::BTreeSet<String> = state
             .nodes
             .iter()
             .filter(|(name, rec)| written.get(*name) != Some(*rec))
+            .map(|(name, _)| node_file(name))
             .collect();
-        let gone: Vec<String> = written
-            .keys()
-            .filter(|name| !state.nodes.contains_key(*name))
-            .cloned()
-            .collect();
-        if changed.is_empty() && gone.is_empty() {
+        touched.extend(
+            written
+                .keys()
+                .filter(|name| !state.nodes.contains_key(*name))
+                .map(|name| node_file(name)),
+        );
+        if touched.is_empty() {
             return Ok(());
+        }
+        let mut files: BTreeMap<String, BTreeMap<&String, &NodeRecord>> =
+            touched.into_iter().map(|f| (f, BTreeMap::new())).collect();
+        for (name, rec) in &state.nodes {
+            if let Some(file) = files.get_mut(&node_file(name)) {
+                file.insert(name, rec);
+            }
         }
         let path = self.path.join(NODES_DIR);
         let dir =
@@ -392,35 +403,38 @@ impl RunDir {
                     libc::ENOENT,
                 ))
             })?;
-        for (name, rec) in changed {
-            let json = serde_json::to_vec(rec)
-                .map_err(|e| io("encode a node's record")(std::io::Error::other(e)))?;
-            let tmp_name = format!("{name}.tmp");
+        for (file, records) in &files {
+            if records.is_empty() {
+                match nix::unistd::unlinkat(
+                    dir.as_fd(),
+                    file.as_str(),
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::ENOENT) => continue,
+                    Err(e) => {
+                        return Err(io(format!("remove {}", path.join(file).display()))(
+                            e.into(),
+                        ))
+                    }
+                }
+            }
+            let json = serde_json::to_vec(records)
+                .map_err(|e| io("encode node records")(std::io::Error::other(e)))?;
+            let tmp_name = format!("{file}.tmp");
             let tmp = path.join(&tmp_name);
             let mut f = safe::create_new(dir.as_fd(), &tmp_name, &tmp, 0o644)?;
             f.write_all(&json)
                 .map_err(io(format!("write {}", tmp.display())))?;
             drop(f);
-            let file = format!("{name}.json");
             nix::fcntl::renameat(dir.as_fd(), tmp_name.as_str(), dir.as_fd(), file.as_str())
-                .map_err(|e| io(format!("rename to {}", path.join(&file).display()))(e.into()))?;
-            written.insert(name.clone(), rec.clone());
+                .map_err(|e| io(format!("rename to {}", path.join(file).display()))(e.into()))?;
         }
-        for name in gone {
-            let file = format!("{name}.json");
-            match nix::unistd::unlinkat(
-                dir.as_fd(),
-                file.as_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            ) {
-                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-                Err(e) => {
-                    return Err(io(format!("remove {}", path.join(&file).display()))(
-                        e.into(),
-                    ))
-                }
+        // Only now: a failed write leaves the nodes it would have written to the next save.
+        written.retain(|name, _| state.nodes.contains_key(name));
+        for (name, rec) in &state.nodes {
+            if written.get(name) != Some(rec) {
+                written.insert(name.clone(), rec.clone());
             }
-            written.remove(&name);
         }
         Ok(())
     }
@@ -640,20 +654,69 @@ pub fn read_record(lab: &str) -> Option<State> {
     read_state(dir.as_fd(), &path)
 }
 
-/// The record of one node of a lab, from `nodes/NODE.json`, read without the lab's lock and
-/// through the same checks as [`read_record`]; `None` when there is none (a node without a
-/// file, or a lab recorded before node files existed: read the lab's record then).
+/// The record of one node of a lab, from its node record file (see [`node_file`]), read
+/// without the lab's lock and through the same checks as [`read_record`]; `None` when there
+/// is none (a node without a record there, or a lab recorded before node record files
+/// existed: read the lab's record then).
 pub fn read_node_record(lab: &str, node: &str) -> Option<NodeRecord> {
     let root_fd = open_root(false).ok()??;
     let path = root().join(lab);
     let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false).ok()??;
     let nodes = path.join(NODES_DIR);
     let dir = safe::open_subdir(dir.as_fd(), NODES_DIR, &nodes, false).ok()??;
-    let file = format!("{node}.json");
+    let file = node_file(node);
     let f = safe::open_file(dir.as_fd(), &file, &nodes.join(&file), OFlag::O_RDONLY, 0).ok()?;
     let mut b = Vec::new();
-    f.take(16 << 20).read_to_end(&mut b).ok()?;
-    serde_json::from_slice(&b).ok()
+    f.take(64 << 20).read_to_end(&mut b).ok()?;
+    let mut de = serde_json::Deserializer::from_slice(&b);
+    serde::de::DeserializeSeed::deserialize(OneRecord(node), &mut de).ok()?
+}
+
+/// Reads the record of one node from a node record file, skipping the others unparsed.
+struct OneRecord<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for OneRecord<'_> {
+    type Value = Option<NodeRecord>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for OneRecord<'_> {
+    type Value = Option<NodeRecord>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("node records by node name")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                found = Some(map.next_value::<NodeRecord>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// How many node record files a lab's records are spread over, at most.
+const NODE_FILES: u64 = 256;
+
+/// The file of `nodes/` that holds a node's record, with those of the other nodes whose
+/// names hash alike (`HH.json`, HH the FNV-1a hash of the name modulo [`NODE_FILES`] in
+/// hex): at most 256 files whatever the lab's size, as each new file costs an inode, and a
+/// file system without a journal (ext4 as `/run` may be where it is not a tmpfs) scans the
+/// inodes freed in the last half minute before it reuses one, so that one file per node
+/// made an `up` right after a `down` grow with the square of the nodes.
+pub fn node_file(node: &str) -> String {
+    format!(
+        "{:02x}.json",
+        crate::plan::names::fnv1a(node.as_bytes()) % NODE_FILES
+    )
 }
 
 /// The file of a lab's run directory that says the lab is up and ready: the last `up` of it
@@ -709,7 +772,8 @@ pub fn clear_ready(lab: &str) -> Result<(), StateError> {
     }
 }
 
-/// The directory of a lab's run directory that holds one record per node.
+/// The directory of a lab's run directory that holds the node record files (see
+/// [`node_file`]).
 const NODES_DIR: &str = "nodes";
 
 /// Whether the lab has a record (a `state.json` that is a regular file, not a link).
@@ -806,6 +870,78 @@ mod tests {
             .collect();
         assert!(hidden.is_empty(), "left: {hidden:?}");
         assert!(!labs().contains(&"t2".to_string()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn node_records_are_read_one_by_one_from_at_most_256_files() {
+        let (_guard, dir) = own_run_dir();
+        let run = RunDir::lock("t3", true).expect("lock");
+        let record = |pid: i32| NodeRecord {
+            init: crate::node::ProcId { pid, start: 7 },
+            netns_inode: 4,
+            ctx: crate::node::NodeContext::default(),
+            config: String::new(),
+            services: BTreeMap::new(),
+            exec_done: None,
+        };
+        let mut s = State {
+            lab: "t3".into(),
+            ..State::default()
+        };
+        for i in 0..1000 {
+            s.nodes.insert(format!("n{i}"), record(i));
+        }
+        run.save(&s).expect("save");
+        let files = || {
+            std::fs::read_dir(run.path.join(NODES_DIR))
+                .expect("read")
+                .count()
+        };
+        assert!(files() <= 256, "{} files", files());
+        for i in [0, 1, 499, 999] {
+            let got = read_node_record("t3", &format!("n{i}")).expect("record");
+            assert_eq!(got, record(i));
+        }
+        assert_eq!(read_node_record("t3", "n1000"), None);
+        // One node changes, one goes: its file is rewritten without it.
+        s.nodes.insert("n5".into(), record(5000));
+        s.nodes.remove("n6");
+        run.save(&s).expect("save");
+        assert_eq!(read_node_record("t3", "n5"), Some(record(5000)));
+        assert_eq!(read_node_record("t3", "n6"), None);
+        assert_eq!(read_node_record("t3", "n7"), Some(record(7)));
+        // A file left with no node is removed; the others stay readable.
+        let alone = node_file("n0");
+        let sharing: Vec<String> = s
+            .nodes
+            .keys()
+            .filter(|n| node_file(n) == alone)
+            .cloned()
+            .collect();
+        for n in &sharing {
+            s.nodes.remove(n);
+        }
+        run.save(&s).expect("save");
+        assert!(!run.path.join(NODES_DIR).join(&alone).exists());
+        assert_eq!(read_node_record("t3", "n0"), None);
+        assert_eq!(read_node_record("t3", "n999"), Some(record(999)));
+        // A new process that loaded the record writes nothing for an unchanged one.
+        drop(run);
+        let run = RunDir::lock("t3", false).expect("lock");
+        let loaded = run.load();
+        let stamp = |p: &Path| {
+            std::fs::metadata(p)
+                .expect("stat")
+                .modified()
+                .expect("mtime")
+        };
+        let one = run.path.join(NODES_DIR).join(node_file("n999"));
+        let before = stamp(&one);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        run.save(&loaded).expect("save");
+        assert_eq!(stamp(&one), before);
+        run.remove().expect("remove");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
