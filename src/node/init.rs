@@ -29,7 +29,8 @@ use super::{mounts, InitConfig, NodeError, ProcId};
 /// unshares a PID namespace for its next child, forks it (PID 1 of the node), then returns
 /// to its own PID namespace for the next node. When this process exits, the inits it made
 /// are reparented, so they are nobody's child in `topo`. A node with its own user namespace
-/// needs an intermediate process (this one cannot leave a user namespace once joined).
+/// needs an intermediate process (this one cannot leave a user namespace once joined), which
+/// makes the init as this process's child (see [`start_via_intermediate`]).
 ///
 /// Its first argument is the mask of every capability some node keeps (the second, if any,
 /// the soft open-file limit to give back). The others are dropped
@@ -70,7 +71,7 @@ pub fn spawn_main(args: &[String]) -> i32 {
 }
 
 /// How many node inits `topo __spawn` sets up at once.
-const SPAWN_PARALLEL: usize = 4;
+const SPAWN_PARALLEL: usize = 8;
 
 struct Spawner {
     /// The host's root, opened before this process left the host's mount namespace: node
@@ -85,20 +86,20 @@ struct Spawner {
     logs: std::collections::HashMap<std::path::PathBuf, File>,
     /// The host's devices for every node's minimal `/dev`, read once.
     devices: Option<[mounts::Device; 6]>,
+    /// The stack of the intermediate that starts a node with a user namespace (see
+    /// [`start_via_intermediate`]), made on first use and used by one at a time.
+    stack: Option<super::vfork::Stack>,
     /// The hosts file bound on `/etc/hosts` here for every node: `None` until the first
     /// node's is tried, `Some(None)` if it could not be (or this mount namespace is not
     /// private: then it is not tried).
     shared_hosts: Option<Option<std::path::PathBuf>>,
 }
 
-/// An init (or, for a node with a user namespace, the intermediate process making it) being
-/// set up, and the pipe on which it reports.
+/// An init being set up, and the pipe on which it reports.
 struct Pending {
     node: String,
     child: Pid,
     report: File,
-    /// `report` carries `PID START` from an intermediate, not `ok` from the init itself.
-    via_intermediate: bool,
 }
 
 impl Spawner {
@@ -133,6 +134,7 @@ impl Spawner {
             filters: std::collections::HashMap::new(),
             logs: std::collections::HashMap::new(),
             devices: mounts::host_devices(),
+            stack: None,
             shared_hosts: if private { None } else { Some(None) },
         })
     }
@@ -217,10 +219,14 @@ impl Spawner {
         let log = config.log.as_ref().and_then(|p| self.logs.get(p));
         let filter = self.filters.get(key).and_then(|f| f.as_ref());
         if config.ctx.userns {
-            return start_via_intermediate(config, File::from(netns), log, filter, shared);
+            let stack = match &mut self.stack {
+                Some(stack) => stack,
+                None => self.stack.insert(super::vfork::Stack::new()?),
+            };
+            return start_via_intermediate(stack, config, &File::from(netns), log, filter, shared);
         }
-        let launched =
-            open_cgroups(config).and_then(|cg| launch(config, netns, cg, log, filter, shared));
+        let launched = open_cgroups(config)
+            .and_then(|cg| launch(config, netns, cg, log, filter, shared, Parent::This));
         // Back to this process's own PID namespace for the next node's children.
         setns(self.own_pid.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
@@ -229,9 +235,18 @@ impl Spawner {
             node: config.node.clone(),
             child,
             report,
-            via_intermediate: false,
         })
     }
+}
+
+/// Whose child a new init is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// This process's: it forks the init.
+    This,
+    /// This process's parent's (`CLONE_PARENT`): an intermediate that ends at once makes it,
+    /// for the spawner to wait on.
+    Ours,
 }
 
 /// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace.
@@ -243,7 +258,26 @@ fn launch(
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
     shared: mounts::Shared,
+    parent: Parent,
 ) -> Result<(Pid, File), NodeError> {
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
+    let child = launch_reporting(config, netns, cgroups, log, filter, shared, parent, wr)?;
+    Ok((child, File::from(rd)))
+}
+
+/// [`launch`], with the write end of the report pipe given (the init inherits it; the caller
+/// keeps its own copy, which it must close before it reads the report).
+#[allow(clippy::too_many_arguments)]
+fn launch_reporting(
+    config: &InitConfig,
+    netns: OwnedFd,
+    cgroups: Vec<File>,
+    log: Option<&File>,
+    filter: Option<&super::seccomp::Filter>,
+    shared: mounts::Shared,
+    parent: Parent,
+    wr: OwnedFd,
+) -> Result<Pid, NodeError> {
     setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| NodeError::sys("join the node's netns", e))?;
     drop(netns);
@@ -251,12 +285,14 @@ fn launch(
     // the child itself, so that its fresh /proc never replaces the one this parent reads.
     unshare(CloneFlags::CLONE_NEWPID)
         .map_err(|e| NodeError::sys("unshare the pid namespace", e))?;
-    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-    // SAFETY: `topo __spawn` is single-threaded (no tokio runtime exists in this mode), so
-    // the child may run arbitrary code after fork.
-    match unsafe { fork() }.map_err(|e| NodeError::sys("fork the node init", e))? {
+    let forked = match parent {
+        // SAFETY: `topo __spawn` is single-threaded (no tokio runtime exists in this mode),
+        // so the child may run arbitrary code after fork.
+        Parent::This => unsafe { fork() },
+        Parent::Ours => super::vfork::fork_sibling(),
+    };
+    match forked.map_err(|e| NodeError::sys("fork the node init", e))? {
         ForkResult::Child => {
-            drop(rd);
             // Until it reports ready, the init dies with the process that waits for it.
             die_with_parent();
             redirect_stderr(log);
@@ -270,61 +306,80 @@ fn launch(
             std::process::exit(code)
         }
         ForkResult::Parent { child } => {
-            // Closed, but the list itself is not freed: that would write to a page the new
-            // init shares (see `Spawner::run`).
-            let mut cgroups = std::mem::ManuallyDrop::new(cgroups);
-            cgroups.clear();
-            Ok((child, File::from(rd)))
+            if parent == Parent::This {
+                // Closed, but the list itself is not freed: that would write to a page the
+                // new init shares (see `Spawner::run`).
+                let mut cgroups = std::mem::ManuallyDrop::new(cgroups);
+                cgroups.clear();
+            }
+            Ok(child)
         }
     }
 }
 
-/// For a node with its own user namespace: a child joins it (the PID, mount, UTS and IPC
+/// For a node with a user namespace: an intermediate joins it (the PID, mount, UTS and IPC
 /// namespaces made next are then owned by it, and node root may mount /proc and set the
-/// hostname), launches the init from there and reports `PID START` or an error.
+/// hostname), makes the init as this process's child, and ends.
+///
+/// The intermediate shares this process's memory (see [`super::vfork`]): it copies no page
+/// table and has none to tear down, and this process waits until it has ended. It frees
+/// only what it allocated itself, and leaves its answer in `made`.
 fn start_via_intermediate(
+    stack: &mut super::vfork::Stack,
     config: &InitConfig,
-    netns: File,
+    netns: &File,
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
     shared: mounts::Shared,
 ) -> Result<Pending, NodeError> {
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-    let node = config.node.clone();
-    // SAFETY: as in `launch`: this process is single-threaded.
-    match unsafe { fork() }.map_err(|e| NodeError::sys("fork", e))? {
-        ForkResult::Child => {
-            drop(rd);
-            die_with_parent();
-            let result = (|| {
-                let cgroups = open_cgroups(config)?;
-                let user = super::userns::owner(&netns)?;
-                // Made while this process is still root of the host's user namespace.
-                let shared = mounts::Shared {
-                    trees: Some(mounts::detached_trees(config, &user)?),
-                    ..shared
-                };
-                setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
-                    .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
-                super::userns::become_root()?;
-                let netns = OwnedFd::from(netns);
-                let (child, report) = launch(config, netns, cgroups, log, filter, shared)?;
-                wait_ready(&config.node, child, report)
-            })();
-            let line = match result {
-                Ok(id) => format!("{} {}", id.pid, id.start),
-                Err(e) => format!("error: {}", one_line(&e)),
+    let mut made: Option<Result<Pid, NodeError>> = None;
+    let mut body = || {
+        let result = (|| {
+            let cgroups = open_cgroups(config)?;
+            let user = super::userns::owner(netns)?;
+            // Made while this process is still root of the host's user namespace.
+            let shared = mounts::Shared {
+                trees: Some(mounts::detached_trees(config, &user)?),
+                ..shared.clone()
             };
-            let _ = File::from(wr).write_all(line.as_bytes());
-            std::process::exit(0)
-        }
-        ForkResult::Parent { child } => Ok(Pending {
-            node,
-            child,
-            report: File::from(rd),
-            via_intermediate: true,
-        }),
-    }
+            setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
+            super::userns::become_root()?;
+            // Copies in this process's descriptor table, which ends with it.
+            let netns = netns
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| NodeError::sys("dup the node's netns", e))?;
+            let wr = wr
+                .try_clone()
+                .map_err(|e| NodeError::sys("dup the report pipe", e))?;
+            launch_reporting(
+                config,
+                netns,
+                cgroups,
+                log,
+                filter,
+                shared,
+                Parent::Ours,
+                wr,
+            )
+        })();
+        made = Some(result);
+    };
+    super::vfork::run(stack, &mut body)?;
+    drop(wr);
+    let child = made.unwrap_or_else(|| {
+        Err(NodeError::sys(
+            "start the node",
+            std::io::Error::other("its set-up process ended without an answer"),
+        ))
+    })?;
+    Ok(Pending {
+        node: config.node.clone(),
+        child,
+        report: File::from(rd),
+    })
 }
 
 /// Waits for a pending init's report and prints the node's line.
@@ -332,33 +387,9 @@ fn finish(p: Pending) {
     let mut out = std::io::stdout().lock();
     // One line per node, written with the buffer of stdout (no allocation, see
     // `Spawner::run`), and flushed whole at its newline.
-    let _ = if p.via_intermediate {
-        let mut report = String::new();
-        let read = p.report.take(4096).read_to_string(&mut report);
-        let _ = waitpid(p.child, None);
-        let mut it = report.split_whitespace();
-        match read {
-            Ok(_) if report.starts_with("error: ") => writeln!(
-                out,
-                "{} error: {}",
-                p.node,
-                report["error: ".len()..].replace('\n', " ")
-            ),
-            Ok(_) => match (it.next(), it.next()) {
-                (Some(pid), Some(start)) => writeln!(out, "{} {pid} {start}", p.node),
-                _ => writeln!(
-                    out,
-                    "{} error: the node's set-up process ended without a report",
-                    p.node
-                ),
-            },
-            Err(e) => writeln!(out, "{} error: read the init's report: {e}", p.node),
-        }
-    } else {
-        match wait_ready(&p.node, p.child, p.report) {
-            Ok(id) => writeln!(out, "{} {} {}", p.node, id.pid, id.start),
-            Err(e) => writeln!(out, "{} error: {}", p.node, one_line(&e)),
-        }
+    let _ = match wait_ready(&p.node, p.child, p.report) {
+        Ok(id) => writeln!(out, "{} {} {}", p.node, id.pid, id.start),
+        Err(e) => writeln!(out, "{} error: {}", p.node, one_line(&e)),
     };
 }
 

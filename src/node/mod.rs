@@ -19,6 +19,7 @@ pub mod security;
 pub mod serve;
 pub mod spawn;
 pub mod userns;
+pub mod vfork;
 
 use std::path::PathBuf;
 
