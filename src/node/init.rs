@@ -225,16 +225,16 @@ impl Spawner {
             };
             return start_via_intermediate(stack, config, &File::from(netns), log, filter, shared);
         }
+        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
         let launched = open_cgroups(config)
-            .and_then(|cg| launch(config, netns, cg, log, filter, shared, Parent::This));
+            .and_then(|cg| launch(config, netns, cg, log, filter, shared, Parent::This, wr));
         // Back to this process's own PID namespace for the next node's children.
         setns(self.own_pid.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
-        let (child, report) = launched?;
         Ok(Pending {
             node: config.node.clone(),
-            child,
-            report,
+            child: launched?,
+            report: File::from(rd),
         })
     }
 }
@@ -249,26 +249,11 @@ enum Parent {
     Ours,
 }
 
-/// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace.
-/// Returns the init and the read end of its report pipe.
-fn launch(
-    config: &InitConfig,
-    netns: OwnedFd,
-    cgroups: Vec<File>,
-    log: Option<&File>,
-    filter: Option<&super::seccomp::Filter>,
-    shared: mounts::Shared,
-    parent: Parent,
-) -> Result<(Pid, File), NodeError> {
-    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-    let child = launch_reporting(config, netns, cgroups, log, filter, shared, parent, wr)?;
-    Ok((child, File::from(rd)))
-}
-
-/// [`launch`], with the write end of the report pipe given (the init inherits it; the caller
-/// keeps its own copy, which it must close before it reads the report).
+/// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace,
+/// which reports on `wr` (the caller keeps the read end, and its own copy of `wr` is closed
+/// here). Returns the init.
 #[allow(clippy::too_many_arguments)]
-fn launch_reporting(
+fn launch(
     config: &InitConfig,
     netns: OwnedFd,
     cgroups: Vec<File>,
@@ -354,7 +339,7 @@ fn start_via_intermediate(
             let wr = wr
                 .try_clone()
                 .map_err(|e| NodeError::sys("dup the report pipe", e))?;
-            launch_reporting(
+            launch(
                 config,
                 netns,
                 cgroups,
