@@ -345,23 +345,7 @@ impl RunDir {
         // Compact: about half the bytes of the pretty form to write and to read.
         let json =
             serde_json::to_vec(state).map_err(|e| io("encode state")(std::io::Error::other(e)))?;
-        let tmp = self.path.join("state.tmp");
-        let mut f = safe::create_new(self.dir.as_fd(), "state.tmp", &tmp, 0o644)?;
-        f.write_all(&json)
-            .map_err(io(format!("write {}", tmp.display())))?;
-        drop(f);
-        nix::fcntl::renameat(
-            self.dir.as_fd(),
-            "state.tmp",
-            self.dir.as_fd(),
-            "state.json",
-        )
-        .map_err(|e| {
-            io(format!(
-                "rename to {}",
-                self.path.join("state.json").display()
-            ))(e.into())
-        })?;
+        replace_file(self.dir.as_fd(), &self.path, "state.json", &json)?;
         self.save_nodes(state)
     }
 
@@ -420,14 +404,7 @@ impl RunDir {
             }
             let json = serde_json::to_vec(records)
                 .map_err(|e| io("encode node records")(std::io::Error::other(e)))?;
-            let tmp_name = format!("{file}.tmp");
-            let tmp = path.join(&tmp_name);
-            let mut f = safe::create_new(dir.as_fd(), &tmp_name, &tmp, 0o644)?;
-            f.write_all(&json)
-                .map_err(io(format!("write {}", tmp.display())))?;
-            drop(f);
-            nix::fcntl::renameat(dir.as_fd(), tmp_name.as_str(), dir.as_fd(), file.as_str())
-                .map_err(|e| io(format!("rename to {}", path.join(file).display()))(e.into()))?;
+            replace_file(dir.as_fd(), &path, file, &json)?;
         }
         // Only now: a failed write leaves the nodes it would have written to the next save.
         written.retain(|name, _| state.nodes.contains_key(name));
@@ -467,24 +444,8 @@ impl RunDir {
     /// Replaced atomically (written aside, then renamed): a reader never finds it missing
     /// while a no-op `up` writes it again.
     pub fn mark_ready(&self) -> Result<(), StateError> {
-        let tmp_name = format!("{READY_FILE}.tmp");
-        let tmp = self.path.join(&tmp_name);
-        let mut f = safe::create_new(self.dir.as_fd(), &tmp_name, &tmp, 0o644)?;
-        f.write_all(format!("{}\n", self.lab).as_bytes())
-            .map_err(io(format!("write {}", tmp.display())))?;
-        drop(f);
-        nix::fcntl::renameat(
-            self.dir.as_fd(),
-            tmp_name.as_str(),
-            self.dir.as_fd(),
-            READY_FILE,
-        )
-        .map_err(|e| {
-            io(format!(
-                "rename to {}",
-                self.path.join(READY_FILE).display()
-            ))(e.into())
-        })
+        let content = format!("{}\n", self.lab);
+        replace_file(self.dir.as_fd(), &self.path, READY_FILE, content.as_bytes())
     }
 
     /// Removes the ready marker: an `up` is about to change the lab.
@@ -701,6 +662,26 @@ impl<'de> serde::de::Visitor<'de> for OneRecord<'_> {
         }
         Ok(found)
     }
+}
+
+/// Replaces the file `name` of the directory `dir` (at `dir_path`, for messages) by one
+/// holding `bytes`, atomically: written aside (`NAME.tmp`, without a `.json` suffix; made
+/// new, never through a link), then renamed over it, so that a reader finds the old content
+/// or the new, never a part.
+fn replace_file(
+    dir: std::os::fd::BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
+    let tmp_name = format!("{}.tmp", name.strip_suffix(".json").unwrap_or(name));
+    let tmp = dir_path.join(&tmp_name);
+    let mut f = safe::create_new(dir, &tmp_name, &tmp, 0o644)?;
+    f.write_all(bytes)
+        .map_err(io(format!("write {}", tmp.display())))?;
+    drop(f);
+    nix::fcntl::renameat(dir, tmp_name.as_str(), dir, name)
+        .map_err(|e| io(format!("rename to {}", dir_path.join(name).display()))(e.into()))
 }
 
 /// How many node record files a lab's records are spread over, at most.
