@@ -303,6 +303,29 @@ impl Prepared {
         nix::unistd::chdir("/").map_err(|e| NodeError::sys("chdir /", e))?;
         setns(self.pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| NodeError::sys("join the node's pid namespace", e))?;
+        if tty.is_none() && !args.detach && served.is_none() {
+            // The common case (`topo exec`, `topo __enter`): the child shares this process's
+            // memory until it is the program, so that nothing of this process is copied for
+            // it (the page tables of a large binary) or torn down when it executes.
+            let mut stack = super::vfork::Stack::new()?;
+            let steps = &mut self.steps;
+            let mut body = || {
+                if let Some(old) = &held {
+                    let _ = nix::sys::signal::sigprocmask(
+                        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                        Some(old),
+                        None,
+                    );
+                }
+                let err = child(steps, args, None, &argv, &env);
+                let _ = writeln!(std::io::stderr(), "topo: error: {err}");
+                // SAFETY: ends the child at once, without running this process's exit
+                // handlers or flushing its buffers (which are this process's own).
+                unsafe { libc::_exit(127) }
+            };
+            let child = super::vfork::spawn(&mut stack, &mut body)?;
+            return Ok(wait_forwarding(child, held));
+        }
         // SAFETY: the caller is single-threaded (`topo __enter`, `topo exec` once it has
         // checked, a child of the single-threaded enter server), so the child may do anything
         // after fork.

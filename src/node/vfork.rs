@@ -76,27 +76,35 @@ fn stack_error(e: Errno) -> NodeError {
 /// and must free only what it allocated itself. Its descriptor table, credentials and
 /// namespaces are its own (a copy), as for a forked child. A panic in `body` ends the child.
 pub fn run(stack: &mut Stack, body: &mut dyn FnMut()) -> Result<(), NodeError> {
-    let mut body: &mut dyn FnMut() = body;
-    let arg: *mut &mut dyn FnMut() = &mut body;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-    // SAFETY: `trampoline` runs on `stack`, which no one else uses while this call lasts (this
-    // process is suspended until the child ends, and `stack` is borrowed mutably); `arg`
-    // points to `body`, alive on this frame until then; the child ends with `_exit`, which
-    // runs no handler of this process.
-    let pid = unsafe { libc::clone(trampoline, stack.top(), flags, arg.cast()) };
-    if pid < 0 {
-        return Err(NodeError::sys(
-            "start the intermediate",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    let pid = spawn(stack, body)?;
     loop {
-        match nix::sys::wait::waitpid(Pid::from_raw(pid), None) {
+        match nix::sys::wait::waitpid(pid, None) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(NodeError::sys("wait for the intermediate", e)),
             Ok(_) => return Ok(()),
         }
     }
+}
+
+/// Runs `body` as [`run`] does, but returns as soon as the child has executed a program or
+/// ended (as `vfork` does), with its PID: the caller waits for it. The same rules hold for
+/// `body`, which ends the child by executing a program or with `_exit`.
+pub fn spawn(stack: &mut Stack, body: &mut dyn FnMut()) -> Result<Pid, NodeError> {
+    let mut body: &mut dyn FnMut() = body;
+    let arg: *mut &mut dyn FnMut() = &mut body;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // SAFETY: `trampoline` runs on `stack`, which no one else uses while the child runs on it
+    // (this process is suspended until the child executes a program or ends, and `stack` is
+    // borrowed mutably until then); `arg` points to `body`, alive on this frame until then;
+    // the child ends with `_exit`, which runs no handler of this process.
+    let pid = unsafe { libc::clone(trampoline, stack.top(), flags, arg.cast()) };
+    if pid < 0 {
+        return Err(NodeError::sys(
+            "start a child",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(Pid::from_raw(pid))
 }
 
 extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
@@ -161,5 +169,37 @@ mod tests {
         let sibling = sibling.expect("the child forked");
         // Only a parent may wait for a process.
         assert_eq!(waitpid(sibling, None), Ok(WaitStatus::Exited(sibling, 7)));
+    }
+
+    #[test]
+    fn spawn_returns_once_the_child_runs_its_program() {
+        use std::ffi::CString;
+        use std::io::Write;
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let argv: Vec<CString> = ["sh", "-c", "read line; exit 5"]
+            .iter()
+            .map(|a| CString::new(*a).expect("no NUL"))
+            .collect();
+        let sh = CString::new("/bin/sh").expect("no NUL");
+        let mut stack = Stack::new().expect("stack");
+        let mut body = || {
+            // The program waits for a line on its standard input, the pipe.
+            if nix::unistd::dup2_stdin(&read).is_ok() {
+                let _ = nix::unistd::execv(&sh, &argv);
+            }
+            // SAFETY: `_exit` ends the child at once.
+            unsafe { libc::_exit(127) }
+        };
+        let pid = spawn(&mut stack, &mut body).expect("spawn");
+        drop(stack);
+        drop(read);
+        // Back here while the program still runs: it waits for the line.
+        assert_eq!(
+            waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        );
+        let mut write = std::fs::File::from(write);
+        write.write_all(b"go\n").expect("write the line");
+        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 5)));
     }
 }
