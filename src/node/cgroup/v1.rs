@@ -84,8 +84,12 @@ pub(super) fn write_limits(
 /// CPUs allowed by the CFS quota; `None` when unlimited (-1) or unreadable.
 fn read_cpu(dir: &Path) -> Option<f64> {
     let quota: i64 = fsio::read(&dir.join("cpu.cfs_quota_us"))?.parse().ok()?;
+    // Unlimited (-1, every group's default): the period does not matter, and is not read.
+    if quota <= 0 {
+        return None;
+    }
     let period = fsio::read_u64(&dir.join("cpu.cfs_period_us"))?;
-    (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
+    (period > 0).then(|| quota as f64 / period as f64)
 }
 
 /// What the group's control files say, for one controller.
