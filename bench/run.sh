@@ -183,10 +183,10 @@ if ((quick)); then SETTLE_MAX=${SETTLE_MAX:-3}; else SETTLE_MAX=${SETTLE_MAX:-10
 
 if [[ -z ${TOPO:-} ]]; then
   echo "bench: cargo build --release" >&2
-  (cd "$root" && cargo build --release --quiet) || die "cargo build --release failed"
-  target=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
-    grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-  TOPO=$target/release/topo
+  # The binary's path from cargo itself (its directory depends on the build target).
+  TOPO=$(cd "$root" && cargo build --release --quiet --bin topo --message-format=json-render-diagnostics |
+    grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) ||
+    die "cargo build --release failed"
 fi
 [[ -x $TOPO ]] || die "no topo binary at $TOPO"
 

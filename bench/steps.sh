@@ -13,8 +13,8 @@ root=$(dirname "$here")
 reps=${1:-50}
 topo=${TOPO:-}
 if [ -z "$topo" ]; then
-  (cd "$root" && cargo build --release -q) || exit 2
-  topo=$root/target/release/topo
+  topo=$(cd "$root" && cargo build --release -q --bin topo --message-format=json-render-diagnostics |
+    grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) || exit 2
 fi
 for tool in nsenter ping jq; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 2; }

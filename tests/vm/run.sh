@@ -100,8 +100,10 @@ if [[ -n ${TOPO_BIN:-} ]]; then
     topo=$(realpath "$TOPO_BIN")
 else
     echo "$PROG: cargo build --release" >&2
-    (cd "$REPO" && cargo build --release --bin topo) || { echo "$PROG: build failed" >&2; exit 1; }
-    topo=$target_dir/release/topo
+    # The binary's path from cargo itself (its directory depends on the build target).
+    topo=$(cd "$REPO" && cargo build --release --bin topo --message-format=json-render-diagnostics |
+        grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) \
+        || { echo "$PROG: build failed" >&2; exit 1; }
 fi
 [[ -x $topo ]] || { echo "$PROG: no topo binary at $topo" >&2; exit 1; }
 
