@@ -258,30 +258,36 @@ pub async fn observe(
             Some((netns::NsId { name, inode }, true))
         })
         .collect();
-    let found = open_files(session, &candidates, adopt, &mut broken)?;
-    let jobs: Vec<NsJob> = found
+    // The namespaces the session knows are checked to be the same when entered; the others
+    // are opened by name by the thread that enters them (each file opened once, on the
+    // threads rather than before them).
+    let targets: Vec<Target> = candidates
         .iter()
-        .map(|(id, _)| {
-            let name = id.name.as_str();
-            NsJob {
-                expected: names::ns_marker(lab, name),
-                // A namespace `up` was creating when it was stopped, before it could mark it.
-                adoptable: adopt.iter().any(|a| a == name),
-                proc_dir: session.proc_dir(name),
-                keys: match depth {
-                    Depth::Full => {
-                        let mut keys = sysctl_keys(desired, name);
-                        keys.extend(
-                            also.iter()
-                                .filter(|k| !keys.contains(k))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                        );
-                        keys
-                    }
-                    Depth::Ownership => Vec::new(),
-                },
-            }
+        .map(|name| match session.ns.get(name) {
+            Some(c) => Target::Known(c.id.clone()),
+            None => Target::Name(name.clone()),
+        })
+        .collect();
+    let jobs: Vec<NsJob> = candidates
+        .iter()
+        .map(|name| NsJob {
+            expected: names::ns_marker(lab, name),
+            // A namespace `up` was creating when it was stopped, before it could mark it.
+            adoptable: adopt.iter().any(|a| a == name),
+            proc_dir: session.proc_dir(name),
+            keys: match depth {
+                Depth::Full => {
+                    let mut keys = sysctl_keys(desired, name);
+                    keys.extend(
+                        also.iter()
+                            .filter(|k| !keys.contains(k))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    keys
+                }
+                Depth::Ownership => Vec::new(),
+            },
         })
         .collect();
     // Each thread enters its share of the namespaces in turn and reads each through a
@@ -290,16 +296,15 @@ pub async fn observe(
     let per_thread = jobs.len().div_ceil(OBSERVE_THREADS).max(1);
     let mut shares = Vec::new();
     let mut jobs = jobs.into_iter();
-    let mut found = found.into_iter();
+    let mut targets = targets.into_iter();
     loop {
         let share: Vec<NsJob> = jobs.by_ref().take(per_thread).collect();
         if share.is_empty() {
             break;
         }
-        let opened: Vec<(netns::NsId, bool)> = found.by_ref().take(share.len()).collect();
+        let share_targets: Vec<Target> = targets.by_ref().take(share.len()).collect();
         shares.push(on_thread(move || {
-            let ids: Vec<netns::NsId> = opened.iter().map(|(id, _)| id.clone()).collect();
-            let read = netns::enter_each(&ids, |i| {
+            enter_targets(share_targets, |i| {
                 let job = &share[i];
                 let mut r = Requester::open_here()?;
                 let observed = match depth {
@@ -308,8 +313,7 @@ pub async fn observe(
                 };
                 let k: Vec<&String> = job.keys.iter().collect();
                 Ok((observed, sysctl::read_here(&job.proc_dir, &k)))
-            })?;
-            Ok(opened.into_iter().zip(read).collect::<Vec<_>>())
+            })
         }));
     }
     let mut results: Vec<_> = proven
@@ -317,7 +321,23 @@ pub async fn observe(
         .map(|id| (id, (NsObserved::Ours(NsState::default()), BTreeMap::new())))
         .collect();
     for share in futures::future::join_all(shares).await {
-        results.extend(share?);
+        for (name, found) in share? {
+            match found {
+                Found::Entered(id, new, read) => results.push(((id, new), read)),
+                Found::Missing => {}
+                // A placeholder left by an `up` stopped between creating the file and
+                // mounting the namespace on it: removed if that `up` recorded it or it is
+                // exactly what `topo` creates (empty, mode 0444); else left (and reported as
+                // in the way).
+                Found::NotNamespace { placeholder } => {
+                    if placeholder || adopt.contains(&name) {
+                        netns::delete(&name)?;
+                    } else {
+                        broken.push(name);
+                    }
+                }
+            }
+        }
     }
     tracing::info!(
         ms = t.elapsed().as_secs_f64() * 1e3,
@@ -377,6 +397,69 @@ struct NsJob {
     proc_dir: PathBuf,
     /// The sysctls to read in it.
     keys: Vec<String>,
+}
+
+/// A namespace to observe: one the session knows (checked to be the same when entered), or a
+/// name to open.
+enum Target {
+    Known(netns::NsId),
+    Name(String),
+}
+
+/// What a thread found at a [`Target`].
+enum Found<T> {
+    /// Entered and read (`true`: found now, not known to the session).
+    Entered(netns::NsId, bool, T),
+    /// No file under the name.
+    Missing,
+    /// A file that is no namespace; `placeholder`: exactly what `topo` makes before mounting
+    /// one on it.
+    NotNamespace { placeholder: bool },
+}
+
+/// Enters each target in turn on this thread (a dedicated one) and runs `each` there with its
+/// index, then returns to the thread's own namespace. Returns each target's name with what
+/// was found.
+fn enter_targets<T>(
+    targets: Vec<Target>,
+    mut each: impl FnMut(usize) -> Result<T, NetError>,
+) -> Result<Vec<(String, Found<T>)>, NetError> {
+    use std::os::fd::AsFd;
+    let home = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|e| NetError::io("open own netns", e))?;
+    let mut out = Vec::with_capacity(targets.len());
+    let result = (|| {
+        for (i, target) in targets.into_iter().enumerate() {
+            let (id, new, file) = match target {
+                Target::Known(id) => {
+                    let file = id.open()?;
+                    (id, false, file)
+                }
+                Target::Name(name) => match netns::open(&name)? {
+                    None => {
+                        out.push((name, Found::Missing));
+                        continue;
+                    }
+                    Some(f) if !netns::is_namespace(&f) => {
+                        let placeholder = netns::is_placeholder(&f);
+                        out.push((name, Found::NotNamespace { placeholder }));
+                        continue;
+                    }
+                    Some(f) => (netns::NsId::of(&name, &f)?, true, f),
+                },
+            };
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| NetError::io(format!("enter netns {}", id.name), e.into()))?;
+            // A joined namespace needs no descriptor.
+            drop(file);
+            let read = each(i)?;
+            out.push((id.name.clone(), Found::Entered(id, new, read)));
+        }
+        Ok(())
+    })();
+    nix::sched::setns(home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NetError::io("return to own netns", e.into()))?;
+    result.map(|()| out)
 }
 
 /// The sysctl keys the desired state sets in a namespace.
