@@ -98,12 +98,15 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
         _ => (procfs::nested_inits(), true),
     };
     let running: std::collections::HashSet<ProcId> = inits.iter().map(|(id, _)| *id).collect();
-    let mut alive = std::collections::HashMap::new();
     let mut limits = std::collections::HashMap::new();
-    for (node, init, _) in recorded {
-        if let Some(c) = &cgroups {
-            limits.insert(node.clone(), c.limits_in_kernel(lab, &node));
+    if let Some(c) = &cgroups {
+        let nodes: Vec<&str> = recorded.iter().map(|(n, ..)| n.as_str()).collect();
+        for (node, l) in nodes.iter().zip(c.limits_in_kernel_of(lab, &nodes)) {
+            limits.insert(node.to_string(), l);
         }
+    }
+    let mut alive = std::collections::HashMap::new();
+    for (node, init, _) in recorded {
         alive.insert(node, running.contains(&init));
     }
     tracing::debug!(

@@ -109,6 +109,57 @@ pub(super) fn read(path: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// Where a group's control files are read: its directory by path, or the directory of its lab,
+/// open, and the group's name in it (many groups of one lab read without walking the path to
+/// the lab once per file).
+pub(super) enum Group<'a> {
+    Path(&'a Path),
+    At(std::os::fd::BorrowedFd<'a>, &'a str),
+}
+
+impl Group<'_> {
+    /// The trimmed contents of the group's control file `name`; `None` when it is missing or
+    /// unreadable.
+    pub(super) fn read(&self, name: &str) -> Option<String> {
+        match self {
+            Group::Path(dir) => read(&dir.join(name)),
+            Group::At(lab, group) => {
+                use std::io::Read;
+                let fd = nix::fcntl::openat(
+                    *lab,
+                    format!("{group}/{name}").as_str(),
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC
+                        | nix::fcntl::OFlag::O_NOFOLLOW,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()?;
+                let mut text = String::new();
+                std::fs::File::from(fd).read_to_string(&mut text).ok()?;
+                Some(text.trim().to_string())
+            }
+        }
+    }
+
+    /// A control file holding one unsigned number.
+    pub(super) fn read_u64(&self, name: &str) -> Option<u64> {
+        self.read(name)?.parse().ok()
+    }
+
+    /// A control file holding a number or `max`: `None` when unlimited.
+    pub(super) fn read_max(&self, name: &str) -> Option<u64> {
+        parse_max(&self.read(name)?)
+    }
+}
+
+/// A number or `max` (unlimited: `None`).
+fn parse_max(text: &str) -> Option<u64> {
+    match text {
+        "max" => None,
+        n => n.parse().ok(),
+    }
+}
+
 /// A control file holding one unsigned number.
 pub(super) fn read_u64(path: &Path) -> Option<u64> {
     read(path)?.parse().ok()
@@ -116,10 +167,7 @@ pub(super) fn read_u64(path: &Path) -> Option<u64> {
 
 /// A control file holding a number or `max` (v2 and v1 `pids.max`): `None` when unlimited.
 pub(super) fn read_max(path: &Path) -> Option<u64> {
-    match read(path)?.as_str() {
-        "max" => None,
-        n => n.parse().ok(),
-    }
+    parse_max(&read(path)?)
 }
 
 /// Writes a control file holding a number or `max` (v2 `memory.max`, v1 and v2 `pids.max`):

@@ -543,20 +543,52 @@ impl Cgroups {
         self.read_each(lab, node, v1::read_limit, v2::read_limit)
     }
 
+    /// [`limits_in_kernel`](Self::limits_in_kernel) of each of `nodes` of the lab, in their
+    /// order: the lab's group is opened once per hierarchy, and each file read from there.
+    pub fn limits_in_kernel_of(&self, lab: &str, nodes: &[&str]) -> Vec<Limits> {
+        let mut out = vec![Limits::default(); nodes.len()];
+        if check_name(lab).is_err() {
+            return out;
+        }
+        for c in Controller::ALL {
+            let (mount, unified) = match (self.layout.placement(c), &self.layout.unified) {
+                (Placement::V1(m), _) => (m, false),
+                (Placement::V2, Some(u)) => (u, true),
+                _ => continue,
+            };
+            // A lab without a group in this hierarchy has no limit there.
+            let Ok(dir) = std::fs::File::open(group_dir(mount, lab, None)) else {
+                continue;
+            };
+            for (node, limits) in nodes.iter().zip(out.iter_mut()) {
+                if check_name(node).is_err() {
+                    continue;
+                }
+                let group = fsio::Group::At(std::os::fd::AsFd::as_fd(&dir), node);
+                if unified {
+                    v2::read_limit(&group, c, limits);
+                } else {
+                    v1::read_limit(&group, c, limits);
+                }
+            }
+        }
+        out
+    }
+
     /// What `v1` or `v2` (by the hierarchy that holds each controller) reads from the node's
     /// group, for every controller.
     fn read_each<T: Default>(
         &self,
         lab: &str,
         node: &str,
-        v1: fn(&Path, Controller, &mut T),
-        v2: fn(&Path, Controller, &mut T),
+        v1: fn(&fsio::Group, Controller, &mut T),
+        v2: fn(&fsio::Group, Controller, &mut T),
     ) -> T {
         let mut out = T::default();
         for c in Controller::ALL {
             match self.controller_dir(c, lab, node) {
-                Some((dir, true)) => v2(&dir, c, &mut out),
-                Some((dir, false)) => v1(&dir, c, &mut out),
+                Some((dir, true)) => v2(&fsio::Group::Path(&dir), c, &mut out),
+                Some((dir, false)) => v1(&fsio::Group::Path(&dir), c, &mut out),
                 None => {}
             }
         }

@@ -553,6 +553,11 @@ fn v2_usage_and_limits_read_back_from_the_files() {
     );
     assert_eq!(cg.limits_in_kernel("lab1", "r1"), full_limits());
     assert_eq!(cg.limits_in_kernel("lab1", "nope"), Limits::default());
+    assert_eq!(
+        cg.limits_in_kernel_of("lab1", &["nope", "r1", "../lab1/r1"]),
+        [Limits::default(), full_limits(), Limits::default()]
+    );
+    assert_eq!(cg.limits_in_kernel_of("lab2", &["r1"]), [Limits::default()]);
     assert_eq!(cg.usage("lab1", "nope"), Usage::default());
 }
 
@@ -588,6 +593,10 @@ fn v1_create_writes_each_hierarchy_and_no_subtree_control() {
         .collect();
     assert_eq!(node.paths(), expect);
     assert_eq!(cg.limits_in_kernel("lab1", "r1"), full_limits());
+    assert_eq!(
+        cg.limits_in_kernel_of("lab1", &["r1", "r2"]),
+        [full_limits(), Limits::default()]
+    );
     assert_eq!(fake.outside_topo(), before);
 
     cg.remove_lab("lab1").unwrap();
@@ -811,6 +820,7 @@ fn kernel_group_holds_limits_and_processes_and_is_removed() {
         assert_eq!(got.trim(), want, "{}", file.display());
     }
     assert_eq!(cg.limits_in_kernel(&lab.lab, "n1"), full_limits());
+    assert_eq!(cg.limits_in_kernel_of(&lab.lab, &["n1"]), [full_limits()]);
     // Idempotent: creating again converges to the same files.
     cg.create(&lab.lab, "n1", &full_limits()).unwrap();
 

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::fsio::{self, Fs};
+use super::fsio::{self, Fs, Group};
 use super::{CgroupError, Controller, Usage, CPU_PERIOD_US};
 
 /// v1 reports "no memory limit" as the largest page-aligned counter (9223372036854771712 with
@@ -59,7 +59,7 @@ pub(super) fn cpu_quota(fs: Fs, dir: &Path, cpu: Option<f64>) -> Result<(), Cgro
             fs.write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
             fs.write(&quota, &super::quota_us(c).to_string())
         }
-        None if read_cpu(dir).is_some() => fs.write(&quota, "-1"),
+        None if read_cpu(&Group::Path(dir)).is_some() => fs.write(&quota, "-1"),
         None => Ok(()),
     }
 }
@@ -82,32 +82,34 @@ pub(super) fn write_limits(
 }
 
 /// CPUs allowed by the CFS quota; `None` when unlimited (-1) or unreadable.
-fn read_cpu(dir: &Path) -> Option<f64> {
-    let quota: i64 = fsio::read(&dir.join("cpu.cfs_quota_us"))?.parse().ok()?;
+fn read_cpu(group: &Group) -> Option<f64> {
+    let quota: i64 = group.read("cpu.cfs_quota_us")?.parse().ok()?;
     // Unlimited (-1, every group's default): the period does not matter, and is not read.
     if quota <= 0 {
         return None;
     }
-    let period = fsio::read_u64(&dir.join("cpu.cfs_period_us"))?;
+    let period = group.read_u64("cpu.cfs_period_us")?;
     (period > 0).then(|| quota as f64 / period as f64)
 }
 
 /// What the group's control files say, for one controller.
-pub(super) fn read_limit(dir: &Path, c: Controller, limits: &mut crate::spec::Limits) {
+pub(super) fn read_limit(group: &Group, c: Controller, limits: &mut crate::spec::Limits) {
     match c {
-        Controller::Memory => limits.memory = read_memory_limit(&dir.join("memory.limit_in_bytes")),
-        Controller::Cpu => limits.cpu = read_cpu(dir),
-        Controller::Pids => limits.pids = fsio::read_max(&dir.join("pids.max")),
+        Controller::Memory => {
+            limits.memory = group
+                .read_u64("memory.limit_in_bytes")
+                .filter(|&b| b < MEMORY_UNLIMITED_FLOOR)
+        }
+        Controller::Cpu => limits.cpu = read_cpu(group),
+        Controller::Pids => limits.pids = group.read_max("pids.max"),
     }
 }
 
 /// Current use, for one controller.
-pub(super) fn read_usage(dir: &Path, c: Controller, usage: &mut Usage) {
+pub(super) fn read_usage(group: &Group, c: Controller, usage: &mut Usage) {
     match c {
-        Controller::Memory => {
-            usage.memory_bytes = fsio::read_u64(&dir.join("memory.usage_in_bytes"));
-        }
-        Controller::Pids => usage.pids = fsio::read_u64(&dir.join("pids.current")),
+        Controller::Memory => usage.memory_bytes = group.read_u64("memory.usage_in_bytes"),
+        Controller::Pids => usage.pids = group.read_u64("pids.current"),
         Controller::Cpu => {}
     }
 }

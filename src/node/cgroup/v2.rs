@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::fsio::{self, Fs};
+use super::fsio::{self, Fs, Group};
 use super::{CgroupError, Controller, Usage, CPU_PERIOD_US};
 
 /// The controllers the v2 root hands down to its children (its `cgroup.subtree_control`).
@@ -54,7 +54,9 @@ pub(super) fn cpu_max(fs: Fs, dir: &Path, cpu: Option<f64>) -> Result<(), Cgroup
     let path = dir.join("cpu.max");
     match cpu {
         Some(c) => fs.write(&path, &format!("{} {CPU_PERIOD_US}", super::quota_us(c))),
-        None if read_cpu_max(&path).is_some() => fs.write(&path, &format!("max {CPU_PERIOD_US}")),
+        None if read_cpu_max(&Group::Path(dir)).is_some() => {
+            fs.write(&path, &format!("max {CPU_PERIOD_US}"))
+        }
         None => Ok(()),
     }
 }
@@ -80,8 +82,8 @@ pub(super) fn write_limits(
 }
 
 /// CPUs allowed by a `cpu.max` file; `None` when unlimited or unreadable.
-fn read_cpu_max(path: &Path) -> Option<f64> {
-    let text = fsio::read(path)?;
+fn read_cpu_max(group: &Group) -> Option<f64> {
+    let text = group.read("cpu.max")?;
     let (quota, period) = text.split_once(' ')?;
     let quota: u64 = quota.parse().ok()?;
     let period: u64 = period.parse().ok()?;
@@ -89,19 +91,19 @@ fn read_cpu_max(path: &Path) -> Option<f64> {
 }
 
 /// What the group's control files say, for one controller.
-pub(super) fn read_limit(dir: &Path, c: Controller, limits: &mut crate::spec::Limits) {
+pub(super) fn read_limit(group: &Group, c: Controller, limits: &mut crate::spec::Limits) {
     match c {
-        Controller::Memory => limits.memory = fsio::read_max(&dir.join("memory.max")),
-        Controller::Cpu => limits.cpu = read_cpu_max(&dir.join("cpu.max")),
-        Controller::Pids => limits.pids = fsio::read_max(&dir.join("pids.max")),
+        Controller::Memory => limits.memory = group.read_max("memory.max"),
+        Controller::Cpu => limits.cpu = read_cpu_max(group),
+        Controller::Pids => limits.pids = group.read_max("pids.max"),
     }
 }
 
 /// Current use, for one controller.
-pub(super) fn read_usage(dir: &Path, c: Controller, usage: &mut Usage) {
+pub(super) fn read_usage(group: &Group, c: Controller, usage: &mut Usage) {
     match c {
-        Controller::Memory => usage.memory_bytes = fsio::read_u64(&dir.join("memory.current")),
-        Controller::Pids => usage.pids = fsio::read_u64(&dir.join("pids.current")),
+        Controller::Memory => usage.memory_bytes = group.read_u64("memory.current"),
+        Controller::Pids => usage.pids = group.read_u64("pids.current"),
         Controller::Cpu => {}
     }
 }
