@@ -234,19 +234,25 @@ pub fn enter_each<N: Enter, T>(
     namespaces: &[N],
     mut each: impl FnMut(usize) -> Result<T, NetError>,
 ) -> Result<Vec<T>, NetError> {
-    let home =
-        File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
-    let mut out = Vec::with_capacity(namespaces.len());
-    let result = (|| {
+    returning_home(|| {
+        let mut out = Vec::with_capacity(namespaces.len());
         for (i, ns) in namespaces.iter().enumerate() {
             ns.enter()?;
             out.push(each(i)?);
         }
-        Ok(())
-    })();
+        Ok(out)
+    })
+}
+
+/// Runs `work`, which may enter other network namespaces, on this thread (a dedicated one),
+/// and returns the thread to its own network namespace afterwards, also when `work` fails.
+pub fn returning_home<T>(work: impl FnOnce() -> Result<T, NetError>) -> Result<T, NetError> {
+    let home =
+        File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("open own netns", e))?;
+    let result = work();
     setns(home.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| NetError::io("return to own netns", e.into()))?;
-    result.map(|()| out)
+    result
 }
 
 /// Removes a named namespace: detaches its bind mount and unlinks the file (`ip netns del`).

@@ -425,10 +425,8 @@ fn enter_targets<T>(
     mut each: impl FnMut(usize) -> Result<T, NetError>,
 ) -> Result<Vec<(String, Found<T>)>, NetError> {
     use std::os::fd::AsFd;
-    let home = std::fs::File::open("/proc/thread-self/ns/net")
-        .map_err(|e| NetError::io("open own netns", e))?;
-    let mut out = Vec::with_capacity(targets.len());
-    let result = (|| {
+    netns::returning_home(|| {
+        let mut out = Vec::with_capacity(targets.len());
         for (i, target) in targets.into_iter().enumerate() {
             let (id, new, file) = match target {
                 Target::Known(id) => {
@@ -455,11 +453,8 @@ fn enter_targets<T>(
             let read = each(i)?;
             out.push((id.name.clone(), Found::Entered(id, new, read)));
         }
-        Ok(())
-    })();
-    nix::sched::setns(home.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| NetError::io("return to own netns", e.into()))?;
-    result.map(|()| out)
+        Ok(out)
+    })
 }
 
 /// The sysctl keys the desired state sets in a namespace.
