@@ -944,6 +944,14 @@ impl Runner {
         if usable {
             *held = Some(server);
         }
+        // The node's init ended while the command ran, or before it could start in the
+        // node's ending PID namespace: that is the answer, not the command's status.
+        if !target.running() {
+            return Err(match super::node_target(&self.lab, node) {
+                Err(e) => e.to_string(),
+                Ok(_) => format!("node {node}: its init is ending"),
+            });
+        }
         result
     }
 }

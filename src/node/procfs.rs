@@ -14,6 +14,16 @@ pub fn stat(pid: i32) -> Option<(u64, char)> {
 /// [`stat`] in the proc file system opened as `proc` (the host's, for a process that has
 /// joined a node's mount namespace), or in `/proc`.
 pub fn stat_in(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char)> {
+    stat_fields(proc, pid).map(|(start, state, _)| (start, state))
+}
+
+/// The kernel's flag of a process that has begun to exit (`PF_EXITING`, field 9 of
+/// `/proc/PID/stat`): a node's init keeps its state letter while it waits for the rest of its
+/// PID namespace to end.
+const PF_EXITING: u64 = 0x4;
+
+/// Start time, state letter and flags of a process (see [`stat_in`]).
+fn stat_fields(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char, u64)> {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
     let mut path = [0u8; 32];
@@ -52,9 +62,10 @@ pub fn stat_in(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char)> {
     let rest = text.get(text.rfind(')')? + 2..)?;
     let mut fields = rest.split(' ');
     let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3 (the state); field 22 is 19 further.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, state))
+    // `rest` starts at field 3 (the state); field 9 is 6 further, field 22 13 after that.
+    let flags = fields.nth(5)?.parse().ok()?;
+    let start = fields.nth(12)?.parse().ok()?;
+    Some((start, state, flags))
 }
 
 impl ProcId {
@@ -65,6 +76,13 @@ impl ProcId {
     /// The same process is still running (not a zombie, not a reused PID).
     pub fn alive(&self) -> bool {
         matches!(stat(self.pid), Some((start, state)) if start == self.start && state != 'Z' && state != 'X')
+    }
+
+    /// [`alive`](Self::alive) and not exiting: a process that has begun to exit (a node's
+    /// init that was killed, waiting for its PID namespace to end) is alive but not running.
+    pub fn running(&self) -> bool {
+        matches!(stat_fields(None, self.pid), Some((start, state, flags))
+            if start == self.start && state != 'Z' && state != 'X' && flags & PF_EXITING == 0)
     }
 }
 
@@ -190,5 +208,38 @@ mod tests {
             !other.alive(),
             "a different start time is a different process"
         );
+        assert!(me.running());
+        assert!(!other.running());
+    }
+
+    #[test]
+    fn start_time_and_flags_are_fields_22_and_9() {
+        let pid = std::process::id() as i32;
+        let (start, state, flags) = stat_fields(None, pid).expect("own stat");
+        let text = std::fs::read_to_string("/proc/self/stat").expect("read stat");
+        let rest = &text[text.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // `fields[0]` is field 3.
+        assert_eq!(state.to_string(), fields[0]);
+        assert_eq!(flags.to_string(), fields[9 - 3]);
+        assert_eq!(start.to_string(), fields[22 - 3]);
+    }
+
+    #[test]
+    fn a_zombie_is_neither_alive_nor_running() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 0"])
+            .spawn()
+            .expect("spawn");
+        let id = ProcId::of(child.id() as i32).expect("child stat");
+        // Not reaped yet: a zombie once it has exited.
+        let zombie = (0..500).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            stat(child.id() as i32).is_some_and(|(_, s)| s == 'Z')
+        });
+        assert!(zombie, "the child never became a zombie");
+        assert!(!id.alive());
+        assert!(!id.running());
+        child.wait().expect("reap");
     }
 }
