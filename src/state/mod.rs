@@ -166,18 +166,33 @@ impl RunDir {
         let Some(root_fd) = open_root(create)? else {
             return Ok(None);
         };
+        let mut tries = 0;
         loop {
             let Some(dir) = safe::open_subdir(root_fd.as_fd(), lab, &path, create)? else {
                 return Ok(None);
             };
+            // Nothing can be made in a directory a `down` removed after it was opened here
+            // (ENOENT): then the lab's name is looked up again, a bounded number of times.
+            tries += 1;
+            let removed = |e: &StateError| {
+                create
+                    && tries < LOCK_TRIES
+                    && matches!(e, StateError::Io { source, .. }
+                        if source.raw_os_error() == Some(libc::ENOENT))
+            };
             if create {
-                safe::open_subdir(dir.as_fd(), "logs", &path.join("logs"), true)?.ok_or_else(
-                    || {
-                        io(format!("open {}", path.join("logs").display()))(
-                            std::io::Error::from_raw_os_error(libc::ENOENT),
-                        )
-                    },
-                )?;
+                let logs = path.join("logs");
+                match safe::open_subdir(dir.as_fd(), "logs", &logs, true).and_then(|d| {
+                    d.ok_or_else(|| {
+                        io(format!("open {}", logs.display()))(std::io::Error::from_raw_os_error(
+                            libc::ENOENT,
+                        ))
+                    })
+                }) {
+                    Ok(_) => {}
+                    Err(e) if removed(&e) => continue,
+                    Err(e) => return Err(e),
+                }
             }
             let lock_path = path.join("lock");
             let flags = if create {
@@ -192,6 +207,7 @@ impl RunDir {
                 {
                     return Ok(None);
                 }
+                Err(e) if removed(&e) => continue,
                 Err(e) => return Err(e),
             };
             let arg = if wait {
@@ -579,6 +595,10 @@ impl RunDir {
         }
     }
 }
+
+/// How many times [`RunDir::lock`] looks the lab's directory up again after finding the one it
+/// opened removed.
+const LOCK_TRIES: u32 = 100;
 
 /// How many times [`RunDir::remove`] tries again to remove the renamed directory, in which a
 /// concurrent `up` may just have made its lock file before it saw the directory renamed.
