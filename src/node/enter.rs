@@ -310,13 +310,7 @@ impl Prepared {
             let mut stack = super::vfork::Stack::new()?;
             let steps = &mut self.steps;
             let mut body = || {
-                if let Some(old) = &held {
-                    let _ = nix::sys::signal::sigprocmask(
-                        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                        Some(old),
-                        None,
-                    );
-                }
+                restore_mask(held.as_ref());
                 let err = child(steps, args, None, &argv, &env);
                 let _ = writeln!(std::io::stderr(), "topo: error: {err}");
                 // SAFETY: ends the child at once, without running this process's exit
@@ -340,13 +334,7 @@ impl Prepared {
                         std::process::exit(126);
                     }
                 }
-                if let Some(old) = &held {
-                    let _ = nix::sys::signal::sigprocmask(
-                        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                        Some(old),
-                        None,
-                    );
-                }
+                restore_mask(held.as_ref());
                 let slave = tty.map(|t| {
                     t.restore_child_signals();
                     t.slave
@@ -597,6 +585,17 @@ fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
 
 /// Waits for the program, passing the signals of [`FORWARDED`] on; `held`: the mask to
 /// restore once the handlers are in place (those signals were blocked before the fork).
+/// Sets the signal mask back to `held`, the one that [`block`] returned, if signals were held.
+fn restore_mask(held: Option<&SigSet>) {
+    if let Some(old) = held {
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(old),
+            None,
+        );
+    }
+}
+
 fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
     // SAFETY: installing a handler that only calls the async-signal-safe kill(2) with a PID
     // stored before the handler could run is sound.
@@ -606,13 +605,7 @@ fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
             let _ = signal(sig, SigHandler::Handler(forward));
         }
     }
-    if let Some(old) = held {
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&old),
-            None,
-        );
-    }
+    restore_mask(held.as_ref());
     loop {
         match waitpid(child, None) {
             Ok(status) => match exit_code(status) {
