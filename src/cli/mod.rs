@@ -420,7 +420,12 @@ pub(crate) fn is_topo() -> bool {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     IS_TOPO.store(true, std::sync::atomic::Ordering::Relaxed);
-    let args: Vec<String> = std::env::args().collect();
+    // An argument that is not UTF-8 leaves this empty: clap reads the command line and says
+    // which argument it is.
+    let args: Vec<String> = std::env::args_os()
+        .map(std::ffi::OsString::into_string)
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
     // Hidden helper modes, dispatched before anything starts a thread (see `node`).
     match args.get(1).map(String::as_str) {
         Some("__enter") => return crate::node::enter::main(&args[2..]),
