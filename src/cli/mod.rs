@@ -434,9 +434,15 @@ pub fn main() -> i32 {
         Some("__reap") => return crate::lab::reap_main(&args[2..]),
         _ => {}
     }
-    let cli = Cli::parse();
+    let plain = plain_exec(&args);
+    let logs = plain.is_none() || std::env::var_os("TOPO_LOG").is_some();
+    let cli = plain.unwrap_or_else(Cli::parse);
     crate::node::raise_nofile_limit();
-    init_logging();
+    // The plain `topo exec` logs nothing (what fails is said on standard error): its log is
+    // set up only when `TOPO_LOG` asks for one.
+    if logs {
+        init_logging();
+    }
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -448,6 +454,59 @@ pub fn main() -> i32 {
         stdout_failed(e);
     }
     code
+}
+
+/// `topo exec [--lab NAME] NODE [--] COMMAND…`, the form test suites run thousands of times,
+/// read without building the command line: building it and parsing with clap costs a tenth of
+/// such a `topo exec`. Anything else (`None`) is read by clap; where this answers, clap reads
+/// the same (a unit test compares them).
+fn plain_exec(args: &[String]) -> Option<Cli> {
+    let mut rest = match args.get(1).map(String::as_str) {
+        Some("exec") => &args[2..],
+        _ => return None,
+    };
+    let mut lab = None;
+    if let Some(first) = rest.first() {
+        if first == "--lab" {
+            lab = Some(rest.get(1)?.clone());
+            rest = &rest[2..];
+        } else if let Some(name) = first.strip_prefix("--lab=") {
+            lab = Some(name.to_string());
+            rest = &rest[1..];
+        }
+    }
+    if lab
+        .as_deref()
+        .is_some_and(|l| l.is_empty() || l.starts_with('-'))
+    {
+        return None;
+    }
+    let (node, rest) = rest.split_first()?;
+    if node.is_empty() || node.starts_with('-') {
+        return None;
+    }
+    let command = match rest.split_first()? {
+        (dashes, command) if dashes == "--" => command,
+        (first, _) if first.starts_with('-') => return None,
+        _ => rest,
+    };
+    if command.is_empty() {
+        return None;
+    }
+    Some(Cli {
+        command: Command::Exec(ExecArgs {
+            lab: LabArgs {
+                file: None,
+                lab,
+                name: None,
+            },
+            nodes: Vec::new(),
+            all: false,
+            output: Output::Text,
+            node: Some(node.clone()),
+            command: command.to_vec(),
+        }),
+    })
 }
 
 /// The exit status of a `topo` whose standard output was closed by its reader (`topo status
@@ -1286,6 +1345,70 @@ mod tests {
         let (_, _, _, nodes) = argv(&["exec", "--nodes", "a,b", "true"]);
         assert_eq!(nodes, words(&["a", "b"]));
         assert!(parse(&["exec", "--all", "--nodes", "a", "true"]).is_err());
+    }
+
+    #[test]
+    fn the_plain_exec_reading_agrees_with_clap_wherever_it_answers() {
+        // Every command line of up to five words from these, after `exec`.
+        let words = [
+            "--lab", "--lab=x", "--lab=", "x", "r1", "--", "-o", "json", "sh", "-c", "--all", "",
+        ];
+        let fields = |c: Command| match c {
+            Command::Exec(a) => Some((
+                a.lab.file,
+                a.lab.lab,
+                a.lab.name,
+                a.nodes,
+                a.all,
+                a.output == Output::Json,
+                a.node,
+                a.command,
+            )),
+            _ => None,
+        };
+        let mut answered = 0;
+        let mut line = vec![0usize; 0];
+        loop {
+            let args: Vec<String> = ["topo", "exec"]
+                .into_iter()
+                .chain(line.iter().map(|&i| words[i]))
+                .map(String::from)
+                .collect();
+            if let Some(plain) = plain_exec(&args) {
+                answered += 1;
+                let clap = Cli::try_parse_from(&args)
+                    .unwrap_or_else(|e| panic!("{args:?}: clap refuses it: {e}"));
+                assert_eq!(fields(plain.command), fields(clap.command), "{args:?}");
+            }
+            // The next line: count in base `words.len()`, one word longer after the last.
+            match line.iter().rposition(|&i| i + 1 < words.len()) {
+                Some(p) => {
+                    line[p] += 1;
+                    line[p + 1..].iter_mut().for_each(|i| *i = 0);
+                }
+                None if line.len() < 5 => line = vec![0; line.len() + 1],
+                None => break,
+            }
+        }
+        assert!(answered > 1000, "answered {answered}");
+        for common in [
+            &["topo", "exec", "--lab", "x", "r1", "--", "true"][..],
+            &["topo", "exec", "--lab=x", "r1", "ip", "-j", "addr"],
+            &["topo", "exec", "r1", "--", "-x"],
+        ] {
+            let args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+            assert!(plain_exec(&args).is_some(), "{common:?}");
+        }
+        for other in [
+            &["topo", "exec", "--lab", "x", "r1"][..],
+            &["topo", "exec", "--lab", "x", "--all", "true"],
+            &["topo", "exec", "r1", "-o", "json", "true"],
+            &["topo", "exec", "-f", "x.yaml", "r1", "true"],
+            &["topo", "status", "--lab", "x"],
+        ] {
+            let args: Vec<String> = other.iter().map(|s| s.to_string()).collect();
+            assert!(plain_exec(&args).is_none(), "{other:?}");
+        }
     }
 
     #[test]
