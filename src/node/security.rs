@@ -212,11 +212,18 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
 }
 
 /// The capability steps on the calling thread (a single-threaded process about to exec).
+/// Each capability is dropped without asking first whether the set has it (a drop of one it
+/// lacks succeeds); asked only when the drop fails, since one this kernel does not know is
+/// not in the set either.
 pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
     for c in caps::all() {
-        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, c)
-                .map_err(|e| cap_err("drop from the bounding set", e))?;
+        if keep.contains(&c) {
+            continue;
+        }
+        if let Err(e) = caps::drop(None, CapSet::Bounding, c) {
+            if caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+                return Err(cap_err("drop from the bounding set", e));
+            }
         }
     }
     Ok(())
