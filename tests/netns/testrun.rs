@@ -397,8 +397,10 @@ fn an_exec_check_runs_in_the_node_with_its_restrictions_and_no_server_outlives_t
     let probe = "for k in Seccomp NoNewPrivs CapBnd CapEff; do grep \"^$k:\" /proc/self/status; done; \
                  for n in net mnt pid uts ipc user cgroup; do echo \"$n $(readlink /proc/self/ns/$n)\"; done; \
                  cat /proc/self/cgroup";
+    // The second check lasts long enough for the polling below to see b's enter server, which
+    // serves that one check only.
     let yaml = format!(
-        "name: srv-ns\nnodes:\n  a: {{}}\n  b: {{}}\ntests:\n  - {{name: probe, node: a, exec: '{probe}'}}\n  - {{name: again, nodes: [a, b], exec: 'true'}}\n"
+        "name: srv-ns\nnodes:\n  a: {{}}\n  b: {{}}\ntests:\n  - {{name: probe, node: a, exec: '{probe}'}}\n  - {{name: again, nodes: [a, b], exec: 'sleep 0.2'}}\n"
     );
     let lab = TestLab::new("srv-ns", &yaml);
     let child = spawn_topo_test(&lab, &["-o", "json", "--keep"]);
