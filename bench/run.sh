@@ -23,6 +23,7 @@
 #                           back to what it was when the bench started; 0: no wait)
 #        SETTLE_MAX=10 (3 with --quick) SETTLE_IDLE=80: then wait up to
 #                           SETTLE_MAX s for the CPUs to be SETTLE_IDLE % idle (0: no wait)
+#        EXEC_PAIRS=101     runs each of `topo exec` and `nsenter -a` per lab, interleaved
 #        TOPO=path          use this binary, do not build
 #        OUT=file           raw results (default bench/results/run-DATE.txt)
 #        MUNET_PYTHON=python3  the python that has munet (PATH must have its `mutini`)
@@ -179,6 +180,7 @@ IPROUTE2_MAX_N=${IPROUTE2_MAX_N:-1000}
 PEERS_MAX_N=${PEERS_MAX_N:-100}
 SETTLE_IDLE=${SETTLE_IDLE:-80}
 DRAIN_MAX=${DRAIN_MAX:-600}
+EXEC_PAIRS=${EXEC_PAIRS:-101}
 if ((quick)); then SETTLE_MAX=${SETTLE_MAX:-3}; else SETTLE_MAX=${SETTLE_MAX:-10}; fi
 
 if [[ -z ${TOPO:-} ]]; then
@@ -252,18 +254,28 @@ ready() { drain; settle; run_load=$(load1); }
 # Median of the numbers on standard input.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# Milliseconds of REPS runs each of `topo exec` and `nsenter -a` of /bin/true in node n0,
-# interleaved: prints "topo_ms nsenter_ms" (medians), or "NA NA".
+# Milliseconds of `topo exec` and `nsenter -a` of /bin/true in node n0, EXEC_PAIRS runs each,
+# interleaved, the first of each pair alternating: prints "topo_ms nsenter_ms" (medians), or
+# "NA NA". Times are taken in whole microseconds by the shell itself, with no process between
+# the runs.
 exec_cost() {
   local lab=$1 pid=$2 i t0 t1
-  : >"$work/exec.ms"; : >"$work/nsenter.ms"
+  local -a topo_us=() ns_us=()
   command -v nsenter >/dev/null && [[ -n $pid ]] || { echo "NA NA"; return; }
-  for i in $(seq 21); do
-    t0=$EPOCHREALTIME; "$TOPO" exec --lab "$lab" n0 -- /bin/true; t1=$EPOCHREALTIME
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }' >>"$work/exec.ms"
-    t0=$EPOCHREALTIME; nsenter -a -t "$pid" /bin/true; t1=$EPOCHREALTIME
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }' >>"$work/nsenter.ms"
+  for ((i = 0; i < EXEC_PAIRS; i++)); do
+    if ((i % 2)); then
+      t0=${EPOCHREALTIME/./}; nsenter -a -t "$pid" /bin/true; t1=${EPOCHREALTIME/./}
+      ns_us+=($((t1 - t0)))
+    fi
+    t0=${EPOCHREALTIME/./}; "$TOPO" exec --lab "$lab" n0 -- /bin/true; t1=${EPOCHREALTIME/./}
+    topo_us+=($((t1 - t0)))
+    if ((i % 2 == 0)); then
+      t0=${EPOCHREALTIME/./}; nsenter -a -t "$pid" /bin/true; t1=${EPOCHREALTIME/./}
+      ns_us+=($((t1 - t0)))
+    fi
   done
+  printf '%s\n' "${topo_us[@]}" | awk '{ print $1 / 1000 }' >"$work/exec.ms"
+  printf '%s\n' "${ns_us[@]}" | awk '{ print $1 / 1000 }' >"$work/nsenter.ms"
   echo "$(median <"$work/exec.ms") $(median <"$work/nsenter.ms")"
 }
 
