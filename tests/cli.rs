@@ -692,3 +692,30 @@ fn a_share_needs_its_host_once_and_refuses_another() {
         );
     }
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"\xff");
+    for args in [
+        vec![bad],
+        vec![OsStr::new("exec"), OsStr::new("n1"), OsStr::new("--"), bad],
+        vec![
+            OsStr::new("exec"),
+            OsStr::new("--lab"),
+            bad,
+            OsStr::new("n1"),
+        ],
+        vec![OsStr::new("status"), OsStr::new("--lab"), bad],
+    ] {
+        let out = Command::new(TOPO).args(&args).output().expect("run topo");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            err.starts_with("error: ") && !err.contains("panicked"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+}
