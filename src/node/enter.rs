@@ -428,6 +428,14 @@ impl Steps for ChildSteps {
     fn filter(&self) -> Option<&super::seccomp::Filter> {
         self.seccomp.as_ref()
     }
+    /// After joining the node's user namespace the set is full: nothing to read first.
+    fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        if self.user.is_some() {
+            security::limit_full_bounding(keep)
+        } else {
+            security::limit_bounding(keep)
+        }
+    }
 }
 
 fn child(

@@ -601,6 +601,15 @@ impl Steps for InitSteps<'_> {
     fn filter(&self) -> Option<&super::seccomp::Filter> {
         self.filter
     }
+    /// With a user namespace of its own (joined before the fork), the set is full: nothing to
+    /// read first. Without one, the spawner has narrowed it already.
+    fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
+        if self.config.ctx.userns {
+            security::limit_full_bounding(keep)
+        } else {
+            security::limit_bounding(keep)
+        }
+    }
 }
 
 fn init_signals() -> SigSet {

@@ -212,10 +212,23 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
 }
 
 /// The capability steps on the calling thread (a single-threaded process about to exec).
-/// Each capability is dropped without asking first whether the set has it (a drop of one it
-/// lacks succeeds); asked only when the drop fails, since one this kernel does not know is
-/// not in the set either.
+/// Only the capabilities the set still has are dropped: each drop commits new credentials,
+/// a read does not, and an init's set is already narrowed by its spawner.
 pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
+    for c in caps::all() {
+        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, c)
+                .map_err(|e| cap_err("drop from the bounding set", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`limit_bounding`] for a process that has just joined a user namespace, whose bounding set
+/// the kernel made full: every capability not kept is dropped without being read first. A
+/// drop that fails is checked by a read, since a capability this kernel does not know is not
+/// in the set.
+pub fn limit_full_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
     for c in caps::all() {
         if keep.contains(&c) {
             continue;
