@@ -430,11 +430,7 @@ impl Steps for ChildSteps {
     }
     /// After joining the node's user namespace the set is full: nothing to read first.
     fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
-        if self.user.is_some() {
-            security::limit_full_bounding(keep)
-        } else {
-            security::limit_bounding(keep)
-        }
+        security::limit_bounding(keep, self.user.is_some())
     }
 }
 

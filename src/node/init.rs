@@ -55,7 +55,7 @@ pub fn spawn_main(args: &[String]) -> i32 {
         .first()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
     {
-        let _ = security::limit_bounding(&security::caps_of_mask(mask));
+        let _ = security::limit_bounding(&security::caps_of_mask(mask), false);
     }
     let spawner = match Spawner::new() {
         Ok(s) => s,
@@ -604,11 +604,7 @@ impl Steps for InitSteps<'_> {
     /// With a user namespace of its own (joined before the fork), the set is full: nothing to
     /// read first. Without one, the spawner has narrowed it already.
     fn limit_bounding(&mut self, keep: &caps::CapsHashSet) -> Result<(), NodeError> {
-        if self.config.ctx.userns {
-            security::limit_full_bounding(keep)
-        } else {
-            security::limit_bounding(keep)
-        }
+        security::limit_bounding(keep, self.config.ctx.userns)
     }
 }
 

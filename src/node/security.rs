@@ -160,7 +160,7 @@ pub trait Steps {
         no_new_privs()
     }
     fn limit_bounding(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
-        limit_bounding(keep)
+        limit_bounding(keep, false)
     }
     fn set_caps(&mut self, keep: &CapsHashSet) -> Result<(), NodeError> {
         set_caps(keep)
@@ -212,29 +212,18 @@ pub fn harden(steps: &mut impl Steps, security: &Security) -> Result<(), NodeErr
 }
 
 /// The capability steps on the calling thread (a single-threaded process about to exec).
-/// Only the capabilities the set still has are dropped: each drop commits new credentials,
-/// a read does not, and an init's set is already narrowed by its spawner.
-pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
+/// Each drop commits new credentials and a read does not, so a capability is read before it
+/// is dropped, unless the set is `full`: just after joining a user namespace, the kernel has
+/// made it so. A drop that fails is checked by a read: a capability this kernel does not know
+/// is not in the set.
+pub fn limit_bounding(keep: &CapsHashSet, full: bool) -> Result<(), NodeError> {
+    let has = |c| caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false);
     for c in caps::all() {
-        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, c)
-                .map_err(|e| cap_err("drop from the bounding set", e))?;
-        }
-    }
-    Ok(())
-}
-
-/// [`limit_bounding`] for a process that has just joined a user namespace, whose bounding set
-/// the kernel made full: every capability not kept is dropped without being read first. A
-/// drop that fails is checked by a read, since a capability this kernel does not know is not
-/// in the set.
-pub fn limit_full_bounding(keep: &CapsHashSet) -> Result<(), NodeError> {
-    for c in caps::all() {
-        if keep.contains(&c) {
+        if keep.contains(&c) || !(full || has(c)) {
             continue;
         }
         if let Err(e) = caps::drop(None, CapSet::Bounding, c) {
-            if caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            if has(c) {
                 return Err(cap_err("drop from the bounding set", e));
             }
         }
