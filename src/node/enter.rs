@@ -587,8 +587,6 @@ fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
     Ok(old)
 }
 
-/// Waits for the program, passing the signals of [`FORWARDED`] on; `held`: the mask to
-/// restore once the handlers are in place (those signals were blocked before the fork).
 /// Sets the signal mask back to `held`, the one that [`block`] returned, if signals were held.
 fn restore_mask(held: Option<&SigSet>) {
     if let Some(old) = held {
@@ -600,6 +598,8 @@ fn restore_mask(held: Option<&SigSet>) {
     }
 }
 
+/// Waits for the program, passing the signals of [`FORWARDED`] on; `held`: the mask to
+/// restore once the handlers are in place (those signals were blocked before the fork).
 fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
     // SAFETY: installing a handler that only calls the async-signal-safe kill(2) with a PID
     // stored before the handler could run is sound.
