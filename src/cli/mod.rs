@@ -536,9 +536,15 @@ fn log_colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) ->
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// What is logged when `TOPO_LOG` is unset: warnings, except `netlink_proto`'s. It warns
+/// when a reply arrives for a request whose sender has gone, which is what happens when
+/// `topo` stops a prescan of the kernel early (bad input, an interrupt): nothing is wrong,
+/// and an error on bad input must be the first thing on standard error.
+const DEFAULT_LOG: &str = "warn,netlink_proto=error";
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOPO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(log_colour(
@@ -1276,6 +1282,44 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Command, clap::Error> {
         Cli::try_parse_from(std::iter::once("topo").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn default_log_shows_topos_warnings_but_not_netlink_protos() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .map_err(|_| std::io::ErrorKind::Other)?
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(DEFAULT_LOG))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "netlink_proto::connection", "dropped reply");
+            tracing::error!(target: "netlink_proto::connection", "broken socket");
+            tracing::warn!(target: "topo::lab", "a warning of topo's");
+            tracing::info!(target: "topo::lab", "an info of topo's");
+        });
+        let text = String::from_utf8(sink.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(!text.contains("dropped reply"), "{text}");
+        assert!(text.contains("broken socket"), "{text}");
+        assert!(text.contains("a warning of topo's"), "{text}");
+        assert!(!text.contains("an info of topo's"), "{text}");
     }
 
     #[test]
