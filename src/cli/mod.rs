@@ -435,11 +435,16 @@ pub fn main() -> i32 {
         _ => {}
     }
     let plain = plain_exec(&args);
-    let logs = plain.is_none() || std::env::var_os("TOPO_LOG").is_some();
+    // The plain `topo exec` enters one node: it holds a few descriptors, so it leaves the
+    // open-file limit alone (and its command gets the caller's as it is). It logs nothing
+    // (what fails is said on standard error): its log is set up only when `TOPO_LOG` asks
+    // for one.
+    let full = plain.is_none();
+    let logs = full || std::env::var_os("TOPO_LOG").is_some();
     let cli = plain.unwrap_or_else(Cli::parse);
-    crate::node::raise_nofile_limit();
-    // The plain `topo exec` logs nothing (what fails is said on standard error): its log is
-    // set up only when `TOPO_LOG` asks for one.
+    if full {
+        crate::node::raise_nofile_limit();
+    }
     if logs {
         init_logging();
     }
