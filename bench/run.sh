@@ -254,25 +254,27 @@ ready() { drain; settle; run_load=$(load1); }
 # Median of the numbers on standard input.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# Runs a command and appends how long it took, in whole microseconds, to the array named first.
+time_into() {
+  local -n into=$1
+  shift
+  local t0=${EPOCHREALTIME/./}
+  "$@"
+  into+=($((${EPOCHREALTIME/./} - t0)))
+}
+
 # Milliseconds of `topo exec` and `nsenter -a` of /bin/true in node n0, EXEC_PAIRS runs each,
 # interleaved, the first of each pair alternating: prints "topo_ms nsenter_ms" (medians), or
 # "NA NA". Times are taken in whole microseconds by the shell itself, with no process between
 # the runs.
 exec_cost() {
-  local lab=$1 pid=$2 i t0 t1
+  local lab=$1 pid=$2 i
   local -a topo_us=() ns_us=()
   command -v nsenter >/dev/null && [[ -n $pid ]] || { echo "NA NA"; return; }
   for ((i = 0; i < EXEC_PAIRS; i++)); do
-    if ((i % 2)); then
-      t0=${EPOCHREALTIME/./}; nsenter -a -t "$pid" /bin/true; t1=${EPOCHREALTIME/./}
-      ns_us+=($((t1 - t0)))
-    fi
-    t0=${EPOCHREALTIME/./}; "$TOPO" exec --lab "$lab" n0 -- /bin/true; t1=${EPOCHREALTIME/./}
-    topo_us+=($((t1 - t0)))
-    if ((i % 2 == 0)); then
-      t0=${EPOCHREALTIME/./}; nsenter -a -t "$pid" /bin/true; t1=${EPOCHREALTIME/./}
-      ns_us+=($((t1 - t0)))
-    fi
+    if ((i % 2)); then time_into ns_us nsenter -a -t "$pid" /bin/true; fi
+    time_into topo_us "$TOPO" exec --lab "$lab" n0 -- /bin/true
+    if ((i % 2 == 0)); then time_into ns_us nsenter -a -t "$pid" /bin/true; fi
   done
   printf '%s\n' "${topo_us[@]}" | awk '{ print $1 / 1000 }' >"$work/exec.ms"
   printf '%s\n' "${ns_us[@]}" | awk '{ print $1 / 1000 }' >"$work/nsenter.ms"
