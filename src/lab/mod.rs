@@ -726,6 +726,17 @@ pub(crate) fn exec_here(
     if !crate::node::enter::single_threaded() {
         return Err(exec_replacing(lab, node, argv, tty, env));
     }
+    // Started by the node's init when it serves its exec socket (not on a terminal, which
+    // takes a relay); else, or if nothing answers there, entered from here.
+    if !tty {
+        down::check_lab_name(lab)?;
+        let lab_dir = crate::state::root().join(lab);
+        if let Some(path) = crate::node::channel::socket_path(&lab_dir, node) {
+            if let Some(code) = crate::node::channel::run(&path, argv, env) {
+                return Ok(code);
+            }
+        }
+    }
     let (target, ctx) = exec_target(lab, node, tty, env)?;
     Ok(crate::node::enter::run_here(target, &ctx, tty, argv))
 }

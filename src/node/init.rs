@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::sched::{setns, unshare, CloneFlags};
@@ -74,6 +74,9 @@ pub fn spawn_main(args: &[String]) -> i32 {
 const SPAWN_PARALLEL: usize = 8;
 
 struct Spawner {
+    /// The host's network namespace, which this process starts in (see
+    /// [`InitConfig::host_net`]).
+    host_net: Option<(u64, u64)>,
     /// The host's root, opened before this process left the host's mount namespace: node
     /// namespaces are opened through it (a path walked from a file descriptor follows the
     /// mounts of that descriptor's namespace), so none needs to stay open meanwhile.
@@ -112,6 +115,7 @@ impl Spawner {
         .map_err(|e| NodeError::sys("open /", e))?;
         let own_pid =
             File::open("/proc/self/ns/pid").map_err(|e| NodeError::sys("open own pid ns", e))?;
+        let host_net = super::channel::own_netns();
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
         // copy without /run/netns, made once here, keeps each node's copy small.
@@ -131,6 +135,7 @@ impl Spawner {
         Ok(Spawner {
             host_root,
             own_pid,
+            host_net,
             filters: std::collections::HashMap::new(),
             logs: std::collections::HashMap::new(),
             devices: mounts::host_devices(),
@@ -165,7 +170,10 @@ impl Spawner {
             // number of page-table entries, and of processes sharing each page, grew with
             // the square of the nodes). Nothing below allocates after the fork.
             let config: InitConfig = match serde_json::from_str::<InitConfig>(&line) {
-                Ok(c) => c,
+                Ok(c) => InitConfig {
+                    host_net: self.host_net,
+                    ..c
+                },
                 Err(e) => {
                     let _ = writeln!(std::io::stdout(), "? error: bad configuration: {e}");
                     continue;
@@ -192,6 +200,14 @@ impl Spawner {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
+        // The node's exec socket, bound here as root of the host and made in the node's
+        // network namespace (where `/proc/net/unix` lists it). Without one, `topo exec`
+        // enters the node from outside: nothing else depends on it.
+        let listener = config.exec_socket.as_deref().and_then(|path| {
+            setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).ok()?;
+            super::channel::listen_at(path).ok()
+        });
+        let listener_fd = listener.as_ref().map(|l| l.as_raw_fd());
         let key = &config.ctx.security.seccomp;
         if !self.filters.contains_key(key) {
             let filter = super::seccomp::compile(key).map_err(|e| {
@@ -223,11 +239,32 @@ impl Spawner {
                 Some(stack) => stack,
                 None => self.stack.insert(super::vfork::Stack::new()?),
             };
-            return start_via_intermediate(stack, config, &File::from(netns), log, filter, shared);
+            return start_via_intermediate(
+                stack,
+                config,
+                &File::from(netns),
+                log,
+                filter,
+                shared,
+                listener_fd,
+            );
         }
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
-        let launched = open_cgroups(config)
-            .and_then(|cg| launch(config, netns, cg, log, filter, shared, Parent::This, wr));
+        let launched = open_cgroups(config).and_then(|cg| {
+            launch(
+                config,
+                netns,
+                cg,
+                log,
+                filter,
+                shared,
+                Parent::This,
+                wr,
+                listener_fd,
+            )
+        });
+        // The init has its own copy now.
+        drop(listener);
         // Back to this process's own PID namespace for the next node's children.
         setns(self.own_pid.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(|e| NodeError::sys("return to the spawner's pid namespace", e))?;
@@ -251,7 +288,7 @@ enum Parent {
 
 /// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace,
 /// which reports on `wr` (the caller keeps the read end, and its own copy of `wr` is closed
-/// here). Returns the init.
+/// here). The init keeps `listener` (the node's exec socket), if any. Returns the init.
 #[allow(clippy::too_many_arguments)]
 fn launch(
     config: &InitConfig,
@@ -262,6 +299,7 @@ fn launch(
     shared: mounts::Shared,
     parent: Parent,
     wr: OwnedFd,
+    listener: Option<RawFd>,
 ) -> Result<Pid, NodeError> {
     setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
         .map_err(|e| NodeError::sys("join the node's netns", e))?;
@@ -283,9 +321,10 @@ fn launch(
             redirect_stderr(log);
             let mut keep: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
             keep.push(wr.as_raw_fd());
+            keep.extend(listener);
             keep.extend(shared.trees.iter().flat_map(|t| t.fds()));
             let code = match close_inherited(&keep) {
-                Ok(()) => be_init(config, cgroups, filter, shared, wr),
+                Ok(()) => be_init(config, cgroups, filter, shared, wr, listener),
                 Err(_) => 1,
             };
             std::process::exit(code)
@@ -316,6 +355,7 @@ fn start_via_intermediate(
     log: Option<&File>,
     filter: Option<&super::seccomp::Filter>,
     shared: mounts::Shared,
+    listener: Option<RawFd>,
 ) -> Result<Pending, NodeError> {
     let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|e| NodeError::sys("pipe", e))?;
     let mut made: Option<Result<Pid, NodeError>> = None;
@@ -348,6 +388,7 @@ fn start_via_intermediate(
                 shared,
                 Parent::Ours,
                 wr,
+                listener,
             )
         })();
         made = Some(result);
@@ -504,13 +545,15 @@ fn wait_ready(node: &str, child: Pid, mut rd: File) -> Result<ProcId, NodeError>
     })
 }
 
-/// PID 1 of the node. Sets the node up, reports, then reaps until told to stop.
+/// PID 1 of the node. Sets the node up, reports, then reaps until told to stop, serving the
+/// node's exec socket (`listener`, a descriptor it owns) if it has one.
 fn be_init(
     config: &InitConfig,
     cgroups: Vec<File>,
     filter: Option<&super::seccomp::Filter>,
     shared: mounts::Shared,
     report: OwnedFd,
+    listener: Option<RawFd>,
 ) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
     let null = File::options().read(true).write(true).open("/dev/null");
@@ -523,6 +566,9 @@ fn be_init(
     let _ = nix::sys::prctl::set_name(c"topo-init");
     let mut report = File::from(report);
     let signals = init_signals();
+    // The host's sysfs, which the init's `/sys` is until a process entering the node mounts
+    // the node's own (`mounts::ensure_sysfs`): no command starts from here before that.
+    let host_sys = listener.and_then(|_| mounts::host_sys_dev());
     let ready = security::harden(
         &mut InitSteps {
             config,
@@ -561,9 +607,23 @@ fn be_init(
         }
     }
     drop(report);
-    let _ = security::close_extra_fds();
     let _ = nix::unistd::chdir("/");
-    reap_loop(&signals)
+    let Some(fd) = listener else {
+        let _ = security::close_extra_fds();
+        return reap_loop(&signals);
+    };
+    let _ = close_inherited(&[fd]);
+    // SAFETY: the spawner made this descriptor for this init alone and closed its own copy;
+    // nothing else in this process owns it.
+    let listener = unsafe { OwnedFd::from_raw_fd(fd) };
+    let Some(host_net) = config.host_net else {
+        drop(listener);
+        return reap_loop(&signals);
+    };
+    match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, host_net) {
+        Ok(code) => code,
+        Err(_) => reap_loop(&signals),
+    }
 }
 
 /// The init's own [`Steps`]: it joins the node's cgroups, makes the node's mount, UTS and
@@ -623,7 +683,7 @@ fn init_signals() -> SigSet {
 
 /// Waits for signals: reaps children on SIGCHLD; on SIGTERM, SIGINT or SIGHUP, asks every
 /// process of the node to stop and exits (the kernel then kills what is left).
-fn reap_loop(signals: &SigSet) -> i32 {
+pub(super) fn reap_loop(signals: &SigSet) -> i32 {
     loop {
         match signals.wait() {
             Ok(Signal::SIGCHLD) => reap_all(),

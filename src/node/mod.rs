@@ -9,6 +9,7 @@
 //! `setns`, `unshare` and `fork` happens in a single-threaded process.
 
 pub mod cgroup;
+pub mod channel;
 pub mod enter;
 pub mod init;
 pub mod landlock;
@@ -88,6 +89,14 @@ pub struct InitConfig {
     /// idmapped (their owners are stored as the host sees the node's ids).
     #[serde(default)]
     pub dirs: Vec<crate::spec::Bind>,
+    /// Where the spawner binds the node's exec socket for the init (see [`channel`]); `None`:
+    /// the node has none, and `topo exec` enters it from outside.
+    #[serde(default)]
+    pub exec_socket: Option<PathBuf>,
+    /// The host's network namespace (device and inode), filled in by the spawner: the init
+    /// starts commands only for clients there.
+    #[serde(skip)]
+    pub host_net: Option<(u64, u64)>,
 }
 
 /// Sizes in bytes of a node's tmpfs mounts (`size=` of each).

@@ -602,27 +602,34 @@ const SYSFS_FLAGS: MsFlags = MsFlags::MS_NOSUID
 /// sysfs shows the network devices of the namespace that mounts it, so every node needs one,
 /// and the kernel finds or makes its superblock by comparing every sysfs superblock of the
 /// machine under a global lock: O(N) per node, O(N²) per lab. The inits therefore leave
-/// `/sys` alone, and the first process to enter a node (`exec:`, a service, `topo exec`)
-/// mounts it: a node nobody runs anything in costs nothing. The only other process of a node is its init, which never reads `/sys`.
+/// `/sys` alone, and the first process to enter a node from outside (`exec:`, a service,
+/// `topo exec`) mounts it: a node nobody runs anything in costs nothing. The init, which
+/// never reads `/sys`, starts commands of its own (`super::channel`) only once it is there.
 /// Two processes entering at once may both mount it; the second mount covers the first with
 /// the same view.
 pub fn ensure_sysfs(host_sys: Option<u64>) -> Result<(), NodeError> {
+    if has_own_sysfs(host_sys) {
+        return Ok(());
+    }
+    let sys = Path::new("/sys");
+    mount_fs("sysfs", sys, "sysfs", SYSFS_FLAGS, None)?;
+    mask_dirs(sys, &SYS_MASKED_DIRS)
+}
+
+/// Whether `/sys`, as this process sees it, is a sysfs other than the host's (whose device
+/// is `host_sys`): the node's own, mounted.
+pub fn has_own_sysfs(host_sys: Option<u64>) -> bool {
     use std::os::unix::fs::MetadataExt;
     let sys = Path::new("/sys");
     // f_type is i64 on 64-bit glibc but narrower on other targets: keep the conversion.
     #[allow(clippy::useless_conversion)]
     let is_sysfs = nix::sys::statfs::statfs(sys)
         .is_ok_and(|s| i64::from(s.filesystem_type().0) == SYSFS_MAGIC);
-    let own = is_sysfs
+    is_sysfs
         && match (host_sys, std::fs::metadata(sys)) {
             (Some(host), Ok(m)) => m.dev() != host,
             _ => false,
-        };
-    if own {
-        return Ok(());
-    }
-    mount_fs("sysfs", sys, "sysfs", SYSFS_FLAGS, None)?;
-    mask_dirs(sys, &SYS_MASKED_DIRS)
+        }
 }
 
 fn open_path(p: &Path) -> Result<File, NodeError> {

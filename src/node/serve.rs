@@ -312,7 +312,7 @@ fn send(sock: BorrowedFd, reply: &Reply) {
     }
 }
 
-fn send_message(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
+pub(super) fn send_message(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
     let iov = [std::io::IoSlice::new(bytes)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
@@ -325,9 +325,18 @@ fn send_message(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
 }
 
 /// Receives one message and the descriptors that came with it; `None` at the socket's end.
-fn recv_message(fd: RawFd) -> nix::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut space = nix::cmsg_space!([RawFd; 3]);
+pub(super) fn recv_message(fd: RawFd) -> nix::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    recv_message_within(fd, MAX_MESSAGE)
+}
+
+/// [`recv_message`] of a message of at most `max` bytes (a longer one is an error).
+pub(super) fn recv_message_within(
+    fd: RawFd,
+    max: usize,
+) -> nix::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; max];
+    // Room for the most any request carries: the channel's four.
+    let mut space = nix::cmsg_space!([RawFd; 4]);
     let (n, fds, truncated) = {
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let msg = loop {

@@ -212,48 +212,77 @@ fn node_program_cannot_type_into_the_callers_terminal() {
 /// A tracer left running in a node attaches to every new process of the node as soon as it
 /// may (PTRACE_SEIZE on the next PID). A process entering the node must not be attachable
 /// before it is the program (before its seccomp filter, where the tracer could skip the
-/// filter's installation); the program itself runs under the filter.
+/// filter's installation); the program itself runs under the filter. Node a's init starts
+/// `topo exec`'s commands (after the first); node b, with a seccomp profile of its own, is
+/// entered from outside each time.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn tracer_in_node_cannot_attach_to_an_entering_process() {
+    let node = |name: &str, extra: &str| {
+        format!(
+            "  {name}:\n{}{extra}    services:\n      tracer: \"exec python3 {}\"\n",
+            attacks_bind(),
+            attack("tracer.py")
+        )
+    };
     let yaml = format!(
-        "name: ta-ptrace\nnodes:\n  a:\n{}    services:\n      tracer: \"exec python3 {}\"\n",
-        attacks_bind(),
-        attack("tracer.py")
+        "name: ta-ptrace\nnodes:\n{}{}",
+        node("a", ""),
+        node("b", "    seccomp: ./profile.json\n")
     );
     let lab = TestLab::new("ta-ptrace", &yaml);
+    std::fs::write(
+        lab.dir.join("profile.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("write the profile");
     lab.up();
-    let ready = node_file(&lab, "a", "/tmp/tracer.log", 10).expect("tracer log");
-    assert!(ready.contains("ready"), "{ready}");
-    for i in 0..20 {
-        let o = lab.exec(
-            "a",
-            &[
-                "/bin/sh",
-                "-c",
-                "grep Seccomp: /proc/self/status; sleep 0.2",
-            ],
+    for node in ["a", "b"] {
+        let ready = node_file(&lab, node, "/tmp/tracer.log", 10).expect("tracer log");
+        assert!(ready.contains("ready"), "{node}: {ready}");
+        let mut parents = Vec::new();
+        for i in 0..20 {
+            let o = lab.exec(
+                node,
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "grep -E '^(Seccomp|PPid):' /proc/$$/status; sleep 0.2",
+                ],
+            );
+            assert!(o.status.success(), "{node} run {i}: {}", text(&o));
+            assert!(
+                stdout(&o).contains("Seccomp:\t2"),
+                "{node} run {i}: the program runs under the filter:\n{}",
+                text(&o)
+            );
+            parents.extend(
+                stdout(&o)
+                    .lines()
+                    .filter(|l| l.starts_with("PPid:"))
+                    .map(String::from),
+            );
+        }
+        let from_init = parents.iter().filter(|p| *p == "PPid:\t1").count();
+        let want = if node == "a" { 20 } else { 0 };
+        assert_eq!(
+            from_init, want,
+            "{node}: commands its init started: {parents:?}"
         );
-        assert!(o.status.success(), "run {i}: {}", text(&o));
+        let log = node_file(&lab, node, "/tmp/tracer.log", 5).expect("tracer log");
+        let early: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("comm=topo") || l.contains("seccomp=0"))
+            .collect();
         assert!(
-            stdout(&o).contains("Seccomp:\t2"),
-            "run {i}: the program runs under the filter:\n{}",
-            text(&o)
+            early.is_empty(),
+            "{node}: attached before the filter or the exec:\n{log}"
+        );
+        assert!(
+            log.lines().any(|l| l.starts_with("attached")),
+            "{node}: the tracer works (it attaches to the programs once they run):\n{log}"
         );
     }
-    let log = node_file(&lab, "a", "/tmp/tracer.log", 5).expect("tracer log");
-    let early: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("comm=topo") || l.contains("seccomp=0"))
-        .collect();
-    assert!(
-        early.is_empty(),
-        "attached before the filter or the exec:\n{log}"
-    );
-    assert!(
-        log.lines().any(|l| l.starts_with("attached")),
-        "the tracer works (it attaches to the programs once they run):\n{log}"
-    );
 }
 
 /// Runs `cmd` with `fd` as an inheritable descriptor 5 (as a caller that holds it open
@@ -272,7 +301,7 @@ fn with_fd5(cmd: &mut Command, fd: RawFd) -> &mut Command {
 
 /// A caller of `topo up` and `topo exec` holds a descriptor of a host directory without
 /// close-on-exec. No node program may get it: `exec:` lines, services and `topo exec` see only
-/// 0, 1 and 2 (and `ls`'s own), write nothing through it, and the init holds nothing more.
+/// 0, 1 and 2 (and `ls`'s own), write nothing through it, and the init holds nothing of it.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn descriptors_of_the_caller_do_not_reach_the_node() {
@@ -327,13 +356,11 @@ fn descriptors_of_the_caller_do_not_reach_the_node() {
         .map(|e| e.file_name())
         .collect();
     assert!(written.is_empty(), "written on the host: {written:?}");
-    let mut init_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", init_pid("ta-fds")))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    init_fds.sort();
-    assert_eq!(init_fds, ["0", "1", "2"], "the init holds only stdio");
+    assert_eq!(
+        init_fds(&init_pid("ta-fds"), "ta-fds", "a"),
+        ["exec socket", "null", "null", "null", "signalfd"],
+        "the init holds only its standard streams, its exec socket and its signalfd"
+    );
 }
 
 /// `topo up` and `topo exec` run with a secret in their environment (as in CI). Neither the
@@ -469,5 +496,86 @@ fn entering_processes_never_show_the_hosts_mounts() {
         leaks.is_empty(),
         "host mounts seen in the node:\n{}",
         leaks.join("\n")
+    );
+}
+
+/// Every node's init listens on its exec socket in the run directory, and starts what comes
+/// through it as a node process. The socket is nowhere in a node's tree (its `/run` is its
+/// own). A node given it by its file (a bind of the lab's `exec/` directory: binds are
+/// idmapped, so node root may connect) still cannot have any init start a command: a
+/// request must come with a descriptor of the host's network namespace, which no node
+/// process can have. Nor can it reach the init's descriptors.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_node_cannot_use_an_exec_socket() {
+    let yaml = "name: ta-sock\nnodes:\n  a: {}\n  b: {}\n";
+    let lab = TestLab::new("ta-sock", yaml);
+    lab.up();
+    let o = lab.exec("a", &["sh", "-c", "ls /run/topo 2>&1; echo $?"]);
+    assert!(stdout(&o).trim_end().ends_with('2'), "{}", text(&o));
+    // Now with the lab's sockets bound in (a restarts for its new bind).
+    lab.rewrite(
+        "name: ta-sock\nnodes:\n  a:\n    binds: ['/run/topo/ta-sock/exec:/run/hostexec:ro']\n  b: {}\n",
+    );
+    lab.up();
+    // Both inits serve `topo exec` (each node has had a command entering from outside).
+    for node in ["a", "b"] {
+        let o = lab.exec(node, &["true"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // A request as `topo exec` makes it, with no fourth descriptor, with the node's own
+    // network namespace, and with a descriptor of something else.
+    let attack = r#"import array, json, os, socket
+req = json.dumps({"run": {"argv": ["/bin/sh", "-c", "touch /tmp/pwned"], "env": [], "limits": [], "umask": 18}}).encode()
+for name in ["a", "b"]:
+    for extra in ["", "/proc/self/ns/net", "/"]:
+        fds = [0, 1, 2] + ([os.open(extra, os.O_RDONLY)] if extra else [])
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(5)
+        try:
+            s.connect("/run/hostexec/" + name)
+            s.sendmsg([req], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            print(name, extra or "-", repr(s.recv(100)))
+        except OSError as e:
+            print(name, extra or "-", "error", e.errno)
+"#;
+    let o = lab.exec("a", &["python3", "-c", attack]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut want = String::new();
+    for node in ["a", "b"] {
+        for extra in ["-", "/proc/self/ns/net", "/"] {
+            want.push_str(&format!("{node} {extra} b''\n"));
+        }
+    }
+    assert_eq!(stdout(&o), want, "let go without an answer: {}", text(&o));
+    for node in ["a", "b"] {
+        let o = lab.exec(
+            node,
+            &["sh", "-c", "test -e /tmp/pwned && echo pwned; true"],
+        );
+        assert_eq!(stdout(&o), "", "{node}: nothing ran: {}", text(&o));
+    }
+    // `topo exec` itself still goes through the init.
+    let o = lab.exec("b", &["sh", "-c", "grep PPid /proc/$$/status"]);
+    assert_eq!(stdout(&o), "PPid:\t1\n", "{}", text(&o));
+    let pid = lab_processes("ta-sock")
+        .into_iter()
+        .find(|(pid, comm)| {
+            comm == "topo-init"
+                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|c| c.contains("/topo/ta-sock/a"))
+        })
+        .map(|(pid, _)| pid)
+        .expect("a's init");
+    assert_eq!(
+        init_fds(&pid, "ta-sock", "a"),
+        ["exec socket", "null", "null", "null", "signalfd"]
+    );
+    // The init's descriptors are out of reach (it is not dumpable).
+    let o = lab.exec("a", &["sh", "-c", "ls /proc/1/fd 2>&1 >/dev/null; echo $?"]);
+    assert!(
+        stdout(&o).contains("Permission denied") && stdout(&o).trim_end().ends_with('2'),
+        "{}",
+        text(&o)
     );
 }

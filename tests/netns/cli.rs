@@ -3,6 +3,7 @@
 //! progress `up` reports, and a copy of the binary under another name.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -68,14 +69,16 @@ fn exec_and_signal(lab: &TestLab, script: &str, signal: Signal) -> (Option<i32>,
 fn exec_passes_sigterm_and_sighup_on_and_exits_with_the_programs_status() {
     let lab = lab("tc-sig");
     lab.up();
-    // The program handles SIGTERM: topo waits for it and exits with its status.
-    let (code, rest) = exec_and_signal(
-        &lab,
-        "trap 'kill $pid; echo got TERM; exit 7' TERM; sleep 30 & pid=$!; echo ready; wait",
-        Signal::SIGTERM,
-    );
-    assert_eq!(code, Some(7), "topo exits with the program's status");
-    assert_eq!(rest, "got TERM\n");
+    // The program handles SIGTERM: topo waits for it and exits with its status. The first
+    // command enters the node from outside, the next ones are started by the node's init:
+    // its parent is 0 (outside the node), then 1.
+    let script = "trap 'kill $pid; echo got TERM $(grep PPid /proc/$$/status); exit 7' TERM; \
+                  sleep 30 & pid=$!; echo ready; wait";
+    for parent in [0, 1] {
+        let (code, rest) = exec_and_signal(&lab, script, Signal::SIGTERM);
+        assert_eq!(code, Some(7), "topo exits with the program's status");
+        assert_eq!(rest, format!("got TERM PPid: {parent}\n"));
+    }
     // The program is killed by SIGHUP: 128 + 1.
     let (code, _) = exec_and_signal(&lab, "echo ready; exec sleep 30", Signal::SIGHUP);
     assert_eq!(code, Some(129));
@@ -544,4 +547,101 @@ fn shell_prompt_names_the_node_and_term_is_passed_on() {
         "{}",
         text(&out)
     );
+}
+
+/// What a command in a node sees of its confinement, environment and limits, one item a line
+/// (the same in every run but for `PPid`).
+const PROBE: &str = "grep -E '^(PPid|NoNewPrivs|Seccomp|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/$$/status; \
+    umask; ulimit -Sc; ulimit -Hc; ulimit -Sn; pwd; env | sort; cat /proc/self/cgroup; \
+    ls /sys/class/net; cat /proc/sys/kernel/hostname; readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/user; \
+    ls /proc/self/fd";
+
+/// Runs [`PROBE`] in `node` through `topo exec`, with umask 027 and a core-file limit of
+/// 0 / 4096 blocks set by the caller; its output, the `PPid` line apart.
+fn probe(lab: &TestLab, node: &str) -> (String, String) {
+    let script = format!(
+        "umask 027; ulimit -Hc 4096; ulimit -Sc 0; exec {TOPO} exec --lab {} {node} -- sh -c \"$0\"",
+        lab.name
+    );
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script, PROBE])
+        .env("TOPO_LOG_DIR", archive_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run topo exec");
+    assert!(out.status.success(), "{}", text(&out));
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (ppid, rest): (Vec<&str>, Vec<&str>) = all.lines().partition(|l| l.starts_with("PPid:"));
+    (ppid.concat(), rest.join("\n"))
+}
+
+/// The nodes' inits start `topo exec`'s commands once a process entering from outside has
+/// mounted the node's sysfs: the command is then the init's child, and sees exactly what a
+/// command entering from outside sees (namespaces, capabilities, seccomp, cgroup, the node's
+/// environment, the caller's umask and limits). A node with a seccomp profile of its own has
+/// no exec socket; a removed socket or an init started again are handled.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn exec_starts_commands_from_the_nodes_init_confined_alike() {
+    let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}"#;
+    let yaml = "name: tc-chan\nnodes:\n  a: {env: {K: one}}\n  b: {userns: false}\n  c: {seccomp: ./profile.json}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let lab = TestLab::new("tc-chan", yaml);
+    std::fs::write(lab.dir.join("profile.json"), profile).expect("write the profile");
+    lab.up();
+    let socket = |node: &str| PathBuf::from(format!("/run/topo/tc-chan/exec/{node}"));
+    for node in ["a", "b"] {
+        // The first command enters from outside and mounts the node's sysfs.
+        let (outside_ppid, outside) = probe(&lab, node);
+        assert_eq!(outside_ppid, "PPid:\t0", "{node}: entered from outside");
+        let (init_ppid, from_init) = probe(&lab, node);
+        assert_eq!(init_ppid, "PPid:\t1", "{node}: started by the init");
+        assert_eq!(from_init, outside, "{node}: the same view either way");
+        for want in [
+            "NoNewPrivs:\t1",
+            "Seccomp:\t2",
+            "0027",
+            "\n0\n4096\n",
+            "\n/\n",
+        ] {
+            assert!(from_init.contains(want), "{node}: {want:?} in\n{from_init}");
+        }
+        assert!(
+            from_init.ends_with("\n0\n1\n2\n3"),
+            "{node}: only the standard streams (and ls's own):\n{from_init}"
+        );
+        // A program that cannot be executed: 127 and the same message either way.
+        let missing = lab.exec(node, &["no-such-program-tc"]);
+        assert_eq!(missing.status.code(), Some(127), "{}", text(&missing));
+        assert_eq!(
+            String::from_utf8_lossy(&missing.stderr),
+            "topo: error: exec no-such-program-tc: ENOENT: No such file or directory\n"
+        );
+    }
+    let (_, a_view) = probe(&lab, "a");
+    assert!(a_view.contains("\nK=one\n"), "{a_view}");
+    // With a profile of its own, always from outside: the init does not serve commands.
+    assert!(!socket("c").exists(), "c has no exec socket");
+    for _ in 0..2 {
+        assert_eq!(probe(&lab, "c").0, "PPid:\t0");
+    }
+    // Without its socket, a node is entered from outside.
+    std::fs::rename(socket("b"), socket("b-away")).expect("move the socket away");
+    assert_eq!(probe(&lab, "b").0, "PPid:\t0");
+    std::fs::rename(socket("b-away"), socket("b")).expect("move the socket back");
+    assert_eq!(probe(&lab, "b").0, "PPid:\t1");
+    // A changed environment starts a new init, whose socket takes the old one's place.
+    lab.rewrite(&yaml.replace("K: one", "K: two"));
+    lab.up();
+    let _ = probe(&lab, "a");
+    let (ppid, view) = probe(&lab, "a");
+    assert_eq!(ppid, "PPid:\t1");
+    assert!(view.contains("\nK=two\n"), "{view}");
+    // A node taken out of the file takes its socket with it.
+    let yaml_without_b = yaml
+        .replace("  b: {userns: false}\n", "")
+        .replace("  - endpoints: [a:eth0, b:eth0]\n", "")
+        .replace("links:\n", "");
+    lab.rewrite(&yaml_without_b);
+    lab.up();
+    assert!(!socket("b").exists(), "b's socket is gone with b");
 }

@@ -459,3 +459,38 @@ pub fn udp_ports_of(ns: &str, file: &str) -> Vec<u16> {
         .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
         .collect()
 }
+
+/// The descriptors init `pid` of `node` in `lab` holds, read from the host and named for an
+/// assertion, sorted: `null` for `/dev/null` (its standard streams), `exec socket` for a
+/// listening socket bound at the lab's `exec/NODE` (read from the node's `/proc/net/unix`),
+/// `signalfd`; anything else as its link reads.
+pub fn init_fds(pid: &str, lab: &str, node: &str) -> Vec<String> {
+    let exec_path = format!("/run/topo/{lab}/exec/{node}");
+    let unix = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).expect("net/unix");
+    // Num RefCount Protocol Flags Type St Inode Path; flags 00010000: listening.
+    let listening: Vec<String> = unix
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 8 && f[3] == "00010000" && f[7] == exec_path)
+                .then(|| format!("socket:[{}]", f[6]))
+        })
+        .collect();
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("init fds")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| {
+            let p = p.to_string_lossy().into_owned();
+            match p.as_str() {
+                "/null" | "/dev/null" => "null".to_string(),
+                "anon_inode:[signalfd]" => "signalfd".to_string(),
+                s if listening.iter().any(|l| l == s) => "exec socket".to_string(),
+                _ => p,
+            }
+        })
+        .collect();
+    fds.sort();
+    fds
+}

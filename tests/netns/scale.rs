@@ -56,26 +56,19 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
     let status = topo(&["status", "--lab", "tn-initfd", "-o", "json"]);
     assert!(status.status.success(), "status:\n{}", text(&status));
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
-    let pids: Vec<i64> = v["nodes"]
+    let inits: Vec<(String, i64)> = v["nodes"]
         .as_array()
         .expect("nodes")
         .iter()
-        .filter_map(|n| n["init_pid"].as_i64())
+        .filter_map(|n| Some((n["name"].as_str()?.to_string(), n["init_pid"].as_i64()?)))
         .collect();
-    assert_eq!(pids.len(), 6);
-    for pid in pids {
-        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .expect("init fds")
-            .flatten()
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        // Standard input, output and error on /dev/null.
-        assert_eq!(fds.len(), 3, "init {pid} holds {fds:?}");
-        assert!(
-            fds.iter()
-                .all(|f| !f.contains("netns") && !f.starts_with("pipe:") && !f.starts_with("net:")),
-            "init {pid} holds {fds:?}"
+    assert_eq!(inits.len(), 6);
+    for (node, pid) in inits {
+        // Standard input, output and error on /dev/null, and its own exec socket.
+        assert_eq!(
+            init_fds(&pid.to_string(), "tn-initfd", &node),
+            ["exec socket", "null", "null", "null", "signalfd"],
+            "init {pid} of {node}"
         );
     }
     // A node taken out of the file takes its namespace with it: nothing else holds it, so

@@ -1,0 +1,707 @@
+//! The exec channel: `topo exec NODE COMMAND` asks the node's init to start the command, so
+//! that it starts as a child of a process that is in the node and held to the node's
+//! restrictions already, and no process has to join the node and restrict itself first.
+//!
+//! The spawner binds a listening `SOCK_SEQPACKET` socket for each node at
+//! `<run directory>/exec/<node>` (mode 0600, in a directory of root's that no node sees) and
+//! the init inherits it. A client connects, checks that the socket's owner is root, and sends
+//! one request: the command's argument vector, environment additions, resource limits and
+//! umask, with its standard input, output and error and a descriptor of its network namespace
+//! as `SCM_RIGHTS`. The init serves only clients in the host's network namespace, where no
+//! node process can be, and only once the node has its own sysfs. It then starts a child; the child
+//! takes a session of its own, the three streams, the limits (a hard limit above the init's
+//! stays the init's) and the umask, closes every other descriptor and executes the command
+//! with the node's environment, in `/`. The init answers `started`, and `exit` with the
+//! command's status once it has reaped it (128 + signal when it was killed). While it runs,
+//! the client passes SIGTERM, SIGHUP, SIGINT and SIGQUIT on.
+//!
+//! A client that finds no socket, cannot connect, or loses the connection before `started`
+//! runs the command the other way ([`super::enter`]); nothing has run then. The init serves
+//! the channel only with the default seccomp profile or none: a profile of the user's may
+//! deny what the loop below calls, and a denied call must not end a node's init.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{
+    accept4, bind, connect, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    SockType, UnixAddr,
+};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::serve::{recv_message, recv_message_within, send_message};
+use super::NodeError;
+
+/// The name of the directory of the sockets in a lab's run directory.
+pub const DIR: &str = "exec";
+
+/// How many requests an init serves at once; more wait in the socket's backlog.
+const MAX_CLIENTS: usize = 256;
+
+/// The longest reply the client reads (an error message included).
+const MAX_REPLY: usize = 16 * 1024;
+
+/// The longest path a Unix socket address holds (`sun_path`, with its terminating NUL).
+const MAX_PATH: usize = 107;
+
+/// The resource limits a command gets from its caller.
+const LIMITS: [Resource; 16] = [
+    Resource::RLIMIT_AS,
+    Resource::RLIMIT_CORE,
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_DATA,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_LOCKS,
+    Resource::RLIMIT_MEMLOCK,
+    Resource::RLIMIT_MSGQUEUE,
+    Resource::RLIMIT_NICE,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_NPROC,
+    Resource::RLIMIT_RSS,
+    Resource::RLIMIT_RTPRIO,
+    Resource::RLIMIT_RTTIME,
+    Resource::RLIMIT_SIGPENDING,
+    Resource::RLIMIT_STACK,
+];
+
+/// The signals the client passes on to the command.
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+];
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Request {
+    /// Start a command; its standard input, output and error come with the message.
+    Run {
+        argv: Vec<String>,
+        /// Added to the node's environment (a later value of a name wins).
+        env: Vec<(String, String)>,
+        /// `(resource, soft, hard)`, by the C library's resource number.
+        limits: Vec<(i64, u64, u64)>,
+        umask: u32,
+    },
+    /// Pass this signal on to the command.
+    Signal { number: i32 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Started,
+    Exit { code: i32 },
+    Error { message: String },
+}
+
+/// The socket of `node` in the lab whose run directory is `lab_dir`; `None` when the node's
+/// name is not a plain file name or the path is too long for a socket address.
+pub fn socket_path(lab_dir: &Path, node: &str) -> Option<std::path::PathBuf> {
+    let plain = !node.is_empty()
+        && !node.starts_with('-')
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !plain {
+        return None;
+    }
+    let path = lab_dir.join(DIR).join(node);
+    (path.as_os_str().len() <= MAX_PATH).then_some(path)
+}
+
+/// The device and inode of this process's network namespace.
+pub fn own_netns() -> Option<(u64, u64)> {
+    nix::sys::stat::stat("/proc/self/ns/net")
+        .ok()
+        .map(|st| (st.st_dev, st.st_ino))
+}
+
+/// Binds and listens on a new socket at `path` (removing an older one there), readable and
+/// writable by its owner only. The spawner's side.
+pub fn listen_at(path: &Path) -> Result<OwnedFd, NodeError> {
+    let err = |e: nix::errno::Errno| NodeError::sys(format!("exec socket {}", path.display()), e);
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(err)?;
+    let addr = UnixAddr::new(path).map_err(err)?;
+    match nix::unistd::unlink(path) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(err(e)),
+    }
+    // The mode of a socket's file comes from the umask: none but the owner (root) may
+    // connect, from the first moment the file exists.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = bind(sock.as_raw_fd(), &addr);
+    nix::sys::stat::umask(old);
+    bound.map_err(err)?;
+    listen(&sock, Backlog::new(64).map_err(err)?).map_err(err)?;
+    Ok(sock)
+}
+
+// ---------------------------------------------------------------------------------------
+// The init's side.
+
+/// One connected client.
+struct Client {
+    sock: OwnedFd,
+    /// The command it started, until the init has reaped it.
+    command: Option<Pid>,
+}
+
+/// Serves the channel on `listener` and reaps the node's processes until the init is told to
+/// stop (SIGTERM, SIGINT or SIGHUP: every process of the node is asked to stop, and the init
+/// exits). `signals` are blocked already. Returns `Err` with nothing done when no signalfd
+/// can be made: the caller then only reaps.
+///
+/// A request is served only when the descriptor of a network namespace that comes with it is
+/// one of `host_net`, the host's: no node process is there (it cannot leave its node's), so
+/// none can have the init start a command, even one that can reach the socket. And a command
+/// is started only once the node has its own sysfs (a process entering from outside mounts it,
+/// `host_sys` being the device of the host's). A request that is not served is let go
+/// unanswered; its client enters the node from outside.
+pub fn serve(
+    listener: OwnedFd,
+    signals: &SigSet,
+    env: &[(String, String)],
+    host_sys: Option<u64>,
+    host_net: (u64, u64),
+) -> Result<i32, NodeError> {
+    let sigfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| NodeError::sys("signalfd", e))?;
+    let mut clients: Vec<Client> = Vec::new();
+    // The stack of the children that become commands, made on the first.
+    let mut stack = None;
+    loop {
+        let accepting = clients.len() < MAX_CLIENTS;
+        let mut fds = Vec::with_capacity(2 + clients.len());
+        fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(
+            listener.as_fd(),
+            if accepting {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            },
+        ));
+        for c in &clients {
+            fds.push(PollFd::new(c.sock.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // Not expected with valid descriptors; wait for signals alone from now on.
+            Err(_) => return Ok(super::init::reap_loop(signals)),
+        }
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let signalled = ready(0);
+        let incoming = ready(1);
+        let readable: Vec<usize> = (0..clients.len()).filter(|i| ready(i + 2)).collect();
+        drop(fds);
+        if signalled {
+            let mut child_ended = false;
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => child_ended = true,
+                    Ok(_) => {
+                        let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+                        return Ok(0);
+                    }
+                    Err(_) => {}
+                }
+            }
+            if child_ended {
+                reap(&mut clients);
+            }
+        }
+        // Back to front, so that removing one keeps the others' indices.
+        for i in readable.into_iter().rev() {
+            if !handle(&mut clients[i], env, host_sys, host_net, &mut stack) {
+                clients.swap_remove(i);
+            }
+        }
+        if incoming {
+            while clients.len() < MAX_CLIENTS {
+                match accept4(
+                    listener.as_raw_fd(),
+                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                ) {
+                    Ok(fd) => clients.push(Client {
+                        // SAFETY: accept4 has just returned this new descriptor, owned by
+                        // nobody else.
+                        sock: unsafe { OwnedFd::from_raw_fd(fd) },
+                        command: None,
+                    }),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Reaps every ended child; a client whose command it was gets its exit status and is let go.
+fn reap(clients: &mut Vec<Client>) {
+    loop {
+        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
+            Ok(WaitStatus::StillAlive) => return,
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return,
+        };
+        if let Some(i) = clients.iter().position(|c| c.command == Some(pid)) {
+            let c = clients.swap_remove(i);
+            send(c.sock.as_fd(), &Reply::Exit { code }, &[]);
+        }
+    }
+}
+
+/// Reads what a client sent; false when it is to be let go (its end, a bad request, or a
+/// command that could not start). A command it started runs on either way.
+fn handle(
+    client: &mut Client,
+    env: &[(String, String)],
+    host_sys: Option<u64>,
+    host_net: (u64, u64),
+    stack: &mut Option<super::vfork::Stack>,
+) -> bool {
+    let (bytes, fds) = match recv_message(client.sock.as_raw_fd()) {
+        Ok(Some(m)) => m,
+        Err(nix::errno::Errno::EAGAIN) => return true,
+        Ok(None) | Err(_) => return false,
+    };
+    match (serde_json::from_slice::<Request>(&bytes), client.command) {
+        (Ok(Request::Signal { number }), Some(pid)) => {
+            if let Ok(sig) = Signal::try_from(number) {
+                if FORWARDED.contains(&sig) {
+                    let _ = kill(pid, sig);
+                }
+            }
+            true
+        }
+        (Ok(Request::Signal { .. }), None) => true,
+        (
+            Ok(Request::Run {
+                argv,
+                env: added,
+                limits,
+                umask,
+            }),
+            None,
+        ) => {
+            let Ok([stdin, stdout, stderr, net]) = <[OwnedFd; 4]>::try_from(fds) else {
+                return false;
+            };
+            let from_host =
+                nix::sys::stat::fstat(&net).is_ok_and(|st| (st.st_dev, st.st_ino) == host_net);
+            if !from_host || !super::mounts::has_own_sysfs(host_sys) {
+                return false;
+            }
+            drop(net);
+            let stdio = [stdin, stdout, stderr];
+            match start(stack, &argv, env, &added, &limits, umask, &stdio) {
+                Ok(pid) => {
+                    client.command = Some(pid);
+                    send(client.sock.as_fd(), &Reply::Started, &[]);
+                    true
+                }
+                Err(message) => {
+                    send(client.sock.as_fd(), &Reply::Error { message }, &[]);
+                    false
+                }
+            }
+        }
+        // A second command on one connection, or a request this init does not know (from a
+        // newer `topo`): let go, and a client that has not started anything runs its
+        // command the other way.
+        (Ok(Request::Run { .. }), Some(_)) | (Err(_), _) => false,
+    }
+}
+
+/// Starts the command's process: a child that shares the init's memory until it executes
+/// the command (as `posix_spawn` makes one), so that nothing of the init is copied for it.
+/// Everything the child needs is made here first; it allocates nothing.
+fn start(
+    stack: &mut Option<super::vfork::Stack>,
+    argv: &[String],
+    node_env: &[(String, String)],
+    added: &[(String, String)],
+    limits: &[(i64, u64, u64)],
+    umask: u32,
+    stdio: &[OwnedFd; 3],
+) -> Result<Pid, String> {
+    let Some(program) = argv.first() else {
+        return Err("empty command".into());
+    };
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in node_env.iter().chain(added) {
+        match env.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+    let nul = |_| "an argument or variable holds a NUL byte".to_string();
+    let c_argv = argv
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(nul)?;
+    let c_env = env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(nul)?;
+    let path = env.iter().find(|(k, _)| *k == "PATH").map(|(_, v)| *v);
+    let candidates = candidates(program, path)
+        .into_iter()
+        .map(CString::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(nul)?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = c_argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let limits: Vec<(Resource, u64, u64)> = limits
+        .iter()
+        .filter_map(|(n, soft, hard)| {
+            LIMITS
+                .iter()
+                .find(|r| **r as i64 == *n)
+                .map(|r| (*r, *soft, *hard))
+        })
+        .collect();
+    let stdio = [
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
+    let stack = match stack {
+        Some(s) => s,
+        None => stack.insert(super::vfork::Stack::new().map_err(|e| e.to_string())?),
+    };
+    let mut body = || {
+        let failed = be_command(&candidates, &argv_ptrs, &env_ptrs, &limits, umask, stdio);
+        // Written from a buffer on the stack: the child allocates nothing.
+        let mut buf = [0u8; 512];
+        let mut out = std::io::Cursor::new(&mut buf[..]);
+        let _ = match failed {
+            Failure::Step(what) => writeln!(out, "topo: error: {what}"),
+            Failure::Exec(e) => writeln!(out, "topo: error: exec {program}: {e}"),
+        };
+        let len = usize::try_from(out.position()).unwrap_or(0);
+        // SAFETY: writes bytes of `buf`, which lives until the call returns.
+        let _ = unsafe { libc::write(2, buf.as_ptr().cast(), len.min(buf.len())) };
+        // SAFETY: ends the child at once, without running the init's exit handlers.
+        unsafe { libc::_exit(127) }
+    };
+    super::vfork::spawn(stack, &mut body).map_err(|e| e.to_string())
+}
+
+/// Where the command may be: itself if it names a path, else each directory of `path` (the
+/// node's `PATH`; the C library's default without one), in order, as `execvp` looks.
+fn candidates(program: &str, path: Option<&str>) -> Vec<String> {
+    if program.contains('/') {
+        return vec![program.to_string()];
+    }
+    path.unwrap_or("/bin:/usr/bin")
+        .split(':')
+        .map(|dir| match dir {
+            // An empty entry is the working directory, `/` here.
+            "" => format!("./{program}"),
+            dir => format!("{}/{program}", dir.trim_end_matches('/')),
+        })
+        .collect()
+}
+
+/// Why a command's process did not become the command.
+enum Failure {
+    Step(&'static str),
+    Exec(nix::errno::Errno),
+}
+
+/// The command's process, in a child sharing the init's memory: returns only if it could
+/// not become the command. Allocates nothing.
+fn be_command(
+    candidates: &[CString],
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+    limits: &[(Resource, u64, u64)],
+    umask: u32,
+    stdio: [RawFd; 3],
+) -> Failure {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // A session of its own: it never has the caller's terminal as its controlling terminal.
+    if nix::unistd::setsid().is_err() {
+        return Failure::Step("setsid");
+    }
+    for (from, to) in stdio.into_iter().zip(0..) {
+        // SAFETY: dup2 on descriptors of this child's own table (a copy of the init's).
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Failure::Step("take the standard streams");
+        }
+    }
+    // SAFETY: closes descriptors of this child's own table only; it executes next.
+    if unsafe { libc::close_range(3, libc::c_uint::MAX, 0) } != 0 {
+        return Failure::Step("close the init's descriptors");
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    for (resource, soft, hard) in limits {
+        apply_limit(*resource, *soft, *hard);
+    }
+    // As execvp: on to the next directory when the program is not in one; a program found
+    // but not executable is reported only if none is found later.
+    let mut denied = false;
+    let mut last = nix::errno::Errno::ENOENT;
+    for candidate in candidates {
+        // SAFETY: the pointers are to NUL-terminated strings and NULL-terminated arrays
+        // made before the child started, alive until it executes or ends.
+        unsafe { libc::execve(candidate.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+        last = nix::errno::Errno::last();
+        match last {
+            nix::errno::Errno::EACCES => denied = true,
+            nix::errno::Errno::ENOENT
+            | nix::errno::Errno::ENOTDIR
+            | nix::errno::Errno::ESTALE
+            | nix::errno::Errno::ENODEV
+            | nix::errno::Errno::ETIMEDOUT => {}
+            _ => break,
+        }
+    }
+    if denied && last == nix::errno::Errno::ENOENT {
+        last = nix::errno::Errno::EACCES;
+    }
+    Failure::Exec(last)
+}
+
+/// Sets a limit to the caller's; a hard limit above this process's (raising one needs a
+/// privilege the node's processes may not have) stays where it is.
+fn apply_limit(resource: Resource, soft: u64, hard: u64) {
+    let Ok((cur_soft, cur_hard)) = getrlimit(resource) else {
+        return;
+    };
+    if (cur_soft, cur_hard) == (soft, hard) {
+        return;
+    }
+    if setrlimit(resource, soft, hard).is_err() {
+        let hard = hard.min(cur_hard);
+        let _ = setrlimit(resource, soft.min(hard), hard);
+    }
+}
+
+fn send(sock: BorrowedFd, reply: &Reply, fds: &[RawFd]) {
+    if let Ok(bytes) = serde_json::to_vec(reply) {
+        let _ = send_message(sock.as_raw_fd(), &bytes, fds);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The client's side.
+
+/// Runs `argv` in the node through its init, with `env` added to the node's environment;
+/// the command's exit status, or `None` when the channel is not there and nothing was run.
+/// Blocks the signals it passes on while the command runs.
+pub fn run(path: &Path, argv: &[String], env: &[(String, String)]) -> Option<i32> {
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let addr = UnixAddr::new(path).ok()?;
+    loop {
+        match connect(sock.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    // The listener was made by the spawner, root or the user running `topo` (who owns the
+    // run directory): anyone else's is not a node's init.
+    let cred = getsockopt(&sock, sockopt::PeerCredentials).ok()?;
+    if cred.uid() != 0 && cred.uid() != nix::unistd::geteuid().as_raw() {
+        return None;
+    }
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(s);
+    }
+    let mut held = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut held)).ok()?;
+    let restore = |held: &SigSet| {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(held), None);
+    };
+    let outcome = talk(sock.as_fd(), &forwarded, argv, env);
+    restore(&held);
+    outcome
+}
+
+fn talk(
+    sock: BorrowedFd,
+    forwarded: &SigSet,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Option<i32> {
+    let sigfd = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC).ok()?;
+    let limits = LIMITS
+        .iter()
+        .filter_map(|r| getrlimit(*r).ok().map(|(s, h)| (*r as i64, s, h)))
+        .collect();
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    nix::sys::stat::umask(mask);
+    let request = Request::Run {
+        argv: argv.to_vec(),
+        env: env.to_vec(),
+        limits,
+        umask: mask.bits(),
+    };
+    let bytes = serde_json::to_vec(&request).ok()?;
+    // Its network namespace tells the init that the request comes from the host.
+    let net = nix::fcntl::open(
+        "/proc/self/ns/net",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    send_message(sock.as_raw_fd(), &bytes, &[0, 1, 2, net.as_raw_fd()]).ok()?;
+    drop(net);
+    let mut started = false;
+    loop {
+        let mut fds = [
+            PollFd::new(sock, PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return lost(started),
+        }
+        let sock_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let signalled = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if signalled {
+            if let Ok(Some(info)) = sigfd.read_signal() {
+                let number = info.ssi_signo as i32;
+                if let Ok(bytes) = serde_json::to_vec(&Request::Signal { number }) {
+                    let _ = send_message(sock.as_raw_fd(), &bytes, &[]);
+                }
+            }
+        }
+        if !sock_ready {
+            continue;
+        }
+        let reply = match recv_message_within(sock.as_raw_fd(), MAX_REPLY) {
+            Ok(Some((bytes, _))) => serde_json::from_slice::<Reply>(&bytes).ok(),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(None) | Err(_) => None,
+        };
+        match reply {
+            Some(Reply::Started) => started = true,
+            Some(Reply::Exit { code }) => return Some(code),
+            Some(Reply::Error { message }) => {
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!("topo: error: {message}\n").as_bytes(),
+                );
+                return Some(126);
+            }
+            None => return lost(started),
+        }
+    }
+}
+
+/// The connection ended without an exit status: before the command started, the caller
+/// runs it the other way; after, the node's init has gone, and the command with it.
+fn lost(started: bool) -> Option<i32> {
+    if !started {
+        return None;
+    }
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"topo: error: the node's init ended while the command ran\n",
+    );
+    Some(128 + Signal::SIGKILL as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_path_needs_a_plain_name_and_fits_an_address() {
+        let lab = Path::new("/run/topo/lab");
+        assert_eq!(
+            socket_path(lab, "r1").as_deref(),
+            Some(Path::new("/run/topo/lab/exec/r1"))
+        );
+        assert_eq!(socket_path(lab, "../x"), None);
+        assert_eq!(socket_path(lab, "-x"), None);
+        assert_eq!(socket_path(lab, ""), None);
+        assert_eq!(socket_path(lab, "R1"), None);
+        let fits = "n".repeat(MAX_PATH - "/run/topo/lab/exec/".len());
+        assert!(socket_path(lab, &fits).is_some());
+        assert_eq!(socket_path(lab, &format!("{fits}n")), None);
+    }
+
+    #[test]
+    fn the_program_is_looked_for_along_path_as_execvp_does() {
+        assert_eq!(
+            candidates("ip", Some("/usr/sbin:/bin/")),
+            ["/usr/sbin/ip", "/bin/ip"]
+        );
+        // A name with a slash is taken as it is; an empty entry is the working directory.
+        assert_eq!(candidates("./x", Some("/bin")), ["./x"]);
+        assert_eq!(candidates("/bin/true", None), ["/bin/true"]);
+        assert_eq!(candidates("sh", Some(":/bin")), ["./sh", "/bin/sh"]);
+        // Without PATH, the C library's default.
+        assert_eq!(candidates("sh", None), ["/bin/sh", "/usr/bin/sh"]);
+    }
+
+    #[test]
+    fn every_limit_travels_by_its_number() {
+        let numbers: Vec<i64> = LIMITS.iter().map(|r| *r as i64).collect();
+        let mut unique = numbers.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), LIMITS.len());
+        assert!(numbers.contains(&(libc::RLIMIT_NOFILE as i64)));
+        assert!(numbers.contains(&(libc::RLIMIT_CORE as i64)));
+    }
+
+    #[test]
+    fn a_request_reads_back_and_one_of_an_unknown_kind_is_refused() {
+        let r = Request::Run {
+            argv: vec!["sh".into(), "-c".into(), "echo 'a b'".into()],
+            env: vec![("K".into(), "v=w".into())],
+            limits: vec![(7, 1024, 4096)],
+            umask: 0o022,
+        };
+        let bytes = serde_json::to_vec(&r).expect("encode");
+        match serde_json::from_slice::<Request>(&bytes).expect("decode") {
+            Request::Run {
+                argv,
+                env,
+                limits,
+                umask,
+            } => {
+                assert_eq!(argv, ["sh", "-c", "echo 'a b'"]);
+                assert_eq!(env, [("K".to_string(), "v=w".to_string())]);
+                assert_eq!(limits, [(7, 1024, 4096)]);
+                assert_eq!(umask, 0o022);
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        assert!(serde_json::from_slice::<Request>(br#"{"future":{}}"#).is_err());
+    }
+}
