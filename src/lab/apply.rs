@@ -197,7 +197,6 @@ impl<'a> Applier<'a> {
                 victims.push(id);
                 // Gone from the file, or from this host's share.
                 if !self.desired.has_node(node) {
-                    self.run.remove_exec_socket(node);
                     gone.push(node);
                 }
             }
@@ -462,16 +461,9 @@ impl<'a> Applier<'a> {
     ) -> Result<Vec<(InitConfig, String, Limits)>, LabError> {
         let mut jobs = Vec::new();
         let ids = self.userns_ids();
-        // Without the directory, nodes get no exec socket, and `topo exec` enters them from
-        // outside.
-        let exec_dir = actions
-            .iter()
-            .any(|a| matches!(a, Action::StartNode { .. }))
-            .then(|| self.run.exec_dir())
-            .and_then(|made| {
-                made.map_err(|e| tracing::warn!("no exec sockets: {e}"))
-                    .ok()
-            });
+        // What a client of the nodes' exec sockets shows; without it, `topo exec` enters
+        // the nodes from outside.
+        let exec_token = self.run.lock_id();
         for a in actions {
             let Action::StartNode { node } = a else {
                 continue;
@@ -490,9 +482,9 @@ impl<'a> Applier<'a> {
             );
             security.apparmor = spec.apparmor.clone();
             // A seccomp profile of the user's may deny what the init's channel loop calls.
-            let exec_socket = match (&security.seccomp, &exec_dir) {
+            let exec_socket = match (&security.seccomp, exec_token) {
                 (crate::spec::Seccomp::Profile(_), _) | (_, None) => None,
-                (_, Some(_)) => node::channel::socket_path(&self.run.path, node),
+                (_, Some(_)) => node::channel::socket_name(&self.run.path, node),
             };
             let ctx = NodeContext {
                 env,
@@ -513,7 +505,7 @@ impl<'a> Applier<'a> {
                 tmpfs: (&spec.tmpfs).into(),
                 dirs: super::dirs::prepare(self.run, node, spec, ids.get(node).copied())?,
                 exec_socket,
-                host_net: None,
+                exec_token,
             };
             jobs.push((config, ns, spec.limits.clone()));
         }

@@ -731,10 +731,8 @@ pub(crate) fn exec_here(
     if !tty {
         down::check_lab_name(lab)?;
         let lab_dir = crate::state::root().join(lab);
-        if let Some(path) = crate::node::channel::socket_path(&lab_dir, node) {
-            if let Some(code) = crate::node::channel::run(&path, argv, env) {
-                return Ok(code);
-            }
+        if let Some(code) = crate::node::channel::run(&lab_dir, node, argv, env) {
+            return Ok(code);
         }
     }
     let (target, ctx) = exec_target(lab, node, tty, env)?;

@@ -2,18 +2,20 @@
 //! that it starts as a child of a process that is in the node and held to the node's
 //! restrictions already, and no process has to join the node and restrict itself first.
 //!
-//! The spawner binds a listening `SOCK_SEQPACKET` socket for each node at
-//! `<run directory>/exec/<node>` (mode 0600, in a directory of root's that no node sees) and
-//! the init inherits it. A client connects, checks that the socket's owner is root, and sends
-//! one request: the command's argument vector, environment additions, resource limits and
-//! umask, with its standard input, output and error and a descriptor of its network namespace
-//! as `SCM_RIGHTS`. The init serves only clients in the host's network namespace, where no
-//! node process can be, and only once the node has its own sysfs. It then starts a child; the child
-//! takes a session of its own, the three streams, the limits (a hard limit above the init's
-//! stays the init's) and the umask, closes every other descriptor and executes the command
-//! with the node's environment, in `/`. The init answers `started`, and `exit` with the
-//! command's status once it has reaped it (128 + signal when it was killed). While it runs,
-//! the client passes SIGTERM, SIGHUP, SIGINT and SIGQUIT on.
+//! The spawner makes a listening `SOCK_SEQPACKET` socket for each node, bound to an abstract
+//! name (`<run directory>/<lab>/exec/<node>`, no file) in the host's network namespace, and
+//! the init inherits it. Abstract names exist per network namespace: no node process, which
+//! stays in its node's, can connect. A client connects, checks that the socket's owner is
+//! root (or the user running `topo`), and sends one request: the command's argument vector,
+//! environment additions, resource limits and umask, with its standard input, output and
+//! error and a descriptor of the lab's lock file open for reading (which only that owner may
+//! open) as `SCM_RIGHTS`. The init serves a request only with that descriptor, and only once
+//! the node has its own sysfs. It then starts a child; the child takes a session of its own,
+//! the three streams, the limits (a hard limit above the init's stays the init's) and the
+//! umask, closes every other descriptor and executes the command with the node's environment,
+//! in `/`. The init answers `started`, and `exit` with the command's status once it has
+//! reaped it (128 + signal when it was killed). While it runs, the client passes SIGTERM,
+//! SIGHUP, SIGINT and SIGQUIT on.
 //!
 //! A client that finds no socket, cannot connect, or loses the connection before `started`
 //! runs the command the other way ([`super::enter`]); nothing has run then. The init serves
@@ -40,8 +42,11 @@ use serde::{Deserialize, Serialize};
 use super::serve::{recv_message, recv_message_within, send_message};
 use super::NodeError;
 
-/// The name of the directory of the sockets in a lab's run directory.
+/// The (file-less) directory of the sockets' names in a lab's run directory.
 pub const DIR: &str = "exec";
+
+/// The lab's lock file in its run directory, a descriptor of which each request carries.
+pub const TOKEN: &str = "lock";
 
 /// How many requests an init serves at once; more wait in the socket's backlog.
 const MAX_CLIENTS: usize = 256;
@@ -49,8 +54,8 @@ const MAX_CLIENTS: usize = 256;
 /// The longest reply the client reads (an error message included).
 const MAX_REPLY: usize = 16 * 1024;
 
-/// The longest path a Unix socket address holds (`sun_path`, with its terminating NUL).
-const MAX_PATH: usize = 107;
+/// The longest abstract name a Unix socket address holds (`sun_path` after its leading NUL).
+const MAX_NAME: usize = 107;
 
 /// The resource limits a command gets from its caller.
 const LIMITS: [Resource; 16] = [
@@ -104,9 +109,10 @@ enum Reply {
     Error { message: String },
 }
 
-/// The socket of `node` in the lab whose run directory is `lab_dir`; `None` when the node's
-/// name is not a plain file name or the path is too long for a socket address.
-pub fn socket_path(lab_dir: &Path, node: &str) -> Option<std::path::PathBuf> {
+/// The abstract name of the exec socket of `node` in the lab whose run directory is
+/// `lab_dir`; `None` when the node's name is not a plain file name or the name is too long
+/// for a socket address.
+pub fn socket_name(lab_dir: &Path, node: &str) -> Option<String> {
     let plain = !node.is_empty()
         && !node.starts_with('-')
         && node
@@ -115,21 +121,19 @@ pub fn socket_path(lab_dir: &Path, node: &str) -> Option<std::path::PathBuf> {
     if !plain {
         return None;
     }
-    let path = lab_dir.join(DIR).join(node);
-    (path.as_os_str().len() <= MAX_PATH).then_some(path)
+    let name = lab_dir
+        .join(DIR)
+        .join(node)
+        .into_os_string()
+        .into_string()
+        .ok()?;
+    (name.len() <= MAX_NAME).then_some(name)
 }
 
-/// The device and inode of this process's network namespace.
-pub fn own_netns() -> Option<(u64, u64)> {
-    nix::sys::stat::stat("/proc/self/ns/net")
-        .ok()
-        .map(|st| (st.st_dev, st.st_ino))
-}
-
-/// Binds and listens on a new socket at `path` (removing an older one there), readable and
-/// writable by its owner only. The spawner's side.
-pub fn listen_at(path: &Path) -> Result<OwnedFd, NodeError> {
-    let err = |e: nix::errno::Errno| NodeError::sys(format!("exec socket {}", path.display()), e);
+/// A new socket listening on the abstract name `name`, in this process's network namespace.
+/// The spawner's side.
+pub fn listen_on(name: &str) -> Result<OwnedFd, NodeError> {
+    let err = |e: nix::errno::Errno| NodeError::sys(format!("exec socket @{name}"), e);
     let sock = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -137,17 +141,8 @@ pub fn listen_at(path: &Path) -> Result<OwnedFd, NodeError> {
         None,
     )
     .map_err(err)?;
-    let addr = UnixAddr::new(path).map_err(err)?;
-    match nix::unistd::unlink(path) {
-        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(err(e)),
-    }
-    // The mode of a socket's file comes from the umask: none but the owner (root) may
-    // connect, from the first moment the file exists.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = bind(sock.as_raw_fd(), &addr);
-    nix::sys::stat::umask(old);
-    bound.map_err(err)?;
+    let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(err)?;
+    bind(sock.as_raw_fd(), &addr).map_err(err)?;
     listen(&sock, Backlog::new(64).map_err(err)?).map_err(err)?;
     Ok(sock)
 }
@@ -167,18 +162,17 @@ struct Client {
 /// exits). `signals` are blocked already. Returns `Err` with nothing done when no signalfd
 /// can be made: the caller then only reaps.
 ///
-/// A request is served only when the descriptor of a network namespace that comes with it is
-/// one of `host_net`, the host's: no node process is there (it cannot leave its node's), so
-/// none can have the init start a command, even one that can reach the socket. And a command
-/// is started only once the node has its own sysfs (a process entering from outside mounts it,
-/// `host_sys` being the device of the host's). A request that is not served is let go
-/// unanswered; its client enters the node from outside.
+/// A request is served only when it carries a descriptor of `token`, the lab's lock file
+/// (device and inode), open for reading: only the lab's owner may open it so, and no node
+/// process sees it. And a command is started only once the node has its own sysfs (a process
+/// entering from outside mounts it, `host_sys` being the device of the host's). A request that
+/// is not served is let go unanswered; its client enters the node from outside.
 pub fn serve(
     listener: OwnedFd,
     signals: &SigSet,
     env: &[(String, String)],
     host_sys: Option<u64>,
-    host_net: (u64, u64),
+    token: (u64, u64),
 ) -> Result<i32, NodeError> {
     let sigfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| NodeError::sys("signalfd", e))?;
@@ -210,6 +204,13 @@ pub fn serve(
         let incoming = ready(1);
         let readable: Vec<usize> = (0..clients.len()).filter(|i| ready(i + 2)).collect();
         drop(fds);
+        // First, while `readable` still holds the clients' places: back to front, so that
+        // letting one go (the last takes its place) keeps the others' where they were.
+        for i in readable.into_iter().rev() {
+            if !handle(&mut clients[i], env, host_sys, token, &mut stack) {
+                clients.swap_remove(i);
+            }
+        }
         if signalled {
             let mut child_ended = false;
             while let Ok(Some(info)) = sigfd.read_signal() {
@@ -224,12 +225,6 @@ pub fn serve(
             }
             if child_ended {
                 reap(&mut clients);
-            }
-        }
-        // Back to front, so that removing one keeps the others' indices.
-        for i in readable.into_iter().rev() {
-            if !handle(&mut clients[i], env, host_sys, host_net, &mut stack) {
-                clients.swap_remove(i);
             }
         }
         if incoming {
@@ -275,7 +270,7 @@ fn handle(
     client: &mut Client,
     env: &[(String, String)],
     host_sys: Option<u64>,
-    host_net: (u64, u64),
+    token: (u64, u64),
     stack: &mut Option<super::vfork::Stack>,
 ) -> bool {
     let (bytes, fds) = match recv_message(client.sock.as_raw_fd()) {
@@ -302,15 +297,13 @@ fn handle(
             }),
             None,
         ) => {
-            let Ok([stdin, stdout, stderr, net]) = <[OwnedFd; 4]>::try_from(fds) else {
+            let Ok([stdin, stdout, stderr, shown]) = <[OwnedFd; 4]>::try_from(fds) else {
                 return false;
             };
-            let from_host =
-                nix::sys::stat::fstat(&net).is_ok_and(|st| (st.st_dev, st.st_ino) == host_net);
-            if !from_host || !super::mounts::has_own_sysfs(host_sys) {
+            if !shows_token(&shown, token) || !super::mounts::has_own_sysfs(host_sys) {
                 return false;
             }
-            drop(net);
+            drop(shown);
             let stdio = [stdin, stdout, stderr];
             match start(stack, &argv, env, &added, &limits, umask, &stdio) {
                 Ok(pid) => {
@@ -329,6 +322,17 @@ fn handle(
         // command the other way.
         (Ok(Request::Run { .. }), Some(_)) | (Err(_), _) => false,
     }
+}
+
+/// Whether `fd` is the lab's lock file (`token`: device and inode), open for reading (not
+/// merely `O_PATH`, which needs no permission on the file itself).
+fn shows_token(fd: &OwnedFd, token: (u64, u64)) -> bool {
+    let readable = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|flags| {
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags);
+        !flags.contains(nix::fcntl::OFlag::O_PATH)
+            && (flags & nix::fcntl::OFlag::O_ACCMODE) != nix::fcntl::OFlag::O_WRONLY
+    });
+    readable && nix::sys::stat::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == token)
 }
 
 /// Starts the command's process: a child that shares the init's memory until it executes
@@ -510,10 +514,12 @@ fn send(sock: BorrowedFd, reply: &Reply, fds: &[RawFd]) {
 // ---------------------------------------------------------------------------------------
 // The client's side.
 
-/// Runs `argv` in the node through its init, with `env` added to the node's environment;
-/// the command's exit status, or `None` when the channel is not there and nothing was run.
-/// Blocks the signals it passes on while the command runs.
-pub fn run(path: &Path, argv: &[String], env: &[(String, String)]) -> Option<i32> {
+/// Runs `argv` in `node` of the lab whose run directory is `lab_dir`, through the node's
+/// init, with `env` added to the node's environment; the command's exit status, or `None`
+/// when the channel is not there and nothing was run. Blocks the signals it passes on while
+/// the command runs.
+pub fn run(lab_dir: &Path, node: &str, argv: &[String], env: &[(String, String)]) -> Option<i32> {
+    let name = socket_name(lab_dir, node)?;
     let sock = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -521,7 +527,7 @@ pub fn run(path: &Path, argv: &[String], env: &[(String, String)]) -> Option<i32
         None,
     )
     .ok()?;
-    let addr = UnixAddr::new(path).ok()?;
+    let addr = UnixAddr::new_abstract(name.as_bytes()).ok()?;
     loop {
         match connect(sock.as_raw_fd(), &addr) {
             Ok(()) => break,
@@ -539,12 +545,19 @@ pub fn run(path: &Path, argv: &[String], env: &[(String, String)]) -> Option<i32
     for s in FORWARDED {
         forwarded.add(s);
     }
+    // What only the lab's owner can show: its lock file, open for reading.
+    let token = nix::fcntl::open(
+        &lab_dir.join(TOKEN),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
     let mut held = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut held)).ok()?;
     let restore = |held: &SigSet| {
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(held), None);
     };
-    let outcome = talk(sock.as_fd(), &forwarded, argv, env);
+    let outcome = talk(sock.as_fd(), &forwarded, token.as_fd(), argv, env);
     restore(&held);
     outcome
 }
@@ -552,6 +565,7 @@ pub fn run(path: &Path, argv: &[String], env: &[(String, String)]) -> Option<i32
 fn talk(
     sock: BorrowedFd,
     forwarded: &SigSet,
+    token: BorrowedFd,
     argv: &[String],
     env: &[(String, String)],
 ) -> Option<i32> {
@@ -569,15 +583,7 @@ fn talk(
         umask: mask.bits(),
     };
     let bytes = serde_json::to_vec(&request).ok()?;
-    // Its network namespace tells the init that the request comes from the host.
-    let net = nix::fcntl::open(
-        "/proc/self/ns/net",
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ok()?;
-    send_message(sock.as_raw_fd(), &bytes, &[0, 1, 2, net.as_raw_fd()]).ok()?;
-    drop(net);
+    send_message(sock.as_raw_fd(), &bytes, &[0, 1, 2, token.as_raw_fd()]).ok()?;
     let mut started = false;
     loop {
         let mut fds = [
@@ -639,19 +645,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_socket_path_needs_a_plain_name_and_fits_an_address() {
+    fn a_socket_name_needs_a_plain_node_name_and_fits_an_address() {
         let lab = Path::new("/run/topo/lab");
         assert_eq!(
-            socket_path(lab, "r1").as_deref(),
-            Some(Path::new("/run/topo/lab/exec/r1"))
+            socket_name(lab, "r1").as_deref(),
+            Some("/run/topo/lab/exec/r1")
         );
-        assert_eq!(socket_path(lab, "../x"), None);
-        assert_eq!(socket_path(lab, "-x"), None);
-        assert_eq!(socket_path(lab, ""), None);
-        assert_eq!(socket_path(lab, "R1"), None);
-        let fits = "n".repeat(MAX_PATH - "/run/topo/lab/exec/".len());
-        assert!(socket_path(lab, &fits).is_some());
-        assert_eq!(socket_path(lab, &format!("{fits}n")), None);
+        assert_eq!(socket_name(lab, "../x"), None);
+        assert_eq!(socket_name(lab, "-x"), None);
+        assert_eq!(socket_name(lab, ""), None);
+        assert_eq!(socket_name(lab, "R1"), None);
+        let fits = "n".repeat(MAX_NAME - "/run/topo/lab/exec/".len());
+        assert!(socket_name(lab, &fits).is_some());
+        assert_eq!(socket_name(lab, &format!("{fits}n")), None);
     }
 
     #[test]

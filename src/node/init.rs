@@ -74,9 +74,9 @@ pub fn spawn_main(args: &[String]) -> i32 {
 const SPAWN_PARALLEL: usize = 8;
 
 struct Spawner {
-    /// The host's network namespace, which this process starts in (see
-    /// [`InitConfig::host_net`]).
-    host_net: Option<(u64, u64)>,
+    /// The host's network namespace, which this process starts in: the nodes' exec sockets
+    /// are made there.
+    host_net: Option<OwnedFd>,
     /// The host's root, opened before this process left the host's mount namespace: node
     /// namespaces are opened through it (a path walked from a file descriptor follows the
     /// mounts of that descriptor's namespace), so none needs to stay open meanwhile.
@@ -115,7 +115,12 @@ impl Spawner {
         .map_err(|e| NodeError::sys("open /", e))?;
         let own_pid =
             File::open("/proc/self/ns/pid").map_err(|e| NodeError::sys("open own pid ns", e))?;
-        let host_net = super::channel::own_netns();
+        let host_net = nix::fcntl::open(
+            "/proc/self/ns/net",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok();
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
         // copy without /run/netns, made once here, keeps each node's copy small.
@@ -170,10 +175,7 @@ impl Spawner {
             // number of page-table entries, and of processes sharing each page, grew with
             // the square of the nodes). Nothing below allocates after the fork.
             let config: InitConfig = match serde_json::from_str::<InitConfig>(&line) {
-                Ok(c) => InitConfig {
-                    host_net: self.host_net,
-                    ..c
-                },
+                Ok(c) => c,
                 Err(e) => {
                     let _ = writeln!(std::io::stdout(), "? error: bad configuration: {e}");
                     continue;
@@ -200,13 +202,15 @@ impl Spawner {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| NodeError::sys(format!("open {}", config.netns.display()), e))?;
-        // The node's exec socket, bound here as root of the host and made in the node's
-        // network namespace (where `/proc/net/unix` lists it). Without one, `topo exec`
-        // enters the node from outside: nothing else depends on it.
-        let listener = config.exec_socket.as_deref().and_then(|path| {
-            setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).ok()?;
-            super::channel::listen_at(path).ok()
-        });
+        // The node's exec socket, made here in the host's network namespace, where its
+        // abstract name lives (the node's is joined next). Without one, `topo exec` enters
+        // the node from outside: nothing else depends on it.
+        let listener = match (&config.exec_socket, &self.host_net) {
+            (Some(name), Some(host)) => setns(host.as_fd(), CloneFlags::CLONE_NEWNET)
+                .ok()
+                .and_then(|()| super::channel::listen_on(name).ok()),
+            _ => None,
+        };
         let listener_fd = listener.as_ref().map(|l| l.as_raw_fd());
         let key = &config.ctx.security.seccomp;
         if !self.filters.contains_key(key) {
@@ -616,11 +620,11 @@ fn be_init(
     // SAFETY: the spawner made this descriptor for this init alone and closed its own copy;
     // nothing else in this process owns it.
     let listener = unsafe { OwnedFd::from_raw_fd(fd) };
-    let Some(host_net) = config.host_net else {
+    let Some(token) = config.exec_token else {
         drop(listener);
         return reap_loop(&signals);
     };
-    match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, host_net) {
+    match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, token) {
         Ok(code) => code,
         Err(_) => reap_loop(&signals),
     }

@@ -89,14 +89,15 @@ pub struct InitConfig {
     /// idmapped (their owners are stored as the host sees the node's ids).
     #[serde(default)]
     pub dirs: Vec<crate::spec::Bind>,
-    /// Where the spawner binds the node's exec socket for the init (see [`channel`]); `None`:
-    /// the node has none, and `topo exec` enters it from outside.
+    /// The abstract name at which the spawner binds the node's exec socket for the init, in
+    /// the host's network namespace (see [`channel`]); `None`: the node has none, and `topo
+    /// exec` enters it from outside.
     #[serde(default)]
-    pub exec_socket: Option<PathBuf>,
-    /// The host's network namespace (device and inode), filled in by the spawner: the init
-    /// starts commands only for clients there.
-    #[serde(skip)]
-    pub host_net: Option<(u64, u64)>,
+    pub exec_socket: Option<String>,
+    /// The device and inode of the lab's lock file, a descriptor of which, open for reading,
+    /// each request to the exec socket must carry.
+    #[serde(default)]
+    pub exec_token: Option<(u64, u64)>,
 }
 
 /// Sizes in bytes of a node's tmpfs mounts (`size=` of each).

@@ -281,33 +281,13 @@ impl RunDir {
         Ok((n, path))
     }
 
-    /// The directory of the nodes' exec sockets (see `node::channel`), made if missing.
-    pub fn exec_dir(&self) -> Result<PathBuf, StateError> {
-        let path = self.path.join(crate::node::channel::DIR);
-        safe::open_subdir(self.dir.as_fd(), crate::node::channel::DIR, &path, true)?.ok_or_else(
-            || {
-                io(format!("open {}", path.display()))(std::io::Error::from_raw_os_error(
-                    libc::ENOENT,
-                ))
-            },
-        )?;
-        Ok(path)
-    }
-
-    /// Removes a node's exec socket, if there is one.
-    pub fn remove_exec_socket(&self, node: &str) {
-        let path = self.path.join(crate::node::channel::DIR);
-        if let Ok(Some(dir)) =
-            safe::open_subdir(self.dir.as_fd(), crate::node::channel::DIR, &path, false)
-        {
-            if safe::check_name(node, &path.join(node)).is_ok() {
-                let _ = nix::unistd::unlinkat(
-                    dir.as_fd(),
-                    node,
-                    nix::unistd::UnlinkatFlags::NoRemoveDir,
-                );
-            }
-        }
+    /// The device and inode of the lab's lock file, which only its owner (root, or the user
+    /// running `topo`) may open for reading: what a client of a node's exec socket shows
+    /// (see `node::channel`).
+    pub fn lock_id(&self) -> Option<(u64, u64)> {
+        nix::sys::stat::fstat(self._lock.as_fd())
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
     }
 
     pub fn hosts_path(&self) -> PathBuf {

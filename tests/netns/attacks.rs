@@ -499,55 +499,121 @@ fn entering_processes_never_show_the_hosts_mounts() {
     );
 }
 
-/// Every node's init listens on its exec socket in the run directory, and starts what comes
-/// through it as a node process. The socket is nowhere in a node's tree (its `/run` is its
-/// own). A node given it by its file (a bind of the lab's `exec/` directory: binds are
-/// idmapped, so node root may connect) still cannot have any init start a command: a
-/// request must come with a descriptor of the host's network namespace, which no node
-/// process can have. Nor can it reach the init's descriptors.
+/// A process of ours, killed (by PID) and reaped when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A request to an exec socket as `topo exec` makes it, sent by a Python program with the
+/// standard streams and, if given, a descriptor of `extra` opened as `how` (`r` for reading,
+/// `p` for `O_PATH`); prints `NAME EXTRA` and the answer (`b''`: let go) or the error number.
+const EXEC_REQUEST: &str = r#"import array, json, os, socket, sys
+req = json.dumps({"run": {"argv": ["/bin/sh", "-c", "touch /tmp/pwned"], "env": [], "limits": [], "umask": 18}}).encode()
+for arg in sys.argv[1:]:
+    name, extra = arg.split("=", 1)
+    fds = [0, 1, 2]
+    if extra:
+        how, path = extra.split(":", 1)
+        fds.append(os.open(path, os.O_RDONLY | (os.O_PATH if how == "p" else 0)))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    try:
+        s.connect("\0" + name)
+        s.sendmsg([req], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        print(arg, repr(s.recv(100)))
+    except OSError as e:
+        print(arg, "error", e.errno)
+"#;
+
+/// Every node's init listens on its exec socket, and starts what comes through it as a node
+/// process. The socket has an abstract name in the host's network namespace: a node process,
+/// in its node's, cannot reach it. A host user other than root reaches it, but cannot show
+/// what each request must carry, a descriptor of the lab's lock file open for reading: each
+/// request is let go and nothing runs. A host user who takes a node's socket name first gets
+/// nothing of `topo exec`, which talks only to a socket of root's and enters the node from
+/// outside instead. And the init's descriptors are out of the node's reach.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_node_cannot_use_an_exec_socket() {
-    let yaml = "name: ta-sock\nnodes:\n  a: {}\n  b: {}\n";
-    let lab = TestLab::new("ta-sock", yaml);
-    lab.up();
-    let o = lab.exec("a", &["sh", "-c", "ls /run/topo 2>&1; echo $?"]);
-    assert!(stdout(&o).trim_end().ends_with('2'), "{}", text(&o));
-    // Now with the lab's sockets bound in (a restarts for its new bind).
-    lab.rewrite(
-        "name: ta-sock\nnodes:\n  a:\n    binds: ['/run/topo/ta-sock/exec:/run/hostexec:ro']\n  b: {}\n",
+    let name = |node: &str| format!("/run/topo/ta-sock/exec/{node}");
+    // A host user's socket on c's name before the lab is up: it records what reaches it.
+    let squat = r#"import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind("\0" + sys.argv[1]); s.listen(8); print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    try:
+        data, anc, _, _ = c.recvmsg(4096, 1024)
+        print("got", len(data), "bytes", len(anc), "ancillary", flush=True)
+    except OSError as e:
+        print("error", e.errno, flush=True)
+    c.close()
+"#;
+    let lab = TestLab::new(
+        "ta-sock",
+        "name: ta-sock\nnodes:\n  a: {}\n  b: {}\n  c: {}\n",
     );
+    let mut squatter = Reaped(
+        Command::new("python3")
+            .args(["-c", squat, &name("c")])
+            .uid(65534)
+            .gid(65534)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the squatter"),
+    );
+    let mut squatter_out =
+        std::io::BufReader::new(squatter.0.stdout.take().expect("squatter stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut squatter_out, &mut line).expect("read");
+    assert_eq!(line, "ready\n");
     lab.up();
-    // Both inits serve `topo exec` (each node has had a command entering from outside).
+    // Every init serves `topo exec` (each node has had a command entering from outside).
     for node in ["a", "b"] {
         let o = lab.exec(node, &["true"]);
         assert!(o.status.success(), "{}", text(&o));
+        assert!(exec_socket_listens("ta-sock", node));
     }
-    // A request as `topo exec` makes it, with no fourth descriptor, with the node's own
-    // network namespace, and with a descriptor of something else.
-    let attack = r#"import array, json, os, socket
-req = json.dumps({"run": {"argv": ["/bin/sh", "-c", "touch /tmp/pwned"], "env": [], "limits": [], "umask": 18}}).encode()
-for name in ["a", "b"]:
-    for extra in ["", "/proc/self/ns/net", "/"]:
-        fds = [0, 1, 2] + ([os.open(extra, os.O_RDONLY)] if extra else [])
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.settimeout(5)
-        try:
-            s.connect("/run/hostexec/" + name)
-            s.sendmsg([req], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            print(name, extra or "-", repr(s.recv(100)))
-        except OSError as e:
-            print(name, extra or "-", "error", e.errno)
-"#;
-    let o = lab.exec("a", &["python3", "-c", attack]);
-    assert!(o.status.success(), "{}", text(&o));
-    let mut want = String::new();
-    for node in ["a", "b"] {
-        for extra in ["-", "/proc/self/ns/net", "/"] {
-            want.push_str(&format!("{node} {extra} b''\n"));
-        }
-    }
-    assert_eq!(stdout(&o), want, "let go without an answer: {}", text(&o));
+    // From a node: no such name in its network namespace (ECONNREFUSED), with or without
+    // the lock file (which is not in its view either).
+    let o = lab.exec(
+        "a",
+        &[
+            "python3",
+            "-c",
+            EXEC_REQUEST,
+            &format!("{}=", name("a")),
+            &format!("{}=", name("b")),
+        ],
+    );
+    assert_eq!(
+        stdout(&o),
+        format!("{}= error 111\n{}= error 111\n", name("a"), name("b")),
+        "{}",
+        text(&o)
+    );
+    // From the host, as a user other than root: let go without an answer, whatever it shows.
+    let lock = "/run/topo/ta-sock/lock";
+    let tries: Vec<String> = ["", &format!("p:{lock}"), "r:/etc/passwd"]
+        .iter()
+        .map(|extra| format!("{}={extra}", name("b")))
+        .collect();
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(EXEC_REQUEST)
+        .args(&tries)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run the request as nobody");
+    let want: String = tries.iter().map(|t| format!("{t} b''\n")).collect();
+    assert_eq!(stdout(&o), want, "{}", text(&o));
     for node in ["a", "b"] {
         let o = lab.exec(
             node,
@@ -555,9 +621,22 @@ for name in ["a", "b"]:
         );
         assert_eq!(stdout(&o), "", "{node}: nothing ran: {}", text(&o));
     }
-    // `topo exec` itself still goes through the init.
+    // Root, showing the lock file, is served: the init starts the command.
     let o = lab.exec("b", &["sh", "-c", "grep PPid /proc/$$/status"]);
     assert_eq!(stdout(&o), "PPid:\t1\n", "{}", text(&o));
+    // c's name was taken: `topo exec` connects, sees whose socket it is, sends nothing, and
+    // enters from outside.
+    for _ in 0..2 {
+        let o = lab.exec("c", &["sh", "-c", "grep PPid /proc/$$/status"]);
+        assert_eq!(stdout(&o), "PPid:\t0\n", "{}", text(&o));
+    }
+    drop(squatter);
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut squatter_out, &mut seen).expect("read the squatter");
+    assert_eq!(
+        seen, "got 0 bytes 0 ancillary\ngot 0 bytes 0 ancillary\n",
+        "the squatter got nothing"
+    );
     let pid = lab_processes("ta-sock")
         .into_iter()
         .find(|(pid, comm)| {

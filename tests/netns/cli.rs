@@ -3,7 +3,6 @@
 //! progress `up` reports, and a copy of the binary under another name.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -588,7 +587,6 @@ fn exec_starts_commands_from_the_nodes_init_confined_alike() {
     let lab = TestLab::new("tc-chan", yaml);
     std::fs::write(lab.dir.join("profile.json"), profile).expect("write the profile");
     lab.up();
-    let socket = |node: &str| PathBuf::from(format!("/run/topo/tc-chan/exec/{node}"));
     for node in ["a", "b"] {
         // The first command enters from outside and mounts the node's sysfs.
         let (outside_ppid, outside) = probe(&lab, node);
@@ -620,15 +618,11 @@ fn exec_starts_commands_from_the_nodes_init_confined_alike() {
     let (_, a_view) = probe(&lab, "a");
     assert!(a_view.contains("\nK=one\n"), "{a_view}");
     // With a profile of its own, always from outside: the init does not serve commands.
-    assert!(!socket("c").exists(), "c has no exec socket");
+    assert!(exec_socket_listens("tc-chan", "a"));
+    assert!(!exec_socket_listens("tc-chan", "c"), "c has no exec socket");
     for _ in 0..2 {
         assert_eq!(probe(&lab, "c").0, "PPid:\t0");
     }
-    // Without its socket, a node is entered from outside.
-    std::fs::rename(socket("b"), socket("b-away")).expect("move the socket away");
-    assert_eq!(probe(&lab, "b").0, "PPid:\t0");
-    std::fs::rename(socket("b-away"), socket("b")).expect("move the socket back");
-    assert_eq!(probe(&lab, "b").0, "PPid:\t1");
     // A changed environment starts a new init, whose socket takes the old one's place.
     lab.rewrite(&yaml.replace("K: one", "K: two"));
     lab.up();
@@ -643,5 +637,59 @@ fn exec_starts_commands_from_the_nodes_init_confined_alike() {
         .replace("links:\n", "");
     lab.rewrite(&yaml_without_b);
     lab.up();
-    assert!(!socket("b").exists(), "b's socket is gone with b");
+    assert!(
+        !exec_socket_listens("tc-chan", "b"),
+        "b's socket is gone with b"
+    );
+}
+
+/// Many `topo exec` at once in one node, through its init: each gets its own command's
+/// status and output, whatever order the commands end in, and a signal reaches only the
+/// command of the `topo exec` it was sent to.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn concurrent_execs_through_one_init_each_get_their_own_status() {
+    let lab = TestLab::new("tc-many", "name: tc-many\nnodes:\n  a: {}\n");
+    lab.up();
+    // The first command mounts the node's sysfs; the next ones go through the init.
+    let o = lab.exec("a", &["true"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let spawn = |script: String| {
+        Command::new(TOPO)
+            .args(["exec", "--lab", "tc-many", "a", "--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn topo exec")
+    };
+    // Later ones end first: sleeps shrink as the index grows.
+    let children: Vec<_> = (0..24)
+        .map(|i| {
+            spawn(format!(
+                "sleep 0.{:02}; echo out-{i} $(grep PPid /proc/$$/status); exit {}",
+                48 - 2 * i,
+                i + 1
+            ))
+        })
+        .collect();
+    // One more, killed by its caller's SIGTERM while the others run.
+    let mut victim = spawn("echo ready; exec sleep 30".into());
+    let mut first = String::new();
+    BufReader::new(victim.stdout.as_mut().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read");
+    assert_eq!(first, "ready\n");
+    kill(Pid::from_raw(victim.id() as i32), Signal::SIGTERM).expect("kill");
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(i as i32 + 1), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("out-{i} PPid: 1\n"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(victim.wait().expect("wait").code(), Some(128 + 15));
 }

@@ -460,13 +460,23 @@ pub fn udp_ports_of(ns: &str, file: &str) -> Vec<u16> {
         .collect()
 }
 
+/// Whether a socket listens on the abstract name of `node`'s exec socket in `lab`, in the
+/// host's network namespace (this process's).
+pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
+    let name = format!("@/run/topo/{lab}/exec/{node}");
+    std::fs::read_to_string("/proc/net/unix")
+        .expect("net/unix")
+        .lines()
+        .any(|l| l.split_whitespace().nth(7) == Some(name.as_str()))
+}
+
 /// The descriptors init `pid` of `node` in `lab` holds, read from the host and named for an
 /// assertion, sorted: `null` for `/dev/null` (its standard streams), `exec socket` for a
-/// listening socket bound at the lab's `exec/NODE` (read from the node's `/proc/net/unix`),
-/// `signalfd`; anything else as its link reads.
+/// listening socket on the abstract name of its exec socket (read from the host's
+/// `/proc/net/unix`), `signalfd`; anything else as its link reads.
 pub fn init_fds(pid: &str, lab: &str, node: &str) -> Vec<String> {
-    let exec_path = format!("/run/topo/{lab}/exec/{node}");
-    let unix = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).expect("net/unix");
+    let exec_path = format!("@/run/topo/{lab}/exec/{node}");
+    let unix = std::fs::read_to_string("/proc/net/unix").expect("net/unix");
     // Num RefCount Protocol Flags Type St Inode Path; flags 00010000: listening.
     let listening: Vec<String> = unix
         .lines()
