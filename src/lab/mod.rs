@@ -832,12 +832,7 @@ pub(crate) fn node_target(
     down::check_lab_name(lab)?;
     // The node's own record when it has one (the lab's grows with the lab); a name that is
     // no plain file name is never looked up as one.
-    let plain = !node.is_empty()
-        && !node.starts_with('-')
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if plain {
+    if crate::node::plain_name(node) {
         if let Some(rec) = crate::state::read_node_record(lab, node) {
             if rec.init.alive() {
                 return Ok((rec.init, rec.ctx));

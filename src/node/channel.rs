@@ -77,14 +77,6 @@ const LIMITS: [Resource; 16] = [
     Resource::RLIMIT_STACK,
 ];
 
-/// The signals the client passes on to the command.
-const FORWARDED: [Signal; 4] = [
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-];
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Request {
@@ -113,12 +105,7 @@ enum Reply {
 /// `lab_dir`; `None` when the node's name is not a plain file name or the name is too long
 /// for a socket address.
 pub fn socket_name(lab_dir: &Path, node: &str) -> Option<String> {
-    let plain = !node.is_empty()
-        && !node.starts_with('-')
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !plain {
+    if !super::plain_name(node) {
         return None;
     }
     let name = lab_dir
@@ -250,12 +237,14 @@ pub fn serve(
 /// Reaps every ended child; a client whose command it was gets its exit status and is let go.
 fn reap(clients: &mut Vec<Client>) {
     loop {
-        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
+        let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return,
-            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Ok(status) => status,
+            Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
+        };
+        let (Some(pid), Some(code)) = (status.pid(), super::enter::exit_code(status)) else {
+            continue;
         };
         if let Some(i) = clients.iter().position(|c| c.command == Some(pid)) {
             let c = clients.swap_remove(i);
@@ -281,7 +270,7 @@ fn handle(
     match (serde_json::from_slice::<Request>(&bytes), client.command) {
         (Ok(Request::Signal { number }), Some(pid)) => {
             if let Ok(sig) = Signal::try_from(number) {
-                if FORWARDED.contains(&sig) {
+                if super::enter::FORWARDED.contains(&sig) {
                     let _ = kill(pid, sig);
                 }
             }
@@ -350,30 +339,24 @@ fn start(
     let Some(program) = argv.first() else {
         return Err("empty command".into());
     };
-    let mut env: Vec<(&str, &str)> = Vec::new();
+    let mut env = Vec::new();
     for (k, v) in node_env.iter().chain(added) {
-        match env.iter_mut().find(|(name, _)| name == k) {
-            Some(slot) => slot.1 = v,
-            None => env.push((k, v)),
-        }
+        super::enter::set_env(&mut env, k, v);
     }
-    let nul = |_| "an argument or variable holds a NUL byte".to_string();
-    let c_argv = argv
+    let cstrings = |items: &[String]| {
+        super::enter::cstrings(items.iter().map(String::as_str)).map_err(|e| e.to_string())
+    };
+    let c_argv = cstrings(argv)?;
+    let c_env = cstrings(
+        &env.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+    )?;
+    let path = env
         .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(nul)?;
-    let c_env = env
-        .iter()
-        .map(|(k, v)| CString::new(format!("{k}={v}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(nul)?;
-    let path = env.iter().find(|(k, _)| *k == "PATH").map(|(_, v)| *v);
-    let candidates = candidates(program, path)
-        .into_iter()
-        .map(CString::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(nul)?;
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let candidates = cstrings(&candidates(program, path))?;
     let mut argv_ptrs: Vec<*const libc::c_char> = c_argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|e| e.as_ptr()).collect();
@@ -541,10 +524,7 @@ pub fn run(lab_dir: &Path, node: &str, argv: &[String], env: &[(String, String)]
     if cred.uid() != 0 && cred.uid() != nix::unistd::geteuid().as_raw() {
         return None;
     }
-    let mut forwarded = SigSet::empty();
-    for s in FORWARDED {
-        forwarded.add(s);
-    }
+    let forwarded = super::enter::forwarded();
     // What only the lab's owner can show: its lock file, open for reading.
     let token = nix::fcntl::open(
         &lab_dir.join(TOKEN),
@@ -552,13 +532,9 @@ pub fn run(lab_dir: &Path, node: &str, argv: &[String], env: &[(String, String)]
         nix::sys::stat::Mode::empty(),
     )
     .ok()?;
-    let mut held = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut held)).ok()?;
-    let restore = |held: &SigSet| {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(held), None);
-    };
+    let held = super::enter::block(&forwarded).ok()?;
     let outcome = talk(sock.as_fd(), &forwarded, token.as_fd(), argv, env);
-    restore(&held);
+    super::enter::restore_mask(Some(&held));
     outcome
 }
 

@@ -118,7 +118,7 @@ pub(crate) fn parse_node_args(args: &[String], program: bool) -> Result<EnterArg
 
 /// Sets `k` in an environment list: a later value replaces an earlier one (the node's `env`
 /// overrides the fixed set), as a program's getenv would otherwise see the first.
-fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+pub(super) fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     match env.iter_mut().find(|(key, _)| key == k) {
         Some(e) => e.1 = v.to_string(),
         None => env.push((k.to_string(), v.to_string())),
@@ -559,7 +559,7 @@ fn take_terminal(slave: &OwnedFd) -> Result<(), NodeError> {
 }
 
 /// The signals the parent passes on to the program.
-const FORWARDED: [Signal; 4] = [
+pub(super) const FORWARDED: [Signal; 4] = [
     Signal::SIGTERM,
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -567,7 +567,7 @@ const FORWARDED: [Signal; 4] = [
 ];
 
 /// The signals of [`FORWARDED`] as a set.
-fn forwarded() -> SigSet {
+pub(super) fn forwarded() -> SigSet {
     let mut set = SigSet::empty();
     for sig in FORWARDED {
         set.add(sig);
@@ -576,7 +576,7 @@ fn forwarded() -> SigSet {
 }
 
 /// Blocks `signals`; returns the mask before.
-fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
+pub(super) fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_BLOCK,
@@ -588,7 +588,7 @@ fn block(signals: &SigSet) -> Result<SigSet, NodeError> {
 }
 
 /// Sets the signal mask back to `held`, the one that [`block`] returned, if signals were held.
-fn restore_mask(held: Option<&SigSet>) {
+pub(super) fn restore_mask(held: Option<&SigSet>) {
     if let Some(old) = held {
         let _ = nix::sys::signal::sigprocmask(
             nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -623,7 +623,7 @@ fn wait_forwarding(child: Pid, held: Option<SigSet>) -> i32 {
 }
 
 /// The exit code for a child's end (128 + signal when killed); `None` if it has not ended.
-fn exit_code(status: WaitStatus) -> Option<i32> {
+pub(super) fn exit_code(status: WaitStatus) -> Option<i32> {
     match status {
         WaitStatus::Exited(_, code) => Some(code),
         WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
@@ -905,7 +905,9 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn cstrings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>, NodeError> {
+pub(super) fn cstrings<'a>(
+    items: impl Iterator<Item = &'a str>,
+) -> Result<Vec<CString>, NodeError> {
     items
         .map(|s| {
             CString::new(s).map_err(|_| {

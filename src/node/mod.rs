@@ -142,6 +142,17 @@ pub struct NodeContext {
     pub userns: bool,
 }
 
+/// Whether `node` is a node name that is also a plain file name (lowercase letters, digits
+/// and dashes, not starting with a dash): only such a name is looked up in the node records
+/// or named in an exec socket's name.
+pub fn plain_name(node: &str) -> bool {
+    !node.is_empty()
+        && !node.starts_with('-')
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The environment every process in a node starts with, before the node's own `env` (which
 /// may override it). Nothing of `topo`'s caller is passed on, but `TERM` to a program that
 /// `topo exec` runs on a terminal. The helper modes themselves start with an empty environment
