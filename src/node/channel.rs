@@ -39,14 +39,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::serve::{recv_message, recv_message_within, send_message};
+use super::serve::{recv_message, recv_message_within, send, send_message};
 use super::NodeError;
 
 /// The (file-less) directory of the sockets' names in a lab's run directory.
 pub const DIR: &str = "exec";
-
-/// The lab's lock file in its run directory, a descriptor of which each request carries.
-pub const TOKEN: &str = "lock";
 
 /// How many requests an init serves at once; more wait in the socket's backlog.
 const MAX_CLIENTS: usize = 256;
@@ -248,7 +245,7 @@ fn reap(clients: &mut Vec<Client>) {
         };
         if let Some(i) = clients.iter().position(|c| c.command == Some(pid)) {
             let c = clients.swap_remove(i);
-            send(c.sock.as_fd(), &Reply::Exit { code }, &[]);
+            send(c.sock.as_fd(), &Reply::Exit { code });
         }
     }
 }
@@ -297,11 +294,11 @@ fn handle(
             match start(stack, &argv, env, &added, &limits, umask, &stdio) {
                 Ok(pid) => {
                     client.command = Some(pid);
-                    send(client.sock.as_fd(), &Reply::Started, &[]);
+                    send(client.sock.as_fd(), &Reply::Started);
                     true
                 }
                 Err(message) => {
-                    send(client.sock.as_fd(), &Reply::Error { message }, &[]);
+                    send(client.sock.as_fd(), &Reply::Error { message });
                     false
                 }
             }
@@ -488,12 +485,6 @@ fn apply_limit(resource: Resource, soft: u64, hard: u64) {
     }
 }
 
-fn send(sock: BorrowedFd, reply: &Reply, fds: &[RawFd]) {
-    if let Ok(bytes) = serde_json::to_vec(reply) {
-        let _ = send_message(sock.as_raw_fd(), &bytes, fds);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The client's side.
 
@@ -527,7 +518,7 @@ pub fn run(lab_dir: &Path, node: &str, argv: &[String], env: &[(String, String)]
     let forwarded = super::enter::forwarded();
     // What only the lab's owner can show: its lock file, open for reading.
     let token = nix::fcntl::open(
-        &lab_dir.join(TOKEN),
+        &lab_dir.join(crate::state::LOCK_FILE),
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NOFOLLOW,
         nix::sys::stat::Mode::empty(),
     )
@@ -575,9 +566,7 @@ fn talk(
         if signalled {
             if let Ok(Some(info)) = sigfd.read_signal() {
                 let number = info.ssi_signo as i32;
-                if let Ok(bytes) = serde_json::to_vec(&Request::Signal { number }) {
-                    let _ = send_message(sock.as_raw_fd(), &bytes, &[]);
-                }
+                send(sock, &Request::Signal { number });
             }
         }
         if !sock_ready {

@@ -306,7 +306,8 @@ pub(crate) fn report_started(sock: BorrowedFd, pid: i32) {
     send(sock, &Reply::Started { pid });
 }
 
-fn send(sock: BorrowedFd, reply: &Reply) {
+/// Sends one message (a reply here, or the exec channel's), as JSON.
+pub(super) fn send(sock: BorrowedFd, reply: &impl Serialize) {
     if let Ok(bytes) = serde_json::to_vec(reply) {
         let _ = send_message(sock.as_raw_fd(), &bytes, &[]);
     }

@@ -194,13 +194,13 @@ impl RunDir {
                     Err(e) => return Err(e),
                 }
             }
-            let lock_path = path.join("lock");
+            let lock_path = path.join(LOCK_FILE);
             let flags = if create {
                 OFlag::O_WRONLY | OFlag::O_CREAT
             } else {
                 OFlag::O_WRONLY
             };
-            let file = match safe::open_file(dir.as_fd(), "lock", &lock_path, flags, 0o600) {
+            let file = match safe::open_file(dir.as_fd(), LOCK_FILE, &lock_path, flags, 0o600) {
                 Ok(f) => f,
                 Err(StateError::Io { source, .. })
                     if !create && source.raw_os_error() == Some(libc::ENOENT) =>
@@ -236,7 +236,7 @@ impl RunDir {
                     nix::sys::stat::Mode::empty(),
                 )
                 .and_then(|d| {
-                    nix::sys::stat::fstatat(&d, "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    nix::sys::stat::fstatat(&d, LOCK_FILE, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
                 }),
             ) {
                 (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
@@ -545,9 +545,10 @@ impl RunDir {
         };
         let root_fd = open_root(false)?.ok_or_else(missing)?;
         let dir = safe::open_subdir(root_fd.as_fd(), lab, &path, false)?.ok_or_else(missing)?;
-        let here = nix::sys::stat::fstatat(&dir, "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+        let here =
+            nix::sys::stat::fstatat(&dir, LOCK_FILE, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
         let given = nix::sys::stat::fstat(&lock);
-        let lock_path = path.join("lock");
+        let lock_path = path.join(LOCK_FILE);
         match (here, given) {
             (Ok(a), Ok(b)) if a.st_ino == b.st_ino && a.st_dev == b.st_dev => {}
             _ => {
@@ -785,6 +786,10 @@ pub fn clear_ready(lab: &str) -> Result<(), StateError> {
 /// The directory of a lab's run directory that holds the node record files (see
 /// [`node_file`]).
 const NODES_DIR: &str = "nodes";
+
+/// The lab's lock file in its run directory (mode 0600); a request to a node's exec socket
+/// shows it, open for reading (`node::channel`).
+pub const LOCK_FILE: &str = "lock";
 
 /// Whether the lab has a record (a `state.json` that is a regular file, not a link).
 pub fn has_record(lab: &str) -> bool {
