@@ -142,8 +142,8 @@ struct Client {
 }
 
 /// Serves the channel on `listener` and reaps the node's processes until the init is told to
-/// stop (SIGTERM, SIGINT or SIGHUP: every process of the node is asked to stop, and the init
-/// exits). `signals` are blocked already. Returns `Err` with nothing done when no signalfd
+/// stop (SIGTERM, SIGINT or SIGHUP from outside the node: every process of the node is asked
+/// to stop, and the init exits; see [`super::init::stop_request`]). `signals` are blocked already. Returns `Err` with nothing done when no signalfd
 /// can be made: the caller then only reaps.
 ///
 /// A request is served only when it carries a descriptor of `token`, the lab's lock file
@@ -200,11 +200,11 @@ pub fn serve(
             while let Ok(Some(info)) = sigfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => child_ended = true,
-                    Ok(_) => {
+                    Ok(_) if super::init::stop_request(info.ssi_pid as libc::pid_t) => {
                         let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
                         return Ok(0);
                     }
-                    Err(_) => {}
+                    Ok(_) | Err(_) => {}
                 }
             }
             if child_ended {

@@ -685,19 +685,35 @@ fn init_signals() -> SigSet {
     set
 }
 
-/// Waits for signals: reaps children on SIGCHLD; on SIGTERM, SIGINT or SIGHUP, asks every
-/// process of the node to stop and exits (the kernel then kills what is left).
+/// Waits for signals: reaps children on SIGCHLD; on SIGTERM, SIGINT or SIGHUP from outside
+/// the node, asks every process of the node to stop and exits (the kernel then kills what is
+/// left).
 pub(super) fn reap_loop(signals: &SigSet) -> i32 {
     loop {
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) => reap_all(),
-            Ok(_) => {
+        // SAFETY: siginfo_t is plain data, for which all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigwaitinfo writes one siginfo_t into `info`, which lives on this frame;
+        // the set is a valid sigset_t, blocked by the caller.
+        let sig = unsafe { libc::sigwaitinfo(signals.as_ref(), &mut info) };
+        match Signal::try_from(sig) {
+            Ok(Signal::SIGCHLD) | Err(_) => reap_all(),
+            // SAFETY: si_pid is valid for a signal sent by kill(2), which the others are.
+            Ok(_) if stop_request(unsafe { info.si_pid() }) => {
                 let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
                 return 0;
             }
-            Err(_) => reap_all(),
+            Ok(_) => {}
         }
     }
+}
+
+/// Whether a SIGTERM, SIGINT or SIGHUP whose sender has PID `sender` in the node's PID
+/// namespace asks the init to stop: only from outside the node (the host's processes are not
+/// in the namespace, and show as 0). A process of the node, even node root, cannot end its
+/// node's init this way, as it cannot with `reboot` (refused by seccomp) or SIGKILL (which
+/// the kernel drops for a PID namespace's init from inside it).
+pub(super) fn stop_request(sender: libc::pid_t) -> bool {
+    sender == 0
 }
 
 fn reap_all() {

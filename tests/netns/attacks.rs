@@ -658,3 +658,74 @@ while True:
         text(&o)
     );
 }
+
+/// Node root signals its node's init (PID 1 in the node) to end it, and with it the node:
+/// SIGTERM, SIGHUP and SIGINT, which the init waits for (blocked, so the kernel queues them
+/// even from inside the namespace), and SIGKILL, SIGSTOP and others. The init takes a stop
+/// request only from outside the node: it keeps running and serving, with and without an
+/// exec socket (b has a seccomp profile of its own), and a SIGTERM from the host still ends
+/// it.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_node_cannot_end_its_own_init_with_a_signal() {
+    let lab = TestLab::new(
+        "ta-sig1",
+        "name: ta-sig1\nnodes:\n  a: {}\n  b: {seccomp: ./profile.json}\n",
+    );
+    std::fs::write(
+        lab.dir.join("profile.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("write the profile");
+    lab.up();
+    let init_of = |node: &str| {
+        lab_processes("ta-sig1")
+            .into_iter()
+            .find(|(pid, comm)| {
+                comm == "topo-init"
+                    && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                        .is_ok_and(|c| c.contains(&format!("/topo/ta-sig1/{node}")))
+            })
+            .map(|(pid, _)| pid)
+            .unwrap_or_else(|| panic!("{node}'s init is running"))
+    };
+    for (node, parent) in [("a", "1"), ("b", "0")] {
+        let init = init_of(node);
+        let o = lab.exec(node, &["true"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = lab.exec(
+            node,
+            &[
+                "sh",
+                "-c",
+                "for s in TERM HUP INT QUIT USR1 STOP KILL; do kill -$s 1; done; sleep 0.5",
+            ],
+        );
+        assert!(o.status.success(), "{node}: kill sent: {}", text(&o));
+        let o = lab.exec(
+            node,
+            &[
+                "sh",
+                "-c",
+                "grep -h '^State' /proc/1/status; grep PPid /proc/$$/status",
+            ],
+        );
+        assert_eq!(
+            stdout(&o),
+            format!("State:\tS (sleeping)\nPPid:\t{parent}\n"),
+            "{node}: the init runs, not stopped, and serves as before: {}",
+            text(&o)
+        );
+        assert_eq!(init_of(node), init, "{node}: the same init");
+    }
+    // From the host, SIGTERM still ends an init.
+    let a = init_of("a");
+    let pid = nix::unistd::Pid::from_raw(a.parse().expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let gone = eventually(5, || {
+        (!std::path::Path::new(&format!("/proc/{a}")).exists()
+            || std::fs::read_to_string(format!("/proc/{a}/stat")).is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+    assert!(gone.is_some(), "the host's SIGTERM ends a's init");
+}
