@@ -50,8 +50,8 @@ fn helper_command() -> Result<Command, NodeError> {
 /// One node's init as `topo __spawn` reports it: the node, and its init or why it failed.
 pub type InitReport = (String, Result<ProcId, String>);
 
-/// Starts the inits of many nodes through one `topo __spawn` helper (blocking). Returns,
-/// per node, its init or why it did not start.
+/// Starts the inits of many nodes through `topo __spawn` helpers (blocking). Returns, per
+/// node, its init or why it did not start.
 pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError> {
     let feed = SpawnFeed::start(configs)?;
     let sender = feed.sender();
@@ -62,13 +62,99 @@ pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError>
     feed.finish()
 }
 
-/// A running `topo __spawn` helper that takes configurations as they become ready (a node's,
-/// as soon as its network namespace exists), so that its work overlaps the caller's.
+/// The most inits one `topo __spawn` helper starts; the next ones get a new helper.
+///
+/// Every init is a copy of its helper that never execs, so each page of the helper's that an
+/// init does not write to (the binary's relocated read-only data, most of all) stays shared
+/// by all the inits of that helper. The kernel finds a shared page's mappings by walking
+/// every process made from the same one (`rmap_walk_anon`), whenever reclaim or a memory
+/// monitor such as DAMON checks whether the page was used: with one helper for 10 000 nodes,
+/// each such check walks 10 000 processes, and the checks took most of a CPU while the lab
+/// merely ran. A helper per 256 inits bounds each walk to 256, for one more copy of the
+/// helper's own memory (about 300 KiB) per 256 nodes.
+const INITS_PER_HELPER: usize = 256;
+
+/// Running `topo __spawn` helpers that take configurations as they become ready (a node's,
+/// as soon as its network namespace exists), so that their work overlaps the caller's: one
+/// at a time, each for [`INITS_PER_HELPER`] nodes.
 pub struct SpawnFeed {
     tx: std::sync::mpsc::Sender<Feed>,
-    writer: std::thread::JoinHandle<std::io::Result<()>>,
-    reader: std::thread::JoinHandle<Result<Vec<InitReport>, NodeError>>,
+    writer: std::thread::JoinHandle<Fed>,
+}
+
+/// What the writer thread leaves: the helpers' reports, and why it stopped early, if it did.
+type Fed = (Result<Vec<InitReport>, NodeError>, Option<String>);
+
+/// One `topo __spawn` helper: the process, its input, and the thread reading its reports.
+struct Helper {
     child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    reader: std::thread::JoinHandle<Result<Vec<InitReport>, NodeError>>,
+}
+
+impl Helper {
+    /// Starts a helper that keeps the capabilities of `keep` in its bounding set.
+    fn start(keep: u64) -> Result<Self, NodeError> {
+        use std::io::{BufRead, BufReader};
+        let mut child = helper_command()?
+            .arg("__spawn")
+            .arg(format!("{keep:#x}"))
+            .args(super::caller_nofile())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| NodeError::sys("start the node spawner", e))?;
+        let stdin = child.stdin.take();
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(NodeError::sys(
+                "spawner",
+                std::io::Error::other("no stdout"),
+            ));
+        };
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
+                let Some((node, rest)) = line.split_once(' ') else {
+                    continue;
+                };
+                let result = match rest.strip_prefix("error: ") {
+                    Some(err) => Err(err.to_string()),
+                    None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),
+                };
+                out.push((node.to_string(), result));
+            }
+            Ok(out)
+        });
+        Ok(Helper {
+            child,
+            stdin,
+            reader,
+        })
+    }
+
+    /// Writes one configuration line to the helper.
+    fn write(&mut self, line: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        match &mut self.stdin {
+            Some(s) => s.write_all(line.as_bytes()),
+            None => Err(std::io::Error::from_raw_os_error(libc::EPIPE)),
+        }
+    }
+
+    /// Ends the helper's input, waits for it, and returns its reports.
+    fn finish(mut self) -> Result<Vec<InitReport>, NodeError> {
+        drop(self.stdin.take());
+        let out = self
+            .reader
+            .join()
+            .map_err(|_| NodeError::sys("spawner", std::io::Error::other("reader panicked")));
+        let _ = self.child.wait();
+        out?
+    }
 }
 
 /// Sends configurations to a [`SpawnFeed`]; never blocks (a thread writes them to the
@@ -115,102 +201,113 @@ fn encode(config: &InitConfig) -> Result<String, NodeError> {
 }
 
 impl SpawnFeed {
-    /// Starts the helper for the nodes of `configs` (their configurations are sent later).
+    /// Starts the first helper for the nodes of `configs` (their configurations are sent
+    /// later).
     pub fn start<'a>(configs: impl IntoIterator<Item = &'a InitConfig>) -> Result<Self, NodeError> {
-        use std::io::{BufRead, BufReader, Write};
         // Every capability some node keeps: the helper drops the others from its bounding
         // set once, so that the inits (which inherit it) need not drop them one by one.
         let keep = configs
             .into_iter()
             .fold(0u64, |m, c| m | c.ctx.security.cap_mask());
-        let mut child = helper_command()?
-            .arg("__spawn")
-            .arg(format!("{keep:#x}"))
-            .args(super::caller_nofile())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| NodeError::sys("start the node spawner", e))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdin")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| NodeError::sys("spawner", std::io::Error::other("no stdout")))?;
+        let first = Helper::start(keep)?;
         let (tx, rx) = std::sync::mpsc::channel::<Feed>();
+        // The helpers it starts are waited for on this thread too: a helper dies with the
+        // thread that started it (its parent-death signal), so that thread outlives them.
         let writer = std::thread::spawn(move || {
-            let mut held = std::collections::HashMap::new();
-            let mut released = std::collections::HashSet::new();
-            for f in rx {
-                let line = match f {
-                    Feed::Now(line) => line,
-                    Feed::Held(key, line) if released.remove(&key) => line,
-                    Feed::Held(key, line) => {
-                        held.insert(key, line);
-                        continue;
-                    }
-                    Feed::Release(key) => match held.remove(&key) {
-                        Some(line) => line,
-                        None => {
-                            released.insert(key);
-                            continue;
-                        }
-                    },
-                };
-                stdin.write_all(line.as_bytes())?;
-            }
-            Ok(())
+            let mut helpers = vec![first];
+            let stopped = feed_helpers(rx, &mut helpers, keep);
+            (finish_all(helpers), stopped)
         });
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
-                let Some((node, rest)) = line.split_once(' ') else {
-                    continue;
-                };
-                let result = match rest.strip_prefix("error: ") {
-                    Some(err) => Err(err.to_string()),
-                    None => parse_proc_id(rest).ok_or_else(|| format!("bad report: {rest}")),
-                };
-                out.push((node.to_string(), result));
-            }
-            Ok(out)
-        });
-        Ok(SpawnFeed {
-            tx,
-            writer,
-            reader,
-            child,
-        })
+        Ok(SpawnFeed { tx, writer })
     }
 
     pub fn sender(&self) -> SpawnSender {
         SpawnSender(self.tx.clone())
     }
 
-    /// Ends the input (once every sender is dropped), waits for the helper, and returns its
-    /// reports.
+    /// Ends the input (once every sender is dropped), waits for the helpers, and returns
+    /// their reports. A node whose configuration no helper took has none.
     pub fn finish(self) -> Result<Vec<InitReport>, NodeError> {
-        let SpawnFeed {
-            tx,
-            writer,
-            reader,
-            mut child,
-        } = self;
+        let SpawnFeed { tx, writer } = self;
         drop(tx);
-        let written = writer.join();
-        let out = reader
+        let (reports, stopped) = writer
             .join()
-            .map_err(|_| NodeError::sys("spawner", std::io::Error::other("reader panicked")))?;
-        let _ = child.wait();
-        if let Ok(Err(e)) = written {
-            // The helper stopped reading: its reports (if any) say why.
-            tracing::warn!("writing to the node spawner: {e}");
+            .map_err(|_| NodeError::sys("spawner", std::io::Error::other("writer panicked")))?;
+        if let Some(why) = stopped {
+            tracing::warn!("{why}");
         }
-        out
+        reports
+    }
+}
+
+/// Writes each configuration from `rx` to the last of `helpers` as it becomes ready (see
+/// [`Feed`]), starting a new helper after every [`INITS_PER_HELPER`]; returns why it stopped
+/// before the end of the input, if it did.
+fn feed_helpers(
+    rx: std::sync::mpsc::Receiver<Feed>,
+    helpers: &mut Vec<Helper>,
+    keep: u64,
+) -> Option<String> {
+    let mut held = std::collections::HashMap::new();
+    let mut released = std::collections::HashSet::new();
+    let mut sent = 0;
+    for f in rx {
+        let line = match f {
+            Feed::Now(line) => line,
+            Feed::Held(key, line) if released.remove(&key) => line,
+            Feed::Held(key, line) => {
+                held.insert(key, line);
+                continue;
+            }
+            Feed::Release(key) => match held.remove(&key) {
+                Some(line) => line,
+                None => {
+                    released.insert(key);
+                    continue;
+                }
+            },
+        };
+        if sent == INITS_PER_HELPER {
+            // The full one finishes its inits and exits meanwhile.
+            if let Some(full) = helpers.last_mut() {
+                drop(full.stdin.take());
+            }
+            match Helper::start(keep) {
+                Ok(h) => helpers.push(h),
+                Err(e) => return Some(e.to_string()),
+            }
+            sent = 0;
+        }
+        let written = match helpers.last_mut() {
+            Some(h) => h.write(&line),
+            None => Err(std::io::Error::from_raw_os_error(libc::EPIPE)),
+        };
+        if let Err(e) = written {
+            // The helper stopped reading: its reports (if any) say why.
+            return Some(format!("writing to the node spawner: {e}"));
+        }
+        sent += 1;
+    }
+    None
+}
+
+/// Ends the input of every helper, waits for each, and returns all their reports; an error
+/// only when no helper reported anything (a helper's nodes without reports fail as such).
+fn finish_all(helpers: Vec<Helper>) -> Result<Vec<InitReport>, NodeError> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    for h in helpers {
+        match h.finish() {
+            Ok(reports) => out.extend(reports),
+            Err(e) => {
+                tracing::warn!("{e}");
+                failed = failed.or(Some(e));
+            }
+        }
+    }
+    match failed {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
     }
 }
 

@@ -90,3 +90,71 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
         "n4's link to the removed n5 is gone"
     );
 }
+
+/// The physical page frame behind the first page of the largest anonymous part of `pid`'s
+/// mappings of the `topo` binary (its relocated read-only data, which an init never writes):
+/// two inits show the same frame when they share that memory.
+fn relocated_data_frame(pid: i64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let (mut current, mut best) = (None, None::<(u64, u64)>);
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((start, _)) = first.split_once('-') {
+            if let Ok(start) = u64::from_str_radix(start, 16) {
+                let file = line.split_whitespace().nth(5).unwrap_or("");
+                current = file.ends_with("/topo").then_some(start);
+                continue;
+            }
+        }
+        if let (Some(start), Some(kb)) = (current, line.strip_prefix("Anonymous:")) {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().ok()?;
+            if kb > best.map_or(0, |(k, _)| k) {
+                best = Some((kb, start));
+            }
+        }
+    }
+    let (_, start) = best?;
+    let mut pagemap = std::fs::File::open(format!("/proc/{pid}/pagemap")).ok()?;
+    pagemap.seek(SeekFrom::Start(start / 4096 * 8)).ok()?;
+    let mut entry = [0u8; 8];
+    pagemap.read_exact(&mut entry).ok()?;
+    let entry = u64::from_le_bytes(entry);
+    // Bit 63: present; bits 0–54: the frame (shown to root only).
+    (entry >> 63 == 1).then_some(entry & ((1 << 55) - 1))
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn no_init_memory_is_shared_by_more_than_256_nodes() {
+    // Past 256 nodes, inits come from another spawner: a page shared by every init of a
+    // large lab would cost the kernel a walk over all of them each time reclaim or a memory
+    // monitor checks it.
+    const NODES: usize = 300;
+    let lab = TestLab::new("tn-share", &gen_chain("tn-share", NODES, &["--bare"]));
+    lab.up();
+    let status = topo(&["status", "--lab", "tn-share", "-o", "json"]);
+    assert!(status.status.success(), "status:\n{}", text(&status));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let pids: Vec<i64> = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["init_pid"].as_i64())
+        .collect();
+    assert_eq!(pids.len(), NODES);
+    let mut sharing: std::collections::BTreeMap<u64, usize> = Default::default();
+    for pid in &pids {
+        let frame = relocated_data_frame(*pid)
+            .unwrap_or_else(|| panic!("no relocated data page found in init {pid}"));
+        *sharing.entry(frame).or_default() += 1;
+    }
+    assert!(
+        sharing.values().all(|n| *n <= 256) && sharing.len() >= 2,
+        "inits sharing each page of relocated data: {:?}",
+        sharing.values().collect::<Vec<_>>()
+    );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+}
