@@ -243,6 +243,19 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
+/// Each node of `lab` with its init's PID, as `topo status -o json` reports them.
+pub fn init_pids(lab: &str) -> Vec<(String, i64)> {
+    let out = topo(&["status", "--lab", lab, "-o", "json"]);
+    assert!(out.status.success(), "status:\n{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| Some((n["name"].as_str()?.to_string(), n["init_pid"].as_i64()?)))
+        .collect()
+}
+
 /// Live processes (no zombies) in the cgroups of `lab`, as (PID, command name).
 pub fn lab_processes(lab: &str) -> Vec<(String, String)> {
     std::fs::read_dir("/proc")

@@ -53,15 +53,7 @@ fn a_lab_needing_more_files_than_the_soft_limit_comes_up_and_nodes_keep_the_call
 fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
     let lab = TestLab::new("tn-initfd", &gen_chain("tn-initfd", 6, &["--bare"]));
     lab.up();
-    let status = topo(&["status", "--lab", "tn-initfd", "-o", "json"]);
-    assert!(status.status.success(), "status:\n{}", text(&status));
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
-    let inits: Vec<(String, i64)> = v["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter_map(|n| Some((n["name"].as_str()?.to_string(), n["init_pid"].as_i64()?)))
-        .collect();
+    let inits = init_pids("tn-initfd");
     assert_eq!(inits.len(), 6);
     for (node, pid) in inits {
         // Standard input, output and error on /dev/null, and its own exec socket.
@@ -134,18 +126,10 @@ fn no_init_memory_is_shared_by_more_than_256_nodes() {
     const NODES: usize = 300;
     let lab = TestLab::new("tn-share", &gen_chain("tn-share", NODES, &["--bare"]));
     lab.up();
-    let status = topo(&["status", "--lab", "tn-share", "-o", "json"]);
-    assert!(status.status.success(), "status:\n{}", text(&status));
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
-    let pids: Vec<i64> = v["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter_map(|n| n["init_pid"].as_i64())
-        .collect();
+    let pids = init_pids("tn-share");
     assert_eq!(pids.len(), NODES);
     let mut sharing: std::collections::BTreeMap<u64, usize> = Default::default();
-    for pid in &pids {
+    for (_, pid) in &pids {
         let frame = relocated_data_frame(*pid)
             .unwrap_or_else(|| panic!("no relocated data page found in init {pid}"));
         *sharing.entry(frame).or_default() += 1;
