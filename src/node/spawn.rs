@@ -71,7 +71,7 @@ pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError>
 /// monitor such as DAMON checks whether the page was used: with one helper for 10 000 nodes,
 /// each such check walks 10 000 processes, and the checks took most of a CPU while the lab
 /// merely ran. A helper per 256 inits bounds each walk to 256, for one more copy of the
-/// helper's own memory (about 300 KiB) per 256 nodes.
+/// helper's own memory (about 290 KiB) per 256 nodes.
 const INITS_PER_HELPER: usize = 256;
 
 /// Running `topo __spawn` helpers that take configurations as they become ready (a node's,
