@@ -453,13 +453,21 @@ pub fn reap_main(args: &[String]) -> i32 {
     }
 }
 
-/// Threads removing namespace names at once: each removal waits for an RCU grace period
-/// after the kernel's mount lock is released, so several overlap.
-const REMOVERS: usize = 4;
+/// At most this many threads remove namespace names at once. Each removal's `umount` waits
+/// for an expedited RCU grace period after the kernel's mount lock is released, and removals
+/// waiting at the same time share one grace period: at 1000 names on 2 CPUs, 4 threads took
+/// about twice as long as 32, and more than 32 were no faster.
+const REMOVERS: usize = 32;
 
-/// Removes the named namespaces (`ip netns del`), on [`REMOVERS`] threads; the first error.
+/// Each removal thread has at least this many names: below that, starting a thread costs
+/// more than the wait it shares.
+const NAMES_PER_REMOVER: usize = 8;
+
+/// Removes the named namespaces (`ip netns del`), on up to [`REMOVERS`] threads; the first
+/// error.
 fn delete_all(names: &[String]) -> Result<(), LabError> {
-    let done = in_parallel(names, REMOVERS, |n| netns::delete(n));
+    let threads = (names.len() / NAMES_PER_REMOVER).clamp(1, REMOVERS);
+    let done = in_parallel(names, threads, |n| netns::delete(n));
     if done.len() < names.len() {
         return Err(
             crate::net::NetError::io("netns removal", std::io::Error::other("panicked")).into(),
