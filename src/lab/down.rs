@@ -455,8 +455,8 @@ pub fn reap_main(args: &[String]) -> i32 {
 
 /// At most this many threads remove namespace names at once. Each removal's `umount` waits
 /// for an expedited RCU grace period after the kernel's mount lock is released, and removals
-/// waiting at the same time share one grace period: at 1000 names on 2 CPUs, 4 threads took
-/// about twice as long as 32, and more than 32 were no faster.
+/// waiting at the same time share one grace period; beyond 32 threads the removal was no
+/// faster (docs/performance.md, on `down` at 1000 nodes).
 const REMOVERS: usize = 32;
 
 /// Each removal thread has at least this many names: below that, starting a thread costs
