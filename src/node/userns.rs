@@ -5,9 +5,9 @@
 //!
 //! Ranges: 65536 ids per node, at `TOPO_USERNS_BASE` (default 2^30, far above the ranges
 //! Debian's `/etc/subuid` hands out from 100000) plus a slot derived from the lab and node
-//! names (FNV-1a, modulo 16384 slots, the highest id stays below 2^31). Slots are unique
-//! within a lab (collisions probe to the next free slot, in node name order); two labs may
-//! share a slot with a probability of about 1/16384 per pair of nodes.
+//! names (FNV-1a, modulo 16383 slots 65537 ids apart, the highest id stays below 2^31).
+//! Slots are unique within a lab (collisions probe to the next free slot, in node name
+//! order); two labs may share a slot with a probability of about 1/16383 per pair of nodes.
 //!
 //! Both are made by one short-lived child cloned with `CLONE_NEWUSER | CLONE_NEWNET` (see
 //! [`create_netns`]); `topo` writes its uid and gid maps and bind-mounts its network namespace
@@ -25,7 +25,16 @@ use crate::plan::names::fnv1a;
 
 /// Ids per node.
 pub const RANGE: u32 = 65536;
-const SLOTS: u32 = 16384;
+
+/// From one node's first id to the next slot's: one more than [`RANGE`]. The kernel keeps
+/// a host uid's accounting (`user_struct`) in a table of 128 buckets, chosen from the uid's
+/// low 14 bits; ranges 65536 apart would put the same id of every node, root among them, in
+/// one bucket, and each new node root (its `setresuid`) would walk a chain as long as the
+/// nodes on the host. One apart, the slots' ids spread evenly over the buckets.
+const STRIDE: u32 = RANGE + 1;
+
+/// As many slots as fit below 2^31 from the default base.
+const SLOTS: u32 = 16383;
 
 /// The first host id of the range topo allocates from.
 pub fn base() -> u32 {
@@ -48,7 +57,7 @@ pub fn allocate(lab: &str, nodes: &[&str]) -> BTreeMap<String, u32> {
         }
         out.insert(
             node.to_string(),
-            base().saturating_add(slot.saturating_mul(RANGE)),
+            base().saturating_add(slot.saturating_mul(STRIDE)),
         );
     }
     out
@@ -183,4 +192,51 @@ pub fn become_root() -> Result<(), NodeError> {
     // A change of credentials sets the process's dumpable flag to `fs.suid_dumpable`; it must
     // stay off until exec (see `security::not_dumpable`).
     super::security::not_dumpable()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's `__uidhashfn` (kernel/user.c): the bucket of a host uid's `user_struct`.
+    fn uid_bucket(uid: u32) -> u32 {
+        ((uid >> 7) + uid) & 127
+    }
+
+    #[test]
+    fn ranges_stay_below_2_31_and_apart() {
+        let first = 1u64 << 30;
+        let last_end = first + u64::from(SLOTS - 1) * u64::from(STRIDE) + u64::from(RANGE);
+        assert!(last_end <= 1 << 31, "{last_end}");
+        let ids = allocate(
+            "lab",
+            &(0..3000)
+                .map(|i| format!("n{i}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        let mut starts: Vec<u32> = ids.values().copied().collect();
+        starts.sort();
+        assert_eq!(starts.len(), 3000);
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= RANGE, "{} and {} overlap", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn node_roots_spread_over_the_kernels_uid_buckets() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
+        let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
+        for inner in [0, 100, 65534] {
+            let mut buckets = [0u32; 128];
+            for start in allocate("big", &nodes).values() {
+                buckets[uid_bucket(start + inner) as usize] += 1;
+            }
+            let most = buckets.iter().max().copied().unwrap_or(0);
+            // 10 000 over 128 is 78 on average.
+            assert!(most < 160, "uid {inner}: {most} node ids in one bucket");
+        }
+    }
 }
