@@ -24,3 +24,7 @@ pub use lab::{Lab, LabError, LabGuard};
 /// reachable from the kernel tests in `tests/netns`.
 #[doc(hidden)]
 pub use net::{probe, vxlan, NetError};
+
+/// The abstract name of a node's exec socket, for the kernel tests that attack it.
+#[doc(hidden)]
+pub use node::channel::socket_name as exec_socket_name;

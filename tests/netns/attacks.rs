@@ -540,7 +540,7 @@ for arg in sys.argv[1:]:
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_node_cannot_use_an_exec_socket() {
-    let name = |node: &str| format!("/run/topo/ta-sock/exec/{node}");
+    let name = |node: &str| exec_socket("ta-sock", node);
     // A host user's socket on c's name before the lab is up: it records what reaches it.
     let squat = r#"import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

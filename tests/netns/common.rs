@@ -475,8 +475,13 @@ pub fn udp_ports_of(ns: &str, file: &str) -> Vec<u16> {
 
 /// Whether a socket listens on the abstract name of `node`'s exec socket in `lab`, in the
 /// host's network namespace (this process's).
+/// The abstract name of the exec socket of `node` in `lab` (under `/run/topo`).
+pub fn exec_socket(lab: &str, node: &str) -> String {
+    topo::exec_socket_name(&Path::new("/run/topo").join(lab), node).expect("an exec socket name")
+}
+
 pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
-    let name = format!("@/run/topo/{lab}/exec/{node}");
+    let name = format!("@{}", exec_socket(lab, node));
     std::fs::read_to_string("/proc/net/unix")
         .expect("net/unix")
         .lines()
@@ -488,7 +493,7 @@ pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
 /// listening socket on the abstract name of its exec socket (read from the host's
 /// `/proc/net/unix`), `signalfd`; anything else as its link reads.
 pub fn init_fds(pid: &str, lab: &str, node: &str) -> Vec<String> {
-    let exec_path = format!("@/run/topo/{lab}/exec/{node}");
+    let exec_path = format!("@{}", exec_socket(lab, node));
     let unix = std::fs::read_to_string("/proc/net/unix").expect("net/unix");
     // Num RefCount Protocol Flags Type St Inode Path; flags 00010000: listening.
     let listening: Vec<String> = unix
