@@ -208,16 +208,9 @@ mod tests {
         let first = 1u64 << 30;
         let last_end = first + u64::from(SLOTS - 1) * u64::from(STRIDE) + u64::from(RANGE);
         assert!(last_end <= 1 << 31, "{last_end}");
-        let ids = allocate(
-            "lab",
-            &(0..3000)
-                .map(|i| format!("n{i}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
-        let mut starts: Vec<u32> = ids.values().copied().collect();
+        let names: Vec<String> = (0..3000).map(|i| format!("n{i}")).collect();
+        let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut starts: Vec<u32> = allocate("lab", &nodes).values().copied().collect();
         starts.sort();
         assert_eq!(starts.len(), 3000);
         for w in starts.windows(2) {

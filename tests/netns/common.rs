@@ -473,13 +473,13 @@ pub fn udp_ports_of(ns: &str, file: &str) -> Vec<u16> {
         .collect()
 }
 
-/// Whether a socket listens on the abstract name of `node`'s exec socket in `lab`, in the
-/// host's network namespace (this process's).
 /// The abstract name of the exec socket of `node` in `lab` (under `/run/topo`).
 pub fn exec_socket(lab: &str, node: &str) -> String {
     topo::exec_socket_name(&Path::new("/run/topo").join(lab), node).expect("an exec socket name")
 }
 
+/// Whether a socket listens on the abstract name of `node`'s exec socket in `lab`, in the
+/// host's network namespace (this process's).
 pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
     let name = format!("@{}", exec_socket(lab, node));
     std::fs::read_to_string("/proc/net/unix")
