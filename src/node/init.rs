@@ -57,7 +57,15 @@ pub fn spawn_main(args: &[String]) -> i32 {
     {
         let _ = security::limit_bounding(&security::caps_of_mask(mask), false);
     }
-    let spawner = match Spawner::new() {
+    // The mount namespace to join, if `topo` passed one (see `Spawner::new`).
+    let mounts = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--mounts-fd="))
+        .and_then(|fd| fd.parse::<RawFd>().ok())
+        // SAFETY: `topo` passes a descriptor it opened for this process alone (the helper's
+        // own copy of it); nothing else here owns it.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let spawner = match Spawner::new(mounts) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(std::io::stdout(), "? error: {e}");
@@ -106,7 +114,9 @@ struct Pending {
 }
 
 impl Spawner {
-    fn new() -> Result<Self, NodeError> {
+    /// Leaves the host's mount namespace for a private one without `/run/netns`: `mounts`,
+    /// the one an earlier helper of the same `topo up` made, if given, else a copy made here.
+    fn new(mounts: Option<OwnedFd>) -> Result<Self, NodeError> {
         let host_root = nix::fcntl::open(
             "/",
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -123,9 +133,20 @@ impl Spawner {
         .ok();
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
-        // copy without /run/netns, made once here, keeps each node's copy small.
+        // copy without /run/netns, made once per `topo up` and joined by its later helpers,
+        // keeps each node's copy small.
+        let own = nix::sys::stat::stat("/proc/self/ns/mnt").ok();
+        let joined = mounts.is_some_and(|fd| setns(&fd, CloneFlags::CLONE_NEWNS).is_ok());
+        // A namespace that is the host's after all (the earlier helper could not leave it)
+        // is not private: nothing may be mounted in it.
+        let left = joined
+            && nix::sys::stat::stat("/proc/self/ns/mnt")
+                .ok()
+                .zip(own)
+                .is_some_and(|(now, was)| (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino));
         let mut private = false;
-        if unshare(CloneFlags::CLONE_NEWNS).is_ok() {
+        if left || (!joined && unshare(CloneFlags::CLONE_NEWNS).is_ok()) {
+            // Again when joined: cheap, and it says whether this namespace is a slave.
             let slave = nix::mount::mount(
                 None::<&str>,
                 "/",
@@ -133,7 +154,12 @@ impl Spawner {
                 nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
                 None::<&str>,
             );
-            let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
+            // Only in a slave: in a namespace that still shares its mounts with the host's,
+            // these would leave the host's too.
+            if !left && slave.is_ok() {
+                let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
+                mounts::detach_covered();
+            }
             // Nothing mounted here reaches the host's namespace.
             private = slave.is_ok();
         }
@@ -226,10 +252,10 @@ impl Spawner {
             }
         }
         // The lab's hosts file, bound once for every node's copy of this mount namespace.
+        // An earlier helper whose namespace this one joined may have bound it already.
         let hosts = self.shared_hosts.get_or_insert_with(|| {
-            mounts::share_hosts(&config.hosts)
-                .ok()
-                .map(|()| config.hosts.clone())
+            let bound = mounts::is_same_file(&config.hosts, std::path::Path::new("/etc/hosts"));
+            (bound || mounts::share_hosts(&config.hosts).is_ok()).then(|| config.hosts.clone())
         });
         let shared = mounts::Shared {
             devices: self.devices,

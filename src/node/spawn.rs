@@ -2,6 +2,7 @@
 //! services, all through the hidden `__spawn` / `__enter` modes of the `topo` binary.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,6 +75,9 @@ pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError>
 /// helper's own memory (about 290 KiB) per 256 nodes.
 const INITS_PER_HELPER: usize = 256;
 
+/// The descriptor on which a helper gets the mount namespace to join (`--mounts-fd`).
+const MOUNTS_FD: std::os::fd::RawFd = 3;
+
 /// Running `topo __spawn` helpers that take configurations as they become ready (a node's,
 /// as soon as its network namespace exists), so that their work overlaps the caller's: one
 /// at a time, each for [`INITS_PER_HELPER`] nodes.
@@ -90,16 +94,42 @@ struct Helper {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
     reader: std::thread::JoinHandle<Result<Vec<InitReport>, NodeError>>,
+    /// Set once the helper has reported its first node: its mount namespace is ready then.
+    reported: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Helper {
-    /// Starts a helper that keeps the capabilities of `keep` in its bounding set.
-    fn start(keep: u64) -> Result<Self, NodeError> {
+    /// Starts a helper that keeps the capabilities of `keep` in its bounding set, in the
+    /// mount namespace `mounts` if given (see [`Helper::mounts`]).
+    fn start(keep: u64, mounts: Option<&std::os::fd::OwnedFd>) -> Result<Self, NodeError> {
         use std::io::{BufRead, BufReader};
-        let mut child = helper_command()?
+        use std::os::unix::process::CommandExt;
+        let mut command = helper_command()?;
+        command
             .arg("__spawn")
             .arg(format!("{keep:#x}"))
-            .args(super::caller_nofile())
+            .arg(super::caller_nofile().unwrap_or_else(|| "-".to_string()));
+        if let Some(fd) = mounts {
+            let fd = fd.as_raw_fd();
+            command.arg(format!("--mounts-fd={MOUNTS_FD}"));
+            // SAFETY: runs in the child between fork and exec, and calls only dup2 or fcntl,
+            // which are async-signal-safe; `fd` stays open in the parent until `spawn` returns. The
+            // copy on MOUNTS_FD has no close-on-exec flag, so the helper gets it.
+            unsafe {
+                command.pre_exec(move || {
+                    let done = if fd == MOUNTS_FD {
+                        libc::fcntl(fd, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, MOUNTS_FD)
+                    };
+                    if done < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -114,10 +144,13 @@ impl Helper {
                 std::io::Error::other("no stdout"),
             ));
         };
+        let reported = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first = reported.clone();
         let reader = std::thread::spawn(move || {
             let mut out = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let line = line.map_err(|e| NodeError::sys("read the spawner", e))?;
+                first.store(true, std::sync::atomic::Ordering::Release);
                 let Some((node, rest)) = line.split_once(' ') else {
                     continue;
                 };
@@ -133,7 +166,22 @@ impl Helper {
             child,
             stdin,
             reader,
+            reported,
         })
+    }
+
+    /// This helper's mount namespace, for the next helpers to join, once it has reported a
+    /// node (it made the namespace before that). Each helper would otherwise copy the host's,
+    /// which holds a mount per named network namespace, and remove those again: work that
+    /// grows with the nodes already up, for every [`INITS_PER_HELPER`] nodes. The PID is
+    /// this helper's while it is open: it is `topo`'s child, waited for only in
+    /// [`Helper::finish`]. `None` if it has not reported yet or has exited.
+    fn mounts(&self) -> Option<std::os::fd::OwnedFd> {
+        if !self.reported.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let path = format!("/proc/{}/ns/mnt", self.child.id());
+        File::open(path).ok().map(std::os::fd::OwnedFd::from)
     }
 
     /// Writes one configuration line to the helper.
@@ -209,7 +257,7 @@ impl SpawnFeed {
         let keep = configs
             .into_iter()
             .fold(0u64, |m, c| m | c.ctx.security.cap_mask());
-        let first = Helper::start(keep)?;
+        let first = Helper::start(keep, None)?;
         let (tx, rx) = std::sync::mpsc::channel::<Feed>();
         // The helpers it starts are waited for on this thread too: a helper dies with the
         // thread that started it (its parent-death signal), so that thread outlives them.
@@ -251,6 +299,8 @@ fn feed_helpers(
     let mut held = std::collections::HashMap::new();
     let mut released = std::collections::HashSet::new();
     let mut sent = 0;
+    // The first helper's mount namespace, which every later one joins.
+    let mut mounts = None;
     for f in rx {
         let line = match f {
             Feed::Now(line) => line,
@@ -269,10 +319,14 @@ fn feed_helpers(
         };
         if sent == INITS_PER_HELPER {
             // The full one finishes its inits and exits meanwhile.
+            if mounts.is_none() {
+                mounts = helpers.last().and_then(Helper::mounts);
+            }
+            let next = Helper::start(keep, mounts.as_ref());
             if let Some(full) = helpers.last_mut() {
                 drop(full.stdin.take());
             }
-            match Helper::start(keep) {
+            match next {
                 Ok(h) => helpers.push(h),
                 Err(e) => return Some(e.to_string()),
             }

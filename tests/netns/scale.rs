@@ -83,38 +83,44 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
     );
 }
 
-/// The physical page frame behind the first page of the largest anonymous part of `pid`'s
-/// mappings of the `topo` binary (its relocated read-only data, which an init never writes):
-/// two inits show the same frame when they share that memory.
+/// The physical page frame behind the first anonymous page of the mapping of the `topo`
+/// binary that holds the most anonymous memory in `pid` (its relocated read-only data,
+/// which an init never writes): two inits show the same frame when they share that memory.
+/// Pages of the mapping that no relocation wrote are the file's, shared by every process,
+/// and skipped.
 fn relocated_data_frame(pid: i64) -> Option<u64> {
     use std::io::{Read, Seek, SeekFrom};
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
-    let (mut current, mut best) = (None, None::<(u64, u64)>);
+    let (mut current, mut best) = (None, None::<(u64, (u64, u64))>);
     for line in smaps.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
-        if let Some((start, _)) = first.split_once('-') {
-            if let Ok(start) = u64::from_str_radix(start, 16) {
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            {
                 let file = line.split_whitespace().nth(5).unwrap_or("");
-                current = file.ends_with("/topo").then_some(start);
+                current = file.ends_with("/topo").then_some((start, end));
                 continue;
             }
         }
-        if let (Some(start), Some(kb)) = (current, line.strip_prefix("Anonymous:")) {
+        if let (Some(range), Some(kb)) = (current, line.strip_prefix("Anonymous:")) {
             let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().ok()?;
             if kb > best.map_or(0, |(k, _)| k) {
-                best = Some((kb, start));
+                best = Some((kb, range));
             }
         }
     }
-    let (_, start) = best?;
+    let (_, (start, end)) = best?;
     let mut pagemap = std::fs::File::open(format!("/proc/{pid}/pagemap")).ok()?;
     pagemap.seek(SeekFrom::Start(start / 4096 * 8)).ok()?;
-    let mut entry = [0u8; 8];
-    pagemap.read_exact(&mut entry).ok()?;
-    let entry = u64::from_le_bytes(entry);
-    // Bit 63: present; bits 0–54: the frame (shown to root only).
-    (entry >> 63 == 1).then_some(entry & ((1 << 55) - 1))
+    (start / 4096..end / 4096).find_map(|_| {
+        let mut entry = [0u8; 8];
+        pagemap.read_exact(&mut entry).ok()?;
+        let entry = u64::from_le_bytes(entry);
+        // Bit 63: present; bit 61: a file page; bits 0–54: the frame (shown to root only).
+        (entry >> 63 == 1 && (entry >> 61) & 1 == 0).then_some(entry & ((1 << 55) - 1))
+    })
 }
 
 #[test]
@@ -139,6 +145,50 @@ fn no_init_memory_is_shared_by_more_than_256_nodes() {
         "inits sharing each page of relocated data: {:?}",
         sharing.values().collect::<Vec<_>>()
     );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn every_spawner_gives_its_nodes_the_same_small_mount_table() {
+    // Past 256 nodes a second spawner starts the inits, in the mount namespace the first
+    // one prepared: the lab's hosts file bound once, no network namespace mounts, and none
+    // of the host's mounts below /dev and /proc.
+    const NODES: usize = 300;
+    let lab = TestLab::new("tn-mnt", &gen_chain("tn-mnt", NODES, &["--bare"]));
+    lab.up();
+    let pids = init_pids("tn-mnt");
+    assert_eq!(pids.len(), NODES);
+    let host_dev = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("host mountinfo")
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with("/dev/")))
+        .count();
+    let mut sizes = std::collections::BTreeSet::new();
+    for (node, pid) in &pids {
+        let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            .unwrap_or_else(|e| panic!("mountinfo of {node}: {e}"));
+        let at = |point: &str| {
+            table
+                .lines()
+                .filter(|l| l.split(' ').nth(4) == Some(point))
+                .count()
+        };
+        assert_eq!(at("/etc/hosts"), 1, "{node}'s mounts:\n{table}");
+        assert_eq!(at("/dev/shm"), 1, "{node}'s mounts:\n{table}");
+        assert_eq!(at("/dev/pts"), 1, "{node}'s mounts:\n{table}");
+        assert!(!table.contains("/run/netns"), "{node}'s mounts:\n{table}");
+        sizes.insert(table.lines().count());
+    }
+    assert_eq!(sizes.len(), 1, "mount table sizes: {sizes:?}");
+    // The host's own are untouched.
+    let host_dev_after = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("host mountinfo")
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with("/dev/")))
+        .count();
+    assert_eq!(host_dev, host_dev_after);
     let out = lab.down();
     assert!(out.status.success(), "{}", text(&out));
 }
