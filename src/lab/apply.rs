@@ -242,6 +242,10 @@ impl<'a> Applier<'a> {
             .filter(|(_, ns, _)| self.session.ns.contains_key(ns))
             .map(|(_, ns, _)| ns.clone())
             .collect();
+        // `/run/netns` is a mount point before the first helper leaves the host's mount
+        // namespace, so that its private copy, which later helpers join, can drop it: one
+        // made afterwards would reach that copy, with every namespace bound in it.
+        netns::ensure_dir()?;
         let feed = node::spawn::SpawnFeed::start(jobs.iter().map(|(c, _, _)| c))?;
         let sender = feed.sender();
         // Cgroups are made on a thread of their own, meanwhile.

@@ -158,7 +158,6 @@ impl Spawner {
             // these would leave the host's too.
             if !left && slave.is_ok() {
                 let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
-                mounts::detach_covered();
             }
             // Nothing mounted here reaches the host's namespace.
             private = slave.is_ok();

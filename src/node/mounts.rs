@@ -216,57 +216,6 @@ pub fn share_hosts(hosts: &Path) -> Result<(), NodeError> {
     bind(&open_path(hosts)?, Path::new("/etc/hosts"), true)
 }
 
-/// Where every node mounts a file system of its own, covering what the host has there.
-const COVERED: [&str; 2] = ["/proc/", "/dev/"];
-
-/// Detaches the host's mounts below the node's own `/proc` and `/dev` (`/dev/shm`,
-/// `/dev/pts`, `/dev/mqueue`, …) from the calling process's mount namespace: the spawner's
-/// private one, of which every node's is a copy, where they would only be copied and
-/// covered. Best effort: a mount that stays is merely copied.
-pub fn detach_covered() {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut below: Vec<String> = table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mount_point)
-        .filter(|p| COVERED.iter().any(|c| p.starts_with(c)))
-        .collect();
-    // The deepest first, each as often as it is listed (mounts stacked on one point).
-    below.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in below {
-        let _ = umount2(p.as_str(), MntFlags::MNT_DETACH);
-    }
-}
-
-/// A mount point as `/proc/self/mountinfo` writes it, with `\040`-style octal escapes
-/// (space, tab, newline, backslash) decoded.
-fn unescape_mount_point(field: &str) -> String {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether `a` and `b` name the same file (as a file bound on another does).
 pub fn is_same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -1074,20 +1023,5 @@ fn make_target(root: &Root, in_node: &Path, src: &File) -> Result<Target, NodeEr
         root.dir(in_node)
     } else {
         root.file(&in_node.to_string_lossy())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_points_are_unescaped_as_mountinfo_escapes_them() {
-        assert_eq!(unescape_mount_point("/dev/shm"), "/dev/shm");
-        assert_eq!(unescape_mount_point(r"/mnt/a\040b"), "/mnt/a b");
-        assert_eq!(unescape_mount_point(r"/x\011y\012z"), "/x\ty\nz");
-        assert_eq!(unescape_mount_point(r"/back\134slash"), r"/back\slash");
-        // Not an escape: left as it is.
-        assert_eq!(unescape_mount_point(r"/a\9b\04"), r"/a\9b\04");
     }
 }
