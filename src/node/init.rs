@@ -32,8 +32,9 @@ use super::{mounts, InitConfig, NodeError, ProcId};
 /// needs an intermediate process (this one cannot leave a user namespace once joined), which
 /// makes the init as this process's child (see [`start_via_intermediate`]).
 ///
-/// Its first argument is the mask of every capability some node keeps (the second, if any,
-/// the soft open-file limit to give back). The others are dropped
+/// Its first argument is the mask of every capability some node keeps (the second the soft
+/// open-file limit to give back, or `-`; a `--mounts-fd=N` after them, the mount namespace
+/// to join, see `Spawner::new`). The capabilities not in the mask are dropped
 /// from this process's bounding set first, once: each drop commits a new copy of the
 /// process's credentials, and every init inherits the result instead of making 27 such
 /// drops itself (the default set keeps 14 of 41). The effective and permitted sets, which

@@ -113,8 +113,8 @@ impl Helper {
             let fd = fd.as_raw_fd();
             command.arg(format!("--mounts-fd={MOUNTS_FD}"));
             // SAFETY: runs in the child between fork and exec, and calls only dup2 or fcntl,
-            // which are async-signal-safe; `fd` stays open in the parent until `spawn` returns. The
-            // copy on MOUNTS_FD has no close-on-exec flag, so the helper gets it.
+            // which are async-signal-safe; `fd` stays open in the parent until `spawn`
+            // returns. The copy on MOUNTS_FD has no close-on-exec flag: the helper gets it.
             unsafe {
                 command.pre_exec(move || {
                     let done = if fd == MOUNTS_FD {
