@@ -413,7 +413,6 @@ fn server_key(target: ProcId, ctx: &NodeContext) -> String {
 impl EnterServer {
     /// Starts a server for the node whose init is `target` (within a tokio runtime).
     pub fn start(target: ProcId, ctx: &NodeContext) -> Result<EnterServer, NodeError> {
-        use std::os::unix::process::CommandExt;
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -434,22 +433,7 @@ impl EnterServer {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit());
-        let raw = theirs.as_raw_fd();
-        // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which
-        // are async-signal-safe; it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                let rc = if raw == SERVER_FD {
-                    libc::fcntl(raw, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(raw, SERVER_FD)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        super::spawn::give_fd(&mut cmd, theirs.as_raw_fd(), SERVER_FD);
         let child = cmd
             .spawn()
             .map_err(|e| NodeError::sys("start the enter server", e))?;

@@ -48,6 +48,28 @@ fn helper_command() -> Result<Command, NodeError> {
     Ok(c)
 }
 
+/// Makes `cmd`'s program get `fd` (open in this process until `cmd` is spawned) as
+/// descriptor `at`, without the close-on-exec flag.
+pub(super) fn give_fd(cmd: &mut Command, fd: std::os::fd::RawFd, at: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which
+    // are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep the close-on-exec flag.
+            let rc = if fd == at {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// One node's init as `topo __spawn` reports it: the node, and its init or why it failed.
 pub type InitReport = (String, Result<ProcId, String>);
 
@@ -103,31 +125,14 @@ impl Helper {
     /// mount namespace `mounts` if given (see [`Helper::mounts`]).
     fn start(keep: u64, mounts: Option<&std::os::fd::OwnedFd>) -> Result<Self, NodeError> {
         use std::io::{BufRead, BufReader};
-        use std::os::unix::process::CommandExt;
         let mut command = helper_command()?;
         command
             .arg("__spawn")
             .arg(format!("{keep:#x}"))
             .arg(super::caller_nofile().unwrap_or_else(|| "-".to_string()));
         if let Some(fd) = mounts {
-            let fd = fd.as_raw_fd();
             command.arg(format!("--mounts-fd={MOUNTS_FD}"));
-            // SAFETY: runs in the child between fork and exec, and calls only dup2 or fcntl,
-            // which are async-signal-safe; `fd` stays open in the parent until `spawn`
-            // returns. The copy on MOUNTS_FD has no close-on-exec flag: the helper gets it.
-            unsafe {
-                command.pre_exec(move || {
-                    let done = if fd == MOUNTS_FD {
-                        libc::fcntl(fd, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(fd, MOUNTS_FD)
-                    };
-                    if done < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            give_fd(&mut command, fd.as_raw_fd(), MOUNTS_FD);
         }
         let mut child = command
             .stdin(Stdio::piped())
