@@ -353,7 +353,7 @@ pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
     harden_proc(&root.existing("/proc")?.at)?;
     // A minimal /dev in every node: the host's /dev would offer its disks and /dev/kmsg
     // (a read-only mount does not stop writes to a device).
-    minimal_dev(&root, known, &opened, sizes)?;
+    minimal_dev(&root, known, &opened, !config.ctx.userns, sizes)?;
     if let Some(hosts) = hosts {
         let etc_hosts = match root {
             Root::Host => root.existing("/etc/hosts")?,
@@ -787,11 +787,13 @@ fn set_attr(path: &Path, attr: u64, what: &str) -> Result<(), NodeError> {
 
 /// A minimal `/dev`: a tmpfs with the usual device nodes (`known`, or else made like the
 /// host's `opened` ones, which were opened before this may cover the host's /dev), a private
-/// devpts, `/dev/shm`, and the standard links.
+/// devpts, `/dev/shm`, and the standard links. Without `may_mknod` (in a user namespace,
+/// where the kernel refuses to make a device) the devices are bound at once.
 fn minimal_dev(
     root: &Root,
     known: Option<[Device; 6]>,
     opened: &[(&'static str, File)],
+    may_mknod: bool,
     sizes: &TmpfsSizes,
 ) -> Result<(), NodeError> {
     let mount_point = root.dir(Path::new("/dev"))?;
@@ -816,7 +818,7 @@ fn minimal_dev(
     let umask = nix::sys::stat::umask(Mode::empty());
     let made = match known {
         Some(known) => known.iter().try_for_each(|d| make_device(&fresh.at, d)),
-        None => make_like(&fresh.at, opened),
+        None => make_like(&fresh.at, opened, may_mknod),
     };
     let made = match made {
         // mknod refused after all (a device cgroup, say): this tmpfs goes, the host's
@@ -825,7 +827,7 @@ fn minimal_dev(
             let _ = umount2(&fresh.at, MntFlags::MNT_DETACH);
             open_devices().and_then(|opened| {
                 fresh = tmpfs()?;
-                make_like(&fresh.at, &opened)
+                make_like(&fresh.at, &opened, false)
             })
         }
         other => other,
@@ -866,18 +868,25 @@ fn minimal_dev(
     Ok(())
 }
 
-/// Device nodes in `dev` like the host's `opened` ones: made where allowed, else bound.
-fn make_like(dev: &Path, opened: &[(&'static str, File)]) -> Result<(), NodeError> {
+/// Device nodes in `dev` (an existing directory) like the host's `opened` ones: made where
+/// allowed (`may_mknod`, and the kernel agrees), else bound.
+fn make_like(
+    dev: &Path,
+    opened: &[(&'static str, File)],
+    may_mknod: bool,
+) -> Result<(), NodeError> {
     opened.iter().try_for_each(|(d, src)| {
-        let made = nix::sys::stat::fstat(src)
-            .ok()
-            .and_then(|st| char_device(d, &st))
-            .is_some_and(|device| make_device(dev, &device).is_ok());
+        let made = may_mknod
+            && nix::sys::stat::fstat(src)
+                .ok()
+                .and_then(|st| char_device(d, &st))
+                .is_some_and(|device| make_device(dev, &device).is_ok());
         if made {
             return Ok(());
         }
         let target = dev.join(d);
-        make_file(&target)?;
+        File::create(&target)
+            .map_err(|e| NodeError::sys(format!("create {}", target.display()), e))?;
         bind(src, &target, false)
     })
 }
