@@ -538,7 +538,11 @@ impl Lab {
                 elapsed: started.elapsed(),
             });
         }
-        let mut state = loaded.clone();
+        // The record's small fields as loaded; its nodes as loaded are the run directory's
+        // (see `RunDir::nodes_differ`), so the record is not copied.
+        let before = header(&loaded);
+        let file_before = loaded.file.clone();
+        let mut state = loaded;
         state.lab = self.name().to_string();
         state.file = file;
         state.sysctl_keys = sysctl_keys;
@@ -548,9 +552,12 @@ impl Lab {
         let result = apply::Applier::new(self, &desired, &mut session, &run, &mut state, &observed)
             .run(&plan, counted.as_ref().map(|f| f as &Progress))
             .await;
-        // A no-op `up` leaves the record as it was (large to encode and write for a large lab).
-        if state != loaded {
+        // A no-op `up` leaves the record as it was (large to encode and write for a large
+        // lab); one that changed only the file it was made from notes that file alone.
+        if header(&state) != before || run.nodes_differ(&state.nodes) {
             run.save(&state)?;
+        } else if state.file != file_before {
+            run.save_file(state.file.as_deref())?;
         }
         result?;
         run.mark_ready()?;
@@ -896,6 +903,20 @@ pub(crate) fn only_lab(how: &str) -> Result<String, LabError> {
             "several labs are up ({}); name one with {how}",
             many.join(", ")
         ))),
+    }
+}
+
+/// A record without its nodes and its file: what an `up` compares to tell whether the
+/// record itself changed.
+fn header(s: &State) -> State {
+    State {
+        lab: s.lab.clone(),
+        file: None,
+        nodes: std::collections::BTreeMap::new(),
+        creating: s.creating.clone(),
+        sysctl_keys: s.sysctl_keys.clone(),
+        host: s.host.clone(),
+        elsewhere: s.elsewhere.clone(),
     }
 }
 

@@ -370,8 +370,45 @@ impl RunDir {
         // Compact: about half the bytes of the pretty form to write and to read.
         let json =
             serde_json::to_vec(state).map_err(|e| io("encode state")(std::io::Error::other(e)))?;
+        self.save_file(state.file.as_deref())?;
         replace_file(self.dir.as_fd(), &self.path, "state.json", &json)?;
         self.save_nodes(state)
+    }
+
+    /// Notes the topology file of the lab's last `up` apart from the record (see
+    /// [`FILE_NOTE`]); [`save`](Self::save) does it too.
+    pub fn save_file(&self, file: Option<&Path>) -> Result<(), StateError> {
+        match file {
+            Some(f) => {
+                use std::os::unix::ffi::OsStrExt;
+                replace_file(
+                    self.dir.as_fd(),
+                    &self.path,
+                    FILE_NOTE,
+                    f.as_os_str().as_bytes(),
+                )
+            }
+            None => match nix::unistd::unlinkat(
+                self.dir.as_fd(),
+                FILE_NOTE,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            ) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+                Err(e) => Err(io(format!(
+                    "remove {}",
+                    self.path.join(FILE_NOTE).display()
+                ))(e.into())),
+            },
+        }
+    }
+
+    /// Whether `nodes` differ from the node records last loaded or saved.
+    pub fn nodes_differ(&self, nodes: &BTreeMap<String, NodeRecord>) -> bool {
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *written != *nodes
     }
 
     /// Writes the node record files (see [`node_file`]) that hold a node whose record changed
@@ -615,7 +652,16 @@ const LOCK_TRIES: u32 = 100;
 const REMOVE_TRIES: u32 = 10;
 
 fn read_state(dir: std::os::fd::BorrowedFd<'_>, path: &Path) -> Option<State> {
-    read_json(dir, path)
+    let mut state: State = read_json(dir, path)?;
+    // The topology file, when noted apart (see [`FILE_NOTE`]), is the newer.
+    if let Ok(f) = safe::open_file(dir, FILE_NOTE, &path.join(FILE_NOTE), OFlag::O_RDONLY, 0) {
+        let mut b = Vec::new();
+        if f.take(64 << 10).read_to_end(&mut b).is_ok() && !b.is_empty() {
+            use std::os::unix::ffi::OsStringExt;
+            state.file = Some(PathBuf::from(std::ffi::OsString::from_vec(b)));
+        }
+    }
+    Some(state)
 }
 
 /// `state.json` of the run directory at `path` (open as `dir`), read as a `T`.
@@ -713,6 +759,12 @@ fn replace_file(
     nix::fcntl::renameat(dir, tmp_name.as_str(), dir, name)
         .map_err(|e| io(format!("rename to {}", dir_path.join(name).display()))(e.into()))
 }
+
+/// The file of a lab's run directory that holds the path of the topology file of its last
+/// `up` (as bytes), which overrides the record's `file`: an `up` from another file that
+/// changes nothing else of the record rewrites this alone, not the whole record (megabytes
+/// for a large lab).
+const FILE_NOTE: &str = "file";
 
 /// How many node record files a lab's records are spread over, at most.
 const NODE_FILES: u64 = 256;
@@ -956,6 +1008,64 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         run.save(&loaded).expect("save");
         assert_eq!(stamp(&one), before);
+        run.remove().expect("remove");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_file_noted_apart_is_the_one_read_and_the_record_stays() {
+        let (_guard, dir) = own_run_dir();
+        let run = RunDir::lock("t11", false).expect("lock");
+        let s = State {
+            lab: "t11".into(),
+            file: Some("/a.yaml".into()),
+            ..State::default()
+        };
+        run.save(&s).expect("save");
+        let record = std::fs::read(run.path.join("state.json")).expect("record");
+        assert_eq!(run.load().file, Some(PathBuf::from("/a.yaml")));
+        run.save_file(Some(Path::new("/b c.yaml"))).expect("note");
+        assert_eq!(run.load().file, Some(PathBuf::from("/b c.yaml")));
+        assert_eq!(
+            read_record("t11").and_then(|r| r.file),
+            Some(PathBuf::from("/b c.yaml"))
+        );
+        assert_eq!(
+            std::fs::read(run.path.join("state.json")).expect("record"),
+            record,
+            "noting the file leaves the record as it was"
+        );
+        // Without the note, the record's own file.
+        run.save_file(None).expect("remove the note");
+        assert_eq!(run.load().file, Some(PathBuf::from("/a.yaml")));
+        run.remove().expect("remove");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn nodes_differ_from_those_last_loaded_or_saved() {
+        let (_guard, dir) = own_run_dir();
+        let run = RunDir::lock("t10", false).expect("lock");
+        let mut s = run.load();
+        assert!(!run.nodes_differ(&s.nodes));
+        s.nodes.insert(
+            "r1".into(),
+            NodeRecord {
+                init: crate::node::ProcId { pid: 9, start: 7 },
+                netns_inode: 4,
+                ctx: crate::node::NodeContext::default(),
+                config: String::new(),
+                services: BTreeMap::new(),
+                exec_done: None,
+            },
+        );
+        assert!(run.nodes_differ(&s.nodes));
+        run.save(&s).expect("save");
+        assert!(!run.nodes_differ(&s.nodes));
+        let loaded = run.load();
+        assert!(!run.nodes_differ(&loaded.nodes));
+        s.nodes.clear();
+        assert!(run.nodes_differ(&s.nodes));
         run.remove().expect("remove");
         let _ = std::fs::remove_dir_all(&dir);
     }

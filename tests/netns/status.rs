@@ -233,3 +233,40 @@ fn ls_lists_a_lab_while_it_is_up() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(ls_row("sts-ls"), None, "not listed after down");
 }
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn an_up_from_another_file_is_listed_with_that_file() {
+    let lab = TestLab::new("sts-file", &format!("name: sts-file\n{LAB}"));
+    lab.up();
+    let record = "/run/topo/sts-file/state.json";
+    let before = std::fs::read(record).expect("record");
+    // The same lab from a copy of its file, with one link down.
+    let other = lab.dir.join("other.yaml");
+    let yaml = format!("name: sts-file\n{LAB}").replace(
+        "  - endpoints: [r1:eth1, r2:eth1]\n",
+        "  - {endpoints: [r1:eth1, r2:eth1], state: down}\n",
+    );
+    assert!(yaml.contains("state: down"));
+    std::fs::write(&other, yaml).expect("write");
+    let out = topo(&["up", path(&other)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let flags = link(&lab.ns("r1"), "eth1")["flags"].to_string();
+    assert!(!flags.contains("\"UP\""), "r1:eth1 is down: {flags}");
+    assert_eq!(
+        ls_row("sts-file").and_then(|r| r.last().cloned()),
+        Some(path(&other).to_string())
+    );
+    // Nothing else of the lab's record changed: it was not written again.
+    assert_eq!(std::fs::read(record).expect("record"), before);
+    // Back to the first file, which brings the link up again.
+    lab.up();
+    let flags = link(&lab.ns("r1"), "eth1")["flags"].to_string();
+    assert!(flags.contains("\"UP\""), "r1:eth1 is up again: {flags}");
+    assert_eq!(
+        ls_row("sts-file").and_then(|r| r.last().cloned()),
+        Some(path(&lab.file).to_string())
+    );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+}
