@@ -168,17 +168,21 @@ impl RunDir {
         };
         let mut tries = 0;
         loop {
-            let Some(dir) = safe::open_subdir(root_fd.as_fd(), lab, &path, create)? else {
-                return Ok(None);
-            };
             // Nothing can be made in a directory a `down` removed after it was opened here
-            // (ENOENT): then the lab's name is looked up again, a bounded number of times.
+            // (ENOENT), and one removed between its creation and its opening is not there:
+            // then the lab's name is looked up again, a bounded number of times.
             tries += 1;
             let removed = |e: &StateError| {
                 create
                     && tries < LOCK_TRIES
                     && matches!(e, StateError::Io { source, .. }
                         if source.raw_os_error() == Some(libc::ENOENT))
+            };
+            let dir = match safe::open_subdir(root_fd.as_fd(), lab, &path, create) {
+                Ok(Some(dir)) => dir,
+                Ok(None) if create && tries < LOCK_TRIES => continue,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(e),
             };
             if create {
                 let logs = path.join("logs");
