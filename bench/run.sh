@@ -111,6 +111,14 @@ summarize() {
       printf "%6d %8s %8s %8s %14s\n", n, f(lo, "%.2f"), f(m("topo", n, "load1"), "%.2f"), f(hi, "%.2f"), f(m("topo", n, "drain_s"), "%.1f");
     }
     print "";
+    print "== PID 1 of the machine: CPU seconds it used meanwhile (medians) ==";
+    printf "%6s %12s %12s %14s %16s\n", "N", "topo up", "topo no-op", "up: % of 1 CPU", "floor (up+down)";
+    for (i = 1; i <= nn; i++) {
+      n = ns[i]; p = m("topo", n, "up_pid1_s"); up = m("topo", n, "up_s");
+      printf "%6d %12s %12s %14s %16s\n", n, f(p, "%.2f"), f(m("topo", n, "noop_pid1_s"), "%.2f"),
+        f((p == "" || up == "" || up == 0) ? "" : 100 * p / up, "%.0f%%"), f(m("floor", n, "pid1_s"), "%.2f");
+    }
+    print "";
     print "== performance contract (docs/performance.md) ==";
     seen_big = 0;
     for (i = 1; i <= nn; i++) {
@@ -251,6 +259,21 @@ drain() {  # until the count has not fallen for 3 s, at most DRAIN_MAX s
   drained_s=$(elapsed "$t0" "$EPOCHREALTIME")
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# CPU time (user + system, in clock ticks) that the machine's PID 1 has used: on a machine
+# whose PID 1 does work for each process in a network namespace of its own (a VM's agent
+# that watches them), that work competes with `topo` and the peers that run processes, and
+# not with the floor. NA where /proc/1/stat cannot be read.
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+pid1_ticks() {
+  local f
+  read -r f </proc/1/stat 2>/dev/null || { echo NA; return; }
+  f=${f##*) }
+  # shellcheck disable=SC2086
+  set -- $f
+  echo $((${12} + ${13}))
+}
+# Seconds of PID 1's CPU between two pid1_ticks readings.
+pid1_s() { awk -v a="$1" -v b="$2" -v hz="$hz" 'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.2f", (b - a) / hz }'; }
 # Wait for earlier runs' namespaces to be freed and for the CPUs to be idle; then note the
 # load and how long the wait took (in the run's result line).
 ready() { drain; settle; run_load=$(load1); }
@@ -323,7 +346,7 @@ run_topo() {
   sed "s/^  - {endpoints: \[n$k:eth1, n$((k + 1)):eth0\]}\$/  - {endpoints: [n$k:eth1, n$((k + 1)):eth0], state: down}/" "$f" >"$f2"
   grep -q 'state: down' "$f2" || { log "# topo: could not find link n$k--n$((k + 1)) to change"; f2=; }
 
-  local k0; k0=$(kmem)
+  local k0 p0 up_pid1=NA noop_pid1=NA; k0=$(kmem); p0=$(pid1_ticks)
   t0=$EPOCHREALTIME
   if [[ -x /usr/bin/time ]]; then
     /usr/bin/time -f %M -o "$work/rss" "$TOPO" up "$f" >"$work/up.out" 2>&1; rc=$?
@@ -331,7 +354,7 @@ run_topo() {
   else
     "$TOPO" up "$f" >"$work/up.out" 2>&1; rc=$?; t1=$EPOCHREALTIME
   fi
-  up_s=$(elapsed "$t0" "$t1")
+  up_s=$(elapsed "$t0" "$t1"); up_pid1=$(pid1_s "$p0" "$(pid1_ticks)")
   if ((rc != 0)); then
     log "tool=topo n=$n rep=$r FAILED up rc=$rc up_s=$up_s"
     tail -n 5 "$work/up.out" | sed 's/^/# /' | tee -a "$out"
@@ -349,7 +372,9 @@ run_topo() {
   pss=$(awk -v s="$pss" -v n="$n" 'BEGIN { printf "%.1f", s / n }')
   ping_ok "$lab" n0 "$(addr 1)" && ping_ok "$lab" "n$((n - 2))" "$(addr $((2 * (n - 2) + 1)))" || ok=NO
 
+  p0=$(pid1_ticks)
   t0=$EPOCHREALTIME; "$TOPO" up "$f" >"$work/noop.out" 2>&1; rc=$?; t1=$EPOCHREALTIME
+  noop_pid1=$(pid1_s "$p0" "$(pid1_ticks)")
   ((rc == 0)) && noop_s=$(elapsed "$t0" "$t1") || ok=NO
   local noop_actions; noop_actions=$(actions "$work/noop.out")
   local change_actions=NA
@@ -392,7 +417,8 @@ run_topo() {
     "noop_actions=${noop_actions:-NA} change_actions=${change_actions:-NA}" \
     "back_actions=${back_actions:-NA} maxrss_kb=$rss" \
     "pss_kb_per_node=$pss node_procs=$procs kmem_kb_per_node=$km exec_ms=$exec_ms" \
-    "nsenter_ms=$nsenter_ms reap_s=$reap_s load1=$run_load drain_s=$drained_s verified=$ok"
+    "nsenter_ms=$nsenter_ms reap_s=$reap_s up_pid1_s=$up_pid1 noop_pid1_s=$noop_pid1" \
+    "load1=$run_load drain_s=$drained_s verified=$ok"
 }
 
 # ---- peers ------------------------------------------------------------------------------
@@ -400,9 +426,11 @@ mininet_ok() { /usr/bin/python3 -c 'import mininet.net' 2>/dev/null; }
 munet_ok() { "${MUNET_PYTHON:-python3}" -c 'import munet' 2>/dev/null && command -v mutini >/dev/null; }
 
 run_peer() {  # name n rep prefix script...
-  local name=$1 n=$2 r=$3 prefix=$4 rc line extra km
+  local name=$1 n=$2 r=$3 prefix=$4 rc line extra km p0 pid1
   shift 4
+  p0=$(pid1_ticks)
   PREFIX=$prefix "$@" "$n" >"$work/peer.out" 2>"$work/peer.err"; rc=$?
+  pid1=$(pid1_s "$p0" "$(pid1_ticks)")
   line=$(grep "^peer=$name " "$work/peer.out" | sed "s/^peer=$name n=$n /tool=$name n=$n rep=$r /")
   extra=$(grep "^# peer=$name " "$work/peer.err" | sed "s/^# peer=$name n=$n //")
   if [[ $name == floor ]]; then
@@ -414,7 +442,7 @@ run_peer() {  # name n rep prefix script...
     grep -v '^# peer=' "$work/peer.err" | tail -n 5 | sed 's/^/# /' | tee -a "$out"
     return
   fi
-  log "$line $extra load1=$run_load drain_s=$drained_s rc=$rc"
+  log "$line $extra pid1_s=$pid1 load1=$run_load drain_s=$drained_s rc=$rc"
 }
 
 # ---- the run ----------------------------------------------------------------------------
