@@ -11,8 +11,9 @@ use netlink_packet_route::route::{RouteHeader, RouteMessage, RouteProtocol, Rout
 use netlink_packet_route::tc::TcMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlaBuffer, NlasIterator,
-    ParseableParametrized, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
+    DefaultNla, Emitable, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable, NlaBuffer, NlasIterator, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR,
+    NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
 };
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -25,6 +26,64 @@ const LINK_HEADER_LEN: usize = 16;
 /// The link attributes `topo` reads (`IFLA_*`): address, name, MTU, qdisc, controller, link
 /// info, alias, group.
 const LINK_ATTRS: [u16; 8] = [1, 3, 4, 6, 10, 18, 20, 27];
+
+/// `RTM_GETNETCONF` and its answer, `RTM_NEWNETCONF` (`linux/rtnetlink.h`).
+const RTM_GETNETCONF: u16 = 82;
+const RTM_NEWNETCONF: u16 = 80;
+/// `struct netconfmsg` (one byte, the family), aligned as netlink aligns what follows it.
+const NETCONF_HEADER_LEN: usize = 4;
+/// `NETCONFA_IFINDEX`: which settings a netconf request asks for.
+const NETCONFA_IFINDEX: u16 = 1;
+
+/// A request for one set of a family's settings in the namespace (`RTM_GETNETCONF`): the
+/// namespace's `all` or `default` ones, or an interface's. netlink-packet-route does not
+/// model this message; it is framed and its attribute emitted with netlink-packet-core.
+struct NetconfGet {
+    family: u8,
+    ifindex: i32,
+}
+
+impl NetconfGet {
+    fn index(&self) -> DefaultNla {
+        DefaultNla::new(NETCONFA_IFINDEX, self.ifindex.to_ne_bytes().to_vec())
+    }
+}
+
+impl NetlinkSerializable for NetconfGet {
+    fn message_type(&self) -> u16 {
+        RTM_GETNETCONF
+    }
+    fn buffer_len(&self) -> usize {
+        NETCONF_HEADER_LEN + self.index().buffer_len()
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        let (header, rest) = buffer.split_at_mut(NETCONF_HEADER_LEN.min(buffer.len()));
+        header.fill(0);
+        if let Some(family) = header.first_mut() {
+            *family = self.family;
+        }
+        let index = self.index();
+        if rest.len() >= index.buffer_len() {
+            index.emit(rest);
+        }
+    }
+}
+
+/// The integer attributes (`NETCONFA_*` kind and value) of an `RTM_NEWNETCONF` answer.
+pub fn netconf_values(payload: &[u8]) -> Result<Vec<(u16, i32)>, NetError> {
+    const WHAT: &str = "read netconf";
+    let Some(rest) = payload.get(NETCONF_HEADER_LEN..) else {
+        return Err(bad(WHAT)("shorter than its header"));
+    };
+    let mut out = Vec::new();
+    for nla in NlasIterator::new(rest) {
+        let nla: NlaBuffer<&[u8]> = nla.map_err(bad(WHAT))?;
+        if let Ok(v) = <[u8; 4]>::try_from(nla.value()) {
+            out.push((nla.kind(), i32::from_ne_bytes(v)));
+        }
+    }
+    Ok(out)
+}
 
 /// A netlink route socket of the calling thread's namespace, used synchronously.
 pub struct Requester {
@@ -50,15 +109,16 @@ impl Requester {
 
     /// Sends `msg` and hands the type and payload of each answer to `each`, until the dump
     /// ends (`dump`) or the one answer came.
-    fn request(
+    fn request<M: NetlinkSerializable>(
         &mut self,
-        msg: RouteNetlinkMessage,
+        msg: M,
         dump: bool,
         what: &str,
         mut each: impl FnMut(u16, &[u8]) -> Result<(), NetError>,
     ) -> Result<(), NetError> {
         self.seq = self.seq.wrapping_add(1);
-        let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+        let mut req =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(msg));
         req.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
         req.header.sequence_number = self.seq;
         req.finalize();
@@ -209,6 +269,22 @@ impl Requester {
             .collect())
     }
 
+    /// The settings the kernel keeps for `family` in this namespace under `ifindex`
+    /// ([`super::sysctl::NETCONF_ALL`], [`super::sysctl::NETCONF_DEFAULT`] or an interface's
+    /// index): forwarding, rp_filter and the others of `RTM_GETNETCONF`, by `NETCONFA_*`
+    /// kind. The same values as their sysctl files, without a path walk through `/proc`.
+    pub fn netconf(&mut self, family: u8, ifindex: i32) -> Result<Vec<(u16, i32)>, NetError> {
+        let mut out = Vec::new();
+        let msg = NetconfGet { family, ifindex };
+        self.request(msg, false, "read netconf", |kind, p| {
+            if kind == RTM_NEWNETCONF {
+                out = netconf_values(p)?;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     pub fn qdiscs(&mut self) -> Result<Vec<TcMessage>, NetError> {
         let msg = RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default());
         self.dump(msg, "dump qdiscs", |m| match m {
@@ -288,6 +364,57 @@ mod tests {
             })
             .collect();
         assert_eq!(got.attributes.iter().collect::<Vec<_>>(), kept);
+    }
+
+    #[test]
+    fn a_netconf_request_is_a_netconfmsg_and_its_ifindex() {
+        let mut req = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(NetconfGet {
+                family: libc::AF_INET6 as u8,
+                ifindex: -2,
+            }),
+        );
+        req.header.flags = NLM_F_REQUEST;
+        req.header.sequence_number = 7;
+        req.finalize();
+        let mut bytes = vec![0; req.buffer_len()];
+        req.serialize(&mut bytes);
+        let mut want = Vec::new();
+        want.extend(28u32.to_ne_bytes()); // length
+        want.extend(RTM_GETNETCONF.to_ne_bytes());
+        want.extend(NLM_F_REQUEST.to_ne_bytes());
+        want.extend(7u32.to_ne_bytes()); // sequence
+        want.extend(0u32.to_ne_bytes()); // port
+        want.extend([libc::AF_INET6 as u8, 0, 0, 0]); // struct netconfmsg, aligned
+        want.extend(8u16.to_ne_bytes()); // NETCONFA_IFINDEX, 4 bytes
+        want.extend(NETCONFA_IFINDEX.to_ne_bytes());
+        want.extend((-2i32).to_ne_bytes());
+        assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn a_netconf_answer_gives_its_integer_attributes_and_bad_ones_are_errors() {
+        let mut answer = vec![libc::AF_INET as u8, 0, 0, 0];
+        for (kind, value) in [(1u16, -1i32), (2, 1), (3, 2)] {
+            answer.extend(8u16.to_ne_bytes());
+            answer.extend(kind.to_ne_bytes());
+            answer.extend(value.to_ne_bytes());
+        }
+        // An attribute that is not a 32-bit value is skipped.
+        answer.extend(5u16.to_ne_bytes());
+        answer.extend(9u16.to_ne_bytes());
+        answer.extend([1, 0, 0, 0]);
+        assert_eq!(
+            netconf_values(&answer).expect("decodes"),
+            vec![(1, -1), (2, 1), (3, 2)]
+        );
+        assert!(netconf_values(&answer[..2]).is_err());
+        // An attribute cut short is an error, never a panic.
+        for cut in 0..answer.len() {
+            let _ = netconf_values(&answer[..cut]);
+        }
+        assert!(netconf_values(&answer[..10]).is_err());
     }
 
     #[test]

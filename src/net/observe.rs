@@ -312,7 +312,7 @@ pub async fn observe(
                     Depth::Ownership => ownership_here(&mut r, job)?,
                 };
                 let k: Vec<&String> = job.keys.iter().collect();
-                Ok((observed, sysctl::read_here(&job.proc_dir, &k)))
+                Ok((observed, sysctl::read_with(&mut r, &job.proc_dir, &k)))
             })
         }));
     }

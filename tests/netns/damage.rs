@@ -242,6 +242,79 @@ fn a_sysctl_changed_from_outside_is_planned_and_put_back() {
     assert!(lab.plan().contains("no changes"), "{}", lab.plan());
 }
 
+/// Keys an observation reads over netlink (`RTM_GETNETCONF`) rather than from their files,
+/// with values other than the kernel's defaults; those of one family and set differ from
+/// each other, so that a key read from another's attribute shows.
+const NETCONF_KEYS: [(&str, &str); 9] = [
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.rp_filter", "2"),
+    ("net.ipv4.conf.all.proxy_arp", "1"),
+    ("net.ipv4.conf.default.rp_filter", "1"),
+    ("net.ipv4.conf.default.ignore_routes_with_linkdown", "1"),
+    ("net.ipv6.conf.all.forwarding", "1"),
+    ("net.ipv6.conf.all.proxy_ndp", "1"),
+    ("net.ipv6.conf.default.ignore_routes_with_linkdown", "1"),
+    ("net.ipv4.conf.default.forwarding", "1"),
+];
+
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn sysctls_read_over_netlink_are_what_their_files_hold() {
+    let sysctls: Vec<String> = NETCONF_KEYS
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let lab = TestLab::new(
+        "tn-sys4",
+        &format!(
+            "name: tn-sys4\nnodes:\n  a:\n    sysctls: {{{}}}\n  b: {{}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+            sysctls.join(", ")
+        ),
+    );
+    lab.up();
+    let ns = lab.ns("a");
+    let file = |key: &str| format!("/proc/sys/{}", key.replace('.', "/"));
+    let files = || -> Vec<String> {
+        let cats: Vec<String> = NETCONF_KEYS.iter().map(|(k, _)| file(k)).collect();
+        let mut argv = vec!["cat"];
+        argv.extend(cats.iter().map(String::as_str));
+        let out = netns_exec(&ns, &argv);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let wanted: Vec<&str> = NETCONF_KEYS.iter().map(|(_, v)| *v).collect();
+    assert_eq!(files(), wanted, "the lab's values, in the files");
+    assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+    // One key at a time changed from inside the node: the plan lists exactly the keys whose
+    // file no longer holds the lab's value (a change to an `all` key may change others),
+    // and `up` puts them back.
+    for (key, value) in NETCONF_KEYS {
+        let other = if value == "1" { "0" } else { "1" };
+        let w = netns_exec(&ns, &["sh", "-c", &format!("echo {other} > {}", file(key))]);
+        assert!(w.status.success(), "{}", text(&w));
+        let now = files();
+        let plan = lab.plan();
+        for ((k, v), held) in NETCONF_KEYS.iter().zip(&now) {
+            let listed = plan.contains(&format!(" {k} "));
+            assert_eq!(
+                listed,
+                held != v,
+                "after {key}={other}: {k} holds {held}, the lab wants {v}:\n{plan}"
+            );
+        }
+        assert!(
+            plan.contains(&format!(" {key} ")),
+            "{key} is planned:\n{plan}"
+        );
+        lab.up();
+        assert_eq!(files(), wanted, "put back after {key}={other}");
+        assert!(lab.plan().contains("no changes"), "{}", lab.plan());
+    }
+}
+
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_sysctl_key_new_in_the_file_is_read_before_it_is_planned() {
