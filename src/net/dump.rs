@@ -131,9 +131,16 @@ impl Requester {
         loop {
             self.buf.clear();
             self.buf.reserve(RECV_BUF);
-            self.socket
-                .recv(&mut self.buf, 0)
+            let (_, from) = self
+                .socket
+                .recv_from(&mut self.buf, 0)
                 .map_err(|e| NetError::io(what, e))?;
+            // Only the kernel answers. Any socket of the namespace may send here if its
+            // process has CAP_NET_ADMIN over the namespace, as node root has over its node's:
+            // what it sends is dropped, as netlink-proto drops it for the runtime sockets.
+            if from.port_number() != 0 {
+                continue;
+            }
             let mut at = 0;
             while at < self.buf.len() {
                 let msg = NetlinkBuffer::new_checked(&self.buf[at..]).map_err(bad(what))?;
@@ -415,6 +422,51 @@ mod tests {
             let _ = netconf_values(&answer[..cut]);
         }
         assert!(netconf_values(&answer[..10]).is_err());
+    }
+
+    #[test]
+    #[cfg_attr(not(kernel_tests), ignore = "needs root")]
+    fn what_another_socket_sends_is_not_taken_for_the_kernels_answer() {
+        std::thread::spawn(|| {
+            // A namespace of this thread's own, which ends with it.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let mut r = Requester::open_here().expect("socket");
+            let port = r.socket.bind_auto().expect("bind").port_number();
+            // A link dump's first answer as the kernel would send it, with the sequence
+            // number of the requester's first request, queued before the request is sent.
+            let mut forged = LinkMessage::default();
+            forged.header.index = 99;
+            forged
+                .attributes
+                .push(LinkAttribute::IfName("forged0".into()));
+            let mut msg = NetlinkMessage::new(
+                NetlinkHeader::default(),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(forged)),
+            );
+            msg.header.flags = NLM_F_MULTIPART;
+            msg.header.sequence_number = 1;
+            msg.finalize();
+            let mut bytes = vec![0; msg.buffer_len()];
+            msg.serialize(&mut bytes);
+            let other = Socket::new(NETLINK_ROUTE).expect("socket");
+            let sent = other
+                .send_to(&bytes, &SocketAddr::new(port, 0), 0)
+                .expect("send to the requester");
+            assert_eq!(sent, bytes.len());
+            let names: Vec<String> = r
+                .links()
+                .expect("dump links")
+                .iter()
+                .flat_map(|l| &l.attributes)
+                .filter_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(names, vec!["lo".to_string()]);
+        })
+        .join()
+        .expect("the test thread");
     }
 
     #[test]
