@@ -70,7 +70,7 @@ impl NetlinkSerializable for NetconfGet {
 }
 
 /// The integer attributes (`NETCONFA_*` kind and value) of an `RTM_NEWNETCONF` answer.
-pub fn netconf_values(payload: &[u8]) -> Result<Vec<(u16, i32)>, NetError> {
+fn netconf_values(payload: &[u8]) -> Result<Vec<(u16, i32)>, NetError> {
     const WHAT: &str = "read netconf";
     let Some(rest) = payload.get(NETCONF_HEADER_LEN..) else {
         return Err(bad(WHAT)("shorter than its header"));
