@@ -459,6 +459,40 @@ fn node_cannot_reach_other_namespaces_through_netnsid() {
     );
 }
 
+/// Node root holds `NET_ADMIN` over its node's network namespace, so it may send netlink
+/// messages to any socket there, `topo`'s included. A service sends every new route socket of
+/// the namespace forged address answers (192.0.2.99/24 on lo, `topo`'s protocol) with the
+/// sequence numbers of the requests that follow the first, while `topo plan` observes the node
+/// again and again: taken for the kernel's answer, the address would be planned for removal.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_node_cannot_forge_the_kernels_netlink_answers_to_topo() {
+    let yaml = format!(
+        "name: ta-nlf\nnodes:\n  a:\n{}    services:\n      forge: \"exec python3 {}\"\n",
+        attacks_bind(),
+        attack("netlink_forge.py")
+    );
+    let lab = TestLab::new("ta-nlf", &yaml);
+    lab.up();
+    assert!(
+        node_file(&lab, "a", "/tmp/netlink-forge", 10).is_some(),
+        "the forger did not start"
+    );
+    for i in 0..200 {
+        let plan = lab.plan();
+        assert!(
+            !plan.contains("192.0.2.99"),
+            "plan {i} took a forged answer for the kernel's:\n{plan}"
+        );
+        assert!(plan.contains("no changes"), "plan {i}:\n{plan}");
+    }
+    // The attack was played: forged answers reached `topo`'s sockets.
+    let sent: u64 = node_file(&lab, "a", "/tmp/netlink-forge", 5)
+        .and_then(|l| l.trim().strip_prefix("sent ")?.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 10, "only {sent} forged answers were sent");
+}
+
 /// A process entering the node is visible in the node's PID namespace from its fork on; were
 /// it still in the host's mount namespace then, `/proc/PID/mountinfo` (readable by anyone)
 /// would show the node the host's mount table. A service watches for new processes and reads
