@@ -460,10 +460,12 @@ fn node_cannot_reach_other_namespaces_through_netnsid() {
 }
 
 /// Node root holds `NET_ADMIN` over its node's network namespace, so it may send netlink
-/// messages to any socket there, `topo`'s included. A service sends every new route socket of
-/// the namespace forged address answers (192.0.2.99/24 on lo, `topo`'s protocol) with the
-/// sequence numbers of the requests that follow the first, while `topo plan` observes the node
-/// again and again: taken for the kernel's answer, the address would be planned for removal.
+/// messages to any socket there, `topo`'s included. A service sends forged address answers
+/// (192.0.2.99/24 on lo, `topo`'s protocol), with the sequence numbers of the requests that
+/// follow the first, to every new route socket of the namespace and to the ports the next
+/// `topo` command's first socket may get (its PID, a little above the last one seen), while
+/// `topo plan` observes the node again and again: taken for the kernel's answer, the address
+/// would be planned for removal.
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn a_node_cannot_forge_the_kernels_netlink_answers_to_topo() {
