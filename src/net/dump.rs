@@ -69,8 +69,11 @@ impl NetlinkSerializable for NetconfGet {
     }
 }
 
+/// A netconf answer: its integer attributes, by `NETCONFA_*` kind.
+pub type NetconfAnswer = Vec<(u16, i32)>;
+
 /// The integer attributes (`NETCONFA_*` kind and value) of an `RTM_NEWNETCONF` answer.
-fn netconf_values(payload: &[u8]) -> Result<Vec<(u16, i32)>, NetError> {
+fn netconf_values(payload: &[u8]) -> Result<NetconfAnswer, NetError> {
     const WHAT: &str = "read netconf";
     let Some(rest) = payload.get(NETCONF_HEADER_LEN..) else {
         return Err(bad(WHAT)("shorter than its header"));
@@ -280,7 +283,7 @@ impl Requester {
     /// ([`super::sysctl::NETCONF_ALL`], [`super::sysctl::NETCONF_DEFAULT`] or an interface's
     /// index): forwarding, rp_filter and the others of `RTM_GETNETCONF`, by `NETCONFA_*`
     /// kind. The same values as their sysctl files, without a path walk through `/proc`.
-    pub fn netconf(&mut self, family: u8, ifindex: i32) -> Result<Vec<(u16, i32)>, NetError> {
+    pub fn netconf(&mut self, family: u8, ifindex: i32) -> Result<NetconfAnswer, NetError> {
         let mut out = Vec::new();
         let msg = NetconfGet { family, ifindex };
         self.request(msg, false, "read netconf", |kind, p| {

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::dump::Requester;
+use super::dump::{NetconfAnswer, Requester};
 use super::NetError;
 
 /// The host's procfs.
@@ -45,9 +45,6 @@ const NETCONFA_FORWARDING: u16 = 2;
 const NETCONFA_RP_FILTER: u16 = 3;
 const NETCONFA_PROXY_NEIGH: u16 = 5;
 const NETCONFA_IGNORE_ROUTES_WITH_LINKDOWN: u16 = 6;
-
-/// A netconf answer: its integer attributes, by `NETCONFA_*` kind.
-type NetconfAnswer = Vec<(u16, i32)>;
 
 /// Where netlink answers a sysctl: the family, the settings (`all` or `default`) and the
 /// attribute of a netconf answer that holds the key's value.
@@ -114,7 +111,7 @@ pub fn read_with(r: &mut Requester, proc_dir: &Path, keys: &[&String]) -> BTreeM
                     .map(|(_, v)| v.to_string())
             });
             answered
-                .or_else(|| read_one(proc_dir, k).ok().map(|v| v.trim().to_string()))
+                .or_else(|| read_one(proc_dir, k))
                 .map(|v| ((*k).clone(), v))
         })
         .collect()
@@ -124,16 +121,13 @@ pub fn read_with(r: &mut Requester, proc_dir: &Path, keys: &[&String]) -> BTreeM
 /// left out (so the plan shows it as to be set, and setting it reports the kernel's error).
 pub fn read_here(proc_dir: &Path, keys: &[&String]) -> BTreeMap<String, String> {
     keys.iter()
-        .filter_map(|k| {
-            read_one(proc_dir, k)
-                .ok()
-                .map(|v| ((*k).clone(), v.trim().to_string()))
-        })
+        .filter_map(|k| read_one(proc_dir, k).map(|v| ((*k).clone(), v)))
         .collect()
 }
 
-fn read_one(proc_dir: &Path, key: &str) -> std::io::Result<String> {
-    std::fs::read_to_string(path(proc_dir, key)).or_else(|e| {
+/// The value of one key from its file, trimmed; `None` if the kernel does not have it.
+fn read_one(proc_dir: &Path, key: &str) -> Option<String> {
+    let read = std::fs::read_to_string(path(proc_dir, key)).or_else(|e| {
         // The node's procfs may be gone (its init ended) or not be one (a node mounted
         // something else there): the host's answers the same, only slower.
         if proc_dir == Path::new(HOST_PROC) {
@@ -141,7 +135,8 @@ fn read_one(proc_dir: &Path, key: &str) -> std::io::Result<String> {
         } else {
             std::fs::read_to_string(path(Path::new(HOST_PROC), key))
         }
-    })
+    });
+    read.ok().map(|v| v.trim().to_string())
 }
 
 /// Writes one key in the current thread's namespace (`sysctl -w KEY=VALUE`).
