@@ -493,6 +493,19 @@ pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
 /// listening socket on the abstract name of its exec socket (read from the host's
 /// `/proc/net/unix`), `signalfd`; anything else as its link reads.
 pub fn init_fds(pid: &str, lab: &str, node: &str) -> Vec<String> {
+    // A `topo exec` (the tests' own, to read a node's file) returns once its command has
+    // ended, a moment before the init closes that command's connection: a socket other than
+    // the exec socket is waited for to go (at most 5 s), and shown if it stays.
+    let mut last = Vec::new();
+    let _ = eventually(5, || {
+        last = init_fds_now(pid, lab, node);
+        (!last.iter().any(|f| f.starts_with("socket:"))).then_some(())
+    });
+    last
+}
+
+/// [`init_fds`] as they are at this moment.
+fn init_fds_now(pid: &str, lab: &str, node: &str) -> Vec<String> {
     let exec_path = format!("@{}", exec_socket(lab, node));
     let unix = std::fs::read_to_string("/proc/net/unix").expect("net/unix");
     // Num RefCount Protocol Flags Type St Inode Path; flags 00010000: listening.
