@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::apply::signal_all;
 use super::LabError;
 use crate::net::observe::{observe, Depth, Session};
 use crate::net::{link, netns};
@@ -308,26 +307,45 @@ fn finish(
     Ok((archived.path, warnings))
 }
 
-/// Waits until every process of `victims` has ended (killing again any still there), at
-/// most `timeout`.
-fn wait_gone(mut victims: Vec<ProcId>, timeout: Duration) -> Result<(), LabError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        victims.retain(ProcId::alive);
-        let Some(first) = victims.first() else {
-            return Ok(());
-        };
-        if Instant::now() > deadline {
-            return Err(LabError::Kernel(format!(
-                "{} processes of the lab still run {} s after they were killed (pid {} first)",
-                victims.len(),
-                timeout.as_secs(),
-                first.pid
-            )));
+/// How long [`wait_gone`] waits before it kills what has not begun to end: the `down` that
+/// handed the processes over kills them a moment after the reaper starts, or not at all when
+/// it was itself stopped in between.
+const KILL_AGAIN: Duration = Duration::from_secs(1);
+
+/// Waits until every process of `victims` has ended, at most `timeout`, after [`KILL_AGAIN`]
+/// killing once each one still there that has not begun to exit. The processes are waited
+/// for one after another, so that each wait reads one process's `/proc` entry and not every
+/// one's: their exits are the kernel's work, and reading thousands of `/proc/PID/stat`
+/// files every few milliseconds would take a CPU from them.
+fn wait_gone(victims: Vec<ProcId>, timeout: Duration) -> Result<(), LabError> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut killed = false;
+    for (i, v) in victims.iter().enumerate() {
+        while v.alive() {
+            let now = Instant::now();
+            if now > deadline {
+                let left: Vec<&ProcId> = victims[i..].iter().filter(|v| v.alive()).collect();
+                return Err(LabError::Kernel(format!(
+                    "{} processes of the lab still run {} s after they were killed (pid {} first)",
+                    left.len(),
+                    timeout.as_secs(),
+                    left.first().map_or(v.pid, |f| f.pid)
+                )));
+            }
+            if !killed && now >= start + KILL_AGAIN {
+                let running: Vec<ProcId> = victims[i..]
+                    .iter()
+                    .filter(|v| v.running())
+                    .copied()
+                    .collect();
+                kill_all(&running);
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        signal_all(&victims);
-        std::thread::sleep(Duration::from_millis(2));
     }
+    Ok(())
 }
 
 /// Hands the end of the `down` ([`finish`]) to a `topo __reap` process, before the lab's
@@ -510,5 +528,53 @@ mod tests {
             }
         }
         assert_eq!(per_cpu(PARALLEL_FROM - 1), 1);
+    }
+
+    /// A child of this test that sleeps, with its identity (PID and start time).
+    fn sleeper() -> (std::process::Child, ProcId) {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("start sleep");
+        let pid = i32::try_from(child.id()).expect("pid");
+        let id = ProcId::of(pid).expect("the sleeper's /proc/PID/stat");
+        (child, id)
+    }
+
+    #[test]
+    fn wait_gone_kills_what_nobody_killed_and_returns_once_it_has_ended() {
+        let (mut a, id_a) = sleeper();
+        let (mut b, id_b) = sleeper();
+        // The first has ended already (as most victims have by the time the reaper looks);
+        // the second was never killed, as when `down` stops between hand-over and kills.
+        a.kill().expect("kill the first");
+        a.wait().expect("reap the first");
+        let t = Instant::now();
+        let waited = wait_gone(vec![id_a, id_b], Duration::from_secs(10));
+        let took = t.elapsed();
+        assert!(waited.is_ok(), "{waited:?}");
+        assert!(
+            took >= KILL_AGAIN && took < KILL_AGAIN + Duration::from_secs(5),
+            "took {took:?}"
+        );
+        let status = b.wait().expect("reap the second");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    }
+
+    #[test]
+    fn wait_gone_names_what_still_runs_when_its_time_is_up() {
+        let (mut child, id) = sleeper();
+        let waited = wait_gone(vec![id], Duration::from_millis(100));
+        let alive = id.alive();
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = waited.expect_err("the sleeper outlived the timeout");
+        let text = err.to_string();
+        assert!(
+            text.contains("1 processes") && text.contains(&format!("pid {}", id.pid)),
+            "{text}"
+        );
+        assert!(alive, "killed before its time");
     }
 }
