@@ -9,6 +9,7 @@
 pub(crate) mod capture;
 pub mod check;
 pub mod cli;
+pub(crate) mod fds;
 pub mod import;
 pub mod lab;
 pub(crate) mod net;

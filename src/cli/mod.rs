@@ -893,6 +893,8 @@ fn cmd_down(
         wait,
         then_exit: true,
     };
+    // Before the runtime's threads exist, so that growing the table waits for nothing.
+    lab::reserve_descriptors(&name);
     let rt = runtime()?;
     let report = rt.block_on(lab::down_with(&name, options));
     // Nothing runs on it any more, and the process exits next: its threads are not waited for.

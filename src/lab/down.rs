@@ -3,7 +3,7 @@
 //! links), so a lost or corrupt run directory never makes `down` touch a foreign object.
 //! The lab's logs are moved to the archive first (see `state::archive`), unless discarded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::LabError;
 use crate::net::observe::{observe, Depth, Session};
 use crate::net::{link, netns};
+use crate::node::procfs::ProcDir;
 use crate::node::ProcId;
 use crate::plan::{names, NsObserved};
 use crate::state::{archive, log, Brief, RunDir};
@@ -121,9 +122,10 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
     let held: Vec<(ProcId, u64)> = session
         .proven
         .iter()
-        .filter_map(|(name, ino)| proven_inits.get(name).map(|id| (*id, *ino)))
+        .filter_map(|(name, ino)| proven_inits.get(name).map(|d| (d.id, *ino)))
         .collect();
-    let mut victims: Vec<ProcId> = proven_inits.into_values().collect();
+    let mut victims: Vec<ProcId> = proven_inits.values().map(|d| d.id).collect();
+    let dirs: HashMap<i32, ProcDir> = proven_inits.into_values().map(|d| (d.id.pid, d)).collect();
     for (node, rec) in &state.nodes {
         if !session.proven.contains_key(&names::node_netns(lab, node)) && rec.init.alive() {
             victims.push(rec.init);
@@ -176,12 +178,13 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
             run_ahead_of_exits();
         }
         // Killed whether or not the reaper started: without it, the next `down` finishes.
-        kill_all(&victims);
+        kill_all(&victims, &dirs);
         tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "processes killed");
         handed?;
         return Ok(report);
     }
-    kill_all(&victims);
+    kill_all(&victims, &dirs);
+    drop(dirs);
     let lab_name = lab.to_string();
     let (logs, warnings) =
         tokio::task::spawn_blocking(move || finish(run, &lab_name, victims, discard, false))
@@ -194,28 +197,25 @@ pub async fn down_with(lab: &str, options: DownOptions) -> Result<DownReport, La
 }
 
 /// The namespaces of the record's nodes that are proven the lab's without entering them,
-/// by name and inode, with each one's init: a node's init that still runs (the same PID and
-/// start time) is the lab's, so is its network namespace, and so is a name that holds that
-/// namespace (the same device and inode: namespaces that exist at one time never share
-/// one). Other namespaces are left to the marker on their loopback.
-fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<String, ProcId>) {
+/// by name and inode, with each one's init, its `/proc` directory held open: a node's init
+/// that still runs (the same PID and start time) is the lab's, so is its network namespace,
+/// and so is a name that holds that namespace (the same device and inode: namespaces that
+/// exist at one time never share one). Other namespaces are left to the marker on their
+/// loopback.
+fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<String, ProcDir>) {
     use nix::sys::stat::stat;
     let nodes: Vec<_> = state.nodes.iter().collect();
-    let found = in_parallel(&nodes, per_cpu(nodes.len()), |(node, rec)| {
-        let name = names::node_netns(lab, node);
-        let (Ok(named), Ok(held)) = (
-            stat(&netns::path(&name)),
-            stat(format!("/proc/{}/ns/net", rec.init.pid).as_str()),
-        ) else {
-            return None;
-        };
-        // Checked after reading its namespace: a PID is not reused while its process lives.
-        (named.st_ino == held.st_ino
-            && named.st_dev == held.st_dev
-            && named.st_ino == rec.netns_inode
-            && rec.init.alive())
-        .then_some((name, named.st_ino, rec.init))
-    });
+    let found =
+        in_parallel(&nodes, per_cpu(nodes.len()), |(node, rec)| {
+            let name = names::node_netns(lab, node);
+            let named = stat(&netns::path(&name)).ok()?;
+            // Opened, and its start time checked, before its namespace is read: what is read
+            // through the open directory is that process's, whatever its PID becomes.
+            let init = ProcDir::open(rec.init)?;
+            let (dev, ino) = init.ns("net")?;
+            (named.st_ino == ino && named.st_dev == dev && named.st_ino == rec.netns_inode)
+                .then_some((name, named.st_ino, init))
+        });
     let mut proven = BTreeMap::new();
     let mut inits = BTreeMap::new();
     for (name, ino, init) in found.into_iter().flatten() {
@@ -223,6 +223,20 @@ fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<Str
         inits.insert(name, init);
     }
     (proven, inits)
+}
+
+/// Makes room in this process's descriptor table for the `/proc` directories that `down`
+/// holds open, one per node of the lab (at most one per name with the lab's prefix), before
+/// the process has other threads. The kernel grows the table by doubling it as descriptors
+/// are opened, and in a process with more than one thread each growth first waits for an RCU
+/// grace period (10–20 ms each on a busy machine, five of them for a thousand nodes).
+pub fn reserve_descriptors(lab: &str) {
+    // Beyond those, room for what the command opens besides: the runtime's, the lock, the
+    // sockets of the host and of the lab's bridge namespace.
+    const BESIDES: usize = 64;
+    if let Ok(names) = netns::list_with_prefix(&names::netns_prefix(lab)) {
+        crate::fds::reserve(names.len() + BESIDES);
+    }
 }
 
 /// Below this many items, [`per_cpu`] keeps the work on the calling thread.
@@ -339,7 +353,7 @@ fn wait_gone(victims: Vec<ProcId>, timeout: Duration) -> Result<(), LabError> {
                     .filter(|v| v.running())
                     .copied()
                     .collect();
-                kill_all(&running);
+                kill_all(&running, &HashMap::new());
                 killed = true;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -393,22 +407,35 @@ fn hand_over(run: RunDir, victims: &[ProcId], discard: bool) -> Result<(), LabEr
 /// waiting until they were all done, `down` itself and the shell that started it among
 /// them. A node's init leads a session of its own, so where the kernel groups scheduling by
 /// session (autogroup), the group's nice value is what counts, not the process's.
-/// The victims are shared among threads ([`in_parallel`]), which run as this process does.
-fn kill_all(victims: &[ProcId]) {
+/// A victim whose `/proc` directory is in `dirs` is reached through it (no second read of
+/// its identity, and no other process if its PID is reused); the others by PID, once their
+/// identity is checked. The victims are shared among threads ([`in_parallel`]), which run as
+/// this process does.
+fn kill_all(victims: &[ProcId], dirs: &HashMap<i32, ProcDir>) {
+    use nix::sys::signal::{kill, Signal};
     let autogroups = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
         .is_ok_and(|v| v.trim() == "1");
+    let lower = |pid: i32| {
+        // SAFETY: a plain system call on one process of the lab (checked by the caller to
+        // be the one recorded, just before); no memory is passed.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, 19) };
+    };
     in_parallel(victims, per_cpu(victims.len()), |v| {
-        if v.alive() {
-            // SAFETY: a plain system call on one process of the lab (checked just above to
-            // be the one recorded: same PID and start time); no memory is passed.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, v.pid as libc::id_t, 19) };
+        if let Some(d) = dirs.get(&v.pid).filter(|d| d.id == *v) {
+            // Still there (a zombie too), so the PID is still its own.
+            if d.signal(None).is_ok() {
+                lower(v.pid);
+                if autogroups {
+                    let _ = d.write("autogroup", b"19");
+                }
+                let _ = d.signal(Some(Signal::SIGKILL));
+            }
+        } else if v.alive() {
+            lower(v.pid);
             if autogroups {
                 let _ = std::fs::write(format!("/proc/{}/autogroup", v.pid), b"19");
             }
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(v.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = kill(nix::unistd::Pid::from_raw(v.pid), Signal::SIGKILL);
         }
     });
 }

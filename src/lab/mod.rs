@@ -33,7 +33,7 @@ use crate::state::{RunDir, State, StateError};
 use observe::{observe_all, Scanned};
 use prescan::Prescan;
 
-pub use down::{down, down_with, reap_main, DownOptions, DownReport};
+pub use down::{down, down_with, reap_main, reserve_descriptors, DownOptions, DownReport};
 pub(crate) use drift::{endpoint, set_impair, set_link};
 pub(crate) use status::{status, Status};
 pub use world::{load_topology, STDIN_NAME};

@@ -24,7 +24,7 @@ const PF_EXITING: u64 = 0x4;
 
 /// Start time, state letter and flags of a process (see [`stat_in`]).
 fn stat_fields(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char, u64)> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::fd::AsFd;
     let mut path = [0u8; 32];
     let len = {
@@ -36,11 +36,21 @@ fn stat_fields(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char, u64
         w.position() as usize
     };
     let path = std::str::from_utf8(&path[..len]).ok()?;
+    match proc {
+        Some(dir) => read_stat(Some(dir.as_fd()), path),
+        None => read_stat(None, path),
+    }
+}
+
+/// Reads a `stat` file (at `path`, relative to `dir` when given) into the stack and parses
+/// its start time, state letter and flags.
+fn read_stat(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &str) -> Option<(u64, char, u64)> {
+    use std::io::Read;
     let mut buf = [0u8; 1024];
-    let mut file = match proc {
+    let mut file = match dir {
         Some(dir) => std::fs::File::from(
             nix::fcntl::openat(
-                dir.as_fd(),
+                dir,
                 path,
                 nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
@@ -66,6 +76,83 @@ fn stat_fields(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char, u64
     let flags = fields.nth(5)?.parse().ok()?;
     let start = fields.nth(12)?.parse().ok()?;
     Some((start, state, flags))
+}
+
+/// A process's `/proc/PID` directory, held open: what goes through it (files read relative
+/// to it, signals sent with it as a pidfd) reaches that process or fails, never another one
+/// that was given its PID later. Opening it costs one path walk; each use after that none.
+#[derive(Debug)]
+pub struct ProcDir {
+    pub id: ProcId,
+    dir: std::os::fd::OwnedFd,
+}
+
+impl ProcDir {
+    /// Opens the directory of `id` if that process still runs (same PID and start time, not
+    /// a zombie).
+    pub fn open(id: ProcId) -> Option<ProcDir> {
+        use std::os::fd::AsFd;
+        let mut path = [0u8; 24];
+        let len = {
+            use std::io::Write;
+            let mut w = std::io::Cursor::new(&mut path[..]);
+            write!(w, "/proc/{}", id.pid).ok()?;
+            w.position() as usize
+        };
+        let path = std::str::from_utf8(&path[..len]).ok()?;
+        let dir = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        let (start, state, _) = read_stat(Some(dir.as_fd()), "stat")?;
+        (start == id.start && state != 'Z' && state != 'X').then_some(ProcDir { id, dir })
+    }
+
+    /// Device and inode of the process's namespace of the given kind (`net`, `pid`, …).
+    pub fn ns(&self, kind: &str) -> Option<(u64, u64)> {
+        let st = nix::sys::stat::fstatat(
+            &self.dir,
+            format!("ns/{kind}").as_str(),
+            nix::fcntl::AtFlags::empty(),
+        )
+        .ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
+    /// Writes `value` to one of the process's files (`autogroup`, …).
+    pub fn write(&self, file: &str, value: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            file,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        std::fs::File::from(fd).write_all(value)
+    }
+
+    /// Sends `signal` (`None`: only checks that the process exists, as a zombie too) to the
+    /// process: `pidfd_send_signal`, which takes a `/proc/PID` directory as a pidfd.
+    pub fn signal(&self, signal: Option<nix::sys::signal::Signal>) -> nix::Result<()> {
+        use std::os::fd::AsRawFd;
+        let sig = signal.map_or(0, |s| s as libc::c_int);
+        // SAFETY: the descriptor is this process's open /proc/PID directory, owned by
+        // `self` and valid for the call; no siginfo is passed (NULL) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.dir.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        nix::errno::Errno::result(rc).map(drop)
+    }
 }
 
 impl ProcId {
@@ -241,5 +328,33 @@ mod tests {
         assert!(!id.alive());
         assert!(!id.running());
         child.wait().expect("reap");
+    }
+
+    #[test]
+    fn a_proc_dir_reaches_its_process_and_no_other() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        let id = ProcId::of(pid).expect("child stat");
+        // Another start time is another process: not opened.
+        assert!(ProcDir::open(ProcId {
+            pid,
+            start: id.start + 1
+        })
+        .is_none());
+        let dir = ProcDir::open(id).expect("open the child's directory");
+        let net = std::fs::metadata(format!("/proc/{pid}/ns/net")).expect("ns/net");
+        assert_eq!(dir.ns("net"), Some((net.dev(), net.ino())));
+        assert!(dir.signal(None).is_ok());
+        dir.signal(Some(nix::sys::signal::Signal::SIGKILL))
+            .expect("kill through the directory");
+        let status = child.wait().expect("reap");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // Reaped: the directory reaches nothing, whoever gets the PID next.
+        assert_eq!(dir.signal(None), Err(nix::errno::Errno::ESRCH));
+        assert!(dir.write("comm", b"x").is_err());
     }
 }
