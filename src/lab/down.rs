@@ -557,12 +557,22 @@ mod tests {
         assert_eq!(per_cpu(PARALLEL_FROM - 1), 1);
     }
 
-    /// A child of this test that sleeps, with its identity (PID and start time).
+    /// A child of this test that sleeps, with its identity (PID and start time). It leads a
+    /// session of its own, as a node's init does: `kill_all` lowers the nice value of the
+    /// victim's session (its autogroup), which must not be the test's.
     fn sleeper() -> (std::process::Child, ProcId) {
-        let child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .expect("start sleep");
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("60");
+        // SAFETY: runs in the forked child before exec, and calls only setsid, which is
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            })
+        };
+        let child = cmd.spawn().expect("start sleep");
         let pid = i32::try_from(child.id()).expect("pid");
         let id = ProcId::of(pid).expect("the sleeper's /proc/PID/stat");
         (child, id)
