@@ -92,16 +92,8 @@ impl ProcDir {
     /// a zombie).
     pub fn open(id: ProcId) -> Option<ProcDir> {
         use std::os::fd::AsFd;
-        let mut path = [0u8; 24];
-        let len = {
-            use std::io::Write;
-            let mut w = std::io::Cursor::new(&mut path[..]);
-            write!(w, "/proc/{}", id.pid).ok()?;
-            w.position() as usize
-        };
-        let path = std::str::from_utf8(&path[..len]).ok()?;
         let dir = nix::fcntl::open(
-            path,
+            format!("/proc/{}", id.pid).as_str(),
             nix::fcntl::OFlag::O_RDONLY
                 | nix::fcntl::OFlag::O_DIRECTORY
                 | nix::fcntl::OFlag::O_CLOEXEC,
