@@ -87,6 +87,16 @@ pub(crate) fn read_stdin() -> Result<String, Diagnostics> {
     })
 }
 
+/// The running lab a missing file's path names, when the path is a lab's name and no file
+/// (`topo down r1` for `topo down --lab r1`).
+fn lab_named_as(path: &Path, e: &std::io::Error) -> Option<String> {
+    let name = path.to_str()?;
+    (e.kind() == std::io::ErrorKind::NotFound
+        && super::down::check_lab_name(name).is_ok()
+        && crate::state::has_record(name))
+    .then(|| name.to_string())
+}
+
 /// Reads the file, refusing oversized files before reading them.
 fn read_file(path: &Path) -> Result<String, Diagnostics> {
     let one = |message: String, hint: &str| {
@@ -99,10 +109,14 @@ fn read_file(path: &Path) -> Result<String, Diagnostics> {
         }])
     };
     let meta = std::fs::metadata(path).map_err(|e| {
-        one(
-            format!("cannot read the topology file: {e}"),
-            "check the path",
-        )
+        let hint = match lab_named_as(path, &e) {
+            Some(lab) => format!(
+                "there is no such file, but a lab named {lab} runs here: `--lab {lab}` names \
+                 it by its name"
+            ),
+            None => "check the path".to_string(),
+        };
+        one(format!("cannot read the topology file: {e}"), &hint)
     })?;
     if meta.len() > spec::MAX_FILE_BYTES {
         return Err(one(

@@ -122,6 +122,27 @@ fn down_of_a_lab_that_is_not_up_says_so() {
     // A lab that is up comes down as before, with --missing-ok too.
     let lab = lab("tc-down");
     lab.up();
+    // A lab's name given where a file goes: refused, with a hint to name it by --lab, and the
+    // lab untouched; a name that is no lab gets the plain hint.
+    let ns_before = netns_with_prefix("tc-down-");
+    assert_eq!(ns_before.len(), 3, "{ns_before:?}");
+    let out = topo(&["down", "tc-down"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "hint: there is no such file, but a lab named tc-down runs here: `--lab tc-down`"
+        ),
+        "{err}"
+    );
+    assert_eq!(netns_with_prefix("tc-down-"), ns_before);
+    let out = topo(&["down", name]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hint: check the path"),
+        "{}",
+        text(&out)
+    );
     let out = topo(&["down", "--lab", &lab.name, "--missing-ok"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
