@@ -37,6 +37,17 @@ pub fn lab_state(nodes: usize, running: usize, has_record: bool) -> &'static str
     }
 }
 
+/// Whether the lab was taken down and its processes are still ending: `topo __reap` holds
+/// its lock. (Marked ending with the lock free, a `down` was stopped before its end, and the
+/// next `down` finishes it.)
+pub(crate) fn is_ending(name: &str) -> bool {
+    crate::state::is_ending(name)
+        && matches!(
+            crate::state::RunDir::try_lock_existing(name),
+            Err(crate::state::StateError::Busy { .. })
+        )
+}
+
 /// The labs of this host, by name.
 pub fn list() -> Vec<LabSummary> {
     let labs = crate::state::labs();
@@ -70,12 +81,7 @@ pub fn list() -> Vec<LabSummary> {
                 }
             }
             let running = nodes.values().filter(|there| **there).count();
-            // Taken down, its processes still ending: `topo __reap` holds the lock.
-            let ending = crate::state::is_ending(name)
-                && matches!(
-                    crate::state::RunDir::try_lock_existing(name),
-                    Err(crate::state::StateError::Busy { .. })
-                );
+            let ending = is_ending(name);
             LabSummary {
                 state: if ending {
                     "ending"

@@ -891,9 +891,11 @@ pub(crate) fn node_names(lab: &str) -> Result<Vec<String>, LabError> {
 }
 
 /// The lab meant when a command names none: the only one that is up. `how` says how the
-/// command names one (`--lab NAME`, `--lab NAME or -f FILE`).
+/// command names one (`--lab NAME`, `--lab NAME or -f FILE`). A lab taken down whose
+/// processes are still ending (`ending` in `topo ls`) is not up.
 pub(crate) fn only_lab(how: &str) -> Result<String, LabError> {
-    let labs = crate::state::labs();
+    let mut labs = crate::state::labs();
+    labs.retain(|name| !list::is_ending(name));
     match labs.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(LabError::Usage(format!(

@@ -714,3 +714,132 @@ fn concurrent_execs_through_one_init_each_get_their_own_status() {
     }
     assert_eq!(victim.wait().expect("wait").code(), Some(128 + 15));
 }
+
+/// Two labs in a run directory of their own, and a process that holds one node's PID
+/// namespace; every lab down, the process ended and the directory removed on drop.
+struct EndingLabs {
+    dir: std::path::PathBuf,
+    run: std::path::PathBuf,
+    holder: Option<std::process::Child>,
+}
+
+impl EndingLabs {
+    fn topo(&self, args: &[&str]) -> std::process::Output {
+        Command::new(TOPO)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TOPO_RUN_DIR", &self.run)
+            .env("TOPO_LOG_DIR", archive_root())
+            .output()
+            .expect("run topo")
+    }
+
+    fn release(&mut self) {
+        if let Some(mut h) = self.holder.take() {
+            let pid = Pid::from_raw(h.id() as i32);
+            let _ = kill(pid, Signal::SIGCONT);
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
+
+impl Drop for EndingLabs {
+    fn drop(&mut self) {
+        self.release();
+        for lab in ["tc-end", "tc-one"] {
+            // A reaper may still hold the lock for a moment: `down` waits for it.
+            let _ = self.topo(&["down", "--lab", lab, "--missing-ok", "--discard-logs"]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A lab taken down whose processes are still ending (`ending` in `topo ls`: its reaper
+/// waits for them) is not counted as up: a command that names no lab takes the one that is.
+/// The ending is held by a process entered into the node's PID namespace from outside
+/// (`nsenter`) and stopped: killed with the node, it stays a zombie that its stopped parent
+/// does not reap, and the node's init waits for it.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_lab_whose_processes_are_still_ending_is_not_the_one_lab_that_is_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("topo-test-ending-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    for d in [&dir, &run] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut labs = EndingLabs {
+        dir,
+        run,
+        holder: None,
+    };
+    for lab in ["tc-end", "tc-one"] {
+        let file = labs.dir.join(format!("{lab}.yaml"));
+        std::fs::write(&file, format!("name: {lab}\nnodes:\n  a: {{}}\n")).expect("write");
+        let out = labs.topo(&["up", path(&file)]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let status = labs.topo(&["status", "--lab", "tc-end", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let init = v["nodes"][0]["init_pid"].as_i64().expect("init pid");
+    let holder = Command::new("nsenter")
+        .args(["-t", &init.to_string(), "-p", "-m", "--", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("nsenter");
+    let nsenter = holder.id();
+    labs.holder = Some(holder);
+    let children = format!("/proc/{nsenter}/task/{nsenter}/children");
+    let entered = eventually(5, || {
+        let c = std::fs::read_to_string(&children).ok()?;
+        let child = c.split_whitespace().next()?.to_string();
+        // Entered and running `sleep`, not yet the forked nsenter.
+        (std::fs::read_to_string(format!("/proc/{child}/comm"))
+            .ok()?
+            .trim()
+            == "sleep")
+            .then_some(child)
+    });
+    assert!(entered.is_some(), "nsenter did not start sleep in the node");
+    kill(Pid::from_raw(nsenter as i32), Signal::SIGSTOP).expect("stop nsenter");
+
+    let out = labs.topo(&["down", "--lab", "tc-end"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ls = labs.topo(&["ls", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("ls json");
+    let states: Vec<(String, String)> = v
+        .as_array()
+        .expect("labs")
+        .iter()
+        .filter_map(|l| Some((l["name"].as_str()?.into(), l["state"].as_str()?.into())))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("tc-end".to_string(), "ending".to_string()),
+            ("tc-one".to_string(), "up".to_string())
+        ],
+        "{}",
+        text(&ls)
+    );
+    // Named by nothing: the one lab that is up.
+    let out = labs.topo(&["status", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(v["lab"], "tc-one", "{}", text(&out));
+
+    // Let go, the reaper ends and the lab's run directory goes.
+    labs.release();
+    let gone = eventually(15, || (!labs.run.join("tc-end").exists()).then_some(()));
+    assert!(gone.is_some(), "the reaper did not finish");
+    let out = labs.topo(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("lab tc-one: down"),
+        "{}",
+        text(&out)
+    );
+}
