@@ -2,16 +2,18 @@
 a process entering the node that is visible here while still in the host's mount namespace
 shows the host's mounts (marked by the named network namespaces under /run/netns, which a
 node's own mount table does not have). Appends what it saw to /tmp/mountinfo-watch: a
-`seen N` line (new processes so far) every 1000 rounds and `LEAK <line>` for a host mount."""
+`seen N` line (new processes so far) at its start and after each round that found new ones,
+and `LEAK <line>` for a host mount."""
 import os
 import time
 
 seen = set(os.listdir("/proc"))
 new = 0
-rounds = 0
 with open("/tmp/mountinfo-watch", "a", buffering=1) as out:
-    deadline = time.time() + 60
+    out.write("seen 0\n")
+    deadline = time.time() + 120
     while time.time() < deadline:
+        before = new
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or pid in seen:
                 continue
@@ -26,6 +28,5 @@ with open("/tmp/mountinfo-watch", "a", buffering=1) as out:
                 if " /run/netns/" in line:
                     out.write(f"LEAK {line}\n")
                     break
-        rounds += 1
-        if rounds % 1000 == 0:
+        if new != before:
             out.write(f"seen {new}\n")
