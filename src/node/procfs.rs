@@ -36,10 +36,7 @@ fn stat_fields(proc: Option<&std::fs::File>, pid: i32) -> Option<(u64, char, u64
         w.position() as usize
     };
     let path = std::str::from_utf8(&path[..len]).ok()?;
-    match proc {
-        Some(dir) => read_stat(Some(dir.as_fd()), path),
-        None => read_stat(None, path),
-    }
+    read_stat(proc.map(|dir| dir.as_fd()), path)
 }
 
 /// Reads a `stat` file (at `path`, relative to `dir` when given) into the stack and parses
