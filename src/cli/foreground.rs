@@ -76,7 +76,7 @@ pub(super) fn cmd_up_foreground(
     // half-way; they take the lab down.
     let mut stop: StopSignal = {
         let _in = rt.enter();
-        Box::pin(super::interrupted())
+        Box::pin(super::interrupted_up())
     };
     let lab = host.apply(input.load_prescanned(&rt)?)?;
     let name = lab.name().to_string();
@@ -95,7 +95,6 @@ pub(super) fn cmd_up_foreground(
         tokio::select! {
             biased;
             sig = &mut stop => {
-                lab::stop_waiting();
                 Err(sig)
             }
             r = lab.up_with_progress(Some(progress)) => Ok(r),

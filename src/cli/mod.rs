@@ -816,11 +816,10 @@ fn cmd_up(input: &FileArgs, host: &HostArg, output: Output) -> Result<i32, LabEr
     let report = rt.block_on(async {
         // The handlers are installed before `up` starts, so a signal can never find
         // them missing and kill the process mid-step.
-        let stop = interrupted();
+        let stop = interrupted_up();
         tokio::select! {
             biased;
             sig = stop => {
-                lab::stop_waiting();
                 Err(LabError::Interrupted {
                     lab: name.clone(),
                     signal: sig,
@@ -1253,6 +1252,26 @@ fn interrupted() -> impl std::future::Future<Output = &'static str> {
         tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// [`interrupted`] for an `up`: the moment the signal arrives, a task of its own tells the
+/// `up`'s steps to stop ([`lab::stop_waiting`]), since the step under way may be one that
+/// blocks the thread that polls the `up` (making namespaces) and checks that flag instead.
+fn interrupted_up() -> impl std::future::Future<Output = &'static str> {
+    let signal = interrupted();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let sig = signal.await;
+        lab::stop_waiting();
+        let _ = tx.send(sig);
+    });
+    async move {
+        match rx.await {
+            Ok(sig) => sig,
+            // The task ended without a signal: only when the runtime is shutting down.
+            Err(_) => std::future::pending().await,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{interrupted, print_json, runtime, up_again, FileArgs, Output};
+use super::{interrupted, interrupted_up, print_json, runtime, up_again, FileArgs, Output};
 use crate::check::report::{self, Outcome, Report};
 use crate::lab::{self, testrun, Lab, LabError};
 
@@ -99,7 +99,7 @@ pub(super) fn cmd_test(args: TestArgs) -> Result<i32, LabError> {
     };
     // Up: the lab as the file describes it, whether it was up or not.
     let up = rt.block_on(async {
-        let stop = interrupted();
+        let stop = interrupted_up();
         tokio::select! {
             biased;
             sig = stop => Err(LabError::Interrupted { lab: name.clone(), signal: sig, file: again.clone() }),

@@ -246,7 +246,7 @@ impl<'a> Applier<'a> {
         // namespace, so that its private copy, which later helpers join, can drop it: one
         // made afterwards would reach that copy, with every namespace bound in it.
         netns::ensure_dir()?;
-        let feed = node::spawn::SpawnFeed::start(jobs.iter().map(|(c, _, _)| c))?;
+        let feed = node::spawn::SpawnFeed::start(jobs.iter().map(|(c, _, _)| c), super::stopping)?;
         let sender = feed.sender();
         // Cgroups are made on a thread of their own, meanwhile.
         let cg = self.cgroups();
@@ -320,6 +320,18 @@ impl<'a> Applier<'a> {
             let host_proc = std::path::Path::new(net::sysctl::HOST_PROC);
             let marking = std::cell::RefCell::new(Vec::new());
             let is_bridge_ns = |name: &str| name == bridge_ns;
+            // A signal stops the run before the next namespace: those made so far are
+            // recorded and their inits started, and `up` or `down` finishes from there.
+            let go_on = |name: &str| {
+                if !super::stopping() {
+                    return Ok(());
+                }
+                let _ = std::fs::remove_file(netns::path(name));
+                Err(NetError::io(
+                    format!("create netns {name}"),
+                    std::io::Error::other("topo is stopping"),
+                ))
+            };
             // Inside each new namespace: the default sysctls, a socket, the marker on lo.
             let start_init = |name: &str| -> Result<(), NetError> {
                 if let Some(sender) = &feed {
@@ -353,7 +365,14 @@ impl<'a> Applier<'a> {
                 Ok(handle)
             };
             let mut out: Vec<(String, (netns::NsId, rtnetlink::Handle))> = Vec::new();
-            let made = netns::create_each(&plain, |name, _| setup(name))?;
+            let made = netns::create_each_made(
+                &plain,
+                |_, name| {
+                    go_on(name)?;
+                    netns::create_here(name)
+                },
+                |name, _| setup(name),
+            )?;
             out.extend(plain.into_iter().zip(made));
             // Each node's namespace is set up (and its init released) as soon as it exists, so
             // that the spawner starts inits while the next namespaces are made.
@@ -362,6 +381,7 @@ impl<'a> Applier<'a> {
             let made = netns::create_each_made(
                 &owned_names,
                 |i, name| {
+                    go_on(name)?;
                     let id = owned_ids.get(i).copied().ok_or_else(|| {
                         NetError::io(
                             format!("create netns {name}"),
@@ -429,9 +449,11 @@ impl<'a> Applier<'a> {
     async fn start_nodes(&mut self, actions: &[Action]) -> Result<(), LabError> {
         let jobs = self.init_jobs(actions)?;
         let configs: Vec<InitConfig> = jobs.iter().map(|(c, _)| c.clone()).collect();
-        let results = tokio::task::spawn_blocking(move || node::spawn::start_inits(&configs))
-            .await
-            .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
+        let results = tokio::task::spawn_blocking(move || {
+            node::spawn::start_inits(&configs, super::stopping)
+        })
+        .await
+        .map_err(|e| NodeError::sys("spawner thread", std::io::Error::other(e)))??;
         self.record_inits(jobs, results)
     }
 

@@ -67,11 +67,8 @@ pub fn ensure_dir() -> Result<(), NetError> {
     }
 }
 
-/// Creates named namespaces, each on this thread in turn: `unshare(CLONE_NEWNET)` gives the
-/// thread a fresh namespace, which is bind-mounted to `/run/netns/NAME` and opened; `each`
-/// then runs inside it (to open its netlink socket, write its sysctls). The thread returns
-/// to its original namespace at the end. Call this on a dedicated thread, never on a tokio
-/// worker. A name that exists already is an error (EEXIST), never reused.
+/// [`create_each_made`] with each namespace made by [`create_here`].
+#[cfg(test)]
 pub fn create_each<T>(
     names: &[String],
     each: impl FnMut(&str, &File) -> Result<T, NetError>,
@@ -79,9 +76,13 @@ pub fn create_each<T>(
     create_each_made(names, |_, name| create_here(name), each)
 }
 
-/// [`create_each`] with the namespaces made by `make(i, name)`, which mounts the `i`th on its
-/// placeholder `path(name)` (removing the placeholder if it fails); each is then entered for
-/// `each`.
+/// Creates named namespaces, each on this thread in turn: `make(i, name)` makes the `i`th
+/// and mounts it on its placeholder `path(name)` (removing the placeholder if it fails;
+/// [`create_here`] gives the thread a fresh namespace with `unshare(CLONE_NEWNET)` and
+/// bind-mounts it), which is then opened and entered for `each` (to open its netlink socket,
+/// write its sysctls). The thread returns to its original namespace at the end. Call this on
+/// a dedicated thread, never on a tokio worker. A name that exists already is an error
+/// (EEXIST), never reused.
 pub fn create_each_made<T>(
     names: &[String],
     mut make: impl FnMut(usize, &str) -> Result<(), NetError>,
@@ -154,8 +155,8 @@ fn make_placeholders(names: &[String]) -> Result<(), NetError> {
 }
 
 /// Makes a namespace on this thread and mounts it on its placeholder (see
-/// [`make_placeholders`]).
-fn create_here(name: &str) -> Result<(), NetError> {
+/// [`make_placeholders`]); a `make` for [`create_each_made`].
+pub fn create_here(name: &str) -> Result<(), NetError> {
     let target = path(name);
     let made = unshare(CloneFlags::CLONE_NEWNET)
         .map_err(|e| NetError::io(format!("unshare netns for {name}"), e.into()))

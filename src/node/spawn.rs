@@ -74,9 +74,13 @@ pub(super) fn give_fd(cmd: &mut Command, fd: std::os::fd::RawFd, at: std::os::fd
 pub type InitReport = (String, Result<ProcId, String>);
 
 /// Starts the inits of many nodes through `topo __spawn` helpers (blocking). Returns, per
-/// node, its init or why it did not start.
-pub fn start_inits(configs: &[InitConfig]) -> Result<Vec<InitReport>, NodeError> {
-    let feed = SpawnFeed::start(configs)?;
+/// node, its init or why it did not start; once `stop` says so, the nodes not yet passed to a
+/// helper are left out (see [`SpawnFeed::start`]).
+pub fn start_inits(
+    configs: &[InitConfig],
+    stop: fn() -> bool,
+) -> Result<Vec<InitReport>, NodeError> {
+    let feed = SpawnFeed::start(configs, stop)?;
     let sender = feed.sender();
     for c in configs {
         sender.send(c)?;
@@ -255,8 +259,12 @@ fn encode(config: &InitConfig) -> Result<String, NodeError> {
 
 impl SpawnFeed {
     /// Starts the first helper for the nodes of `configs` (their configurations are sent
-    /// later).
-    pub fn start<'a>(configs: impl IntoIterator<Item = &'a InitConfig>) -> Result<Self, NodeError> {
+    /// later). Once `stop` says so, configurations are no longer passed to a helper: the
+    /// nodes a helper already has still start, the others get no report.
+    pub fn start<'a>(
+        configs: impl IntoIterator<Item = &'a InitConfig>,
+        stop: fn() -> bool,
+    ) -> Result<Self, NodeError> {
         // Every capability some node keeps: the helper drops the others from its bounding
         // set once, so that the inits (which inherit it) need not drop them one by one.
         let keep = configs
@@ -268,7 +276,7 @@ impl SpawnFeed {
         // thread that started it (its parent-death signal), so that thread outlives them.
         let writer = std::thread::spawn(move || {
             let mut helpers = vec![first];
-            let stopped = feed_helpers(rx, &mut helpers, keep);
+            let stopped = feed_helpers(rx, &mut helpers, keep, stop);
             (finish_all(helpers), stopped)
         });
         Ok(SpawnFeed { tx, writer })
@@ -294,12 +302,13 @@ impl SpawnFeed {
 }
 
 /// Writes each configuration from `rx` to the last of `helpers` as it becomes ready (see
-/// [`Feed`]), starting a new helper after every [`INITS_PER_HELPER`]; returns why it stopped
-/// before the end of the input, if it did.
+/// [`Feed`]), starting a new helper after every [`INITS_PER_HELPER`], until `stop` says so;
+/// returns why it stopped before the end of the input if a helper failed.
 fn feed_helpers(
     rx: std::sync::mpsc::Receiver<Feed>,
     helpers: &mut Vec<Helper>,
     keep: u64,
+    stop: fn() -> bool,
 ) -> Option<String> {
     let mut held = std::collections::HashMap::new();
     let mut released = std::collections::HashSet::new();
@@ -322,6 +331,10 @@ fn feed_helpers(
                 }
             },
         };
+        if stop() {
+            // `topo` is stopping: what is left of the input is dropped as it comes.
+            continue;
+        }
         if sent == INITS_PER_HELPER {
             // The full one finishes its inits and exits meanwhile.
             if mounts.is_none() {

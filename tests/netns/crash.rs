@@ -148,3 +148,53 @@ fn sigterm_or_sigint_during_up_stops_and_says_the_lab_is_partly_up() {
         assert!(netns_with_prefix(&format!("{name}-")).is_empty());
     }
 }
+
+/// A signal while `up` makes a large lab's namespaces stops it there: it neither makes the
+/// rest nor starts their inits first, and `down` removes what it made.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_signal_while_namespaces_are_made_stops_making_more() {
+    const NODES: usize = 1000;
+    let name = "tn-sigmk";
+    let gen = topo(&[
+        "gen",
+        "chain",
+        "--nodes",
+        &NODES.to_string(),
+        "--name",
+        name,
+        "--bare",
+    ]);
+    assert!(gen.status.success(), "{}", text(&gen));
+    let lab = TestLab::new(name, &String::from_utf8_lossy(&gen.stdout));
+    // Every name's placeholder file exists from the start: a namespace is made when it is
+    // mounted on its placeholder.
+    let made = || mounts_with(&format!("/run/netns/{name}-")).len();
+    let child = std::process::Command::new(TOPO)
+        .args(["up", path(&lab.file)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn up");
+    let started = eventually(30, || (made() >= 20).then_some(()));
+    assert!(started.is_some(), "up made no namespaces");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let at_exit = made();
+    assert!(
+        at_exit < NODES,
+        "up made all {NODES} namespaces before it stopped"
+    );
+    eprintln!("namespaces made when up stopped: {at_exit} of {NODES}");
+    assert!(lab.down().status.success());
+    assert!(made() == 0, "namespaces left mounted");
+    assert!(netns_with_prefix(&format!("{name}-")).is_empty());
+    let ended = eventually(20, || lab_processes(name).is_empty().then_some(()));
+    assert!(ended.is_some(), "processes left: {:?}", lab_processes(name));
+}
