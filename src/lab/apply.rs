@@ -320,8 +320,10 @@ impl<'a> Applier<'a> {
             let host_proc = std::path::Path::new(net::sysctl::HOST_PROC);
             let marking = std::cell::RefCell::new(Vec::new());
             let is_bridge_ns = |name: &str| name == bridge_ns;
-            // A signal stops the run before the next namespace: those made so far are
-            // recorded and their inits started, and `up` or `down` finishes from there.
+            // A signal stops the run before the next namespace. What was made is found again
+            // without a record (a namespace by the mark on its loopback, an init as the first
+            // process of a PID namespace in one of them): the next `up` or `down` finishes
+            // from there.
             let go_on = |name: &str| {
                 if !super::stopping() {
                     return Ok(());
