@@ -118,12 +118,7 @@ fn sigterm_or_sigint_during_up_stops_and_says_the_lab_is_partly_up() {
         (nix::sys::signal::Signal::SIGTERM, 143),
         (nix::sys::signal::Signal::SIGINT, 130),
     ] {
-        let child = std::process::Command::new(TOPO)
-            .args(["up", path(&lab.file)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn up");
+        let child = spawn_up(&lab);
         // Wait until it has started making the lab, then signal it.
         let started = eventually(10, || {
             (!netns_with_prefix(&format!("{name}-")).is_empty()).then_some(())
@@ -170,12 +165,7 @@ fn a_signal_while_namespaces_are_made_stops_making_more() {
     // Every name's placeholder file exists from the start: a namespace is made when it is
     // mounted on its placeholder.
     let made = || mounts_with(&format!("/run/netns/{name}-")).len();
-    let child = std::process::Command::new(TOPO)
-        .args(["up", path(&lab.file)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn up");
+    let child = spawn_up(&lab);
     let started = eventually(30, || (made() >= 20).then_some(()));
     assert!(started.is_some(), "up made no namespaces");
     nix::sys::signal::kill(
@@ -197,4 +187,14 @@ fn a_signal_while_namespaces_are_made_stops_making_more() {
     assert!(netns_with_prefix(&format!("{name}-")).is_empty());
     let ended = eventually(20, || lab_processes(name).is_empty().then_some(()));
     assert!(ended.is_some(), "processes left: {:?}", lab_processes(name));
+}
+
+/// `topo up` of the lab's file, running, with its standard error piped.
+fn spawn_up(lab: &TestLab) -> std::process::Child {
+    std::process::Command::new(TOPO)
+        .args(["up", path(&lab.file)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn up")
 }
