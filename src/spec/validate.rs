@@ -166,11 +166,15 @@ impl Validator<'_> {
                 uses.push((ep, format!("bridges.{name}.members[{j}]"), Use::Bridge));
             }
         }
-        // File order, so that "wired twice" points at the second use.
-        uses.sort_by_key(|(_, path, _)| self.spans.value(path));
+        // File order, so that "wired twice" points at the second use (each position looked up
+        // once: a walk of the file's tree per use).
+        let mut uses: Vec<(Pos, &Endpoint, Use)> = uses
+            .into_iter()
+            .map(|(ep, path, kind)| (self.spans.value(&path), ep, kind))
+            .collect();
+        uses.sort_by_key(|(pos, ..)| *pos);
         let mut first: HashMap<&Endpoint, Pos> = HashMap::new();
-        for (ep, path, kind) in uses {
-            let pos = self.spans.value(&path);
+        for (pos, ep, kind) in uses {
             if !self.endpoint(ep, pos, kind) {
                 continue;
             }
@@ -508,6 +512,10 @@ impl Validator<'_> {
     // ---- addresses and routes --------------------------------------------------------
 
     fn duplicate_addresses(&mut self, name: &str, node: &Node) {
+        let ips = node.interfaces.values().flat_map(|c| &c.addresses);
+        if !repeats(ips.map(|net| net.ip())) {
+            return;
+        }
         let mut all: Vec<(Pos, IpAddr)> = Vec::new();
         for (iface, cfg) in &node.interfaces {
             for (j, net) in cfg.addresses.iter().enumerate() {
@@ -545,6 +553,12 @@ impl Validator<'_> {
             segments.push((format!("bridge {name}"), bridge.members.iter().collect()));
         }
         for (segment, members) in segments {
+            let ips = (members.iter())
+                .filter_map(|ep| self.topo.nodes.get(&ep.node)?.interfaces.get(&ep.iface))
+                .flat_map(|cfg| cfg.addresses.iter().map(|net| net.ip()));
+            if !repeats(ips) {
+                continue;
+            }
             let mut all: Vec<(Pos, IpAddr, &Endpoint)> = Vec::new();
             for ep in members {
                 let Some(cfg) = self
@@ -600,7 +614,7 @@ impl Validator<'_> {
             .flat_map(|i| i.addresses.iter().copied())
             .collect();
         let check_subnets = !self.spans.tainted_nodes.contains(name);
-        let mut seen: HashMap<String, Pos> = HashMap::new();
+        let mut seen = SeenRoutes::new();
         for (i, route) in node.routes.iter().enumerate() {
             let path = format!("nodes.{name}.routes[{i}]");
             self.route(
@@ -610,7 +624,7 @@ impl Validator<'_> {
                 &ifaces,
                 check_subnets.then_some(&nets[..]),
             );
-            self.duplicate_route(route, &path, &mut seen);
+            self.duplicate_route(route, path, &mut seen);
         }
     }
 
@@ -647,10 +661,10 @@ impl Validator<'_> {
             RouteDest::Default => route.via.first().map(IpAddr::is_ipv4),
         };
         for (j, gw) in route.via.iter().enumerate() {
-            let pos = self.spans.value(&format!("{path}.via[{j}]"));
+            let at = Via { route: path, j };
             if family != Some(gw.is_ipv4()) {
                 self.error(
-                    pos,
+                    at.pos(self.spans),
                     format!(
                         "gateway {gw} is {} but the route to {to} is {}",
                         family_name(gw.is_ipv4()),
@@ -660,7 +674,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            self.gateway(name, *gw, route, pos, nets);
+            self.gateway(name, *gw, route, at, nets);
         }
     }
 
@@ -669,14 +683,14 @@ impl Validator<'_> {
         name: &str,
         gw: IpAddr,
         route: &Route,
-        pos: Pos,
+        at: Via,
         nets: Option<&[IpNetwork]>,
     ) {
         if let IpAddr::V6(v6) = gw {
             if v6.segments()[0] & 0xffc0 == 0xfe80 {
                 if route.dev.is_none() {
                     self.error(
-                        pos,
+                        at.pos(self.spans),
                         format!("link-local gateway {gw} needs 'dev'"),
                         "add 'dev: <interface>' to say which link the gateway is on".to_string(),
                     );
@@ -692,7 +706,7 @@ impl Validator<'_> {
         }
         if nets.iter().any(|n| n.ip() == gw) {
             self.error(
-                pos,
+                at.pos(self.spans),
                 format!("gateway {gw} is an address of node {name} itself"),
                 "the gateway is the neighbour's address on a shared subnet".to_string(),
             );
@@ -709,41 +723,41 @@ impl Validator<'_> {
             format!("subnets of {name}: {}", subnets.join(", "))
         };
         self.error(
-            pos,
+            at.pos(self.spans),
             format!("gateway {gw} is not on a connected subnet of node {name}"),
             format!("{known}; add an address in the gateway's subnet, or fix the gateway"),
         );
     }
 
-    fn duplicate_route(&mut self, route: &Route, path: &str, seen: &mut HashMap<String, Pos>) {
+    /// A route of a node to the same destination, of the same family and metric, as an
+    /// earlier one (`seen`: each such triple, with the path of its first route).
+    fn duplicate_route(&mut self, route: &Route, path: String, seen: &mut SeenRoutes) {
         let family = match route.to {
             RouteDest::Prefix(net) => net.is_ipv4(),
             // `default` takes its family from the first gateway; with only `dev` it is the
             // IPv4 default route (write `to: ::/0` for an IPv6 default through a device).
             RouteDest::Default => route.via.first().is_none_or(IpAddr::is_ipv4),
         };
-        let key = format!(
-            "{} {} {:?}",
-            dest_text(route),
-            family_name(family),
-            route.metric
-        );
-        let pos = self.spans.value(&format!("{path}.to"));
-        match seen.get(&key) {
-            Some(first) => {
+        let dest = match route.to {
+            RouteDest::Default => None,
+            RouteDest::Prefix(net) => Some((net.ip(), net.prefix())),
+        };
+        match seen.entry((dest, family, route.metric)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let first = self.spans.value(&format!("{}.to", first.get()));
                 let hint = format!(
                     "a route to the same destination with the same metric is at line {}, column \
                      {}; merge them (several gateways: 'via: [a, b]') or set different metrics",
                     first.line, first.column
                 );
                 self.error(
-                    pos,
+                    self.spans.value(&format!("{path}.to")),
                     format!("duplicate route to {}", dest_text(route)),
                     hint,
                 );
             }
-            None => {
-                seen.insert(key, pos);
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(path);
             }
         }
     }
@@ -1007,6 +1021,29 @@ impl Validator<'_> {
 /// The directories a node's own root must have: mount points of its own file systems.
 const ROOTFS_DIRS: [&str; 4] = ["proc", "sys", "tmp", "run"];
 
+/// The routes of a node seen so far, by destination (address and prefix length; none for
+/// `default`), family and metric: the path of the first.
+type SeenRoutes = HashMap<(Option<(IpAddr, u8)>, bool, Option<u32>), String>;
+
+/// Gateway `j` of the route at path `route`; its position is looked up only for a diagnostic.
+#[derive(Clone, Copy)]
+struct Via<'a> {
+    route: &'a str,
+    j: usize,
+}
+
+impl Via<'_> {
+    fn pos(self, spans: &Spans) -> Pos {
+        spans.value(&format!("{}.via[{}]", self.route, self.j))
+    }
+}
+
+/// Whether any value comes twice: positions in the file are looked up only then.
+fn repeats<T: std::hash::Hash + Eq>(mut values: impl Iterator<Item = T>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    values.any(|v| !seen.insert(v))
+}
+
 fn dest_text(route: &Route) -> String {
     match route.to {
         RouteDest::Default => "default".to_string(),
@@ -1189,6 +1226,57 @@ bridges:
         let got = refused(text);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].2.contains("in a lab without 'hosts:'"), "{got:?}");
+    }
+
+    #[test]
+    fn repeats_are_refused_at_the_second_naming_the_first() {
+        // Positions are looked up only once a repeat is found: the diagnostic and its hint
+        // still point at the second and the first, in file order.
+        let text = "name: lab
+nodes:
+  a:
+    interfaces:
+      eth1: {addresses: [10.0.0.1/24]}
+      eth0: {addresses: [10.0.0.1/24, 10.1.0.1/24]}
+    routes:
+      - {to: 10.9.0.0/16, via: 10.0.0.2}
+      - {to: 10.9.0.0/16, via: [10.0.0.3, 10.0.0.1, 10.8.0.1]}
+  b: {interfaces: {eth0: {addresses: [10.1.0.1/24]}}}
+links:
+  - endpoints: [a:eth0, b:eth0]
+  - endpoints: [a:eth1, b:eth0]
+";
+        let got = refused(text);
+        let at = |m: &str| {
+            let found = got.iter().find(|g| g.2.contains(m));
+            found.map(|(l, c, _, h)| (*l, *c, h.clone()))
+        };
+        let (l, c, h) = at("address 10.0.0.1 is configured twice").expect("twice");
+        assert_eq!((l, c), (6, 26));
+        assert!(
+            h.starts_with("it is already configured at line 5, column 26;"),
+            "{h}"
+        );
+        let (l, c, h) = at("address 10.1.0.1 is on both a:eth0 and b:eth0").expect("segment");
+        assert_eq!((l, c), (10, 39));
+        assert!(
+            h.starts_with("it is already configured at line 6, column 39;"),
+            "{h}"
+        );
+        let (l, c, h) = at("duplicate route to 10.9.0.0/16").expect("route");
+        assert_eq!((l, c), (9, 14));
+        assert!(h.contains("is at line 8, column 14;"), "{h}");
+        let (l, c, _) = at("gateway 10.0.0.1 is an address of node a").expect("own");
+        assert_eq!((l, c), (9, 43));
+        let (l, c, _) = at("gateway 10.8.0.1 is not on a connected subnet").expect("subnet");
+        assert_eq!((l, c), (9, 53));
+        let (l, c, h) = at("interface b:eth0 is wired twice").expect("wired");
+        assert_eq!((l, c), (13, 25));
+        assert!(
+            h.starts_with("it is already wired at line 12, column 25;"),
+            "{h}"
+        );
+        assert_eq!(got.len(), 6, "{got:?}");
     }
 
     #[test]
