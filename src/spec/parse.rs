@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use ipnetwork::IpNetwork;
 
@@ -153,7 +154,7 @@ pub struct Spans {
     root: Option<Yaml>,
     /// The entries of each large mapping by key (first of duplicates), by the address of
     /// its entries: a walk through `nodes` of a 10 000-node file is then not a scan.
-    index: HashMap<usize, HashMap<String, usize>>,
+    index: HashMap<usize, HashMap<Rc<str>, usize>>,
     /// Values a node took from `defaults`: path in the node -> path in `defaults`. A
     /// position the node's own text lacks is looked up in `defaults`.
     inherited: HashMap<String, String>,
@@ -222,8 +223,8 @@ impl Spans {
                 if map.len() > LARGE {
                     let mut by_key = HashMap::with_capacity(map.len());
                     for (i, (k, _)) in map.iter().enumerate() {
-                        if let Some(key) = k.as_str() {
-                            by_key.entry(key.to_string()).or_insert(i);
+                        if let Some(key) = k.shared_str() {
+                            by_key.entry(Rc::clone(key)).or_insert(i);
                         }
                     }
                     self.index.insert(map.as_ptr() as usize, by_key);
@@ -444,8 +445,11 @@ impl<'a> Reader<'a> {
             self.wrong_type(node, "a mapping", path);
             return Vec::new();
         };
+        // Duplicates are found by a scan of the entries so far in a small mapping (most of a
+        // file's), through a hash table in a large one.
+        let large = map.len() > 16;
         let mut seen: HashMap<&str, Pos> = HashMap::new();
-        let mut out = Vec::with_capacity(map.len());
+        let mut out: Vec<Entry> = Vec::with_capacity(map.len());
         for (k, v) in map {
             let Some(key) = k.as_str() else {
                 self.error(
@@ -455,7 +459,12 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             };
-            if let Some(first) = seen.get(key) {
+            let first = if large {
+                seen.get(key).copied()
+            } else {
+                out.iter().find(|e| e.key == key).map(|e| e.key_pos)
+            };
+            if let Some(first) = first {
                 self.error(
                     k.pos,
                     format!("duplicate key '{key}' {place}"),
@@ -466,7 +475,9 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             }
-            seen.insert(key, k.pos);
+            if large {
+                seen.insert(key, k.pos);
+            }
             let child = join(path, key);
             out.push(Entry {
                 key: key.to_string(),

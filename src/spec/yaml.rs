@@ -93,6 +93,14 @@ impl Node {
         }
     }
 
+    /// [`as_str`](Node::as_str)'s text, shared: a copy costs no allocation.
+    pub fn shared_str(&self) -> Option<&Rc<str>> {
+        match &self.kind {
+            Kind::Scalar { text, .. } if !self.is_null() => Some(text),
+            _ => None,
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self.plain()? {
             "true" | "True" | "TRUE" => Some(true),
