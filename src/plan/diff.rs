@@ -372,12 +372,13 @@ impl fmt::Display for Plan {
 
 /// Computes the actions that make `observed` match `desired`, in the order they must run.
 pub fn diff(topology: &Topology, desired: &Desired, observed: &Observed) -> Plan {
+    let empty = NsState::default();
     let mut p = Planner {
         d: desired,
         o: observed,
         plan: Plan::default(),
         fresh: BTreeSet::new(),
-        empty: NsState::default(),
+        empty: &empty,
     };
     p.namespaces();
     p.veths();
@@ -395,7 +396,7 @@ struct Planner<'a> {
     plan: Plan,
     /// Namespaces (or `host`) whose state is rebuilt from nothing in this plan.
     fresh: BTreeSet<String>,
-    empty: NsState,
+    empty: &'a NsState,
 }
 
 impl<'a> Planner<'a> {
@@ -411,10 +412,10 @@ impl<'a> Planner<'a> {
     }
 
     /// The observed state of a namespace that we may change (empty if it is created now).
-    fn state(&self, ns: Option<&str>) -> Option<&NsState> {
+    fn state(&self, ns: Option<&str>) -> Option<&'a NsState> {
         match ns {
             None => None,
-            Some(ns) if self.fresh.contains(ns) => Some(&self.empty),
+            Some(ns) if self.fresh.contains(ns) => Some(self.empty),
             Some(ns) => match self.o.namespaces.get(ns) {
                 Some(NsObserved::Ours(s)) => Some(s),
                 _ => None,
@@ -742,7 +743,7 @@ impl<'a> Planner<'a> {
 
     fn addresses(&mut self, ns: Option<&str>, name: &str, spec: &IfaceSpec) {
         let fresh = self.fresh.contains(&iface_key(ns, name));
-        let state = self.state(ns).cloned().unwrap_or_default();
+        let state = self.state(ns).unwrap_or(self.empty);
         let index = if fresh {
             None
         } else {
@@ -778,7 +779,7 @@ impl<'a> Planner<'a> {
     }
 
     fn routes(&mut self, ns: &str, spec: &NsSpec) {
-        let state = self.state(Some(ns)).cloned().unwrap_or_default();
+        let state = self.state(Some(ns)).unwrap_or(self.empty);
         let who = self.who(Some(ns));
         // A route through an interface that is recreated now disappears with it.
         let recreated: BTreeSet<u32> = state
@@ -850,7 +851,7 @@ impl<'a> Planner<'a> {
     }
 
     fn sysctls(&mut self, ns: &str, spec: &NsSpec) {
-        let state = self.state(Some(ns)).cloned().unwrap_or_default();
+        let state = self.state(Some(ns)).unwrap_or(self.empty);
         let who = self.who(Some(ns));
         for (key, want) in &spec.sysctls {
             let have = state.sysctls.get(key);
