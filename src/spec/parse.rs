@@ -140,6 +140,10 @@ pub struct Span {
     pub value: Pos,
 }
 
+/// A mapping of more entries than this is looked up by key through a hash table; a smaller
+/// one is scanned.
+const LARGE_MAPPING: usize = 16;
+
 /// Positions of everything read, by path: `name`, `nodes.r1`, `nodes.r1.interfaces.eth1`,
 /// `nodes.r1.routes[0].via[1]`, `links[2].endpoints[0]`, `bridges.lan1.members[0]`,
 /// `defaults.sysctls.net.ipv4.ip_forward` (map keys are used as written, dots included).
@@ -214,13 +218,12 @@ impl Spans {
 
     /// Keeps the file's tree to find positions in, with an index of its large mappings.
     fn keep(&mut self, root: Yaml) {
-        const LARGE: usize = 16;
         let mut todo = vec![&root];
         while let Some(node) = todo.pop() {
             if let Some(items) = node.as_seq() {
                 todo.extend(items);
             } else if let Some(map) = node.as_map() {
-                if map.len() > LARGE {
+                if map.len() > LARGE_MAPPING {
                     let mut by_key = HashMap::with_capacity(map.len());
                     for (i, (k, _)) in map.iter().enumerate() {
                         if let Some(key) = k.shared_str() {
@@ -447,7 +450,7 @@ impl<'a> Reader<'a> {
         };
         // Duplicates are found by a scan of the entries so far in a small mapping (most of a
         // file's), through a hash table in a large one.
-        let large = map.len() > 16;
+        let large = map.len() > LARGE_MAPPING;
         let mut seen: HashMap<&str, Pos> = HashMap::new();
         let mut out: Vec<Entry> = Vec::with_capacity(map.len());
         for (k, v) in map {

@@ -87,10 +87,7 @@ impl Node {
 
     /// Any scalar but null, as text (numbers and booleans included).
     pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            Kind::Scalar { text, .. } if !self.is_null() => Some(text),
-            _ => None,
-        }
+        self.shared_str().map(|text| &**text)
     }
 
     /// [`as_str`](Node::as_str)'s text, shared: a copy costs no allocation.
