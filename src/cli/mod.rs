@@ -948,10 +948,10 @@ fn cmd_status(
 ) -> Result<i32, LabError> {
     let name = lab.resolve(HOW)?;
     host.check_running(&name)?;
-    let mut status = runtime()?.block_on(lab::status(&name))?;
-    if let Some(node) = &node {
-        status = status::only_node(status, node)?;
-    }
+    let status = match &node {
+        Some(node) => status::only_node(runtime()?.block_on(lab::node_status(&name, node))?, node)?,
+        None => runtime()?.block_on(lab::status(&name))?,
+    };
     match output {
         Output::Json => print_json(&status),
         Output::Text => {

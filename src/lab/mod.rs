@@ -35,7 +35,7 @@ use prescan::Prescan;
 
 pub use down::{down, down_with, reap_main, reserve_descriptors, DownOptions, DownReport};
 pub(crate) use drift::{endpoint, set_impair, set_link};
-pub(crate) use status::{status, Status};
+pub(crate) use status::{node_status, status, Status};
 pub use world::{load_topology, STDIN_NAME};
 
 #[derive(Debug, Error)]

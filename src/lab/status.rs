@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::down::check_lab_name;
 use super::LabError;
-use crate::net::observe::{observe, Depth, Session};
+use crate::net::observe::{observe, observe_namespaces, Depth, Session};
 use crate::plan::{names, NsObserved};
 use crate::state::RunDir;
 
@@ -132,6 +132,18 @@ pub struct ServiceStatus {
 }
 
 pub async fn status(lab: &str) -> Result<Status, LabError> {
+    status_in(lab, None).await
+}
+
+/// The status of the lab with node `node` in it, read from that node's namespace and the
+/// bridges' alone when the record names the node and its namespace exists (at 10 000 nodes
+/// that is one namespace rather than all); else from the whole lab, so that a node the lab
+/// lacks is reported as [`status`]'s reader would find it. The other nodes may be left out.
+pub async fn node_status(lab: &str, node: &str) -> Result<Status, LabError> {
+    status_in(lab, Some(node)).await
+}
+
+async fn status_in(lab: &str, only: Option<&str>) -> Result<Status, LabError> {
     check_lab_name(lab)?;
     let Some(run) = RunDir::lock_existing(lab)? else {
         return Err(LabError::Usage(format!(
@@ -140,7 +152,21 @@ pub async fn status(lab: &str) -> Result<Status, LabError> {
     };
     let state = run.load();
     let mut session = Session::new(tokio::runtime::Handle::current())?;
-    let observed = observe(&mut session, lab, None, &[], &state.creating, Depth::Full).await?;
+    let only = (only.filter(|n| state.nodes.contains_key(*n)))
+        .map(|n| names::node_netns(lab, n))
+        .filter(|ns| crate::net::netns::path(ns).exists());
+    let observed = match only {
+        Some(ns) => {
+            let br = names::bridge_netns(lab);
+            let mut these = vec![ns];
+            if crate::net::netns::path(&br).exists() {
+                these.push(br);
+            }
+            let adopt = &state.creating;
+            observe_namespaces(&mut session, lab, these, None, &[], adopt, Depth::Full).await?
+        }
+        None => observe(&mut session, lab, None, &[], &state.creating, Depth::Full).await?,
+    };
     let prefix = names::netns_prefix(lab);
     let cgroups = crate::node::cgroup::Cgroups::detect().ok();
     let brns = names::bridge_netns(lab);

@@ -241,8 +241,22 @@ pub async fn observe(
     adopt: &[String],
     depth: Depth,
 ) -> Result<Observed, NetError> {
-    let psched = Psched::read()?;
     let candidates = candidate_namespaces(lab, desired)?;
+    observe_namespaces(session, lab, candidates, desired, also, adopt, depth).await
+}
+
+/// [`observe`] of the namespaces named `candidates` alone (and of the host's links of the
+/// lab), for a reader that needs only some of the lab's nodes.
+pub async fn observe_namespaces(
+    session: &mut Session,
+    lab: &str,
+    candidates: Vec<String>,
+    desired: Option<&Desired>,
+    also: &[String],
+    adopt: &[String],
+    depth: Depth,
+) -> Result<Observed, NetError> {
+    let psched = Psched::read()?;
     let mut broken = Vec::new();
     let t = std::time::Instant::now();
     let marker_prefix = names::marker_prefix(lab);

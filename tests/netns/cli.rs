@@ -176,6 +176,94 @@ fn status_lists_nodes_in_natural_order() {
     assert!(at("n2") < at("n10") && at("n1") < at("n2"), "{text_out}");
 }
 
+/// `status NODE` reads that node's namespace (and the bridges') alone; what it shows is what
+/// the whole lab's status shows of that node and of the host's interfaces linked to it.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn the_status_of_one_node_is_that_node_in_the_status_of_the_lab() {
+    let yaml = "name: tc-one
+nodes:
+  a: {interfaces: {eth0: {addresses: [192.0.2.1/24]}, eth1: {addresses: [198.51.100.1/24]}}}
+  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}, eth1: {}}}
+  c: {interfaces: {eth0: {addresses: [203.0.113.1/24]}}}
+  d: {interfaces: {eth0: {addresses: [203.0.113.2/24]}}}
+links:
+  - endpoints: [a:eth0, b:eth0]
+  - endpoints: [a:eth1, host:tc-one-h]
+bridges:
+  sw: {members: [c:eth0, d:eth0, b:eth1]}
+";
+    let lab = TestLab::new("tc-one", yaml);
+    lab.up();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = topo(args);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let all = json(&["status", "--lab", &lab.name, "-o", "json"]);
+    for node in ["a", "b", "c", "d"] {
+        let one = json(&["status", "--lab", &lab.name, node, "-o", "json"]);
+        let in_all: Vec<&serde_json::Value> = (all["nodes"].as_array().expect("nodes").iter())
+            .filter(|n| n["name"] == node)
+            .collect();
+        assert_eq!(in_all.len(), 1, "{all}");
+        assert_eq!(
+            one["nodes"],
+            serde_json::json!([in_all[0]]),
+            "{node}: {one}"
+        );
+        // The host's end of a:eth1 is a's alone.
+        let host: Vec<&serde_json::Value> = (all["host_interfaces"].as_array())
+            .expect("host interfaces")
+            .iter()
+            .filter(|h| node == "a" && h["name"] == "tc-one-h")
+            .collect();
+        assert_eq!(
+            one["host_interfaces"],
+            serde_json::json!(host),
+            "{node}: {one}"
+        );
+        assert_eq!(one["lab"], all["lab"]);
+        assert_eq!(one["file"], all["file"]);
+    }
+    // The kernel's own state, not a record: an address added from inside b shows.
+    let out = topo(&[
+        "exec",
+        "--lab",
+        &lab.name,
+        "b",
+        "--",
+        "ip",
+        "addr",
+        "add",
+        "192.0.2.9/24",
+        "dev",
+        "eth0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let one = json(&["status", "--lab", &lab.name, "b", "-o", "json"]);
+    let eth0 = (one["nodes"][0]["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter())
+    .find(|i| i["name"] == "eth0")
+    .cloned()
+    .expect("eth0");
+    assert_eq!(
+        eth0["addresses"],
+        serde_json::json!(["192.0.2.2/24", "192.0.2.9/24"]),
+        "{one}"
+    );
+    // A node the lab lacks is still named as missing, with the nearest.
+    let out = topo(&["status", "--lab", &lab.name, "e"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no node e"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 #[cfg_attr(not(kernel_tests), ignore = "needs root")]
 fn status_shows_the_device_of_routes() {
