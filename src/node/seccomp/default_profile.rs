@@ -147,16 +147,55 @@ const PERSONALITIES: &[u64] = &[
 ///
 /// Falls back to seccompiler's programs should the program not assemble.
 pub(super) fn filter(arch: TargetArch) -> Result<Filter, SeccompError> {
-    match compact(arch) {
+    filter_but(arch, &[])
+}
+
+/// The calls of [`DENIED`] that a node's init that lives outside its node's network
+/// namespace needs: it joins that namespace for its set-up, and each command's process joins
+/// it before it stacks [`setns_denied`] (see `init::Spawner`).
+pub(super) const OUTSIDE_INIT_NEEDS: [&str; 1] = ["setns"];
+
+/// [`filter`] without the denials of `allowed`.
+pub(super) fn filter_but(arch: TargetArch, allowed: &[&str]) -> Result<Filter, SeccompError> {
+    match compact(arch, allowed) {
         Some(program) => Ok(Filter {
             programs: vec![program],
         }),
         None => {
-            let mut stack = build::build(&profile(arch)?, arch)?;
+            let mut stack = build::build(&profile_but(arch, allowed)?, arch)?;
             stack.programs.extend(newer(arch));
             Ok(stack)
         }
     }
+}
+
+/// A program that refuses `setns` and allows every other call: stacked on the filter of
+/// [`filter_but`]`(arch, &OUTSIDE_INIT_NEEDS)`, the two answer as [`filter`] does.
+pub(super) fn setns_denied(arch: TargetArch) -> Result<Filter, SeccompError> {
+    let missing = || SeccompError::Unsupported {
+        key: "setns".into(),
+        reason: "no program refuses it on this architecture".into(),
+    };
+    let nr = numbers::resolve(&OUTSIDE_INIT_NEEDS, arch)
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(missing)?;
+    let mut asm = Asm::default();
+    let [deny, allow] = std::array::from_fn(|_| asm.label());
+    // Another architecture's calls are the stacked filter's to answer (it kills them).
+    asm.stmt(LD_ABS_W, ARCH);
+    asm.jump(JEQ_K, audit_arch(arch), To::Next, To::Label(allow));
+    asm.stmt(LD_ABS_W, NR);
+    asm.jump(JEQ_K, nr, To::Label(deny), To::Next);
+    asm.bind(allow);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ALLOW);
+    asm.bind(deny);
+    asm.stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    let program = asm.finish().ok_or_else(missing)?;
+    Ok(Filter {
+        programs: vec![program],
+    })
 }
 
 /// A program that refuses [`DENIED_NEWER`], to stack on seccompiler's programs of
@@ -177,12 +216,17 @@ fn newer(arch: TargetArch) -> Option<Vec<Insn>> {
     asm.finish()
 }
 
-fn compact(arch: TargetArch) -> Option<Vec<Insn>> {
+fn compact(arch: TargetArch, allowed: &[&str]) -> Option<Vec<Insn>> {
     let mut asm = Asm::default();
     let [deny, enosys, allow, kill, clone_l, unshare_l, personality_l, ioctl_l] =
         std::array::from_fn(|_| asm.label());
     // Each named call with where it goes, sorted by number.
-    let mut calls: Vec<(u32, usize)> = numbers::resolve(DENIED, arch)
+    let denied: Vec<&str> = DENIED
+        .iter()
+        .copied()
+        .filter(|n| !allowed.contains(n))
+        .collect();
+    let mut calls: Vec<(u32, usize)> = numbers::resolve(&denied, arch)
         .into_iter()
         .flatten()
         .chain(DENIED_NEWER.iter().map(|(_, nr)| *nr))
@@ -266,13 +310,19 @@ fn search(asm: &mut Asm, calls: &[(u32, usize)]) {
 }
 
 /// The default profile for `arch`, as an OCI profile: what [`filter`] compiles by hand.
+#[cfg(test)]
 pub(super) fn profile(arch: TargetArch) -> Result<OciProfile, SeccompError> {
+    profile_but(arch, &[])
+}
+
+/// [`profile`] without the denials of `allowed`.
+fn profile_but(arch: TargetArch, allowed: &[&str]) -> Result<OciProfile, SeccompError> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let absent = unknown_syscalls(DENIED.iter().copied(), arch);
     let mut rules = vec![Rule {
         names: DENIED
             .iter()
-            .filter(|n| !absent.iter().any(|a| a == *n))
+            .filter(|n| !absent.iter().any(|a| a == *n) && !allowed.contains(n))
             .map(|n| n.to_string())
             .collect(),
         action: eperm.clone(),
@@ -393,6 +443,47 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A command started by an init that lives outside its node's network namespace runs
+    /// under the init's filter and the program it stacks after joining the namespace: every
+    /// call, on every architecture word, is answered as the default filter answers it, and
+    /// only `setns` differently by the init's filter alone.
+    #[test]
+    fn an_outside_inits_filter_and_its_commands_stack_answer_as_the_default() {
+        use super::super::program::interp::{run, run_stack};
+        for arch in [TargetArch::x86_64, TargetArch::aarch64] {
+            let default = filter(arch).unwrap();
+            let init = filter_but(arch, &OUTSIDE_INIT_NEEDS).unwrap();
+            let commands = setns_denied(arch).unwrap();
+            let stack: Vec<_> = init
+                .programs
+                .iter()
+                .chain(&commands.programs)
+                .cloned()
+                .collect();
+            let setns = numbers::resolve(&["setns"], arch)[0].unwrap();
+            let native = super::super::program::audit_arch(arch);
+            let mut differ = Vec::new();
+            for nr in (0..1100u32).chain(0x4000_0000..0x4000_0200) {
+                for arch_word in [native, 0x4000_0003, 0] {
+                    for arg0 in [0u64, libc::CLONE_NEWNET as u64, u64::MAX] {
+                        let mut data = [0u32; 16];
+                        data[0] = nr;
+                        data[1] = arch_word;
+                        data[4] = arg0 as u32;
+                        data[5] = (arg0 >> 32) as u32;
+                        let want = run(&default.programs[0], &data);
+                        assert_eq!(run_stack(&stack, &data), want, "{arch:?} nr {nr}");
+                        if run_stack(&init.programs, &data) != want {
+                            differ.push((nr, arch_word));
+                        }
+                    }
+                }
+            }
+            differ.dedup();
+            assert_eq!(differ, [(setns, native)], "{arch:?}");
         }
     }
 

@@ -161,6 +161,34 @@ pub fn compile(choice: &Seccomp) -> Result<Option<Filter>, SeccompError> {
     }
 }
 
+/// The filters of a node whose init lives outside the node's network namespace and starts
+/// commands in it: the init's, and what each command's process stacks on it once it has
+/// joined the namespace. Together they hold a command to what [`compile`]'s filter holds it
+/// to. `None` for `unconfined`.
+pub struct Outside {
+    pub init: Filter,
+    pub commands: Option<Filter>,
+}
+
+/// [`compile`] for a node whose init lives outside the node's network namespace. A profile of
+/// the user's is the init's as it is; such a node's commands are not started by its init.
+pub fn compile_outside(choice: &Seccomp) -> Result<Option<Outside>, SeccompError> {
+    match choice {
+        Seccomp::Unconfined => Ok(None),
+        Seccomp::Default => {
+            let arch = host_arch()?;
+            Ok(Some(Outside {
+                init: default_profile::filter_but(arch, &default_profile::OUTSIDE_INIT_NEEDS)?,
+                commands: Some(default_profile::setns_denied(arch)?),
+            }))
+        }
+        Seccomp::Profile(path) => Ok(Some(Outside {
+            init: compile_file(path, host_arch()?)?,
+            commands: None,
+        })),
+    }
+}
+
 /// Checks a profile file the way [`compile`] would use it; the message names the file and
 /// the offending key.
 pub fn check_profile_file(path: &Path) -> Result<(), String> {
