@@ -212,7 +212,7 @@ fn proven_ours(lab: &str, state: &Brief) -> (BTreeMap<String, u64>, BTreeMap<Str
             // Opened, and its start time checked, before its namespace is read: what is read
             // through the open directory is that process's, whatever its PID becomes.
             let init = ProcDir::open(rec.init)?;
-            let (dev, ino) = init.ns("net")?;
+            let (dev, ino) = init.node_net()?;
             (named.st_ino == ino && named.st_dev == dev && named.st_ino == rec.netns_inode)
                 .then_some((name, named.st_ino, init))
         });

@@ -88,7 +88,7 @@ fn scan_processes(lab: &str, recorded: Vec<(String, ProcId, u64)>) -> Processes 
     let own: Option<Vec<(ProcId, u64)>> = recorded
         .iter()
         .map(|(_, id, ino)| {
-            (id.alive() && procfs::ns_inode(id.pid, "net") == Some(*ino)).then_some((*id, *ino))
+            (id.alive() && procfs::node_net_inode(id.pid) == Some(*ino)).then_some((*id, *ino))
         })
         .collect();
     let (inits, scanned) = match own {

@@ -206,9 +206,14 @@ const BEFORE_FORK: [(&str, CloneFlags); 3] = [
     ("net", CloneFlags::CLONE_NEWNET),
 ];
 
+/// Opens the node's namespace of `kind`: the init's own, but for the network namespace, which
+/// the init may hold open from outside it (see [`super::procfs::NODE_NET_FD`]).
 fn open_ns(pid: i32, kind: &str) -> Result<File, NodeError> {
-    File::open(format!("/proc/{pid}/ns/{kind}"))
-        .map_err(|e| NodeError::sys(format!("open the node's {kind} namespace"), e))
+    let opened = match kind {
+        "net" => super::procfs::open_node_net(pid),
+        _ => File::open(format!("/proc/{pid}/ns/{kind}")),
+    };
+    opened.map_err(|e| NodeError::sys(format!("open the node's {kind} namespace"), e))
 }
 
 fn run(args: &EnterArgs) -> Result<i32, NodeError> {

@@ -103,12 +103,19 @@ impl ProcDir {
 
     /// Device and inode of the process's namespace of the given kind (`net`, `pid`, …).
     pub fn ns(&self, kind: &str) -> Option<(u64, u64)> {
-        let st = nix::sys::stat::fstatat(
-            &self.dir,
-            format!("ns/{kind}").as_str(),
-            nix::fcntl::AtFlags::empty(),
-        )
-        .ok()?;
+        self.stat_at(&format!("ns/{kind}"))
+    }
+
+    /// Device and inode of the network namespace of the node whose init this process is:
+    /// the one it holds open (see [`NODE_NET_FD`]), else the one it is in.
+    pub fn node_net(&self) -> Option<(u64, u64)> {
+        self.stat_at(NODE_NET_PATH)
+            .filter(|(dev, _)| Some(*dev) == nsfs_dev())
+            .or_else(|| self.ns("net"))
+    }
+
+    fn stat_at(&self, path: &str) -> Option<(u64, u64)> {
+        let st = nix::sys::stat::fstatat(&self.dir, path, nix::fcntl::AtFlags::empty()).ok()?;
         Some((st.st_dev, st.st_ino))
     }
 
@@ -169,8 +176,43 @@ pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Processes that are PID 1 of a nested PID namespace and live in one of the given network
-/// namespaces: node inits, with the inode of their network namespace. One pass over /proc.
+/// The descriptor on which a node's init that lives outside its node's network namespace
+/// holds that namespace open. Such an init lives in a namespace shared by the inits of its
+/// `topo up`, which holds nothing but a loopback (see `init::Spawner`); the node's
+/// processes are in the node's own.
+pub const NODE_NET_FD: std::os::fd::RawFd = 3;
+
+/// [`NODE_NET_FD`] below a `/proc/PID` directory.
+const NODE_NET_PATH: &str = "fd/3";
+
+/// The device of the kernel's namespace file system, on which every namespace file is.
+fn nsfs_dev() -> Option<u64> {
+    static DEV: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *DEV.get_or_init(|| std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.dev()))
+}
+
+/// Inode of the network namespace of the node whose init is `pid`: the one the init holds
+/// open on [`NODE_NET_FD`], else the one it is in (an init in its node's namespace).
+pub fn node_net_inode(pid: i32) -> Option<u64> {
+    std::fs::metadata(format!("/proc/{pid}/{NODE_NET_PATH}"))
+        .ok()
+        .filter(|m| Some(m.dev()) == nsfs_dev())
+        .map(|m| m.ino())
+        .or_else(|| ns_inode(pid, "net"))
+}
+
+/// Opens the network namespace of the node whose init is `pid` (see [`node_net_inode`]).
+pub fn open_node_net(pid: i32) -> std::io::Result<std::fs::File> {
+    if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/{NODE_NET_PATH}")) {
+        if f.metadata().is_ok_and(|m| Some(m.dev()) == nsfs_dev()) {
+            return Ok(f);
+        }
+    }
+    std::fs::File::open(format!("/proc/{pid}/ns/net"))
+}
+
+/// Processes that are PID 1 of a nested PID namespace and hold one of the given network
+/// namespaces: node inits, with the inode of their node's network namespace. One pass over /proc.
 pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, u64)> {
     if netns_inodes.is_empty() {
         return Vec::new();
@@ -182,7 +224,7 @@ pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, 
 }
 
 /// Every process that is PID 1 of a PID namespace nested in this process's, with the inode
-/// of its network namespace. One pass over /proc; only processes in another PID namespace
+/// of its node's network namespace ([`node_net_inode`]). One pass over /proc; only processes in another PID namespace
 /// have their status read.
 pub fn nested_inits() -> Vec<(ProcId, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -197,7 +239,7 @@ pub fn nested_inits() -> Vec<(ProcId, u64)> {
         if ns_inode(pid, "pid") == own_pid_ns {
             continue;
         }
-        let Some(ino) = ns_inode(pid, "net") else {
+        let Some(ino) = node_net_inode(pid) else {
             continue;
         };
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
