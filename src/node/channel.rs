@@ -158,12 +158,16 @@ struct Client {
 /// process sees it. And a command is started only once the node has its own sysfs (a process
 /// entering from outside mounts it, `host_sys` being the device of the host's). A request that
 /// is not served is let go unanswered; its client enters the node from outside.
+///
+/// An init that lives outside its node's network namespace passes `join`: each command's
+/// process joins the namespace first, then stacks the filter that `join` names.
 pub fn serve(
     listener: OwnedFd,
     signals: &SigSet,
     env: &[(String, String)],
     host_sys: Option<u64>,
     token: (u64, u64),
+    join: Option<Join>,
 ) -> Result<i32, NodeError> {
     let sigfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| NodeError::sys("signalfd", e))?;
@@ -198,7 +202,7 @@ pub fn serve(
         // First, while `readable` still holds the clients' places: back to front, so that
         // letting one go (the last takes its place) keeps the others' where they were.
         for i in readable.into_iter().rev() {
-            if !handle(&mut clients[i], env, host_sys, token, &mut stack) {
+            if !handle(&mut clients[i], env, host_sys, token, join, &mut stack) {
                 clients.swap_remove(i);
             }
         }
@@ -264,6 +268,7 @@ fn handle(
     env: &[(String, String)],
     host_sys: Option<u64>,
     token: (u64, u64),
+    join: Option<Join>,
     stack: &mut Option<super::vfork::Stack>,
 ) -> bool {
     let (bytes, fds) = match recv_message(client.sock.as_raw_fd()) {
@@ -298,7 +303,7 @@ fn handle(
             }
             drop(shown);
             let stdio = [stdin, stdout, stderr];
-            match start(stack, &argv, env, &added, &limits, umask, &stdio) {
+            match start(stack, &argv, env, &added, &limits, umask, &stdio, join) {
                 Ok(pid) => {
                     client.command = Some(pid);
                     send(client.sock.as_fd(), &Reply::Started);
@@ -331,6 +336,7 @@ fn shows_token(fd: &OwnedFd, token: (u64, u64)) -> bool {
 /// Starts the command's process: a child that shares the init's memory until it executes
 /// the command (as `posix_spawn` makes one), so that nothing of the init is copied for it.
 /// Everything the child needs is made here first; it allocates nothing.
+#[allow(clippy::too_many_arguments)]
 fn start(
     stack: &mut Option<super::vfork::Stack>,
     argv: &[String],
@@ -339,6 +345,7 @@ fn start(
     limits: &[(i64, u64, u64)],
     umask: u32,
     stdio: &[OwnedFd; 3],
+    join: Option<Join>,
 ) -> Result<Pid, String> {
     let Some(program) = argv.first() else {
         return Err("empty command".into());
@@ -384,7 +391,10 @@ fn start(
         None => stack.insert(super::vfork::Stack::new().map_err(|e| e.to_string())?),
     };
     let mut body = || {
-        let failed = be_command(&candidates, &argv_ptrs, &env_ptrs, &limits, umask, stdio);
+        let failed = match join.map(Join::join).unwrap_or(Ok(())) {
+            Ok(()) => be_command(&candidates, &argv_ptrs, &env_ptrs, &limits, umask, stdio),
+            Err(step) => step,
+        };
         // Written from a buffer on the stack: the child allocates nothing.
         let mut buf = [0u8; 512];
         let mut out = std::io::Cursor::new(&mut buf[..]);
@@ -415,6 +425,29 @@ fn candidates(program: &str, path: Option<&str>) -> Vec<String> {
             dir => format!("{}/{program}", dir.trim_end_matches('/')),
         })
         .collect()
+}
+
+/// The node's network namespace, which the init holds outside it, and the filter each
+/// command's process stacks once it has joined it.
+#[derive(Clone, Copy)]
+pub struct Join<'a> {
+    pub netns: RawFd,
+    pub filter: Option<&'a super::seccomp::Filter>,
+}
+
+impl Join<'_> {
+    /// In a command's process: joins the node's network namespace, then stacks the filter,
+    /// after which it can join no other. Allocates nothing.
+    fn join(self) -> Result<(), Failure> {
+        // SAFETY: the init's descriptor of the namespace, open while the init runs.
+        let netns = unsafe { BorrowedFd::borrow_raw(self.netns) };
+        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|_| Failure::Step("join the node's network namespace"))?;
+        if let Some(filter) = self.filter {
+            super::seccomp::install(filter).map_err(|_| Failure::Step("seccomp filter"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a command's process did not become the command.

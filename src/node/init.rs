@@ -44,6 +44,21 @@ pub fn spawn_main(args: &[String]) -> i32 {
     // If `topo up` dies (killed), so does this helper, and so does every node set-up under
     // way: nothing keeps making inits that the next `down` or `up` would not know of.
     die_with_parent();
+    // Before anything is opened here: every init started outside its node's network
+    // namespace holds that namespace on one descriptor, and this process keeps the inits'
+    // namespace on another (given by `topo`, or made here).
+    let given_parking = args.iter().any(|a| a.starts_with("--parking-fd="));
+    let reserved = reserve_fd(super::procfs::NODE_NET_FD).and_then(|()| {
+        if given_parking {
+            Ok(())
+        } else {
+            reserve_fd(PARKING_FD)
+        }
+    });
+    if let Err(e) = reserved {
+        let _ = writeln!(std::io::stdout(), "? error: {e}");
+        return 1;
+    }
     // The caller's open-file limit comes as the second argument: the environment of this
     // process is every init's, and holds nothing.
     super::restore_nofile_limit_to(args.get(1).map(String::as_str));
@@ -66,7 +81,14 @@ pub fn spawn_main(args: &[String]) -> i32 {
         // SAFETY: `topo` passes a descriptor it opened for this process alone (the helper's
         // own copy of it); nothing else here owns it.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    let spawner = match Spawner::new(mounts) {
+    // The inits' network namespace, if `topo` passed one (see `Spawner::new`).
+    let parking = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--parking-fd="))
+        .and_then(|fd| fd.parse::<RawFd>().ok())
+        // SAFETY: as for the mount namespace above.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let spawner = match Spawner::new(mounts, parking) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(std::io::stdout(), "? error: {e}");
@@ -78,6 +100,70 @@ pub fn spawn_main(args: &[String]) -> i32 {
     spawner.run(std::io::stdin().lock());
     0
 }
+
+/// Keeps descriptor `at` taken in this process (by `/dev/null`, close-on-exec), so that no
+/// descriptor opened here gets it: [`super::procfs::NODE_NET_FD`], where each init puts its
+/// node's network namespace, and [`PARKING_FD`].
+fn reserve_fd(at: RawFd) -> Result<(), NodeError> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| NodeError::sys("open /dev/null", e))?;
+    if null.as_raw_fd() == at {
+        std::mem::forget(null);
+        return Ok(());
+    }
+    // SAFETY: dup3 onto a descriptor number this process does not use (nothing has been
+    // opened here yet but `null`, and `topo` gives its helpers other numbers).
+    let rc = unsafe { libc::dup3(null.as_raw_fd(), at, libc::O_CLOEXEC) };
+    if rc < 0 {
+        return Err(NodeError::sys(
+            "reserve a descriptor",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a network namespace.
+fn is_netns(fd: &OwnedFd) -> bool {
+    // SAFETY: ioctl(NS_GET_NSTYPE) takes no argument and only reads the descriptor's file.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    kind == libc::CLONE_NEWNET
+}
+
+/// `ioctl(NS_GET_NSTYPE)` (`linux/nsfs.h`): the `CLONE_NEW*` flag of a namespace file.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Makes the inits' network namespace (see [`Spawner::parking`]) and returns to `host`'s,
+/// keeping the new one on [`PARKING_FD`]; `None` if it cannot.
+fn make_parking(host: &OwnedFd) -> Option<OwnedFd> {
+    unshare(CloneFlags::CLONE_NEWNET).ok()?;
+    let made = File::open("/proc/thread-self/ns/net");
+    // Back first: this process makes the exec sockets in the host's namespace.
+    if let Err(e) = setns(host.as_fd(), CloneFlags::CLONE_NEWNET) {
+        // Nowhere to return to: better no process at all than one in the wrong namespace.
+        let _ = writeln!(
+            std::io::stdout(),
+            "? error: return to the host's netns: {e}"
+        );
+        std::process::exit(1);
+    }
+    let made = made.ok()?;
+    if made.as_raw_fd() == PARKING_FD {
+        return Some(OwnedFd::from(made));
+    }
+    // SAFETY: dup3 onto the descriptor reserved for it (see `reserve_fd`).
+    let rc = unsafe { libc::dup3(made.as_raw_fd(), PARKING_FD, libc::O_CLOEXEC) };
+    // SAFETY: `PARKING_FD` is this new copy now, owned by nothing else.
+    (rc == PARKING_FD).then(|| unsafe { OwnedFd::from_raw_fd(PARKING_FD) })
+}
+
+/// The descriptor on which a helper keeps the inits' network namespace (see
+/// `Spawner::parking`), for `topo` to hand to the next helper.
+pub const PARKING_FD: RawFd = 4;
 
 /// How many node inits `topo __spawn` sets up at once.
 const SPAWN_PARALLEL: usize = 8;
@@ -94,6 +180,16 @@ struct Spawner {
     own_pid: File,
     /// Compiled seccomp filters by profile: every node with the default profile shares one.
     filters: std::collections::HashMap<crate::spec::Seccomp, Option<super::seccomp::Filter>>,
+    /// The same for nodes whose init lives outside their network namespace.
+    outside_filters:
+        std::collections::HashMap<crate::spec::Seccomp, Option<super::seccomp::Outside>>,
+    /// The network namespace the inits of nodes with a user namespace live in (on
+    /// [`PARKING_FD`]): one for every helper of a `topo up`, made by the first, holding
+    /// nothing but a loopback that is down. Each node's own namespace then holds only the
+    /// node's programs: a process in a network namespace of its own costs some hosts' agents
+    /// CPU all the time it exists (see docs/performance.md), and an init in its node's would
+    /// be one per node. `None`: the inits live in their nodes' namespaces.
+    parking: Option<OwnedFd>,
     /// Init logs by path, opened here as root (a node with a user namespace could not).
     logs: std::collections::HashMap<std::path::PathBuf, File>,
     /// The host's devices for every node's minimal `/dev`, read once.
@@ -117,7 +213,7 @@ struct Pending {
 impl Spawner {
     /// Leaves the host's mount namespace for a private one without `/run/netns`: `mounts`,
     /// the one an earlier helper of the same `topo up` made, if given, else a copy made here.
-    fn new(mounts: Option<OwnedFd>) -> Result<Self, NodeError> {
+    fn new(mounts: Option<OwnedFd>, parking: Option<OwnedFd>) -> Result<Self, NodeError> {
         let host_root = nix::fcntl::open(
             "/",
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -132,6 +228,11 @@ impl Spawner {
             nix::sys::stat::Mode::empty(),
         )
         .ok();
+        let parking = host_net.as_ref().and_then(|host| {
+            parking
+                .filter(is_netns)
+                .or_else(|| make_parking(host))
+        });
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
         // copy without /run/netns, made once per `topo up` and joined by its later helpers,
@@ -168,6 +269,8 @@ impl Spawner {
             own_pid,
             host_net,
             filters: std::collections::HashMap::new(),
+            outside_filters: std::collections::HashMap::new(),
+            parking,
             logs: std::collections::HashMap::new(),
             devices: mounts::host_devices(),
             stack: None,
@@ -239,10 +342,22 @@ impl Spawner {
         };
         let listener_fd = listener.as_ref().map(|l| l.as_raw_fd());
         let key = &config.ctx.security.seccomp;
-        if !self.filters.contains_key(key) {
-            let filter = super::seccomp::compile(key).map_err(|e| {
-                NodeError::sys("seccomp profile", std::io::Error::other(e.to_string()))
-            })?;
+        let seccomp_error = |e: super::seccomp::SeccompError| {
+            NodeError::sys("seccomp profile", std::io::Error::other(e.to_string()))
+        };
+        // Outside its node's namespace, an init must be able to join it (for its own set-up,
+        // and each command's process for the command): only where the node keeps SYS_ADMIN
+        // over its own user namespace.
+        let parking = self.parking.as_ref().filter(|_| {
+            config.ctx.userns && config.ctx.security.capabilities.contains("SYS_ADMIN")
+        });
+        if parking.is_some() {
+            if !self.outside_filters.contains_key(key) {
+                let filter = super::seccomp::compile_outside(key).map_err(seccomp_error)?;
+                self.outside_filters.insert(key.clone(), filter);
+            }
+        } else if !self.filters.contains_key(key) {
+            let filter = super::seccomp::compile(key).map_err(seccomp_error)?;
             self.filters.insert(key.clone(), filter);
         }
         if let Some(path) = &config.log {
@@ -263,7 +378,20 @@ impl Spawner {
             trees: None,
         };
         let log = config.log.as_ref().and_then(|p| self.logs.get(p));
-        let filter = self.filters.get(key).and_then(|f| f.as_ref());
+        let filters = match parking {
+            Some(_) => self
+                .outside_filters
+                .get(key)
+                .and_then(|f| f.as_ref())
+                .map_or(Filters::default(), |f| Filters {
+                    init: Some(&f.init),
+                    commands: f.commands.as_ref(),
+                }),
+            None => Filters {
+                init: self.filters.get(key).and_then(|f| f.as_ref()),
+                commands: None,
+            },
+        };
         if config.ctx.userns {
             let stack = match &mut self.stack {
                 Some(stack) => stack,
@@ -273,8 +401,9 @@ impl Spawner {
                 stack,
                 config,
                 &File::from(netns),
+                parking,
                 log,
-                filter,
+                filters,
                 shared,
                 listener_fd,
             );
@@ -286,11 +415,12 @@ impl Spawner {
                 netns,
                 cg,
                 log,
-                filter,
+                filters,
                 shared,
                 Parent::This,
                 wr,
                 listener_fd,
+                false,
             )
         });
         // The init has its own copy now.
@@ -306,6 +436,14 @@ impl Spawner {
     }
 }
 
+/// The seccomp filters of a node's processes: the init's, and what each command's process
+/// the init starts stacks on it (see [`super::seccomp::Outside`]).
+#[derive(Clone, Copy, Default)]
+struct Filters<'a> {
+    init: Option<&'a super::seccomp::Filter>,
+    commands: Option<&'a super::seccomp::Filter>,
+}
+
 /// Whose child a new init is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Parent {
@@ -316,24 +454,31 @@ enum Parent {
     Ours,
 }
 
-/// Joins the node's network namespace and forks its init as PID 1 of a new PID namespace,
-/// which reports on `wr` (the caller keeps the read end, and its own copy of `wr` is closed
-/// here). The init keeps `listener` (the node's exec socket), if any. Returns the init.
+/// Joins the node's network namespace (`outside`: stays in its own, and the init holds the
+/// node's on [`super::procfs::NODE_NET_FD`]) and forks its init as PID 1 of a new PID
+/// namespace, which reports on `wr` (the caller keeps the read end, and its own copy of `wr`
+/// is closed here). The init keeps `listener` (the node's exec socket), if any. Returns the
+/// init.
 #[allow(clippy::too_many_arguments)]
 fn launch(
     config: &InitConfig,
     netns: OwnedFd,
     cgroups: Vec<File>,
     log: Option<&File>,
-    filter: Option<&super::seccomp::Filter>,
+    filters: Filters,
     shared: mounts::Shared,
     parent: Parent,
     wr: OwnedFd,
     listener: Option<RawFd>,
+    outside: bool,
 ) -> Result<Pid, NodeError> {
-    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| NodeError::sys("join the node's netns", e))?;
-    drop(netns);
+    let netns = if outside {
+        Some(netns)
+    } else {
+        setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| NodeError::sys("join the node's netns", e))?;
+        None
+    };
     // The PID namespace applies to the children of the caller; the others are unshared by
     // the child itself, so that its fresh /proc never replaces the one this parent reads.
     unshare(CloneFlags::CLONE_NEWPID)
@@ -353,8 +498,21 @@ fn launch(
             keep.push(wr.as_raw_fd());
             keep.extend(listener);
             keep.extend(shared.trees.iter().flat_map(|t| t.fds()));
+            let node_net = match netns {
+                Some(netns) => match hold_node_net(&netns) {
+                    Ok(()) => {
+                        keep.push(super::procfs::NODE_NET_FD);
+                        true
+                    }
+                    Err(e) => {
+                        let _ = writeln!(File::from(wr), "{e}");
+                        std::process::exit(1)
+                    }
+                },
+                None => false,
+            };
             let code = match close_inherited(&keep) {
-                Ok(()) => be_init(config, cgroups, filter, shared, wr, listener),
+                Ok(()) => be_init(config, cgroups, filters, shared, wr, listener, node_net),
                 Err(_) => 1,
             };
             std::process::exit(code)
@@ -371,6 +529,21 @@ fn launch(
     }
 }
 
+/// Puts the node's network namespace on [`super::procfs::NODE_NET_FD`] (close-on-exec), in
+/// place of the spawner's placeholder there.
+fn hold_node_net(netns: &OwnedFd) -> Result<(), NodeError> {
+    let at = super::procfs::NODE_NET_FD;
+    // SAFETY: dup3 onto the descriptor the spawner reserved for this (see `reserve_fd`),
+    // which nothing of the init uses.
+    if unsafe { libc::dup3(netns.as_raw_fd(), at, libc::O_CLOEXEC) } != at {
+        return Err(NodeError::sys(
+            "hold the node's netns",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// For a node with a user namespace: an intermediate joins it (the PID, mount, UTS and IPC
 /// namespaces made next are then owned by it, and node root may mount /proc and set the
 /// hostname), makes the init as this process's child, and ends.
@@ -378,12 +551,14 @@ fn launch(
 /// The intermediate shares this process's memory (see [`super::vfork`]): it copies no page
 /// table and has none to tear down, and this process waits until it has ended. It frees
 /// only what it allocated itself, and leaves its answer in `made`.
+#[allow(clippy::too_many_arguments)]
 fn start_via_intermediate(
     stack: &mut super::vfork::Stack,
     config: &InitConfig,
     netns: &File,
+    parking: Option<&OwnedFd>,
     log: Option<&File>,
-    filter: Option<&super::seccomp::Filter>,
+    filters: Filters,
     shared: mounts::Shared,
     listener: Option<RawFd>,
 ) -> Result<Pending, NodeError> {
@@ -398,6 +573,12 @@ fn start_via_intermediate(
                 trees: Some(mounts::detached_trees(config, &user)?),
                 ..shared.clone()
             };
+            // Where the init lives, joined while this process is still root of the host's
+            // user namespace (which owns it).
+            if let Some(parking) = parking {
+                setns(parking.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| NodeError::sys("join the inits' netns", e))?;
+            }
             setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| NodeError::sys("join the node's user namespace", e))?;
             super::userns::become_root()?;
@@ -414,11 +595,12 @@ fn start_via_intermediate(
                 netns,
                 cgroups,
                 log,
-                filter,
+                filters,
                 shared,
                 Parent::Ours,
                 wr,
                 listener,
+                parking.is_some(),
             )
         })();
         made = Some(result);
@@ -576,14 +758,17 @@ fn wait_ready(node: &str, child: Pid, mut rd: File) -> Result<ProcId, NodeError>
 }
 
 /// PID 1 of the node. Sets the node up, reports, then reaps until told to stop, serving the
-/// node's exec socket (`listener`, a descriptor it owns) if it has one.
+/// node's exec socket (`listener`, a descriptor it owns) if it has one. With `node_net`, the
+/// init lives outside the node's network namespace and holds it on
+/// [`super::procfs::NODE_NET_FD`].
 fn be_init(
     config: &InitConfig,
     cgroups: Vec<File>,
-    filter: Option<&super::seccomp::Filter>,
+    filters: Filters,
     shared: mounts::Shared,
     report: OwnedFd,
     listener: Option<RawFd>,
+    node_net: bool,
 ) -> i32 {
     // Standard output is `topo`'s pipe: let go of it, or `topo` would wait for our EOF.
     let null = File::options().read(true).write(true).open("/dev/null");
@@ -603,8 +788,9 @@ fn be_init(
         &mut InitSteps {
             config,
             cgroups,
-            filter,
+            filter: filters.init,
             shared,
+            node_net,
         },
         &config.ctx.security,
     )
@@ -638,11 +824,15 @@ fn be_init(
     }
     drop(report);
     let _ = nix::unistd::chdir("/");
+    let held = node_net.then_some(super::procfs::NODE_NET_FD);
     let Some(fd) = listener else {
-        let _ = security::close_extra_fds();
+        let _ = match held {
+            Some(held) => close_inherited(&[held]),
+            None => security::close_extra_fds(),
+        };
         return reap_loop(&signals);
     };
-    let _ = close_inherited(&[fd]);
+    let _ = close_inherited(&[Some(fd), held].into_iter().flatten().collect::<Vec<_>>());
     // SAFETY: the spawner made this descriptor for this init alone and closed its own copy;
     // nothing else in this process owns it.
     let listener = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -650,10 +840,49 @@ fn be_init(
         drop(listener);
         return reap_loop(&signals);
     };
-    match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, token) {
+    let join = held.map(|netns| super::channel::Join {
+        netns,
+        filter: filters.commands,
+    });
+    match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, token, join) {
         Ok(code) => code,
         Err(_) => reap_loop(&signals),
     }
+}
+
+/// Sets `sysctls` through `/proc`.
+fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), NodeError> {
+    for (key, value) in sysctls {
+        let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);
+        crate::net::sysctl::write_file(&path, value)
+            .map_err(|e| NodeError::sys(format!("set sysctl {key}={value}"), e))?;
+    }
+    Ok(())
+}
+
+/// Runs `work` in a child that shares this init's memory and joins the node's network
+/// namespace (on [`super::procfs::NODE_NET_FD`]) first; this init stays where it lives.
+pub(super) fn in_node_net(
+    work: &mut dyn FnMut() -> Result<(), NodeError>,
+) -> Result<(), NodeError> {
+    let mut stack = super::vfork::Stack::new()?;
+    let mut done: Option<Result<(), NodeError>> = None;
+    let mut body = || {
+        // SAFETY: the descriptor the init holds the node's namespace on, open for the call.
+        let netns = unsafe { std::os::fd::BorrowedFd::borrow_raw(super::procfs::NODE_NET_FD) };
+        done = Some(
+            setns(netns, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| NodeError::sys("join the node's netns", e))
+                .and_then(|()| work()),
+        );
+    };
+    super::vfork::run(&mut stack, &mut body)?;
+    done.unwrap_or_else(|| {
+        Err(NodeError::sys(
+            "set up the node's netns",
+            std::io::Error::other("its process ended without an answer"),
+        ))
+    })
 }
 
 /// The init's own [`Steps`]: it joins the node's cgroups, makes the node's mount, UTS and
@@ -666,6 +895,8 @@ struct InitSteps<'a> {
     filter: Option<&'a super::seccomp::Filter>,
     /// What the spawner's mount namespace holds for every node already.
     shared: mounts::Shared,
+    /// The init lives outside the node's network namespace (see [`be_init`]).
+    node_net: bool,
 }
 
 impl Steps for InitSteps<'_> {
@@ -679,12 +910,13 @@ impl Steps for InitSteps<'_> {
     fn enter_mounts(&mut self) -> Result<(), NodeError> {
         let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
         unshare(flags).map_err(|e| NodeError::sys("unshare mount, uts and ipc namespaces", e))?;
-        mounts::set_up(self.config, &self.shared)?;
-        // The node's own procfs now; /proc/sys/net stays writable.
-        for (key, value) in &self.config.sysctls {
-            let path = crate::net::sysctl::path(std::path::Path::new("/proc"), key);
-            crate::net::sysctl::write_file(&path, value)
-                .map_err(|e| NodeError::sys(format!("set sysctl {key}={value}"), e))?;
+        mounts::set_up(self.config, &self.shared, self.node_net)?;
+        // The node's own procfs now; /proc/sys/net stays writable. Its network sysctls are
+        // those of the namespace of the process that opens them.
+        if self.node_net {
+            in_node_net(&mut || set_sysctls(&self.config.sysctls))?;
+        } else {
+            set_sysctls(&self.config.sysctls)?;
         }
         nix::unistd::sethostname(&self.config.node).map_err(|e| NodeError::sys("sethostname", e))
     }

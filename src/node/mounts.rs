@@ -232,7 +232,9 @@ fn open_devices() -> Result<Vec<(&'static str, File)>, NodeError> {
         .collect()
 }
 
-pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
+/// Sets up the init's mounts. `node_net`: the init lives outside its node's network
+/// namespace, so what must be mounted from that namespace is mounted by a child that joins it.
+pub fn set_up(config: &InitConfig, shared: &Shared, node_net: bool) -> Result<(), NodeError> {
     // A node with its own root has its own /etc/hosts below it.
     let shared_hosts = shared.hosts && config.rootfs.is_none();
     // No mount event crosses in either direction: nothing mounted here reaches the host,
@@ -331,7 +333,13 @@ pub fn set_up(config: &InitConfig, shared: &Shared) -> Result<(), NodeError> {
     // `ensure_sysfs`), except in a rootfs with a user namespace: there the kernel mounts a
     // sysfs only where a full one is visible, which after `pivot_root` the host's is not.
     if config.rootfs.is_some() && config.ctx.userns {
-        mount_at("sysfs", &root.existing("/sys")?, "sysfs", SYSFS_FLAGS, None)?;
+        let sys = root.existing("/sys")?;
+        let mut mount_sysfs = || mount_at("sysfs", &sys, "sysfs", SYSFS_FLAGS, None);
+        if node_net {
+            super::init::in_node_net(&mut mount_sysfs)?;
+        } else {
+            mount_sysfs()?;
+        }
         // Looked up again: the descriptor of the target is the directory under the mount.
         mask_dirs(&root.existing("/sys")?.at, &SYS_MASKED_DIRS)?;
     }

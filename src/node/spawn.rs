@@ -48,6 +48,48 @@ fn helper_command() -> Result<Command, NodeError> {
     Ok(c)
 }
 
+/// What a helper shares with the helpers of the same `topo up` before it (see
+/// [`Helper::shared`]).
+#[derive(Default)]
+struct Shared {
+    mounts: Option<std::os::fd::OwnedFd>,
+    parking: Option<std::os::fd::OwnedFd>,
+}
+
+/// Makes `cmd`'s program get each `(fd, at)`'s `fd` (open in this process until `cmd` is
+/// spawned) as descriptor `at`, without the close-on-exec flag. Each is first copied above
+/// every `at`, so that no `at` replaces another's `fd` before it is given.
+fn give_fds<const N: usize>(
+    cmd: &mut Command,
+    fds: [Option<(std::os::fd::RawFd, std::os::fd::RawFd)>; N],
+) {
+    use std::os::unix::process::CommandExt;
+    if fds.iter().all(Option::is_none) {
+        return;
+    }
+    let above = fds.iter().flatten().map(|(_, at)| *at).max().unwrap_or(0) + 1;
+    // SAFETY: the closure runs between fork and exec and calls only fcntl and dup2, which
+    // are async-signal-safe; it allocates nothing (the copies are an array on its stack).
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut copies = fds;
+            for (fd, _) in copies.iter_mut().flatten() {
+                // Close-on-exec: the copy itself is gone once the program runs.
+                *fd = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, above);
+                if *fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (fd, at) in copies.iter().flatten() {
+                if libc::dup2(*fd, *at) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes `cmd`'s program get `fd` (open in this process until `cmd` is spawned) as
 /// descriptor `at`, without the close-on-exec flag.
 pub(super) fn give_fd(cmd: &mut Command, fd: std::os::fd::RawFd, at: std::os::fd::RawFd) {
@@ -101,8 +143,10 @@ pub fn start_inits(
 /// helper's own memory (about 290 KiB) per 256 nodes.
 const INITS_PER_HELPER: usize = 256;
 
-/// The descriptor on which a helper gets the mount namespace to join (`--mounts-fd`).
-const MOUNTS_FD: std::os::fd::RawFd = 3;
+/// The descriptor on which a helper gets the mount namespace to join (`--mounts-fd`); the
+/// inits' network namespace comes on [`super::init::PARKING_FD`] (`--parking-fd`), and
+/// [`super::procfs::NODE_NET_FD`] is the helper's own.
+const MOUNTS_FD: std::os::fd::RawFd = 5;
 
 /// Running `topo __spawn` helpers that take configurations as they become ready (a node's,
 /// as soon as its network namespace exists), so that their work overlaps the caller's: one
@@ -126,18 +170,31 @@ struct Helper {
 
 impl Helper {
     /// Starts a helper that keeps the capabilities of `keep` in its bounding set, in the
-    /// mount namespace `mounts` if given (see [`Helper::mounts`]).
-    fn start(keep: u64, mounts: Option<&std::os::fd::OwnedFd>) -> Result<Self, NodeError> {
+    /// mount namespace `mounts` and with the inits' network namespace `parking` if given (see
+    /// [`Helper::shared`]).
+    fn start(keep: u64, shared: &Shared) -> Result<Self, NodeError> {
         use std::io::{BufRead, BufReader};
         let mut command = helper_command()?;
         command
             .arg("__spawn")
             .arg(format!("{keep:#x}"))
             .arg(super::caller_nofile().unwrap_or_else(|| "-".to_string()));
-        if let Some(fd) = mounts {
+        if shared.mounts.is_some() {
             command.arg(format!("--mounts-fd={MOUNTS_FD}"));
-            give_fd(&mut command, fd.as_raw_fd(), MOUNTS_FD);
         }
+        if shared.parking.is_some() {
+            command.arg(format!("--parking-fd={}", super::init::PARKING_FD));
+        }
+        give_fds(
+            &mut command,
+            [
+                shared.mounts.as_ref().map(|fd| (fd.as_raw_fd(), MOUNTS_FD)),
+                shared
+                    .parking
+                    .as_ref()
+                    .map(|fd| (fd.as_raw_fd(), super::init::PARKING_FD)),
+            ],
+        );
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -179,18 +236,24 @@ impl Helper {
         })
     }
 
-    /// This helper's mount namespace, for the next helpers to join, once it has reported a
-    /// node (it made the namespace before that). Each helper would otherwise copy the host's,
-    /// which holds a mount per named network namespace, and remove those again: work that
-    /// grows with the nodes already up, for every [`INITS_PER_HELPER`] nodes. The PID is
-    /// this helper's while it is open: it is `topo`'s child, waited for only in
-    /// [`Helper::finish`]. `None` if it has not reported yet or has exited.
-    fn mounts(&self) -> Option<std::os::fd::OwnedFd> {
+    /// This helper's mount namespace and the inits' network namespace it holds, for the next
+    /// helpers to use, once it has reported a node (it made both before that). Each helper
+    /// would otherwise copy the host's mount namespace, which holds a mount per named
+    /// network namespace, and remove those again: work that grows with the nodes already up,
+    /// for every [`INITS_PER_HELPER`] nodes. And the inits of one `topo up` share one
+    /// network namespace. The PID is this helper's while it is open: it is `topo`'s child,
+    /// waited for only in [`Helper::finish`]. `None`s if it has not reported yet or has
+    /// exited.
+    fn shared(&self) -> Shared {
         if !self.reported.load(std::sync::atomic::Ordering::Acquire) {
-            return None;
+            return Shared::default();
         }
-        let path = format!("/proc/{}/ns/mnt", self.child.id());
-        File::open(path).ok().map(std::os::fd::OwnedFd::from)
+        let open = |path: String| File::open(path).ok().map(std::os::fd::OwnedFd::from);
+        let pid = self.child.id();
+        Shared {
+            mounts: open(format!("/proc/{pid}/ns/mnt")),
+            parking: open(format!("/proc/{pid}/fd/{}", super::init::PARKING_FD)),
+        }
     }
 
     /// Writes one configuration line to the helper.
@@ -270,7 +333,7 @@ impl SpawnFeed {
         let keep = configs
             .into_iter()
             .fold(0u64, |m, c| m | c.ctx.security.cap_mask());
-        let first = Helper::start(keep, None)?;
+        let first = Helper::start(keep, &Shared::default())?;
         let (tx, rx) = std::sync::mpsc::channel::<Feed>();
         // The helpers it starts are waited for on this thread too: a helper dies with the
         // thread that started it (its parent-death signal), so that thread outlives them.
@@ -313,8 +376,9 @@ fn feed_helpers(
     let mut held = std::collections::HashMap::new();
     let mut released = std::collections::HashSet::new();
     let mut sent = 0;
-    // The first helper's mount namespace, which every later one joins.
-    let mut mounts = None;
+    // The first helper's mount namespace and inits' network namespace, which every later
+    // one uses.
+    let mut shared = Shared::default();
     for f in rx {
         let line = match f {
             Feed::Now(line) => line,
@@ -337,10 +401,10 @@ fn feed_helpers(
         }
         if sent == INITS_PER_HELPER {
             // The full one finishes its inits and exits meanwhile.
-            if mounts.is_none() {
-                mounts = helpers.last().and_then(Helper::mounts);
+            if shared.mounts.is_none() {
+                shared = helpers.last().map(Helper::shared).unwrap_or_default();
             }
-            let next = Helper::start(keep, mounts.as_ref());
+            let next = Helper::start(keep, &shared);
             if let Some(full) = helpers.last_mut() {
                 drop(full.stdin.take());
             }

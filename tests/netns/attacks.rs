@@ -358,8 +358,16 @@ fn descriptors_of_the_caller_do_not_reach_the_node() {
     assert!(written.is_empty(), "written on the host: {written:?}");
     assert_eq!(
         init_fds(&init_pid("ta-fds"), "ta-fds", "a"),
-        ["exec socket", "null", "null", "null", "signalfd"],
-        "the init holds only its standard streams, its exec socket and its signalfd"
+        [
+            "exec socket",
+            "its netns",
+            "null",
+            "null",
+            "null",
+            "signalfd"
+        ],
+        "the init holds only its standard streams, its exec socket, its node's netns and its \
+         signalfd"
     );
 }
 
@@ -716,7 +724,14 @@ while True:
         .expect("a's init");
     assert_eq!(
         init_fds(&pid, "ta-sock", "a"),
-        ["exec socket", "null", "null", "null", "signalfd"]
+        [
+            "exec socket",
+            "its netns",
+            "null",
+            "null",
+            "null",
+            "signalfd"
+        ]
     );
     // The init's descriptors are out of reach (it is not dumpable).
     let o = lab.exec("a", &["sh", "-c", "ls /proc/1/fd 2>&1 >/dev/null; echo $?"]);
@@ -802,4 +817,56 @@ fn a_node_cannot_end_its_own_init_with_a_signal() {
         .then_some(())
     });
     assert!(gone.is_some(), "the host's SIGTERM ends a's init");
+}
+
+/// A default node's init lives outside the node's network namespace, in one that the inits of
+/// the `up` share, and holds the node's on a descriptor. Node root (with `SYS_ADMIN` in its
+/// user namespace, and once without the seccomp filter) tries to join the init's namespace
+/// and to reach the node's through the init's descriptor: nothing opens, nothing is joined,
+/// and what the init's `/proc/1/net` shows of its namespace is a loopback alone.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_node_cannot_join_its_inits_network_namespace() {
+    let yaml = format!(
+        "name: ta-inet\nnodes:\n  a:\n{b}    interfaces: {{eth0: {{addresses: [192.0.2.1/24]}}}}\n  u:\n{b}    seccomp: unconfined\n    interfaces: {{eth0: {{addresses: [192.0.2.2/24]}}}}\nlinks:\n  - endpoints: [a:eth0, u:eth0]\n",
+        b = attacks_bind()
+    );
+    let lab = TestLab::new("ta-inet", &yaml);
+    lab.up();
+    for node in ["a", "u"] {
+        let named = std::fs::metadata(format!("/run/netns/{}", lab.ns(node)))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .expect("named netns");
+        let out = stdout(&lab.exec(node, &["python3", &attack("init_netns.py")]));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 5, "{node}: {out}");
+        for line in &lines[..3] {
+            // EACCES: the init is not dumpable, so its namespace files and descriptors are
+            // closed to the node.
+            assert!(line.ends_with(" closed 13"), "{node}: {line}");
+        }
+        assert_eq!(
+            lines[3],
+            format!("own net:[{named}]"),
+            "{node}: still in its own"
+        );
+        assert_eq!(lines[4], "init-ifaces lo", "{node}: the inits' namespace");
+    }
+    // A command the init starts (its parent is PID 1: the first `topo exec` entered from
+    // outside and mounted the node's sysfs) joined the node's namespace and stacked the
+    // filter that refuses `setns`, which the init's own allows. In the unconfined node it is
+    // allowed: the probe can tell.
+    let probe = "grep PPid /proc/$$/status; nsenter --net=/proc/self/ns/net true; echo rc=$?";
+    for (node, want) in [("a", false), ("u", true)] {
+        let seen = eventually(10, || {
+            let out = stdout(&lab.exec(node, &["sh", "-c", probe]));
+            out.starts_with("PPid:\t1\n").then_some(out)
+        })
+        .unwrap_or_else(|| panic!("{node}: no command started by the init"));
+        assert_eq!(
+            seen.ends_with("rc=0\n"),
+            want,
+            "{node}: setns allowed? {seen}"
+        );
+    }
 }

@@ -528,10 +528,27 @@ fn init_fds_now(pid: &str, lab: &str, node: &str) -> Vec<String> {
                 "/null" | "/dev/null" => "null".to_string(),
                 "anon_inode:[signalfd]" => "signalfd".to_string(),
                 s if listening.iter().any(|l| l == s) => "exec socket".to_string(),
+                // The node's network namespace, which its init holds from outside it.
+                s if s == format!("/run/netns/{lab}-{node}") => "its netns".to_string(),
                 _ => p,
             }
         })
         .collect();
     fds.sort();
     fds
+}
+
+/// The inode of the network namespace of the node whose init is `pid`: the one the init holds
+/// on descriptor 3, or else the one it is in.
+pub fn node_net_inode(pid: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let nsfs = std::fs::metadata("/proc/self/ns/net")
+        .expect("own netns")
+        .dev();
+    std::fs::metadata(format!("/proc/{pid}/fd/3"))
+        .ok()
+        .filter(|m| m.dev() == nsfs)
+        .or_else(|| std::fs::metadata(format!("/proc/{pid}/ns/net")).ok())
+        .expect("the init's node netns")
+        .ino()
 }

@@ -82,8 +82,11 @@ fn two_concurrent_ups_of_one_lab_end_in_one_correct_lab() {
             std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "topo-init")
         })
         .filter(|e| {
-            std::fs::metadata(e.path().join("ns/net"))
-                .is_ok_and(|m| lab_ns.contains(&std::os::unix::fs::MetadataExt::ino(&m)))
+            // The node's namespace, which the init holds (descriptor 3) or is in.
+            ["fd/3", "ns/net"].iter().any(|p| {
+                std::fs::metadata(e.path().join(p))
+                    .is_ok_and(|m| lab_ns.contains(&std::os::unix::fs::MetadataExt::ino(&m)))
+            })
         })
         .count();
     assert_eq!(inits, 2, "one init per node");

@@ -160,3 +160,106 @@ fn devices_are_bound_where_mknod_is_refused() {
     );
     assert!(lab.down().status.success());
 }
+
+/// Processes whose network namespace is `inode` (as the host sees them).
+fn processes_in_netns(inode: u64) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::metadata(e.path().join("ns/net"))
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == inode)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A node with its own user namespace and `SYS_ADMIN` there (the default) has its init
+/// outside its network namespace: in one that the inits of the `up` share, holding nothing
+/// but a loopback, with the node's own held on descriptor 3. The node's namespace then holds
+/// only the node's programs, and what the init sets up there (its sysctls) is set there.
+/// A node without `SYS_ADMIN` has its init in its own namespace.
+#[test]
+#[cfg_attr(not(kernel_tests), ignore = "needs root")]
+fn a_default_nodes_init_holds_its_network_namespace_from_outside() {
+    use std::os::unix::fs::MetadataExt;
+    let yaml = "name: tn-out\nnodes:\n  a:\n    sysctls: {net.ipv4.ip_forward: 1}\n    interfaces: {eth0: {addresses: [192.0.2.1/24]}}\n  b: {interfaces: {eth0: {addresses: [192.0.2.2/24]}}}\n  c: {capabilities: {drop: [SYS_ADMIN]}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let lab = TestLab::new("tn-out", yaml);
+    lab.up();
+    let inits: std::collections::BTreeMap<String, String> = init_pids("tn-out")
+        .into_iter()
+        .map(|(node, pid)| (node, pid.to_string()))
+        .collect();
+    let named = |node: &str| {
+        std::fs::metadata(format!("/run/netns/{}", lab.ns(node)))
+            .expect("named netns")
+            .ino()
+    };
+    let ns_net = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .expect("init's netns")
+            .ino()
+    };
+    let host = std::fs::metadata("/proc/self/ns/net")
+        .expect("host netns")
+        .ino();
+    for node in ["a", "b"] {
+        let pid = &inits[node];
+        assert_eq!(
+            node_net_inode(pid),
+            named(node),
+            "{node}'s init holds its netns"
+        );
+        assert_ne!(
+            ns_net(pid),
+            named(node),
+            "{node}'s init is not in its node's netns"
+        );
+        assert_ne!(
+            ns_net(pid),
+            host,
+            "{node}'s init is not in the host's netns"
+        );
+        // Nothing runs in the node, so nothing is in its namespace.
+        assert_eq!(
+            processes_in_netns(named(node)),
+            Vec::<String>::new(),
+            "{node}"
+        );
+    }
+    assert_eq!(
+        ns_net(&inits["a"]),
+        ns_net(&inits["b"]),
+        "one netns for the inits"
+    );
+    // The inits' namespace holds a loopback alone (its /proc/PID/net shows that namespace).
+    let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", inits["a"])).expect("net/dev");
+    let ifaces: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(str::trim))
+        .collect();
+    assert_eq!(ifaces, ["lo"], "{dev}");
+    // The init set the node's sysctl in the node's namespace, which commands run in.
+    let forward = netns_exec(&lab.ns("a"), &["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    assert_eq!(String::from_utf8_lossy(&forward.stdout).trim(), "1");
+    // The first command enters from outside (and mounts the node's sysfs); the next ones
+    // are started by the init, each joining the namespace first.
+    for _ in 0..3 {
+        assert_eq!(
+            stdout(&lab.exec("a", &["readlink", "/proc/self/ns/net"])),
+            format!("net:[{}]", named("a"))
+        );
+    }
+    let o = lab.exec("a", &["ping", "-c", "1", "-W", "2", "192.0.2.2"]);
+    assert!(o.status.success(), "a command in a reaches b: {}", text(&o));
+    // Without SYS_ADMIN the init could not join its node's namespace: it lives there.
+    assert_eq!(ns_net(&inits["c"]), named("c"));
+    assert_eq!(node_net_inode(&inits["c"]), named("c"));
+    // A command in c still runs in c's namespace.
+    assert_eq!(
+        stdout(&lab.exec("c", &["readlink", "/proc/self/ns/net"])),
+        format!("net:[{}]", named("c"))
+    );
+}
