@@ -293,15 +293,16 @@ time_into() {
 # Milliseconds of `topo exec` and `nsenter -a` of /bin/true in node n0, EXEC_PAIRS runs each,
 # interleaved, the first of each pair alternating: prints "topo_ms nsenter_ms" (medians), or
 # "NA NA". Times are taken in whole microseconds by the shell itself, with no process between
-# the runs.
+# the runs. nsenter takes the node's network namespace by its name: a default node's init
+# lives outside it.
 exec_cost() {
-  local lab=$1 pid=$2 i
+  local lab=$1 pid=$2 i net=/run/netns/$1-n0
   local -a topo_us=() ns_us=()
   command -v nsenter >/dev/null && [[ -n $pid ]] || { echo "NA NA"; return; }
   for ((i = 0; i < EXEC_PAIRS; i++)); do
-    if ((i % 2)); then time_into ns_us nsenter -a -t "$pid" /bin/true; fi
+    if ((i % 2)); then time_into ns_us nsenter -a -t "$pid" --net="$net" /bin/true; fi
     time_into topo_us "$TOPO" exec --lab "$lab" n0 -- /bin/true
-    if ((i % 2 == 0)); then time_into ns_us nsenter -a -t "$pid" /bin/true; fi
+    if ((i % 2 == 0)); then time_into ns_us nsenter -a -t "$pid" --net="$net" /bin/true; fi
   done
   printf '%s\n' "${topo_us[@]}" | awk '{ print $1 / 1000 }' >"$work/exec.ms"
   printf '%s\n' "${ns_us[@]}" | awk '{ print $1 / 1000 }' >"$work/nsenter.ms"

@@ -1,8 +1,8 @@
 #!/bin/bash
 # What a step of `topo test` costs beyond the command it runs, beside entering the node by
-# hand: the median time of an `exec: "true"` step against `nsenter -a -t INIT true`, and of a
-# `ping` step against `ip netns exec NS ping -c1 -W1`, REPS of each in one run on a two-node
-# lab (the steps' times from `topo test -o json`, the others timed around each command).
+# hand: the median time of an `exec: "true"` step against `nsenter -a -t INIT --net=NETNS
+# true`, and of a `ping` step against `ip netns exec NS ping -c1 -W1`, REPS of each in one run
+# on a two-node lab (the steps' times from `topo test -o json`, the others timed around each command).
 #
 # usage: bench/steps.sh [REPS]     (as root; default 50; TOPO=path uses that binary)
 # Leaves nothing behind: the lab is named bnsteps and brought down by an exit trap.
@@ -37,7 +37,7 @@ init=$("$topo" status --lab bnsteps -o json | jq -r '.nodes[] | select(.name == 
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'; }
 : > "$dir/nsenter"; : > "$dir/ipping"
 for _ in $(seq "$reps"); do
-  t0=$(date +%s%N); nsenter -a -t "$init" /bin/sh -c true; t1=$(date +%s%N)
+  t0=$(date +%s%N); nsenter -a -t "$init" --net=/run/netns/bnsteps-b /bin/sh -c true; t1=$(date +%s%N)
   ms "$t0" "$t1" >> "$dir/nsenter"
   t0=$(date +%s%N); ip netns exec bnsteps-b ping -c1 -W1 -q 192.0.2.1 >/dev/null; t1=$(date +%s%N)
   ms "$t0" "$t1" >> "$dir/ipping"

@@ -1,7 +1,8 @@
 //! `topo __spawn`: starts node inits; each becomes PID 1 of its node.
 //!
-//! The process joins the node's network namespace, unshares a PID namespace and forks: the
-//! child is PID 1 of the new PID namespace. The child unshares mount, UTS and IPC namespaces,
+//! The process joins the node's network namespace (or, for a node with a user namespace
+//! that keeps `SYS_ADMIN`, the one its inits share, see [`Spawner::parking`]), unshares a
+//! PID namespace and forks: the child is PID 1 of the new PID namespace. The child unshares mount, UTS and IPC namespaces,
 //! sets the node up (mounts, hostname), reports on a pipe, and then only reaps zombies until it is
 //! told to stop; when it exits the kernel kills everything else in the node. The parent
 //! prints the child's host PID and start time and exits, so the init is nobody's child in
@@ -30,11 +31,12 @@ use super::{mounts, InitConfig, NodeError, ProcId};
 /// to its own PID namespace for the next node. When this process exits, the inits it made
 /// are reparented, so they are nobody's child in `topo`. A node with its own user namespace
 /// needs an intermediate process (this one cannot leave a user namespace once joined), which
-/// makes the init as this process's child (see [`start_via_intermediate`]).
+/// makes the init as this process's child (see [`start_via_intermediate`]), and which
+/// joins the inits' network namespace instead of the node's where the init lives outside it.
 ///
 /// Its first argument is the mask of every capability some node keeps (the second the soft
 /// open-file limit to give back, or `-`; a `--mounts-fd=N` after them, the mount namespace
-/// to join, see `Spawner::new`). The capabilities not in the mask are dropped
+/// to join, and a `--parking-fd=N`, the inits' network namespace, see `Spawner::new`). The capabilities not in the mask are dropped
 /// from this process's bounding set first, once: each drop commits a new copy of the
 /// process's credentials, and every init inherits the result instead of making 27 such
 /// drops itself (the default set keeps 14 of 41). The effective and permitted sets, which
@@ -228,11 +230,9 @@ impl Spawner {
             nix::sys::stat::Mode::empty(),
         )
         .ok();
-        let parking = host_net.as_ref().and_then(|host| {
-            parking
-                .filter(is_netns)
-                .or_else(|| make_parking(host))
-        });
+        let parking = host_net
+            .as_ref()
+            .and_then(|host| parking.filter(is_netns).or_else(|| make_parking(host)));
         // Every node's mount namespace is a copy of this one. The host's holds a bind mount
         // per named network namespace, so copying it N times would cost O(N²); a private
         // copy without /run/netns, made once per `topo up` and joined by its later helpers,

@@ -1,8 +1,9 @@
 //! `node`: the node process model. Each node has an init process: PID 1 of the node's own
-//! PID namespace, in its own mount, UTS and IPC namespaces, joined to the node's network
-//! namespace. It reaps zombies and lives until `down`. Commands enter a node the way
-//! `nsenter` does: join the init's namespaces, fork (a PID namespace applies to children
-//! only), exec.
+//! PID namespace, in its own mount, UTS and IPC namespaces. It holds the node's network
+//! namespace: by default from outside, on a descriptor (see [`procfs::NODE_NET_FD`]), else
+//! by being in it. It reaps zombies and lives until `down`. Commands enter a node the way
+//! `nsenter` does: join the init's namespaces and the node's network namespace, fork (a PID
+//! namespace applies to children only), exec.
 //!
 //! Both helpers are the `topo` binary itself, re-executed through `/proc/self/exe` with a
 //! hidden subcommand (`__spawn`, `__enter`) before any tokio runtime exists, so every

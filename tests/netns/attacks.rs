@@ -358,14 +358,7 @@ fn descriptors_of_the_caller_do_not_reach_the_node() {
     assert!(written.is_empty(), "written on the host: {written:?}");
     assert_eq!(
         init_fds(&init_pid("ta-fds"), "ta-fds", "a"),
-        [
-            "exec socket",
-            "its netns",
-            "null",
-            "null",
-            "null",
-            "signalfd"
-        ],
+        INIT_FDS,
         "the init holds only its standard streams, its exec socket, its node's netns and its \
          signalfd"
     );
@@ -722,17 +715,7 @@ while True:
         })
         .map(|(pid, _)| pid)
         .expect("a's init");
-    assert_eq!(
-        init_fds(&pid, "ta-sock", "a"),
-        [
-            "exec socket",
-            "its netns",
-            "null",
-            "null",
-            "null",
-            "signalfd"
-        ]
-    );
+    assert_eq!(init_fds(&pid, "ta-sock", "a"), INIT_FDS);
     // The init's descriptors are out of reach (it is not dumpable).
     let o = lab.exec("a", &["sh", "-c", "ls /proc/1/fd 2>&1 >/dev/null; echo $?"]);
     assert!(

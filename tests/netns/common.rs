@@ -492,6 +492,18 @@ pub fn exec_socket_listens(lab: &str, node: &str) -> bool {
 /// assertion, sorted: `null` for `/dev/null` (its standard streams), `exec socket` for a
 /// listening socket on the abstract name of its exec socket (read from the host's
 /// `/proc/net/unix`), `signalfd`; anything else as its link reads.
+/// What [`init_fds`] shows of a default node's init: its standard streams on `/dev/null`,
+/// its exec socket, its signalfd and its node's network namespace, which it holds from
+/// outside it.
+pub const INIT_FDS: [&str; 6] = [
+    "exec socket",
+    "its netns",
+    "null",
+    "null",
+    "null",
+    "signalfd",
+];
+
 pub fn init_fds(pid: &str, lab: &str, node: &str) -> Vec<String> {
     // A `topo exec` (the tests' own, to read a node's file) returns once its command has
     // ended, a moment before the init closes that command's connection: a socket other than

@@ -59,14 +59,7 @@ fn node_inits_hold_no_descriptor_of_other_nodes_or_of_topo() {
         // Standard input, output and error on /dev/null, and its own exec socket.
         assert_eq!(
             init_fds(&pid.to_string(), "tn-initfd", &node),
-            [
-                "exec socket",
-                "its netns",
-                "null",
-                "null",
-                "null",
-                "signalfd"
-            ],
+            INIT_FDS,
             "init {pid} of {node}"
         );
     }
