@@ -93,23 +93,7 @@ fn give_fds<const N: usize>(
 /// Makes `cmd`'s program get `fd` (open in this process until `cmd` is spawned) as
 /// descriptor `at`, without the close-on-exec flag.
 pub(super) fn give_fd(cmd: &mut Command, fd: std::os::fd::RawFd, at: std::os::fd::RawFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which
-    // are async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep the close-on-exec flag.
-            let rc = if fd == at {
-                libc::fcntl(fd, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, at)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    give_fds(cmd, [Some((fd, at))]);
 }
 
 /// One node's init as `topo __spawn` reports it: the node, and its init or why it failed.
