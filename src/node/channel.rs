@@ -427,11 +427,11 @@ fn candidates(program: &str, path: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// The node's network namespace, which the init holds outside it, and the filter each
-/// command's process stacks once it has joined it.
+/// What a command's process of an init that holds its node's network namespace from outside
+/// it (on [`super::procfs::NODE_NET_FD`]) takes after joining that namespace: the filter it
+/// stacks.
 #[derive(Clone, Copy)]
 pub struct Join<'a> {
-    pub netns: RawFd,
     pub filter: Option<&'a super::seccomp::Filter>,
 }
 
@@ -440,7 +440,7 @@ impl Join<'_> {
     /// after which it can join no other. Allocates nothing.
     fn join(self) -> Result<(), Failure> {
         // SAFETY: the init's descriptor of the namespace, open while the init runs.
-        let netns = unsafe { BorrowedFd::borrow_raw(self.netns) };
+        let netns = unsafe { BorrowedFd::borrow_raw(super::procfs::NODE_NET_FD) };
         nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|_| Failure::Step("join the node's network namespace"))?;
         if let Some(filter) = self.filter {

@@ -840,8 +840,7 @@ fn be_init(
         drop(listener);
         return reap_loop(&signals);
     };
-    let join = held.map(|netns| super::channel::Join {
-        netns,
+    let join = held.map(|_| super::channel::Join {
         filter: filters.commands,
     });
     match super::channel::serve(listener, &signals, &config.ctx.env, host_sys, token, join) {

@@ -212,7 +212,8 @@ pub fn open_node_net(pid: i32) -> std::io::Result<std::fs::File> {
 }
 
 /// Processes that are PID 1 of a nested PID namespace and hold one of the given network
-/// namespaces: node inits, with the inode of their node's network namespace. One pass over /proc.
+/// namespaces: node inits, with the inode of their node's network namespace. One pass over
+/// /proc.
 pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, u64)> {
     if netns_inodes.is_empty() {
         return Vec::new();
@@ -224,8 +225,8 @@ pub fn inits_in(netns_inodes: &std::collections::BTreeSet<u64>) -> Vec<(ProcId, 
 }
 
 /// Every process that is PID 1 of a PID namespace nested in this process's, with the inode
-/// of its node's network namespace ([`node_net_inode`]). One pass over /proc; only processes in another PID namespace
-/// have their status read.
+/// of its node's network namespace ([`node_net_inode`]). One pass over /proc; only processes
+/// in another PID namespace have their status read.
 pub fn nested_inits() -> Vec<(ProcId, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -239,9 +240,6 @@ pub fn nested_inits() -> Vec<(ProcId, u64)> {
         if ns_inode(pid, "pid") == own_pid_ns {
             continue;
         }
-        let Some(ino) = node_net_inode(pid) else {
-            continue;
-        };
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let nspid: Vec<&str> = status
             .lines()
@@ -249,7 +247,8 @@ pub fn nested_inits() -> Vec<(ProcId, u64)> {
             .map(|l| l.split_whitespace().skip(1).collect())
             .unwrap_or_default();
         if nspid.len() > 1 && nspid.last() == Some(&"1") {
-            if let Some(id) = ProcId::of(pid) {
+            // Only an init's node namespace is looked up (a zombie has none: left out).
+            if let Some((id, ino)) = ProcId::of(pid).zip(node_net_inode(pid)) {
                 out.push((id, ino));
             }
         }
