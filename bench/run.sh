@@ -24,7 +24,7 @@
 #        SETTLE_MAX=10 (3 with --quick) SETTLE_IDLE=80: then wait up to
 #                           SETTLE_MAX s for the CPUs to be SETTLE_IDLE % idle (0: no wait)
 #        EXEC_PAIRS=101     runs each of `topo exec` and `nsenter -a` per lab, interleaved
-#        TOPO=path          use this binary, do not build
+#        TOPO=path          use this binary (and the topo-core next to it), do not build
 #        OUT=file           raw results (default bench/results/run-DATE.txt)
 #        MUNET_PYTHON=python3  the python that has munet (PATH must have its `mutini`)
 # Leaves nothing behind: every lab and namespace is named bn<id>…, and an exit trap removes
@@ -198,11 +198,13 @@ if ((quick)); then SETTLE_MAX=${SETTLE_MAX:-3}; else SETTLE_MAX=${SETTLE_MAX:-10
 if [[ -z ${TOPO:-} ]]; then
   echo "bench: cargo build --release" >&2
   # The binary's path from cargo itself (its directory depends on the build target).
-  TOPO=$(cd "$root" && cargo build --release --quiet --bin topo --message-format=json-render-diagnostics |
+  TOPO=$(cd "$root" && cargo build --release --quiet --bins --message-format=json-render-diagnostics |
     grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) ||
     die "cargo build --release failed"
 fi
 [[ -x $TOPO ]] || die "no topo binary at $TOPO"
+# topo runs topo-core from its own directory.
+[[ -x $(dirname "$(realpath "$TOPO")")/topo-core ]] || die "no topo-core next to $TOPO"
 
 # ---- state, cleanup -------------------------------------------------------------------
 id=$(printf '%03d' $(($$ % 1000)))   # our names: bn<id>c<N> (topo), bn<id>f/i/m/u<k> (peers)

@@ -13,7 +13,7 @@ root=$(dirname "$here")
 reps=${1:-50}
 topo=${TOPO:-}
 if [ -z "$topo" ]; then
-  topo=$(cd "$root" && cargo build --release -q --bin topo --message-format=json-render-diagnostics |
+  topo=$(cd "$root" && cargo build --release -q --bins --message-format=json-render-diagnostics |
     grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) || exit 2
 fi
 for tool in nsenter ping jq; do

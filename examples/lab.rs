@@ -4,8 +4,8 @@
 //! ```sh
 //! cargo build && sudo target/debug/examples/lab topologies/triangle.yaml h1 10.2.0.10
 //! ```
-//! (Run as root. The example finds the `topo` binary next to it, one directory up, or on
-//! PATH; set TOPO_EXE to point elsewhere.)
+//! (Run as root. The example finds the `topo-core` program next to it, one directory up, or
+//! on PATH; set TOPO_EXE to point elsewhere.)
 
 use std::path::PathBuf;
 

@@ -719,3 +719,49 @@ fn an_argument_that_is_not_utf8_is_a_usage_error() {
         );
     }
 }
+
+#[test]
+fn the_front_runs_topo_core_from_its_own_directory_and_says_when_it_is_missing() {
+    // Alone in a directory: every command but what the front serves itself needs topo-core.
+    let alone = TempDir::new("front-alone");
+    let front = alone.0.join("topo");
+    std::fs::copy(TOPO, &front).expect("copy topo");
+    let out = Command::new(&front)
+        .arg("--version")
+        .output()
+        .expect("run topo");
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("run {}", alone.0.join("topo-core").display()))
+            && err.contains("hint: topo runs topo-core from its own directory"),
+        "{}",
+        text(&out)
+    );
+    // With topo-core beside it, under any name, the front hands every command to it: a plain
+    // `topo exec` the channel cannot take (no such lab), and the rest.
+    let paired = TempDir::new("front-paired");
+    let link = paired.0.join("my-topo");
+    std::fs::copy(TOPO, &link).expect("copy topo");
+    let core = PathBuf::from(TOPO).with_file_name("topo-core");
+    std::fs::copy(&core, paired.0.join("topo-core")).expect("copy topo-core");
+    let out = Command::new(&link)
+        .args(["exec", "--lab", "no-such-lab", "n1", "--", "true"])
+        .output()
+        .expect("run topo");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lab no-such-lab is not up"),
+        "{}",
+        text(&out)
+    );
+    let out = Command::new(&link)
+        .arg("--version")
+        .output()
+        .expect("run topo");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("topo {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

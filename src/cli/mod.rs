@@ -26,6 +26,7 @@ macro_rules! errln {
 mod capture;
 mod exec;
 mod foreground;
+pub mod front;
 mod graph;
 mod import;
 mod ls;
@@ -466,6 +467,32 @@ pub fn main() -> i32 {
 /// such a `topo exec`. Anything else (`None`) is read by clap; where this answers, clap reads
 /// the same (a unit test compares them).
 fn plain_exec(args: &[String]) -> Option<Cli> {
+    let plain = read_plain_exec(args)?;
+    Some(Cli {
+        command: Command::Exec(ExecArgs {
+            lab: LabArgs {
+                file: None,
+                lab: plain.lab.map(str::to_string),
+                name: None,
+            },
+            nodes: Vec::new(),
+            all: false,
+            output: Output::Text,
+            node: Some(plain.node.to_string()),
+            command: plain.command.to_vec(),
+        }),
+    })
+}
+
+/// What a plain `topo exec` names: the lab (when it names one), the node and the command.
+struct PlainExec<'a> {
+    lab: Option<&'a str>,
+    node: &'a str,
+    command: &'a [String],
+}
+
+/// Reads the plain `topo exec` of [`plain_exec`] (also the front's, [`front`]).
+fn read_plain_exec(args: &[String]) -> Option<PlainExec<'_>> {
     let mut rest = match args.get(1).map(String::as_str) {
         Some("exec") => &args[2..],
         _ => return None,
@@ -473,17 +500,14 @@ fn plain_exec(args: &[String]) -> Option<Cli> {
     let mut lab = None;
     if let Some(first) = rest.first() {
         if first == "--lab" {
-            lab = Some(rest.get(1)?.clone());
+            lab = Some(rest.get(1)?.as_str());
             rest = &rest[2..];
         } else if let Some(name) = first.strip_prefix("--lab=") {
-            lab = Some(name.to_string());
+            lab = Some(name);
             rest = &rest[1..];
         }
     }
-    if lab
-        .as_deref()
-        .is_some_and(|l| l.is_empty() || l.starts_with('-'))
-    {
+    if lab.is_some_and(|l| l.is_empty() || l.starts_with('-')) {
         return None;
     }
     let (node, rest) = rest.split_first()?;
@@ -498,20 +522,7 @@ fn plain_exec(args: &[String]) -> Option<Cli> {
     if command.is_empty() {
         return None;
     }
-    Some(Cli {
-        command: Command::Exec(ExecArgs {
-            lab: LabArgs {
-                file: None,
-                lab,
-                name: None,
-            },
-            nodes: Vec::new(),
-            all: false,
-            output: Output::Text,
-            node: Some(node.clone()),
-            command: command.to_vec(),
-        }),
-    })
+    Some(PlainExec { lab, node, command })
 }
 
 /// The exit status of a `topo` whose standard output was closed by its reader (`topo status

@@ -737,13 +737,25 @@ pub(crate) fn exec_here(
     // takes a relay); else, or if nothing answers there, entered from here.
     if !tty {
         down::check_lab_name(lab)?;
-        let lab_dir = crate::state::root().join(lab);
-        if let Some(code) = crate::node::channel::run(&lab_dir, node, argv, env) {
+        if let Some(code) = exec_through_channel(lab, node, argv, env) {
             return Ok(code);
         }
     }
     let (target, ctx) = exec_target(lab, node, tty, env)?;
     Ok(crate::node::enter::run_here(target, &ctx, tty, argv))
+}
+
+/// Runs `argv` in `node` of `lab` through the node's init ([`crate::node::channel`]): its exit
+/// status, or `None` when the lab's name is not one, or the channel is not there, and nothing
+/// was run. Standard streams are the caller's; `env` is added to the node's environment.
+pub(crate) fn exec_through_channel(
+    lab: &str,
+    node: &str,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Option<i32> {
+    down::check_lab_name(lab).ok()?;
+    crate::node::channel::run(&crate::state::root().join(lab), node, argv, env)
 }
 
 /// The node's init and the context a command run by `topo exec` gets: the node's, then

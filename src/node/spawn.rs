@@ -12,16 +12,17 @@ use nix::unistd::Pid;
 
 use super::{InitConfig, NodeContext, NodeError, ProcId};
 
-/// The `topo` binary that provides the hidden helper modes: `$TOPO_EXE`, else this program
-/// (`/proc/self/exe`) if it is `topo` under whatever name, or a program named `topo`, else a
-/// `topo` next to it or one directory up (how cargo lays out test binaries), else `topo` on
-/// `PATH`.
+/// The program that provides the hidden helper modes, `topo-core`: `$TOPO_EXE`, else this
+/// program (`/proc/self/exe`) if it is `topo-core` under whatever name, or a program named
+/// `topo-core`, else a `topo-core` next to it or one directory up (how cargo lays out test
+/// binaries), else `topo-core` on `PATH`.
 pub fn helper_exe() -> Result<PathBuf, NodeError> {
+    const CORE: &str = crate::cli::front::CORE;
     if let Some(p) = std::env::var_os("TOPO_EXE") {
         return Ok(PathBuf::from(p));
     }
     let me = std::env::current_exe().map_err(|e| NodeError::sys("find own executable", e))?;
-    if crate::cli::is_topo() || me.file_name().is_some_and(|n| n == "topo") {
+    if crate::cli::is_topo() || me.file_name().is_some_and(|n| n == CORE) {
         return Ok(me);
     }
     let mut dirs: Vec<PathBuf> = me.ancestors().skip(1).take(2).map(PathBuf::from).collect();
@@ -29,11 +30,11 @@ pub fn helper_exe() -> Result<PathBuf, NodeError> {
         dirs.extend(std::env::split_paths(&path));
     }
     dirs.into_iter()
-        .map(|d| d.join("topo"))
+        .map(|d| d.join(CORE))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             NodeError::sys(
-                "find the topo binary (set TOPO_EXE)",
+                format!("find the {CORE} program (set TOPO_EXE)"),
                 std::io::Error::from_raw_os_error(libc::ENOENT),
             )
         })

@@ -694,7 +694,8 @@ while True:
     let o = lab.exec("b", &["sh", "-c", "grep PPid /proc/$$/status"]);
     assert_eq!(stdout(&o), "PPid:\t1\n", "{}", text(&o));
     // c's name was taken: `topo exec` connects, sees whose socket it is, sends nothing, and
-    // enters from outside.
+    // enters from outside. It connects twice: the front, then `topo-core`, which it hands the
+    // command line to.
     for _ in 0..2 {
         let o = lab.exec("c", &["sh", "-c", "grep PPid /proc/$$/status"]);
         assert_eq!(stdout(&o), "PPid:\t0\n", "{}", text(&o));
@@ -703,7 +704,8 @@ while True:
     let mut seen = String::new();
     std::io::Read::read_to_string(&mut squatter_out, &mut seen).expect("read the squatter");
     assert_eq!(
-        seen, "got 0 bytes 0 ancillary\ngot 0 bytes 0 ancillary\n",
+        seen,
+        "got 0 bytes 0 ancillary\n".repeat(4),
         "the squatter got nothing"
     );
     let pid = lab_processes("ta-sock")

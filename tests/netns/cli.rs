@@ -3,6 +3,7 @@
 //! progress `up` reports, and a copy of the binary under another name.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -392,21 +393,30 @@ fn a_copy_of_the_binary_under_another_name_finds_its_helpers() {
     let lab = lab("tc-copy");
     let bin = lab.dir.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
-    let copy = bin.join("mytopo");
-    std::fs::copy(TOPO, &copy).expect("copy topo");
-    let run = |args: &[&str]| {
-        Command::new(&copy)
+    // topo-core under another name is its own helper; the front under another name runs the
+    // topo-core next to it.
+    let core = PathBuf::from(TOPO).with_file_name("topo-core");
+    let core_copy = bin.join("mytopo-core");
+    std::fs::copy(&core, &core_copy).expect("copy topo-core");
+    let front_copy = bin.join("mytopo");
+    std::fs::copy(TOPO, &front_copy).expect("copy topo");
+    std::fs::copy(&core, bin.join("topo-core")).expect("copy topo-core");
+    let run = |program: &Path, args: &[&str]| {
+        Command::new(program)
             .args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .output()
             .expect("run the copy")
     };
-    let out = run(&["up", path(&lab.file)]);
+    let out = run(&core_copy, &["up", path(&lab.file)]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(&[
+    let ping = [
         "exec", "--lab", &lab.name, "b", "--", "ping", "-c1", "-w2", "10.0.0.1",
-    ]);
+    ];
+    let out = run(&front_copy, &ping);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&core_copy, &ping);
     assert!(out.status.success(), "{}", text(&out));
 }
 

@@ -100,7 +100,7 @@ fn relocated_data_frame(pid: i64) -> Option<u64> {
                 (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
             {
                 let file = line.split_whitespace().nth(5).unwrap_or("");
-                current = file.ends_with("/topo").then_some((start, end));
+                current = file.ends_with("/topo-core").then_some((start, end));
                 continue;
             }
         }

@@ -11,7 +11,7 @@
 # Exit status: 0 if every case passed, 1 if any failed, 2 on a usage error, 130/143 when
 # interrupted. A case's console output goes to its log (printed when the case fails).
 #
-# Inside the VM every case has: /usr/local/bin/topo, iproute2's ip and tc (with tc's
+# Inside the VM every case has: /usr/local/bin/topo and topo-core, iproute2's ip and tc (with tc's
 # distribution tables), bash, iputils ping and busybox. A case may ask for more with one
 # header line of run-in-vm.sh options, e.g.  # vm-options: --modules vxlan --timeout 300
 #
@@ -101,18 +101,21 @@ if [[ -n ${TOPO_BIN:-} ]]; then
 else
     echo "$PROG: cargo build --release" >&2
     # The binary's path from cargo itself (its directory depends on the build target).
-    topo=$(cd "$REPO" && cargo build --release --bin topo --message-format=json-render-diagnostics |
+    topo=$(cd "$REPO" && cargo build --release --bins --message-format=json-render-diagnostics |
         grep -o '"executable":"[^"]*/topo"' | tail -n 1 | cut -d'"' -f4) \
         || { echo "$PROG: build failed" >&2; exit 1; }
 fi
 [[ -x $topo ]] || { echo "$PROG: no topo binary at $topo" >&2; exit 1; }
+# The front runs topo-core from its own directory: both go in.
+core=$(dirname "$topo")/topo-core
+[[ -x $core ]] || { echo "$PROG: no topo-core next to $topo" >&2; exit 1; }
 
 logs=${VMTEST_LOGS:-$target_dir/vmtest}
 mkdir -p "$logs"
 
-# What every case gets. The binary sits at a fixed path: topo re-executes itself for node
-# helpers. tc's netem distribution tables are dlopen-style data that ldd cannot see.
-ADDS=(--add "$topo:/usr/local/bin/topo" --add /usr/sbin/ip --add /usr/sbin/tc
+# What every case gets. The binaries sit at a fixed path: topo runs topo-core next to it, and
+# topo-core re-executes itself for node helpers. tc's netem distribution tables are dlopen-style data that ldd cannot see.
+ADDS=(--add "$topo:/usr/local/bin/topo" --add "$core:/usr/local/bin/topo-core" --add /usr/sbin/ip --add /usr/sbin/tc
       --add /usr/bin/bash --add "$(command -v ping):/usr/bin/ping")
 if [[ -d /usr/lib/x86_64-linux-gnu/tc ]]; then ADDS+=(--add /usr/lib/x86_64-linux-gnu/tc); fi
 

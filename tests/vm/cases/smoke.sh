@@ -13,12 +13,13 @@ FILE=/root/smoke.yaml
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAIL: $*"; exit 1; }
 
-# PIDs and command lines of processes running the topo binary (node inits, helpers).
+# PIDs and command lines of processes running topo's programs (node inits and helpers are
+# topo-core).
 topo_processes() {
     local d exe
     for d in /proc/[0-9]*; do
         exe=$(readlink "$d/exe" 2>/dev/null) || continue
-        if [[ ${exe%" (deleted)"} == */topo ]]; then
+        if [[ ${exe%" (deleted)"} == */topo || ${exe%" (deleted)"} == */topo-core ]]; then
             echo "${d#/proc/} $(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)"
         fi
     done
