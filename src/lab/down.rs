@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -372,32 +371,64 @@ fn hand_over(run: RunDir, victims: &[ProcId], discard: bool) -> Result<(), LabEr
         list.push_str(&format!("{} {}\n", v.pid, v.start));
     }
     run.mark_ending(&list)?;
-    let lock = run.lock_fd().as_raw_fd();
-    let mut cmd = Command::new(crate::node::spawn::helper_exe()?);
-    cmd.args(["__reap", &run.lab, "--lock-fd", &lock.to_string()]);
-    if discard {
-        cmd.arg("--discard-logs");
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
-    // (setsid, fcntl) on the child's own descriptors and allocates nothing.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // Out of the caller's session: a terminal's hangup or Ctrl-C does not reach it.
-            if libc::setsid() < 0 || libc::fcntl(lock, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // The reaper is nobody's to wait for: it outlives this process, and ends reparented.
-    drop(
-        cmd.spawn()
-            .map_err(|e| LabError::Kernel(format!("start topo __reap: {e}")))?,
-    );
+    start_reaper(&run, discard)?;
     run.leave_locked();
+    Ok(())
+}
+
+/// Starts `topo __reap` for `run`'s lab with the lab's lock on descriptor 3 (4 if the lock is
+/// on 3 here), standard streams on `/dev/null`, in a session of its own (a terminal's hangup
+/// or Ctrl-C does not reach it) and with this process's environment. `posix_spawn`: the child
+/// shares this process's memory until it executes, so nothing of it is copied; this process
+/// waits only for that.
+fn start_reaper(run: &RunDir, discard: bool) -> Result<(), LabError> {
+    use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+    let err = |e: nix::errno::Errno| LabError::Kernel(format!("start topo __reap: {e}"));
+    let exe = crate::node::spawn::helper_exe()?;
+    let lock = run.lock_fd().as_raw_fd();
+    let target = if lock == 3 { 4 } else { 3 };
+    let mut args = vec![crate::cli::front::CORE, "__reap", &run.lab, "--lock-fd"];
+    let target_arg = target.to_string();
+    args.push(&target_arg);
+    if discard {
+        args.push("--discard-logs");
+    }
+    let args = crate::node::enter::cstrings(args.iter().copied())
+        .map_err(|e| LabError::Kernel(e.to_string()))?;
+    // This process's environment as it is (a variable that is not UTF-8 included); no
+    // variable holds a NUL byte.
+    let env: Vec<std::ffi::CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            use std::os::unix::ffi::OsStrExt;
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            std::ffi::CString::new(kv).ok()
+        })
+        .collect();
+    let mut actions = PosixSpawnFileActions::init().map_err(err)?;
+    for fd in 0..3 {
+        actions
+            .add_open(
+                fd,
+                c"/dev/null",
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(err)?;
+    }
+    // A descriptor duplicated to another number is inherited (close-on-exec is cleared).
+    actions.add_dup2(lock, target).map_err(err)?;
+    let mut attr = PosixSpawnAttr::init().map_err(err)?;
+    attr.set_flags(
+        PosixSpawnFlags::from_bits_retain(i32::from(libc::POSIX_SPAWN_SETSID))
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
+    )
+    .map_err(err)?;
+    attr.set_sigmask(&nix::sys::signal::SigSet::empty())
+        .map_err(err)?;
+    // The reaper is nobody's to wait for: it outlives this process, and ends reparented.
+    posix_spawn(exe.as_path(), &actions, &attr, &args, &env).map_err(err)?;
     Ok(())
 }
 

@@ -910,7 +910,7 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-pub(super) fn cstrings<'a>(
+pub(crate) fn cstrings<'a>(
     items: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<CString>, NodeError> {
     items
