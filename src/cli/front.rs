@@ -80,6 +80,6 @@ fn run_core(args: &[OsString]) -> i32 {
 }
 
 /// `topo-core` in the directory of this program (its real path, through `/proc/self/exe`).
-pub fn core_path() -> std::io::Result<PathBuf> {
+fn core_path() -> std::io::Result<PathBuf> {
     Ok(std::env::current_exe()?.with_file_name(CORE))
 }
